@@ -1,0 +1,2 @@
+//! 18-character Salesforce ids: key prefix, counter, case-safe checksum suffix (reference §10).
+//! OWNER: the data-layer helper.

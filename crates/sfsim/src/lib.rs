@@ -1,0 +1,17 @@
+//! sfsim: a faithful subset of a Salesforce org, served over HTTP, for tests, benchmarks and
+//! the orgsync demo. One [`Org`] per listener; see the README for the control API.
+//!
+//! Layers: `ids`, `value`, `schema` (what a record is), `soql` (parse and evaluate queries),
+//! `db` (one org's records, indexes and DML, pure and synchronous), `server` (HTTP: auth, REST,
+//! collections, control API), `outbound` (Outbound Messaging delivery).
+
+pub mod db;
+pub mod error;
+pub mod ids;
+pub mod outbound;
+pub mod schema;
+pub mod server;
+pub mod soql;
+pub mod value;
+
+pub use server::{OrgConfig, SimOrg, start_org};

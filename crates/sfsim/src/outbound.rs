@@ -1,0 +1,1 @@
+//! Outbound Messaging delivery. OWNER: the server helper.

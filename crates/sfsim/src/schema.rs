@@ -1,0 +1,1 @@
+//! Objects and fields. OWNER: the data-layer helper.

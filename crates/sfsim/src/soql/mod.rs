@@ -1,0 +1,1 @@
+//! SOQL: lexer, recursive-descent parser, evaluator. OWNER: the data-layer helper.

@@ -1,0 +1,1 @@
+//! Typed field values. OWNER: the data-layer helper.

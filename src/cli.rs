@@ -1,0 +1,5 @@
+//! OWNER: TBD
+
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::SUCCESS
+}

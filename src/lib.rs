@@ -1,0 +1,10 @@
+//! orgsync: keeps one Salesforce object (Opportunity first, with its parent Account)
+//! synchronized in both directions between two orgs. See DESIGN and the README.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod salesforce;
+pub mod status;
+pub mod store;
+pub mod telemetry;

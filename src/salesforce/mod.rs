@@ -1,0 +1,1 @@
+//! Salesforce client. OWNER: the client helper.

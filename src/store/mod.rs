@@ -1,0 +1,1 @@
+//! State store. OWNER: the foundation helper.
