@@ -1,0 +1,212 @@
+// Drives sfsim with jsforce, a real Salesforce client library, unchanged. If jsforce can log
+// in, page, write and describe against the simulator exactly as it does against a real org,
+// what our Rust tests prove against sfsim is worth something.
+//
+// Starts its own `sfsim` (the binary built by `cargo build`; override with SFSIM_BIN) on a free
+// loopback port, and stops it at the end.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import jsforce from 'jsforce';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SFSIM = process.env.SFSIM_BIN || path.join(here, '..', '..', 'target', 'debug', 'sfsim');
+const VERSION = '62.0';
+const USER = 'integration@a.sim';
+const PASSWORD = 'password';
+const TOKEN = 'token';
+
+let child;
+let base;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitUp(url) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`${url}/__sim/users`);
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`sfsim did not come up at ${url}`);
+}
+
+async function control(pathname, body) {
+  const r = await fetch(`${base}${pathname}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  assert.ok(r.ok, `${pathname} answered ${r.status}`);
+  return r.json();
+}
+
+async function oauthConnection() {
+  const conn = new jsforce.Connection({
+    oauth2: { loginUrl: base, clientId: 'sfsim-client', clientSecret: 'sfsim-secret' },
+    version: VERSION,
+  });
+  await conn.login(USER, PASSWORD + TOKEN);
+  return conn;
+}
+
+before(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  child = spawn(SFSIM, ['--org', `A=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  child.on('error', (e) => {
+    throw new Error(`cannot start ${SFSIM}: ${e.message}`);
+  });
+  await waitUp(base);
+});
+
+after(() => {
+  if (child) child.kill('SIGTERM');
+});
+
+test('SOAP login with password + security token', async () => {
+  const conn = new jsforce.Connection({ loginUrl: base, version: VERSION });
+  const info = await conn.login(USER, PASSWORD + TOKEN);
+  assert.match(info.organizationId, /^00D[0-9A-Za-z]{15}$/);
+  assert.match(info.id, /^005[0-9A-Za-z]{15}$/);
+  assert.equal(conn.instanceUrl, base);
+  const res = await conn.query('SELECT Id, Username FROM User');
+  assert.ok(res.records.some((u) => u.Username === USER));
+});
+
+test('SOAP login with a wrong password is refused with INVALID_LOGIN', async () => {
+  const conn = new jsforce.Connection({ loginUrl: base, version: VERSION });
+  await assert.rejects(conn.login(USER, 'wrong' + TOKEN), /INVALID_LOGIN/);
+});
+
+test('OAuth username-password login', async () => {
+  const conn = await oauthConnection();
+  assert.equal(conn.instanceUrl, base);
+  assert.ok(conn.accessToken);
+  const res = await conn.query('SELECT Id FROM User');
+  assert.ok(res.totalSize >= 2);
+});
+
+test('a query of 5,000 records pages through nextRecordsUrl', async () => {
+  const conn = await oauthConnection();
+  const total = 5000;
+  const records = [];
+  for (let i = 0; i < total; i++) {
+    records.push({ Name: `Paging ${String(i).padStart(5, '0')}`, StageName: 'Prospecting', CloseDate: '2026-12-31', Amount: i });
+  }
+  for (let i = 0; i < total; i += 200) {
+    const rets = await conn.sobject('Opportunity').create(records.slice(i, i + 200));
+    assert.equal(rets.length, Math.min(200, total - i));
+    assert.ok(rets.every((r) => r.success), JSON.stringify(rets.find((r) => !r.success)));
+  }
+  const soql = "SELECT Id, Name, Amount FROM Opportunity WHERE Name LIKE 'Paging %' ORDER BY Name";
+  // by hand: the first batch, then queryMore until done
+  let res = await conn.query(soql);
+  assert.equal(res.totalSize, total);
+  assert.equal(res.done, false);
+  const sizes = [res.records.length];
+  let seen = [...res.records];
+  while (!res.done) {
+    res = await conn.queryMore(res.nextRecordsUrl);
+    sizes.push(res.records.length);
+    seen = seen.concat(res.records);
+  }
+  assert.deepEqual(sizes, [2000, 2000, 1000]);
+  assert.equal(new Set(seen.map((r) => r.Id)).size, total);
+  assert.equal(seen[0].Name, 'Paging 00000');
+  assert.equal(seen[total - 1].Name, 'Paging 04999');
+  // and jsforce's own auto-fetch
+  const all = await conn.query(soql).execute({ autoFetch: true, maxFetch: 10000 });
+  assert.equal(all.length, total);
+});
+
+test('create, update, upsert by external id and delete through sObject Collections', async () => {
+  const conn = await oauthConnection();
+  await control('/__sim/schema', {
+    object: 'Opportunity',
+    name: 'Ext_Id__c',
+    type: 'string',
+    length: 64,
+    externalId: true,
+    unique: true,
+  });
+  const created = await conn.sobject('Opportunity').create([
+    { Name: 'Coll 1', StageName: 'Prospecting', CloseDate: '2026-12-31', Ext_Id__c: 'X-1' },
+    { Name: 'Coll 2', StageName: 'Prospecting', CloseDate: '2026-12-31', Ext_Id__c: 'X-2' },
+    { Name: 'Coll bad', StageName: 'Prospecting' }, // CloseDate missing
+  ]);
+  assert.equal(created.length, 3);
+  assert.ok(created[0].success && created[1].success);
+  assert.equal(created[2].success, false);
+  assert.equal(created[2].errors[0].statusCode, 'REQUIRED_FIELD_MISSING');
+
+  const updated = await conn.sobject('Opportunity').update([
+    { Id: created[0].id, Amount: 100 },
+    { Id: created[1].id, Amount: 200 },
+  ]);
+  assert.ok(updated.every((r) => r.success));
+
+  const upserted = await conn.sobject('Opportunity').upsert(
+    [
+      { Ext_Id__c: 'X-1', Description: 'upserted' },
+      { Ext_Id__c: 'X-3', Name: 'Coll 3', StageName: 'Prospecting', CloseDate: '2027-01-31' },
+    ],
+    'Ext_Id__c',
+  );
+  assert.equal(upserted.length, 2);
+  assert.ok(upserted.every((r) => r.success));
+  assert.equal(upserted[0].created, false);
+  assert.equal(upserted[1].created, true);
+
+  const rec = await conn.sobject('Opportunity').retrieve(created[0].id);
+  assert.equal(rec.Description, 'upserted');
+  assert.equal(rec.Amount, 100);
+
+  const deleted = await conn.sobject('Opportunity').destroy([created[0].id, created[1].id]);
+  assert.ok(deleted.every((r) => r.success));
+  const left = await conn.query("SELECT Id FROM Opportunity WHERE Name LIKE 'Coll %'");
+  assert.equal(left.totalSize, 1);
+});
+
+test('describe lists fields with their types', async () => {
+  const conn = await oauthConnection();
+  const d = await conn.sobject('Opportunity').describe();
+  assert.equal(d.name, 'Opportunity');
+  assert.equal(d.keyPrefix, '006');
+  const byName = Object.fromEntries(d.fields.map((f) => [f.name, f]));
+  assert.equal(byName.Amount.type, 'currency');
+  assert.equal(byName.CloseDate.type, 'date');
+  assert.equal(byName.StageName.type, 'picklist');
+  assert.equal(byName.AccountId.type, 'reference');
+  assert.deepEqual(byName.AccountId.referenceTo, ['Account']);
+  assert.equal(byName.SystemModstamp.updateable, false);
+});
+
+test('a malformed query is reported with errorCode MALFORMED_QUERY', async () => {
+  const conn = await oauthConnection();
+  await assert.rejects(conn.query('SELECT Id FROM Opportunity WHERE invalid invalid'), (err) => {
+    assert.equal(err.errorCode, 'MALFORMED_QUERY');
+    return true;
+  });
+  await assert.rejects(conn.query('SELECT Nope FROM Opportunity'), (err) => {
+    assert.equal(err.errorCode, 'INVALID_FIELD');
+    return true;
+  });
+});
