@@ -15,7 +15,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, error_code: code.to_string(), message: message.into(), fields: None }
+        ApiError {
+            status,
+            error_code: code.to_string(),
+            message: message.into(),
+            fields: None,
+        }
     }
     pub fn malformed_query(message: impl Into<String>) -> Self {
         Self::new(400, "MALFORMED_QUERY", message)
@@ -49,6 +54,10 @@ pub struct ItemError {
 
 impl ItemError {
     pub fn new(code: &str, message: impl Into<String>, fields: Vec<String>) -> Self {
-        ItemError { status_code: code.to_string(), message: message.into(), fields }
+        ItemError {
+            status_code: code.to_string(),
+            message: message.into(),
+            fields,
+        }
     }
 }
