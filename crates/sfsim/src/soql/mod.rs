@@ -1,1 +1,9 @@
-//! SOQL: lexer, recursive-descent parser, evaluator. OWNER: the data-layer helper.
+//! SOQL: a lexer and recursive-descent parser for the subset Salesforce clients use here, a
+//! planner that checks names and literal types against the schema (with Salesforce's errors),
+//! and an evaluator over any record store that implements [`eval::RecordAccess`].
+
+pub mod ast;
+pub mod lexer;
+pub mod parser;
+
+pub use parser::{parse, parse_condition};
