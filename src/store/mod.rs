@@ -1,1 +1,39 @@
-//! State store. OWNER: the foundation helper.
+//! The state store: everything orgsync must remember across restarts, in SQLite through sqlx.
+//!
+//! Contract (what the sync engine may rely on, and what every method here keeps):
+//! - **Writes are idempotent.** Writing the same link, failure outcome, notification or
+//!   watermark twice leaves the same state as writing it once, so replaying a page after a
+//!   crash is harmless.
+//! - **A watermark only moves forward.** [`Store::advance_watermark`] stores `max(old, new)`
+//!   in SQL; a smaller value is ignored, never an error.
+//! - **Links are unique on both sides.** A record in A is linked to at most one record in B and
+//!   the other way round; a write that would break this fails with
+//!   [`StoreError::LinkConflict`] instead of replacing a link.
+//! - **A page is one transaction.** [`Store::begin`] returns a [`PageTx`] with the same write
+//!   methods; links, snapshots, failures, processed notifications and the watermark of a page
+//!   become durable together at [`PageTx::commit`], or not at all (dropping the `PageTx`
+//!   rolls back).
+//!
+//! Each file is one table: `watermarks`, `links`, `failures` (with the pure retry schedule),
+//! `inbox`, `cycles`, plus `counts` for `status`. Migrations live in `/migrations` and are
+//! embedded in the binary and applied by [`Store::open`].
+
+mod counts;
+mod cycles;
+mod db;
+mod failures;
+mod inbox;
+mod links;
+mod time;
+mod types;
+mod watermarks;
+
+pub use counts::StoreCounts;
+pub use cycles::{Cycle, CycleCounts, CycleOutcome};
+pub use db::{PageTx, Store, StoreError};
+pub use failures::{Failure, FailureState, NewFailure, RetryPolicy, schedule_after_failure};
+pub use inbox::{InboxItem, NewNotification};
+pub use links::{Link, LinkWrite};
+pub use time::{format_timestamp, parse_timestamp};
+pub use types::{Direction, Org};
+pub use watermarks::WatermarkRow;

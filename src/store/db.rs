@@ -1,0 +1,151 @@
+//! Opening the database (WAL, `busy_timeout`, foreign keys, embedded migrations) and the two
+//! handles the rest of the store hangs its methods on: [`Store`] (the pool; each call is its
+//! own transaction) and [`PageTx`] (one open write transaction for a page).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+/// How long a writer waits for another writer's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections of a file database: enough for the daemon's reader tasks and `status`.
+const FILE_POOL_SIZE: u32 = 4;
+
+/// Something went wrong in the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid state.url {url:?}: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot open the state database {url:?}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot apply migrations to the state database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A link write would link a record to a second record (links are unique on both sides).
+    #[error("link conflict for {object}: cannot link A {a_id} to B {b_id}: {detail}")]
+    LinkConflict {
+        object: String,
+        a_id: String,
+        b_id: String,
+        detail: String,
+    },
+    /// A value in the database does not parse (hand-edited, or written by a newer version).
+    #[error("unexpected value in the state database: {0}")]
+    Corrupt(String),
+    #[error("state database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The state store. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating it if missing) the database at `url` — `sqlite://path/to/file.db` or
+    /// `sqlite::memory:` — and applies the embedded migrations.
+    ///
+    /// An in-memory store has a single connection (each SQLite connection would otherwise see
+    /// its own empty database): while a [`PageTx`] is open on it, read through the `PageTx`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::BadUrl {
+                url: url.to_string(),
+                source,
+            })?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let (options, pool_options) = if in_memory {
+            (
+                options,
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None),
+            )
+        } else {
+            (
+                options
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // In WAL mode NORMAL is durable across process crashes (kill -9); only an
+                    // OS crash or power loss can lose the last transactions.
+                    .synchronous(SqliteSynchronous::Normal),
+                SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE),
+            )
+        };
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        tracing::debug!(url, "state store open");
+        Ok(Store { pool })
+    }
+
+    /// Starts the write transaction of a page. `BEGIN IMMEDIATE` takes the write lock at
+    /// once, so two writers queue on `busy_timeout` instead of failing mid-transaction.
+    pub async fn begin(&self) -> Result<PageTx, StoreError> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(PageTx { tx })
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs `f` in its own immediate transaction (for multi-statement writes).
+    pub(crate) async fn in_tx<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let value = f(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+}
+
+/// One open write transaction, normally one page of a direction pass. Everything written
+/// through it becomes durable at [`PageTx::commit`]; dropping it without committing (for
+/// instance on an early `?` return) rolls everything back.
+#[derive(Debug)]
+pub struct PageTx {
+    pub(crate) tx: Transaction<'static, Sqlite>,
+}
+
+impl PageTx {
+    /// Makes the page's writes durable.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Discards the page's writes explicitly (dropping the `PageTx` does the same).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}

@@ -1,0 +1,227 @@
+//! Links: a record in A and its counterpart in B, with each side's last seen SystemModstamp
+//! and a snapshot of the mapped values last synced (what lets the engine tell our own writes
+//! from people's edits). Unique on both sides, so a record is never linked twice; a write that
+//! would break that fails with [`StoreError::LinkConflict`]. Lookups take a whole page of ids
+//! and cost one query (the ids travel as one JSON array bind, read with `json_each`).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::time::{format_timestamp, parse_opt, parse_timestamp};
+use super::{PageTx, Store, StoreError};
+
+/// A stored link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub object: String,
+    pub a_id: String,
+    pub b_id: String,
+    pub a_modstamp: Option<DateTime<Utc>>,
+    pub b_modstamp: Option<DateTime<Utc>>,
+    /// Mapped field values (named as in A) as last synced.
+    pub snapshot: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What to write for a link. A modstamp left `None` keeps the stored one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkWrite {
+    pub object: String,
+    pub a_id: String,
+    pub b_id: String,
+    pub a_modstamp: Option<DateTime<Utc>>,
+    pub b_modstamp: Option<DateTime<Utc>>,
+    pub snapshot: Map<String, Value>,
+}
+
+fn from_row(row: &SqliteRow) -> Result<Link, StoreError> {
+    let snapshot_text: String = row.try_get("snapshot")?;
+    let snapshot = match serde_json::from_str::<Value>(&snapshot_text) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "link snapshot is not a JSON object: {snapshot_text:.80}"
+            )));
+        }
+    };
+    Ok(Link {
+        object: row.try_get("object")?,
+        a_id: row.try_get("a_id")?,
+        b_id: row.try_get("b_id")?,
+        a_modstamp: parse_opt(row.try_get("a_modstamp")?)?,
+        b_modstamp: parse_opt(row.try_get("b_modstamp")?)?,
+        snapshot,
+        created_at: parse_timestamp(&row.try_get::<String, _>("created_at")?)?,
+        updated_at: parse_timestamp(&row.try_get::<String, _>("updated_at")?)?,
+    })
+}
+
+async fn upsert(
+    conn: &mut SqliteConnection,
+    link: &LinkWrite,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let conflict = |detail: String| StoreError::LinkConflict {
+        object: link.object.clone(),
+        a_id: link.a_id.clone(),
+        b_id: link.b_id.clone(),
+        detail,
+    };
+    let now = format_timestamp(now);
+    let snapshot = Value::Object(link.snapshot.clone()).to_string();
+    let result = sqlx::query(
+        "INSERT INTO links (object, a_id, b_id, a_modstamp, b_modstamp, snapshot, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (object, a_id) DO UPDATE SET
+             a_modstamp = coalesce(excluded.a_modstamp, links.a_modstamp),
+             b_modstamp = coalesce(excluded.b_modstamp, links.b_modstamp),
+             snapshot = excluded.snapshot,
+             updated_at = excluded.updated_at
+         WHERE links.b_id = excluded.b_id",
+    )
+    .bind(&link.object)
+    .bind(&link.a_id)
+    .bind(&link.b_id)
+    .bind(link.a_modstamp.map(format_timestamp))
+    .bind(link.b_modstamp.map(format_timestamp))
+    .bind(snapshot)
+    .bind(&now)
+    .bind(&now)
+    .execute(&mut *conn)
+    .await;
+    match result {
+        Ok(done) if done.rows_affected() == 0 => {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT b_id FROM links WHERE object = ? AND a_id = ?")
+                    .bind(&link.object)
+                    .bind(&link.a_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Err(conflict(format!(
+                "A {} is already linked to B {}",
+                link.a_id,
+                existing.unwrap_or_default()
+            )))
+        }
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT a_id FROM links WHERE object = ? AND b_id = ?")
+                    .bind(&link.object)
+                    .bind(&link.b_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Err(conflict(format!(
+                "B {} is already linked to A {}",
+                link.b_id,
+                existing.unwrap_or_default()
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn by_ids(
+    conn: &mut SqliteConnection,
+    object: &str,
+    ids: &[String],
+    side_a: bool,
+) -> Result<Vec<Link>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids_json = serde_json::to_string(ids)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode ids: {e}")))?;
+    // Two static statements rather than one built at run time: nothing but binds varies.
+    let sql = if side_a {
+        "SELECT object, a_id, b_id, a_modstamp, b_modstamp, snapshot, created_at, updated_at
+         FROM links WHERE object = ? AND a_id IN (SELECT value FROM json_each(?)) ORDER BY a_id"
+    } else {
+        "SELECT object, a_id, b_id, a_modstamp, b_modstamp, snapshot, created_at, updated_at
+         FROM links WHERE object = ? AND b_id IN (SELECT value FROM json_each(?)) ORDER BY b_id"
+    };
+    let rows = sqlx::query(sql)
+        .bind(object)
+        .bind(ids_json)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+async fn delete(conn: &mut SqliteConnection, object: &str, a_id: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM links WHERE object = ? AND a_id = ?")
+        .bind(object)
+        .bind(a_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+impl Store {
+    /// Creates or refreshes a link (idempotent). Fails with [`StoreError::LinkConflict`] if
+    /// either id is already linked to a different record.
+    pub async fn upsert_link(&self, link: &LinkWrite) -> Result<(), StoreError> {
+        self.in_tx(async |conn| upsert(conn, link, Utc::now()).await)
+            .await
+    }
+
+    /// The links of the given A ids (one query; ids without a link are simply absent).
+    pub async fn links_by_a_ids(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<Link>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        by_ids(&mut conn, object, ids, true).await
+    }
+
+    /// The links of the given B ids (one query).
+    pub async fn links_by_b_ids(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<Link>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        by_ids(&mut conn, object, ids, false).await
+    }
+
+    /// Removes the link of A record `a_id`; returns whether there was one.
+    pub async fn delete_link(&self, object: &str, a_id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        delete(&mut conn, object, a_id).await
+    }
+}
+
+impl PageTx {
+    /// [`Store::upsert_link`] inside this transaction. On a conflict the transaction is
+    /// still usable (only the failed statement is undone).
+    pub async fn upsert_link(&mut self, link: &LinkWrite) -> Result<(), StoreError> {
+        upsert(self.conn(), link, Utc::now()).await
+    }
+
+    /// [`Store::links_by_a_ids`] inside this transaction.
+    pub async fn links_by_a_ids(
+        &mut self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<Link>, StoreError> {
+        by_ids(self.conn(), object, ids, true).await
+    }
+
+    /// [`Store::links_by_b_ids`] inside this transaction.
+    pub async fn links_by_b_ids(
+        &mut self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<Link>, StoreError> {
+        by_ids(self.conn(), object, ids, false).await
+    }
+
+    /// [`Store::delete_link`] inside this transaction.
+    pub async fn delete_link(&mut self, object: &str, a_id: &str) -> Result<bool, StoreError> {
+        delete(self.conn(), object, a_id).await
+    }
+}
