@@ -214,6 +214,8 @@ pub enum Origin {
     Inline(String),
     /// Not set anywhere: the built-in default.
     Default,
+    /// A required key that no layer sets.
+    NotSet,
 }
 
 impl fmt::Display for Origin {
@@ -223,6 +225,7 @@ impl fmt::Display for Origin {
             Origin::Env(name) => write!(f, "environment variable {name}"),
             Origin::Inline(name) => write!(f, "{name}"),
             Origin::Default => write!(f, "built-in default"),
+            Origin::NotSet => write!(f, "not set anywhere"),
         }
     }
 }
@@ -1159,6 +1162,15 @@ impl Checker<'_> {
         });
     }
 
+    /// A problem with a required key that no layer sets.
+    fn missing(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.to_string(),
+            origin: Origin::NotSet,
+            message: message.into(),
+        });
+    }
+
     fn positive(&mut self, key: &str, value: Duration) -> Duration {
         if value.is_zero() {
             self.problem(key, "must be greater than zero");
@@ -1669,7 +1681,7 @@ fn validate_org(
         } else {
             format!("set {k} or {env}")
         };
-        c.problem(
+        c.missing(
             &k,
             format!(
                 "is required by orgs.{name}.auth = \"{}\" (from {auth_origin}) but not set: {how}",
@@ -1705,7 +1717,7 @@ fn validate_org(
     }
     if needs_outbound_secret && outbound_secret.is_none() {
         let k = key("outbound_secret");
-        c.problem(
+        c.missing(
             &k,
             format!(
                 "is required when trigger.policy is push or hybrid (the listener rejects \
@@ -1740,7 +1752,7 @@ fn validate_org(
         }
     };
     if account_policy == AccountPolicy::Assign && account_id.is_none() {
-        c.problem(
+        c.missing(
             &key("account_id"),
             "is required by account.sync_policy = \"assign\"",
         );

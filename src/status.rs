@@ -1,1 +1,279 @@
-//! OWNER: TBD
+//! `orgsync status`: what the daemon has done, read from the state store only (no Salesforce
+//! call, so it works while an org is down or the daily API limit is spent).
+//!
+//! [`collect`] reads the store into a [`StatusReport`]; [`render_text`] and the report's
+//! `Serialize` (the `--json` output, and later `GET /status`) are pure. The JSON shape is a
+//! stable interface: fields may be added, never renamed or removed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::store::{
+    Cycle, CycleOutcome, Direction, Org, Store, StoreCounts, StoreError, WatermarkRow,
+    format_timestamp,
+};
+
+/// Everything `status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusReport {
+    /// The configuration environment (`dev`, `prod`, ...).
+    pub env: String,
+    /// The synced object (`sync.object`).
+    pub object: String,
+    /// Per org and object; the configured object always appears for both orgs.
+    pub watermarks: Vec<WatermarkStatus>,
+    /// The last cycle of each direction, `null` before the first.
+    pub last_cycles: BTreeMap<&'static str, Option<CycleStatus>>,
+    pub links: LinkCounts,
+    pub failures: FailureCounts,
+    pub inbox: InboxCounts,
+}
+
+/// One org's watermark for one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WatermarkStatus {
+    pub org: Org,
+    pub object: String,
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ`.
+    pub value: String,
+    /// `"stored"`, or `"default"` when nothing was synced yet (`watermark.default`).
+    pub source: &'static str,
+}
+
+/// A cycle, flattened for display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CycleStatus {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: CycleOutcome,
+    pub read: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub api_calls: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkCounts {
+    pub total: u64,
+    pub by_object: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailureCounts {
+    pub pending: u64,
+    pub dead: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboxCounts {
+    /// Notifications received and not yet processed, both orgs.
+    pub pending: u64,
+    pub by_org: BTreeMap<String, u64>,
+}
+
+/// Builds the report from what the store returned (pure).
+pub fn build_report(
+    settings: &Settings,
+    stored: &[WatermarkRow],
+    last_cycles: &[(Direction, Option<Cycle>)],
+    counts: &StoreCounts,
+) -> StatusReport {
+    let mut watermarks = Vec::new();
+    for org in [Org::A, Org::B] {
+        let row = stored
+            .iter()
+            .find(|w| w.org == org && w.object == settings.object);
+        watermarks.push(match row {
+            Some(w) => WatermarkStatus {
+                org,
+                object: w.object.clone(),
+                value: format_timestamp(w.value),
+                source: "stored",
+            },
+            None => WatermarkStatus {
+                org,
+                object: settings.object.clone(),
+                value: format_timestamp(settings.watermark_default),
+                source: "default",
+            },
+        });
+    }
+    for w in stored.iter().filter(|w| w.object != settings.object) {
+        watermarks.push(WatermarkStatus {
+            org: w.org,
+            object: w.object.clone(),
+            value: format_timestamp(w.value),
+            source: "stored",
+        });
+    }
+    let last_cycles = last_cycles
+        .iter()
+        .map(|(direction, cycle)| (direction.as_str(), cycle.as_ref().map(cycle_status)))
+        .collect();
+    let mut by_org: BTreeMap<String, u64> = [Org::A, Org::B]
+        .iter()
+        .map(|o| (o.as_str().to_string(), 0))
+        .collect();
+    by_org.extend(counts.inbox_pending.clone());
+    StatusReport {
+        env: settings.env.clone(),
+        object: settings.object.clone(),
+        watermarks,
+        last_cycles,
+        links: LinkCounts {
+            total: counts.links.values().sum(),
+            by_object: counts.links.clone(),
+        },
+        failures: FailureCounts {
+            pending: counts.failures_pending,
+            dead: counts.failures_dead,
+        },
+        inbox: InboxCounts {
+            pending: by_org.values().sum(),
+            by_org,
+        },
+    }
+}
+
+fn cycle_status(cycle: &Cycle) -> CycleStatus {
+    CycleStatus {
+        id: cycle.id,
+        started_at: format_timestamp(cycle.started_at),
+        finished_at: cycle.finished_at.map(format_timestamp),
+        outcome: cycle.outcome,
+        read: cycle.counts.read,
+        created: cycle.counts.created,
+        updated: cycle.counts.updated,
+        skipped: cycle.counts.skipped,
+        failed: cycle.counts.failed,
+        api_calls: cycle.counts.api_calls,
+        error: cycle.error.clone(),
+    }
+}
+
+/// Reads the store and builds the report.
+pub async fn collect(store: &Store, settings: &Settings) -> Result<StatusReport, StoreError> {
+    let stored = store.watermarks().await?;
+    let mut cycles = Vec::new();
+    for direction in Direction::BOTH {
+        cycles.push((direction, store.last_cycle(direction).await?));
+    }
+    let counts = store.counts().await?;
+    Ok(build_report(settings, &stored, &cycles, &counts))
+}
+
+/// The report as a table for people (pure).
+pub fn render_text(report: &StatusReport) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail; the results are ignored on purpose.
+    let _ = writeln!(
+        out,
+        "orgsync status (env {}, object {})",
+        report.env, report.object
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Watermarks");
+    for w in &report.watermarks {
+        let note = if w.source == "default" {
+            "  (default: nothing synced yet)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {:<3} {:<20} {}{}", w.org, w.object, w.value, note);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Last cycle");
+    for (direction, cycle) in &report.last_cycles {
+        match cycle {
+            None => {
+                let _ = writeln!(out, "  {direction:<7} none yet");
+            }
+            Some(c) => {
+                let _ = writeln!(
+                    out,
+                    "  {direction:<7} #{} {} started {}{}",
+                    c.id,
+                    c.outcome.as_str(),
+                    c.started_at,
+                    c.finished_at
+                        .as_ref()
+                        .map(|f| format!(", finished {f}"))
+                        .unwrap_or_default(),
+                );
+                let _ = writeln!(
+                    out,
+                    "          read {}  created {}  updated {}  skipped {}  failed {}  api calls {}",
+                    c.read, c.created, c.updated, c.skipped, c.failed, c.api_calls
+                );
+                if let Some(error) = &c.error {
+                    let _ = writeln!(out, "          error: {error}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(out);
+    let by_object = report
+        .links
+        .by_object
+        .iter()
+        .map(|(object, n)| format!("{object} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        out,
+        "Links     {}{}",
+        report.links.total,
+        if by_object.is_empty() {
+            String::new()
+        } else {
+            format!(" ({by_object})")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Failures  {} pending, {} dead{}",
+        report.failures.pending,
+        report.failures.dead,
+        if report.failures.pending + report.failures.dead > 0 {
+            "  (orgsync failures list)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Inbox     {} unprocessed notifications",
+        report.inbox.pending
+    );
+    out
+}
+
+/// `orgsync status [--json]`: opens the store, writes the report to `out`.
+pub async fn run(
+    settings: &Settings,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let store = Store::open(&settings.state_url)
+        .await
+        .context("cannot open the state store")?;
+    let report = collect(&store, settings)
+        .await
+        .context("cannot read the state store")?;
+    store.close().await;
+    if json {
+        let text = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
+        writeln!(out, "{text}").context("cannot write the report")?;
+    } else {
+        write!(out, "{}", render_text(&report)).context("cannot write the report")?;
+    }
+    Ok(())
+}

@@ -18,12 +18,8 @@ const FILE_POOL_SIZE: u32 = 4;
 /// Something went wrong in the state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("invalid state.url {url:?}: {source}")]
-    BadUrl {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error("invalid state.url {url:?}: {detail}")]
+    BadUrl { url: String, detail: String },
     #[error("cannot open the state database {url:?}: {source}")]
     Open {
         url: String,
@@ -60,10 +56,16 @@ impl Store {
     /// An in-memory store has a single connection (each SQLite connection would otherwise see
     /// its own empty database): while a [`PageTx`] is open on it, read through the `PageTx`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| StoreError::BadUrl {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::BadUrl {
                 url: url.to_string(),
-                source,
+                detail: "expected sqlite://path/to/file.db or sqlite::memory:".into(),
+            });
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl {
+                url: url.to_string(),
+                detail: e.to_string(),
             })?
             .create_if_missing(true)
             .foreign_keys(true)

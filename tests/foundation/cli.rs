@@ -1,0 +1,205 @@
+//! The `orgsync` binary: exit codes, `status` output, errors on stderr without secrets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use orgsync::store::{CycleCounts, CycleOutcome, Direction, LinkWrite, Org, Store};
+
+const SECRET: &str = "hunter2-very-secret";
+
+fn repo_config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+fn state_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("state.db").display())
+}
+
+/// `orgsync <args>` with a clean environment: the dev config, the sim's users, secrets from
+/// the environment, the state in `dir`.
+fn orgsync(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orgsync"));
+    command
+        .env_clear()
+        .current_dir(dir)
+        .arg("--config-dir")
+        .arg(repo_config_dir())
+        .args(args)
+        .env("ORGSYNC_ENV", "dev")
+        .env("ORGSYNC__STATE__URL", state_url(dir))
+        .env("ORGSYNC__ORGS__A__PASSWORD", SECRET)
+        .env("ORGSYNC__ORGS__A__SECURITY_TOKEN", SECRET)
+        .env("ORGSYNC__ORGS__B__PASSWORD", SECRET)
+        .env("ORGSYNC__ORGS__B__SECURITY_TOKEN", SECRET);
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    command.output().expect("run orgsync")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn status_json_on_an_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orgsync(dir.path(), &["status", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)));
+    assert_eq!(report["env"], "dev");
+    assert_eq!(report["object"], "Opportunity");
+    let watermarks = report["watermarks"].as_array().unwrap();
+    assert_eq!(watermarks.len(), 2);
+    assert_eq!(watermarks[0]["org"], "a");
+    assert_eq!(watermarks[0]["source"], "default");
+    assert_eq!(watermarks[0]["value"], "2000-01-01T00:00:00.000Z");
+    assert!(report["last_cycles"]["a_to_b"].is_null());
+    assert!(report["last_cycles"]["b_to_a"].is_null());
+    assert_eq!(report["links"]["total"], 0);
+    assert_eq!(report["failures"]["pending"], 0);
+    assert_eq!(report["failures"]["dead"], 0);
+    assert_eq!(report["inbox"]["pending"], 0);
+    assert!(!text(&out.stdout).contains(SECRET));
+    assert!(!text(&out.stderr).contains(SECRET));
+}
+
+#[test]
+fn status_shows_what_the_store_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&state_url(dir.path())).await.unwrap();
+        let wm = chrono::DateTime::parse_from_rfc3339("2025-05-01T10:00:00.123Z")
+            .unwrap()
+            .to_utc();
+        store
+            .advance_watermark(Org::A, "Opportunity", wm)
+            .await
+            .unwrap();
+        store
+            .upsert_link(&LinkWrite {
+                object: "Opportunity".into(),
+                a_id: "006A".into(),
+                b_id: "006B".into(),
+                a_modstamp: None,
+                b_modstamp: None,
+                snapshot: serde_json::Map::new(),
+            })
+            .await
+            .unwrap();
+        let id = store.begin_cycle(Direction::AToB).await.unwrap();
+        let counts = CycleCounts {
+            read: 3,
+            created: 1,
+            updated: 1,
+            skipped: 1,
+            failed: 0,
+            api_calls: 4,
+        };
+        store
+            .finish_cycle(id, &counts, CycleOutcome::Ok, None)
+            .await
+            .unwrap();
+        store.close().await;
+    });
+
+    let out = orgsync(dir.path(), &["status", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["watermarks"][0]["value"], "2025-05-01T10:00:00.123Z");
+    assert_eq!(report["watermarks"][0]["source"], "stored");
+    assert_eq!(report["watermarks"][1]["source"], "default");
+    assert_eq!(report["links"]["total"], 1);
+    assert_eq!(report["links"]["by_object"]["Opportunity"], 1);
+    assert_eq!(report["last_cycles"]["a_to_b"]["outcome"], "ok");
+    assert_eq!(report["last_cycles"]["a_to_b"]["read"], 3);
+    assert_eq!(report["last_cycles"]["a_to_b"]["api_calls"], 4);
+
+    let out = orgsync(dir.path(), &["status"], &[]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.contains("Watermarks"), "{table}");
+    assert!(table.contains("2025-05-01T10:00:00.123Z"), "{table}");
+    assert!(table.contains("read 3"), "{table}");
+    assert!(table.contains("Links     1"), "{table}");
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_key_and_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orgsync(
+        dir.path(),
+        &["status"],
+        &[
+            ("ORGSYNC__BATCH__PAGESIZE", "10"),
+            ("ORGSYNC__BATCH__PAGE_SIZE", "0"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("batch.pagesize"), "{stderr}");
+    assert!(stderr.contains("ORGSYNC__BATCH__PAGESIZE"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_value_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orgsync(
+        dir.path(),
+        &["status"],
+        &[("ORGSYNC__BATCH__PAGE_SIZE", "0")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("batch.page_size (from environment variable ORGSYNC__BATCH__PAGE_SIZE)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_environment_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orgsync(dir.path(), &["--env", "nowhere", "status"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("nowhere.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        orgsync(dir.path(), &["frobnicate"], &[]).status.code(),
+        Some(2)
+    );
+    assert_eq!(orgsync(dir.path(), &[], &[]).status.code(), Some(2));
+    let help = orgsync(dir.path(), &["--help"], &[]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(text(&help.stdout).contains("status"));
+}
+
+#[test]
+fn runtime_failure_exits_1_with_the_cause_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orgsync(
+        dir.path(),
+        &["status"],
+        &[(
+            "ORGSYNC__STATE__URL",
+            "sqlite:///nonexistent-orgsync-dir/sub/state.db",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("cannot open the state store"), "{stderr}");
+    assert!(stderr.contains("caused by"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+}

@@ -1,0 +1,481 @@
+//! Configuration: layering, sources named in errors, secrets, validation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use orgsync::config::{self, AccountPolicy, ConfigError, Origin, Settings, TriggerPolicy};
+use secrecy::ExposeSecret;
+
+const PASSWORD_A: &str = "pw-A-0123-secret";
+const TOKEN_A: &str = "tok-A-4567-secret";
+const PASSWORD_B: &str = "pw-B-89ab-secret";
+const TOKEN_B: &str = "tok-B-cdef-secret";
+
+fn repo_config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
+/// The secrets dev.toml expects from the environment, plus `extra`.
+fn creds(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut map = vars(&[
+        ("ORGSYNC__ORGS__A__PASSWORD", PASSWORD_A),
+        ("ORGSYNC__ORGS__A__SECURITY_TOKEN", TOKEN_A),
+        ("ORGSYNC__ORGS__B__PASSWORD", PASSWORD_B),
+        ("ORGSYNC__ORGS__B__SECURITY_TOKEN", TOKEN_B),
+        // Not ours: must be ignored.
+        ("ORGSYNC_ENV", "qa"),
+        ("PATH", "/usr/bin"),
+    ]);
+    map.extend(vars(extra));
+    map
+}
+
+/// A config dir holding the repository's default.toml and the given `test.toml`.
+fn config_dir(env_file: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo_config_dir().join("default.toml"),
+        dir.path().join("default.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("test.toml"), env_file).unwrap();
+    dir
+}
+
+const USERS: &str = r#"
+[orgs.a]
+username = "integration@a.sim"
+[orgs.b]
+username = "integration@b.sim"
+"#;
+
+fn load(
+    env_file: &str,
+    vars: &HashMap<String, String>,
+) -> (tempfile::TempDir, Result<Settings, ConfigError>) {
+    let dir = config_dir(env_file);
+    let result = config::load("test", dir.path(), vars);
+    (dir, result)
+}
+
+fn problems(result: Result<Settings, ConfigError>) -> String {
+    match result {
+        Ok(settings) => panic!("expected an error, got {settings:?}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[test]
+fn repository_dev_config_loads_with_secrets_from_env() {
+    let settings = config::load("dev", &repo_config_dir(), &creds(&[])).unwrap();
+    assert_eq!(settings.env, "dev");
+    assert_eq!(settings.a.login_url, "http://127.0.0.1:8701");
+    assert_eq!(settings.b.login_url, "http://127.0.0.1:8702");
+    assert_eq!(settings.a.username, "integration@a.sim");
+    assert_eq!(settings.b.username, "integration@b.sim");
+    assert_eq!(
+        settings.a.password.as_ref().unwrap().expose_secret(),
+        PASSWORD_A
+    );
+    assert_eq!(
+        settings.b.security_token.as_ref().unwrap().expose_secret(),
+        TOKEN_B
+    );
+    assert_eq!(settings.scheduler_frequency, Duration::from_secs(5));
+    assert_eq!(settings.page_size, 200);
+    assert_eq!(settings.object, "Opportunity");
+    assert_eq!(settings.filter.as_deref(), Some("Amount > 5000"));
+    assert_eq!(settings.trigger, TriggerPolicy::Poll);
+    assert_eq!(settings.account_policy, AccountPolicy::None);
+    assert_eq!(settings.lookback, Duration::from_secs(30));
+    assert_eq!(
+        settings.scheduler_safety_frequency,
+        Duration::from_secs(15 * 60)
+    );
+}
+
+#[test]
+fn qa_and_prod_files_have_only_known_keys() {
+    for env in ["qa", "prod"] {
+        let settings = config::load(
+            env,
+            &repo_config_dir(),
+            &creds(&[
+                ("ORGSYNC__ORGS__A__USERNAME", "sync@example.com"),
+                ("ORGSYNC__ORGS__B__USERNAME", "sync@example.org"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{env}: {e}"));
+        assert_eq!(settings.env, env);
+    }
+}
+
+#[test]
+fn default_toml_matches_the_built_in_defaults() {
+    let default_toml = std::fs::read_to_string(repo_config_dir().join("default.toml")).unwrap();
+    let from_file = config::load_str(
+        "t",
+        &[("default", &default_toml), ("users", USERS)],
+        &creds(&[]),
+    )
+    .unwrap();
+    let built_in = config::load_str("t", &[("users", USERS)], &creds(&[])).unwrap();
+    assert_eq!(format!("{from_file:?}"), format!("{built_in:?}"));
+}
+
+#[test]
+fn environment_overrides_files() {
+    let (_dir, result) = load(
+        &format!("{USERS}\n[batch]\npage_size = 100\n"),
+        &creds(&[
+            ("ORGSYNC__BATCH__PAGE_SIZE", "500"),
+            ("ORGSYNC__SYNC__FIELDS", "Name, Amount"),
+            ("ORGSYNC__SCHEDULER__FREQUENCY", "2500"),
+            ("ORGSYNC__ORGS__B__USERNAME", "other@b.sim"),
+        ]),
+    );
+    let settings = result.unwrap();
+    assert_eq!(settings.page_size, 500);
+    assert_eq!(settings.fields, ["Name", "Amount"]);
+    assert_eq!(settings.scheduler_frequency, Duration::from_millis(2500));
+    assert_eq!(settings.b.username, "other@b.sim");
+    assert_eq!(settings.a.username, "integration@a.sim");
+}
+
+#[test]
+fn durations_in_both_forms() {
+    let (_dir, result) = load(
+        &format!(
+            "{USERS}\n[scheduler]\nfrequency = 10000\nstart_delay = \"1min 30s\"\nsafety_frequency = \"15min\"\n"
+        ),
+        &creds(&[]),
+    );
+    let settings = result.unwrap();
+    assert_eq!(settings.scheduler_frequency, Duration::from_secs(10));
+    assert_eq!(settings.scheduler_start_delay, Duration::from_secs(90));
+    assert_eq!(
+        settings.scheduler_safety_frequency,
+        Duration::from_secs(900)
+    );
+}
+
+#[test]
+fn unknown_key_in_a_file_names_key_and_file() {
+    let (dir, result) = load(&format!("{USERS}\n[batch]\npagesize = 10\n"), &creds(&[]));
+    let err = result.unwrap_err();
+    let problem = &err.problems()[0];
+    assert_eq!(problem.key, "batch.pagesize");
+    assert_eq!(problem.origin, Origin::File(dir.path().join("test.toml")));
+    let text = err.to_string();
+    assert!(text.contains("batch.pagesize"), "{text}");
+    assert!(
+        text.contains(&dir.path().join("test.toml").display().to_string()),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `batch.page_size`"), "{text}");
+}
+
+#[test]
+fn unknown_section_and_org_are_reported() {
+    let (_dir, result) = load(
+        &format!("{USERS}\n[orgs.c]\nusername = \"x\"\n[extra]\nk = 1\n"),
+        &creds(&[]),
+    );
+    let text = problems(result);
+    assert!(text.contains("orgs.c"), "{text}");
+    assert!(text.contains("extra"), "{text}");
+}
+
+#[test]
+fn unknown_environment_variable_is_named() {
+    let (_dir, result) = load(USERS, &creds(&[("ORGSYNC__BATCH__PAGESIZE", "10")]));
+    let text = problems(result);
+    assert!(text.contains("batch.pagesize"), "{text}");
+    assert!(
+        text.contains("environment variable ORGSYNC__BATCH__PAGESIZE"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_duration_names_key_and_file() {
+    let (dir, result) = load(
+        &format!("{USERS}\n[scheduler]\nfrequency = \"ten seconds\"\n"),
+        &creds(&[]),
+    );
+    let text = problems(result);
+    assert!(text.contains("scheduler.frequency"), "{text}");
+    assert!(
+        text.contains(&dir.path().join("test.toml").display().to_string()),
+        "{text}"
+    );
+    assert!(text.contains("ten seconds"), "{text}");
+}
+
+#[test]
+fn bad_duration_from_environment_names_the_variable() {
+    let (_dir, result) = load(USERS, &creds(&[("ORGSYNC__WATERMARK__LOOKBACK", "soon")]));
+    let text = problems(result);
+    assert!(text.contains("watermark.lookback"), "{text}");
+    assert!(text.contains("ORGSYNC__WATERMARK__LOOKBACK"), "{text}");
+}
+
+#[test]
+fn wrong_type_names_key_and_file() {
+    let (dir, result) = load(
+        &format!("{USERS}\n[batch]\npage_size = \"lots\"\n"),
+        &creds(&[]),
+    );
+    let text = problems(result);
+    assert!(text.contains("batch.page_size"), "{text}");
+    assert!(
+        text.contains(&dir.path().join("test.toml").display().to_string()),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_secret_names_key_and_how_to_set_it() {
+    let mut vars = creds(&[]);
+    vars.remove("ORGSYNC__ORGS__A__PASSWORD");
+    let (_dir, result) = load(USERS, &vars);
+    let text = problems(result);
+    assert!(text.contains("orgs.a.password"), "{text}");
+    assert!(text.contains("ORGSYNC__ORGS__A__PASSWORD"), "{text}");
+    assert!(text.contains("password_file"), "{text}");
+}
+
+#[test]
+fn secret_and_secret_file_together_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let file = file.display().to_string();
+    let (_cfg, result) = load(
+        USERS,
+        &creds(&[("ORGSYNC__ORGS__A__PASSWORD_FILE", file.as_str())]),
+    );
+    let text = problems(result);
+    assert!(text.contains("orgs.a.password"), "{text}");
+    assert!(text.contains("orgs.a.password_file"), "{text}");
+    assert!(text.contains("ORGSYNC__ORGS__A__PASSWORD_FILE"), "{text}");
+    assert!(!text.contains(PASSWORD_A), "{text}");
+    assert!(!text.contains("from-file"), "{text}");
+}
+
+#[test]
+fn secret_files_are_read_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("a-password");
+    let token = dir.path().join("a-token");
+    std::fs::write(&pw, "p@ss word\r\n").unwrap();
+    std::fs::write(&token, "tok\n").unwrap();
+    let mut vars = creds(&[]);
+    vars.remove("ORGSYNC__ORGS__A__PASSWORD");
+    vars.remove("ORGSYNC__ORGS__A__SECURITY_TOKEN");
+    let env_file = format!(
+        "[orgs.a]\nusername = \"integration@a.sim\"\npassword_file = {:?}\nsecurity_token_file = {:?}\n\
+         [orgs.b]\nusername = \"integration@b.sim\"\n",
+        pw.display().to_string(),
+        token.display().to_string()
+    );
+    let (_cfg, result) = load(&env_file, &vars);
+    let settings = result.unwrap();
+    assert_eq!(
+        settings.a.password.as_ref().unwrap().expose_secret(),
+        "p@ss word"
+    );
+    assert_eq!(
+        settings.a.security_token.as_ref().unwrap().expose_secret(),
+        "tok"
+    );
+}
+
+#[test]
+fn unreadable_secret_file_names_the_key() {
+    let mut vars = creds(&[(
+        "ORGSYNC__ORGS__B__SECURITY_TOKEN_FILE",
+        "/nonexistent/orgsync/token",
+    )]);
+    vars.remove("ORGSYNC__ORGS__B__SECURITY_TOKEN");
+    let (_dir, result) = load(USERS, &vars);
+    let text = problems(result);
+    assert!(text.contains("orgs.b.security_token_file"), "{text}");
+    assert!(text.contains("/nonexistent/orgsync/token"), "{text}");
+}
+
+#[test]
+fn debug_output_never_shows_a_secret() {
+    let (_dir, result) = load(
+        &format!("{USERS}\n[trigger]\npolicy = \"hybrid\"\n"),
+        &creds(&[
+            ("ORGSYNC__ORGS__A__OUTBOUND_SECRET", "outbound-A-secret"),
+            ("ORGSYNC__ORGS__B__OUTBOUND_SECRET", "outbound-B-secret"),
+        ]),
+    );
+    let settings = result.unwrap();
+    let debug = format!("{settings:?} {:?} {:#?}", settings.a, settings);
+    for secret in [
+        PASSWORD_A,
+        TOKEN_A,
+        PASSWORD_B,
+        TOKEN_B,
+        "outbound-A-secret",
+        "outbound-B-secret",
+    ] {
+        assert!(!debug.contains(secret), "secret {secret} leaked in {debug}");
+    }
+    assert!(debug.contains("REDACTED"));
+}
+
+#[test]
+fn bad_values_are_all_reported_with_their_keys() {
+    let env_file = r#"
+[batch]
+page_size = 0
+[trigger]
+policy = "sometimes"
+[account]
+sync_policy = "syncaccount"
+[sync]
+filter = "   "
+conflict = "newest"
+[sync.value_map.StageName]
+"Closed Won" = "Won"
+"Closed" = "Won"
+[state]
+url = "postgres://x"
+[orgs.a]
+username = "integration@a.sim"
+login_url = "not a url"
+api_budget_percent = 101
+[orgs.b]
+username = "integration@b.sim"
+"#;
+    let (_dir, result) = load(env_file, &creds(&[]));
+    let err = result.unwrap_err();
+    let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "batch.page_size",
+        "trigger.policy",
+        "account.sync_policy",
+        "sync.filter",
+        "sync.conflict",
+        "sync.value_map.StageName",
+        "state.url",
+        "orgs.a.login_url",
+        "orgs.a.api_budget_percent",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}\n{err}");
+    }
+    let text = err.to_string();
+    assert!(text.contains("one-to-one"), "{text}");
+}
+
+#[test]
+fn value_map_keys_keep_case_dots_and_spaces() {
+    let env_file = format!(
+        "{USERS}\n[sync.value_map.StageName]\n\"Closed Won\" = \"Won\"\n\"v1.0 Draft\" = \"Draft\"\n[sync.field_map]\nAmount = \"Amount__c\"\n"
+    );
+    let (_dir, result) = load(&env_file, &creds(&[]));
+    let settings = result.unwrap();
+    let stage = &settings.value_map["StageName"];
+    assert_eq!(stage["Closed Won"], "Won");
+    assert_eq!(stage["v1.0 Draft"], "Draft");
+    assert_eq!(settings.b_field_name("Amount"), "Amount__c");
+    assert_eq!(settings.b_field_name("Name"), "Name");
+}
+
+#[test]
+fn field_map_must_not_merge_two_fields() {
+    let env_file = format!("{USERS}\n[sync.field_map]\nDescription = \"Name\"\n");
+    let (_dir, result) = load(&env_file, &creds(&[]));
+    let text = problems(result);
+    assert!(text.contains("sync.field_map.Description"), "{text}");
+}
+
+#[test]
+fn filter_false_means_no_filter() {
+    let (_dir, result) = load(&format!("{USERS}\n[sync]\nfilter = false\n"), &creds(&[]));
+    assert_eq!(result.unwrap().filter, None);
+}
+
+#[test]
+fn auth_modes_require_their_secrets() {
+    let env_file = r#"
+[orgs.a]
+auth = "jwt"
+username = "integration@a.sim"
+client_id = "sfsim-client"
+[orgs.b]
+auth = "client_credentials"
+client_id = "sfsim-client"
+"#;
+    let (_dir, result) = load(env_file, &creds(&[]));
+    let err = result.unwrap_err();
+    let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["orgs.a.private_key", "orgs.b.client_secret"],
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("orgs.a.auth = \"jwt\""), "{text}");
+}
+
+#[test]
+fn push_needs_an_outbound_secret() {
+    let (_dir, result) = load(
+        &format!("{USERS}\n[trigger]\npolicy = \"push\"\n"),
+        &creds(&[]),
+    );
+    let text = problems(result);
+    assert!(text.contains("orgs.a.outbound_secret"), "{text}");
+    assert!(text.contains("orgs.b.outbound_secret"), "{text}");
+}
+
+#[test]
+fn missing_environment_file_names_the_path() {
+    let dir = config_dir(USERS);
+    let err = config::load("staging", dir.path(), &creds(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::MissingFile { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains(&dir.path().join("staging.toml").display().to_string()),
+        "{text}"
+    );
+}
+
+#[test]
+fn environment_names_cannot_escape_the_config_dir() {
+    let err = config::load("../etc/x", &repo_config_dir(), &creds(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::BadEnvName(_)), "{err}");
+}
+
+#[test]
+fn invalid_toml_names_the_file() {
+    let (dir, result) = load("[batch\npage_size = 1", &creds(&[]));
+    let text = problems(result);
+    assert!(
+        text.contains(&dir.path().join("test.toml").display().to_string()),
+        "{text}"
+    );
+}
+
+#[test]
+fn data_tables_cannot_come_from_the_environment() {
+    let (_dir, result) = load(
+        USERS,
+        &creds(&[("ORGSYNC__SYNC__FIELD_MAP__AMOUNT", "Amount__c")]),
+    );
+    let text = problems(result);
+    assert!(text.contains("ORGSYNC__SYNC__FIELD_MAP__AMOUNT"), "{text}");
+}

@@ -1,0 +1,539 @@
+//! The state store: migrations, forward-only watermarks, links unique on both sides, the
+//! failure lifecycle, inbox deduplication, and page transactions that commit or roll back whole.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use orgsync::store::{
+    CycleCounts, CycleOutcome, Direction, FailureState, LinkWrite, NewFailure, NewNotification,
+    Org, RetryPolicy, Store, StoreError,
+};
+use serde_json::json;
+
+async fn memory() -> Store {
+    Store::open("sqlite::memory:").await.unwrap()
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap() + chrono::Duration::seconds(secs)
+}
+
+fn link(a: &str, b: &str, name: &str) -> LinkWrite {
+    LinkWrite {
+        object: "Opportunity".into(),
+        a_id: a.into(),
+        b_id: b.into(),
+        a_modstamp: Some(t(1)),
+        b_modstamp: Some(t(2)),
+        snapshot: json!({ "Name": name, "Amount": 6000 })
+            .as_object()
+            .cloned()
+            .unwrap(),
+    }
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        initial_delay: Duration::from_secs(60),
+        max_delay: Duration::from_secs(3600),
+    }
+}
+
+fn failure(source_id: &str, retryable: bool, modstamp: DateTime<Utc>) -> NewFailure {
+    NewFailure {
+        direction: Direction::AToB,
+        object: "Opportunity".into(),
+        source_id: source_id.into(),
+        target_id: None,
+        source_modstamp: Some(modstamp),
+        error_code: if retryable {
+            "UNABLE_TO_LOCK_ROW"
+        } else {
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+        }
+        .into(),
+        message: "rejected".into(),
+        retryable,
+    }
+}
+
+fn ids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_string()).collect()
+}
+
+#[tokio::test]
+async fn migrations_apply_and_reopen_keeps_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    let store = Store::open(&url).await.unwrap();
+    store
+        .advance_watermark(Org::A, "Opportunity", t(5))
+        .await
+        .unwrap();
+    store
+        .upsert_link(&link("006A1", "006B1", "Deal"))
+        .await
+        .unwrap();
+    store.close().await;
+
+    // Opening again applies no migration twice and finds the state.
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(
+        store.watermark(Org::A, "Opportunity").await.unwrap(),
+        Some(t(5))
+    );
+    assert_eq!(store.watermark(Org::B, "Opportunity").await.unwrap(), None);
+    let links = store
+        .links_by_a_ids("Opportunity", &ids(&["006A1"]))
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 1);
+    assert!(
+        dir.path().join("state.db-wal").exists(),
+        "WAL journal expected"
+    );
+}
+
+#[tokio::test]
+async fn bad_url_is_a_clear_error() {
+    let err = Store::open("mysql://nope").await.unwrap_err();
+    assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn watermark_never_moves_backward() {
+    let store = memory().await;
+    assert_eq!(
+        store
+            .advance_watermark(Org::A, "Opportunity", t(10))
+            .await
+            .unwrap(),
+        t(10)
+    );
+    assert_eq!(
+        store
+            .advance_watermark(Org::A, "Opportunity", t(3))
+            .await
+            .unwrap(),
+        t(10)
+    );
+    assert_eq!(
+        store.watermark(Org::A, "Opportunity").await.unwrap(),
+        Some(t(10))
+    );
+    // Same inside a page transaction.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.advance_watermark(Org::A, "Opportunity", t(1))
+            .await
+            .unwrap(),
+        t(10)
+    );
+    assert_eq!(
+        tx.advance_watermark(Org::A, "Opportunity", t(20))
+            .await
+            .unwrap(),
+        t(20)
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.watermark(Org::A, "Opportunity").await.unwrap(),
+        Some(t(20))
+    );
+    // Millisecond precision, per org and object.
+    let precise = t(30) + chrono::Duration::milliseconds(7);
+    store
+        .advance_watermark(Org::B, "Opportunity", precise)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.watermark(Org::B, "Opportunity").await.unwrap(),
+        Some(precise)
+    );
+    assert_eq!(store.watermark(Org::A, "Account").await.unwrap(), None);
+    assert_eq!(store.watermarks().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn links_are_unique_on_both_sides() {
+    let store = memory().await;
+    store.upsert_link(&link("A1", "B1", "Deal")).await.unwrap();
+    // Idempotent: the same link again, with a new snapshot, is an update.
+    store
+        .upsert_link(&link("A1", "B1", "Deal renamed"))
+        .await
+        .unwrap();
+    let found = store
+        .links_by_a_ids("Opportunity", &ids(&["A1"]))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].snapshot["Name"], "Deal renamed");
+    assert_eq!(found[0].b_id, "B1");
+
+    let err = store.upsert_link(&link("A1", "B2", "x")).await.unwrap_err();
+    assert!(matches!(err, StoreError::LinkConflict { .. }), "{err}");
+    assert!(err.to_string().contains("already linked to B B1"), "{err}");
+    let err = store.upsert_link(&link("A2", "B1", "x")).await.unwrap_err();
+    assert!(matches!(err, StoreError::LinkConflict { .. }), "{err}");
+    assert!(err.to_string().contains("already linked to A A1"), "{err}");
+
+    // The same ids under another object are another link.
+    let mut account = link("A2", "B1", "Acme");
+    account.object = "Account".into();
+    store.upsert_link(&account).await.unwrap();
+
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.links["Opportunity"], 1);
+    assert_eq!(counts.links["Account"], 1);
+}
+
+#[tokio::test]
+async fn links_are_looked_up_by_batches_of_ids() {
+    let store = memory().await;
+    for i in 0..50 {
+        store
+            .upsert_link(&link(
+                &format!("A{i}"),
+                &format!("B{i}"),
+                &format!("Deal {i}"),
+            ))
+            .await
+            .unwrap();
+    }
+    let wanted = ids(&["A3", "A7", "A49", "Anope", "A3"]);
+    let found = store.links_by_a_ids("Opportunity", &wanted).await.unwrap();
+    let mut a_ids: Vec<&str> = found.iter().map(|l| l.a_id.as_str()).collect();
+    a_ids.sort();
+    assert_eq!(a_ids, ["A3", "A49", "A7"]);
+    let found = store
+        .links_by_b_ids("Opportunity", &ids(&["B10", "B11"]))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(
+        store
+            .links_by_b_ids("Opportunity", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .links_by_a_ids("Account", &ids(&["A3"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A modstamp left None keeps the stored one.
+    let mut partial = link("A3", "B3", "Deal 3");
+    partial.b_modstamp = None;
+    partial.a_modstamp = Some(t(9));
+    store.upsert_link(&partial).await.unwrap();
+    let l = &store
+        .links_by_a_ids("Opportunity", &ids(&["A3"]))
+        .await
+        .unwrap()[0];
+    assert_eq!((l.a_modstamp, l.b_modstamp), (Some(t(9)), Some(t(2))));
+    assert!(store.delete_link("Opportunity", "A3").await.unwrap());
+    assert!(!store.delete_link("Opportunity", "A3").await.unwrap());
+}
+
+#[tokio::test]
+async fn failure_lifecycle() {
+    let store = memory().await;
+    let p = policy();
+
+    // First failure: pending, due after the initial delay.
+    let f = store
+        .record_failure(&failure("006X", true, t(0)), &p)
+        .await
+        .unwrap();
+    assert_eq!((f.state, f.attempts), (FailureState::Pending, 1));
+    let due_at = f.next_attempt_at.unwrap();
+    let now = Utc::now();
+    assert!(due_at > now + chrono::Duration::seconds(50));
+    assert!(
+        store
+            .due_failures(Direction::AToB, "Opportunity", now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store
+        .due_failures(Direction::AToB, "Opportunity", due_at, 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(
+        store
+            .due_failures(Direction::BToA, "Opportunity", due_at, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The same version fails again: attempts count up until dead.
+    let f = store
+        .record_failure(&failure("006X", true, t(0)), &p)
+        .await
+        .unwrap();
+    assert_eq!((f.state, f.attempts), (FailureState::Pending, 2));
+    let f = store
+        .record_failure(&failure("006X", true, t(0)), &p)
+        .await
+        .unwrap();
+    assert_eq!(
+        (f.state, f.attempts, f.next_attempt_at),
+        (FailureState::Dead, 3, None)
+    );
+    assert_eq!(
+        store
+            .failures(Some(FailureState::Dead))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .due_failures(Direction::AToB, "Opportunity", t(99_999_999), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Operator retry: pending, due now, fresh attempts.
+    assert!(store.retry_failure(f.id).await.unwrap());
+    let f = store.failure(f.id).await.unwrap().unwrap();
+    assert_eq!((f.state, f.attempts), (FailureState::Pending, 0));
+    assert_eq!(
+        store
+            .due_failures(Direction::AToB, "Opportunity", Utc::now(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A permanent error is dead at once; a newer version starts a new series.
+    let g = store
+        .record_failure(&failure("006Y", false, t(0)), &p)
+        .await
+        .unwrap();
+    assert_eq!((g.state, g.attempts), (FailureState::Dead, 1));
+    let g = store
+        .record_failure(&failure("006Y", true, t(5)), &p)
+        .await
+        .unwrap();
+    assert_eq!((g.state, g.attempts), (FailureState::Pending, 1));
+    assert_eq!(g.source_modstamp, Some(t(5)));
+
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.failures_pending, counts.failures_dead), (2, 0));
+    assert_eq!(store.failures(None).await.unwrap().len(), 2);
+
+    // Retry all, discard one, clear the other (it synced).
+    assert_eq!(store.retry_all_failures().await.unwrap(), 2);
+    assert!(store.discard_failure(f.id).await.unwrap());
+    assert!(!store.discard_failure(f.id).await.unwrap());
+    assert!(
+        store
+            .clear_failure(Direction::AToB, "Opportunity", "006Y")
+            .await
+            .unwrap()
+    );
+    assert!(store.failures(None).await.unwrap().is_empty());
+    assert!(!store.retry_failure(12345).await.unwrap());
+}
+
+#[tokio::test]
+async fn inbox_deduplicates_notifications() {
+    let store = memory().await;
+    let n = |org, id: &str, record: &str| NewNotification {
+        org,
+        notification_id: id.into(),
+        object: "Opportunity".into(),
+        record_id: record.into(),
+    };
+    let message = [
+        n(Org::A, "04l1", "006A1"),
+        n(Org::A, "04l2", "006A2"),
+        n(Org::A, "04l1", "006A1"),
+    ];
+    assert_eq!(store.insert_notifications(&message).await.unwrap(), 2);
+    // Salesforce redelivers the whole message: nothing new.
+    assert_eq!(store.insert_notifications(&message).await.unwrap(), 0);
+    // The same notification id from the other org is another notification.
+    assert_eq!(
+        store
+            .insert_notifications(&[n(Org::B, "04l1", "006B1")])
+            .await
+            .unwrap(),
+        1
+    );
+
+    let pending = store.pending_notifications(Org::A, 10).await.unwrap();
+    let records: Vec<&str> = pending.iter().map(|i| i.record_id.as_str()).collect();
+    assert_eq!(records, ["006A1", "006A2"]);
+    assert_eq!(store.counts().await.unwrap().inbox_pending["a"], 2);
+
+    // Marked processed with the page; not pending any more, still deduplicated.
+    let mut tx = store.begin().await.unwrap();
+    let ids: Vec<i64> = pending.iter().map(|i| i.id).collect();
+    assert_eq!(tx.mark_processed(&ids).await.unwrap(), 2);
+    tx.commit().await.unwrap();
+    assert!(
+        store
+            .pending_notifications(Org::A, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.insert_notifications(&message).await.unwrap(), 0);
+    assert_eq!(
+        store.pending_notifications(Org::B, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store
+            .purge_processed_notifications(Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn page_transaction_rolls_back_on_error() {
+    let store = memory().await;
+    store
+        .upsert_link(&link("A1", "B1", "Existing"))
+        .await
+        .unwrap();
+
+    let result: Result<(), StoreError> = async {
+        let mut tx = store.begin().await?;
+        tx.upsert_link(&link("A2", "B2", "New")).await?;
+        tx.record_failure(&failure("A3", true, t(0)), &policy())
+            .await?;
+        tx.advance_watermark(Org::A, "Opportunity", t(100)).await?;
+        // Links B1 a second time: fails, and the `?` drops the transaction.
+        tx.upsert_link(&link("A4", "B1", "Dup")).await?;
+        tx.commit().await
+    }
+    .await;
+    assert!(matches!(result, Err(StoreError::LinkConflict { .. })));
+
+    assert!(
+        store
+            .links_by_a_ids("Opportunity", &ids(&["A2"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.failures(None).await.unwrap().is_empty());
+    assert_eq!(store.watermark(Org::A, "Opportunity").await.unwrap(), None);
+
+    // The same page without the bad link commits whole.
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_link(&link("A2", "B2", "New")).await.unwrap();
+    tx.record_failure(&failure("A3", true, t(0)), &policy())
+        .await
+        .unwrap();
+    assert!(
+        tx.failure_for(Direction::AToB, "Opportunity", "A3")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tx.advance_watermark(Org::A, "Opportunity", t(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.links_by_a_ids("Opportunity", &ids(&["A1", "A2"]))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.watermark(Org::A, "Opportunity").await.unwrap(),
+        Some(t(100))
+    );
+    assert_eq!(store.failures(None).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn readers_are_not_blocked_by_an_open_page_on_a_file_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    let store = Store::open(&url).await.unwrap();
+    store
+        .advance_watermark(Org::A, "Opportunity", t(1))
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.advance_watermark(Org::A, "Opportunity", t(2))
+        .await
+        .unwrap();
+    // WAL: a reader sees the last committed value while the page is open.
+    assert_eq!(
+        store.watermark(Org::A, "Opportunity").await.unwrap(),
+        Some(t(1))
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.watermark(Org::A, "Opportunity").await.unwrap(),
+        Some(t(2))
+    );
+}
+
+#[tokio::test]
+async fn cycles_record_counts_and_outcomes() {
+    let store = memory().await;
+    assert!(store.last_cycle(Direction::AToB).await.unwrap().is_none());
+    let first = store.begin_cycle(Direction::AToB).await.unwrap();
+    let counts = CycleCounts {
+        read: 10,
+        created: 4,
+        updated: 3,
+        skipped: 2,
+        failed: 1,
+        api_calls: 5,
+    };
+    store
+        .finish_cycle(first, &counts, CycleOutcome::Partial, None)
+        .await
+        .unwrap();
+    let running = store.begin_cycle(Direction::AToB).await.unwrap();
+    let last = store.last_cycle(Direction::AToB).await.unwrap().unwrap();
+    assert_eq!((last.id, last.outcome), (running, CycleOutcome::Running));
+    assert_eq!(store.interrupt_running_cycles().await.unwrap(), 1);
+    let last = store.last_cycle(Direction::AToB).await.unwrap().unwrap();
+    assert_eq!(last.outcome, CycleOutcome::Interrupted);
+    assert!(store.last_cycle(Direction::BToA).await.unwrap().is_none());
+
+    let b = store.begin_cycle(Direction::BToA).await.unwrap();
+    store
+        .finish_cycle(
+            b,
+            &counts,
+            CycleOutcome::Failed,
+            Some("login failed for org b"),
+        )
+        .await
+        .unwrap();
+    let last = store.last_cycle(Direction::BToA).await.unwrap().unwrap();
+    assert_eq!(last.counts, counts);
+    assert_eq!(last.error.as_deref(), Some("login failed for org b"));
+    assert!(last.finished_at.is_some());
+    assert!(
+        store
+            .finish_cycle(9999, &counts, CycleOutcome::Ok, None)
+            .await
+            .is_err()
+    );
+}
