@@ -193,6 +193,14 @@ impl Settings {
         load(env, config_dir, &vars)
     }
 
+    /// The settings of one org.
+    pub fn org(&self, org: crate::store::Org) -> &OrgSettings {
+        match org {
+            crate::store::Org::A => &self.a,
+            crate::store::Org::B => &self.b,
+        }
+    }
+
     /// The name of field `a_name` in org B (after `sync.field_map`).
     pub fn b_field_name<'s>(&'s self, a_name: &'s str) -> &'s str {
         self.field_map.get(a_name).map_or(a_name, String::as_str)

@@ -277,3 +277,91 @@ pub async fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{CycleCounts, StoreCounts};
+    use chrono::TimeZone;
+    use std::collections::HashMap;
+
+    fn settings() -> Settings {
+        let vars: HashMap<String, String> = [
+            ("ORGSYNC__ORGS__A__PASSWORD", "p"),
+            ("ORGSYNC__ORGS__B__PASSWORD", "p"),
+            ("ORGSYNC__ORGS__A__USERNAME", "a@x"),
+            ("ORGSYNC__ORGS__B__USERNAME", "b@x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        crate::config::load_str("test", &[], &vars).expect("settings")
+    }
+
+    #[test]
+    fn report_fills_defaults_and_lists_other_objects() {
+        let at = chrono::Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+        let stored = vec![
+            WatermarkRow {
+                org: Org::B,
+                object: "Opportunity".into(),
+                value: at,
+                updated_at: at,
+            },
+            WatermarkRow {
+                org: Org::A,
+                object: "Account".into(),
+                value: at,
+                updated_at: at,
+            },
+        ];
+        let cycle = Cycle {
+            id: 7,
+            direction: Direction::AToB,
+            started_at: at,
+            finished_at: None,
+            counts: CycleCounts {
+                read: 2,
+                ..CycleCounts::default()
+            },
+            outcome: CycleOutcome::Running,
+            error: None,
+        };
+        let mut counts = StoreCounts::default();
+        counts.links.insert("Opportunity".into(), 3);
+        counts.links.insert("Account".into(), 1);
+        counts.inbox_pending.insert("b".into(), 4);
+        let report = build_report(
+            &settings(),
+            &stored,
+            &[(Direction::AToB, Some(cycle)), (Direction::BToA, None)],
+            &counts,
+        );
+        let sources: Vec<(Org, &str, &str)> = report
+            .watermarks
+            .iter()
+            .map(|w| (w.org, w.object.as_str(), w.source))
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                (Org::A, "Opportunity", "default"),
+                (Org::B, "Opportunity", "stored"),
+                (Org::A, "Account", "stored"),
+            ]
+        );
+        assert_eq!(report.links.total, 4);
+        assert_eq!(report.inbox.pending, 4);
+        assert_eq!(report.inbox.by_org["a"], 0);
+        let text = render_text(&report);
+        assert!(text.contains("#7 running"), "{text}");
+        assert!(text.contains("b_to_a  none yet"), "{text}");
+        assert!(
+            text.contains("Links     4 (Account 1, Opportunity 3)"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["last_cycles"]["a_to_b"]["outcome"], "running");
+        assert!(json["last_cycles"]["b_to_a"].is_null());
+    }
+}
