@@ -130,18 +130,23 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(EXIT_FAILURE),
         Err(err) => {
-            tracing::error!(error = %format_chain(&err), "command failed");
             print_error(&err);
             ExitCode::from(EXIT_FAILURE)
         }
     }
 }
 
-/// `error: top\n  caused by: ...` for every cause.
+/// `top\n  caused by: ...` for every cause. A cause whose text the previous line already
+/// shows (some libraries repeat their source in their own message) is left out.
 pub fn format_chain(err: &anyhow::Error) -> String {
     let mut text = format!("{err}");
+    let mut previous = text.clone();
     for cause in err.chain().skip(1) {
-        text.push_str(&format!("\n  caused by: {cause}"));
+        let line = cause.to_string();
+        if !previous.contains(&line) {
+            text.push_str(&format!("\n  caused by: {line}"));
+        }
+        previous = line;
     }
     text
 }
@@ -168,6 +173,22 @@ mod tests {
             cli.command,
             Command::Status(StatusArgs { json: true })
         ));
+    }
+
+    #[test]
+    fn repeated_causes_are_printed_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error returned from database: (code: 26) file is not a database")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("(code: 26) file is not a database")]
+        struct Inner;
+        let err = anyhow::Error::new(Outer(Inner)).context("cannot open the state store");
+        assert_eq!(
+            format_chain(&err),
+            "cannot open the state store\n  caused by: error returned from database: (code: 26) \
+             file is not a database"
+        );
     }
 
     #[test]

@@ -250,7 +250,10 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (from {}): {}", self.key, self.origin, self.message)
+        match &self.origin {
+            Origin::NotSet => write!(f, "{} (not set): {}", self.key, self.message),
+            origin => write!(f, "{} (from {origin}): {}", self.key, self.message),
+        }
     }
 }
 
@@ -265,7 +268,7 @@ pub enum ConfigError {
         env: String,
         dir: PathBuf,
     },
-    #[error("cannot read configuration file {}: {source}", path.display())]
+    #[error("cannot read configuration file {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -987,6 +990,9 @@ impl Default for RawSync {
 /// `filter = false` means "no filter"; `filter = true` is a mistake.
 fn deserialize_filter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match RawFilter::deserialize(d)? {
+        // `false` is never a SOQL condition: from the environment (where every value is a
+        // string) it means the same as in a file.
+        RawFilter::Condition(text) if text.trim().eq_ignore_ascii_case("false") => Ok(None),
         RawFilter::Condition(text) => Ok(Some(text)),
         RawFilter::Switch(false) => Ok(None),
         RawFilter::Switch(true) => Err(serde::de::Error::custom(

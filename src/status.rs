@@ -23,6 +23,7 @@ pub struct StatusReport {
     pub env: String,
     /// The synced object (`sync.object`).
     pub object: String,
+    pub state: StateInfo,
     /// Per org and object; the configured object always appears for both orgs.
     pub watermarks: Vec<WatermarkStatus>,
     /// The last cycle of each direction, `null` before the first.
@@ -30,6 +31,16 @@ pub struct StatusReport {
     pub links: LinkCounts,
     pub failures: FailureCounts,
     pub inbox: InboxCounts,
+}
+
+/// Which state database the report comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateInfo {
+    /// `state.url`.
+    pub url: String,
+    /// False when the database file does not exist yet (nothing has run with this
+    /// configuration, or `state.url` is relative and this is another working directory).
+    pub exists: bool,
 }
 
 /// One org's watermark for one object.
@@ -81,6 +92,7 @@ pub struct InboxCounts {
 /// Builds the report from what the store returned (pure).
 pub fn build_report(
     settings: &Settings,
+    exists: bool,
     stored: &[WatermarkRow],
     last_cycles: &[(Direction, Option<Cycle>)],
     counts: &StoreCounts,
@@ -125,6 +137,10 @@ pub fn build_report(
     StatusReport {
         env: settings.env.clone(),
         object: settings.object.clone(),
+        state: StateInfo {
+            url: settings.state_url.clone(),
+            exists,
+        },
         watermarks,
         last_cycles,
         links: LinkCounts {
@@ -166,7 +182,7 @@ pub async fn collect(store: &Store, settings: &Settings) -> Result<StatusReport,
         cycles.push((direction, store.last_cycle(direction).await?));
     }
     let counts = store.counts().await?;
-    Ok(build_report(settings, &stored, &cycles, &counts))
+    Ok(build_report(settings, true, &stored, &cycles, &counts))
 }
 
 /// The report as a table for people (pure).
@@ -178,6 +194,14 @@ pub fn render_text(report: &StatusReport) -> String {
         "orgsync status (env {}, object {})",
         report.env, report.object
     );
+    if !report.state.exists {
+        let _ = writeln!(
+            out,
+            "No state database at {} yet: nothing has been synced with this configuration \
+             (a relative state.url is resolved from the working directory).",
+            report.state.url
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "Watermarks");
     for w in &report.watermarks {
@@ -255,20 +279,32 @@ pub fn render_text(report: &StatusReport) -> String {
     out
 }
 
-/// `orgsync status [--json]`: opens the store, writes the report to `out`.
+/// `orgsync status [--json]`: reads the store, writes the report to `out`. A missing
+/// database file is reported as an empty state, and not created.
 pub async fn run(
     settings: &Settings,
     json: bool,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let store = Store::open(&settings.state_url)
-        .await
-        .context("cannot open the state store")?;
-    let report = collect(&store, settings)
-        .await
-        .context("cannot read the state store")?;
-    store.close().await;
+    let file = Store::database_file(&settings.state_url).context("invalid state.url")?;
+    let report = match file {
+        Some(path) if !path.exists() => {
+            tracing::warn!(path = %path.display(), "no state database yet");
+            let none = [(Direction::AToB, None), (Direction::BToA, None)];
+            build_report(settings, false, &[], &none, &StoreCounts::default())
+        }
+        _ => {
+            let store = Store::open(&settings.state_url)
+                .await
+                .context("cannot open the state store")?;
+            let report = collect(&store, settings)
+                .await
+                .context("cannot read the state store")?;
+            store.close().await;
+            report
+        }
+    };
     if json {
         let text = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
         writeln!(out, "{text}").context("cannot write the report")?;
@@ -333,6 +369,7 @@ mod tests {
         counts.inbox_pending.insert("b".into(), 4);
         let report = build_report(
             &settings(),
+            true,
             &stored,
             &[(Direction::AToB, Some(cycle)), (Direction::BToA, None)],
             &counts,

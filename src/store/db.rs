@@ -20,13 +20,13 @@ const FILE_POOL_SIZE: u32 = 4;
 pub enum StoreError {
     #[error("invalid state.url {url:?}: {detail}")]
     BadUrl { url: String, detail: String },
-    #[error("cannot open the state database {url:?}: {source}")]
+    #[error("cannot open the state database {url:?}")]
     Open {
         url: String,
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot apply migrations to the state database: {0}")]
+    #[error("cannot apply migrations to the state database")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A link write would link a record to a second record (links are unique on both sides).
     #[error("link conflict for {object}: cannot link A {a_id} to B {b_id}: {detail}")]
@@ -39,7 +39,7 @@ pub enum StoreError {
     /// A value in the database does not parse (hand-edited, or written by a newer version).
     #[error("unexpected value in the state database: {0}")]
     Corrupt(String),
-    #[error("state database error: {0}")]
+    #[error("state database error")]
     Db(#[from] sqlx::Error),
 }
 
@@ -56,12 +56,7 @@ impl Store {
     /// An in-memory store has a single connection (each SQLite connection would otherwise see
     /// its own empty database): while a [`PageTx`] is open on it, read through the `PageTx`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::BadUrl {
-                url: url.to_string(),
-                detail: "expected sqlite://path/to/file.db or sqlite::memory:".into(),
-            });
-        }
+        check_url(url)?;
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::BadUrl {
                 url: url.to_string(),
@@ -70,8 +65,7 @@ impl Store {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let (options, pool_options) = if in_memory {
+        let (options, pool_options) = if is_in_memory(url) {
             (
                 options,
                 SqlitePoolOptions::new()
@@ -102,6 +96,21 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// The database file `url` names, or `None` for an in-memory database. Lets read-only
+    /// callers (`status`) tell "nothing synced yet" from "wrong working directory" without
+    /// creating a file.
+    pub fn database_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+        check_url(url)?;
+        if is_in_memory(url) {
+            return Ok(None);
+        }
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
+            url: url.to_string(),
+            detail: e.to_string(),
+        })?;
+        Ok(Some(options.get_filename().to_path_buf()))
+    }
+
     /// Starts the write transaction of a page. `BEGIN IMMEDIATE` takes the write lock at
     /// once, so two writers queue on `busy_timeout` instead of failing mid-transaction.
     pub async fn begin(&self) -> Result<PageTx, StoreError> {
@@ -124,6 +133,21 @@ impl Store {
         tx.commit().await?;
         Ok(value)
     }
+}
+
+fn check_url(url: &str) -> Result<(), StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(())
+    } else {
+        Err(StoreError::BadUrl {
+            url: url.to_string(),
+            detail: "expected sqlite://path/to/file.db or sqlite::memory:".into(),
+        })
+    }
+}
+
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// One open write transaction, normally one page of a direction pass. Everything written

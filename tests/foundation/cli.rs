@@ -44,12 +44,21 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn status_json_on_an_empty_store() {
     let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        Store::open(&state_url(dir.path()))
+            .await
+            .unwrap()
+            .close()
+            .await;
+    });
     let out = orgsync(dir.path(), &["status", "--json"], &[]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)));
     assert_eq!(report["env"], "dev");
     assert_eq!(report["object"], "Opportunity");
+    assert_eq!(report["state"]["exists"], true);
     let watermarks = report["watermarks"].as_array().unwrap();
     assert_eq!(watermarks.len(), 2);
     assert_eq!(watermarks[0]["org"], "a");
@@ -63,6 +72,23 @@ fn status_json_on_an_empty_store() {
     assert_eq!(report["inbox"]["pending"], 0);
     assert!(!text(&out.stdout).contains(SECRET));
     assert!(!text(&out.stderr).contains(SECRET));
+}
+
+#[test]
+fn status_without_a_database_reports_it_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orgsync(dir.path(), &["status", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["state"]["exists"], false);
+    assert_eq!(report["links"]["total"], 0);
+    assert!(!dir.path().join("state.db").exists());
+    let out = orgsync(dir.path(), &["status"], &[]);
+    assert!(
+        text(&out.stdout).contains("No state database at"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -189,17 +215,18 @@ fn usage_errors_exit_2_and_help_exits_0() {
 #[test]
 fn runtime_failure_exits_1_with_the_cause_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let out = orgsync(
-        dir.path(),
-        &["status"],
-        &[(
-            "ORGSYNC__STATE__URL",
-            "sqlite:///nonexistent-orgsync-dir/sub/state.db",
-        )],
-    );
-    assert_eq!(out.status.code(), Some(1));
+    // Not a SQLite database (big enough for SQLite to read its header).
+    std::fs::write(dir.path().join("state.db"), "not a database\n".repeat(1000)).unwrap();
+    let out = orgsync(dir.path(), &["status"], &[]);
     let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {stderr}",
+        text(&out.stdout)
+    );
     assert!(stderr.contains("cannot open the state store"), "{stderr}");
     assert!(stderr.contains("caused by"), "{stderr}");
+    assert!(stderr.contains("file is not a database"), "{stderr}");
     assert!(!stderr.contains(SECRET), "{stderr}");
 }

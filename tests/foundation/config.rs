@@ -406,6 +406,16 @@ fn field_map_must_not_merge_two_fields() {
 fn filter_false_means_no_filter() {
     let (_dir, result) = load(&format!("{USERS}\n[sync]\nfilter = false\n"), &creds(&[]));
     assert_eq!(result.unwrap().filter, None);
+    let (_dir, result) = load(USERS, &creds(&[("ORGSYNC__SYNC__FILTER", "false")]));
+    assert_eq!(result.unwrap().filter, None);
+    let (_dir, result) = load(
+        USERS,
+        &creds(&[("ORGSYNC__SYNC__FILTER", "StageName != 'Closed Lost'")]),
+    );
+    assert_eq!(
+        result.unwrap().filter.as_deref(),
+        Some("StageName != 'Closed Lost'")
+    );
 }
 
 #[test]
