@@ -71,6 +71,9 @@ impl Store {
                 SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
+                    // Waiting for the only connection means a caller read through the Store
+                    // while its own PageTx was open: fail fast instead of hanging.
+                    .acquire_timeout(Duration::from_secs(5))
                     .idle_timeout(None)
                     .max_lifetime(None),
             )
