@@ -116,7 +116,7 @@ struct Table {
     /// (SystemModstamp in ms, slot) of every record, deleted ones included (queryAll).
     by_modstamp: BTreeSet<(i64, u32)>,
     /// Field position -> lowercase value -> slots of live records holding it.
-    lookups: HashMap<usize, HashMap<String, Vec<u32>>>,
+    lookups: HashMap<usize, HashMap<String, BTreeSet<u32>>>,
     /// Soft deletions in the order they happened: (slot, deletion time).
     deletions: Vec<(u32, DateTime<Utc>)>,
     /// Records not deleted.
@@ -202,11 +202,17 @@ fn modstamp_key(obj: &ObjectDef, rec: &Record) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
+/// Fields with a value index: upsert keys, unique fields, and lookups to parents (for the
+/// account -> opportunities cascade). The audit lookups (CreatedById, LastModifiedById) are
+/// left out: nearly every record shares their few values.
 fn indexed_fields(obj: &ObjectDef) -> impl Iterator<Item = usize> + '_ {
+    let audit = [obj.system.created_by_id, obj.system.last_modified_by_id];
     obj.fields
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.is_indexed() || f.field_type == FieldType::Reference)
+        .filter(move |(i, f)| {
+            f.is_indexed() || (f.field_type == FieldType::Reference && !audit.contains(i))
+        })
         .map(|(i, _)| i)
 }
 
@@ -225,7 +231,7 @@ impl Table {
                     .or_default()
                     .entry(key)
                     .or_default()
-                    .push(slot);
+                    .insert(slot);
             }
         }
     }
@@ -242,7 +248,7 @@ impl Table {
                 && let Some(map) = self.lookups.get_mut(&fi)
                 && let Some(slots) = map.get_mut(&key)
             {
-                slots.retain(|s| *s != slot);
+                slots.remove(&slot);
                 if slots.is_empty() {
                     map.remove(&key);
                 }
@@ -253,7 +259,8 @@ impl Table {
     /// Live slots whose field `fi` holds `v` (case-insensitively for text).
     fn lookup(&self, fi: usize, v: &Value) -> Vec<u32> {
         index_key(v)
-            .and_then(|k| self.lookups.get(&fi).and_then(|m| m.get(&k)).cloned())
+            .and_then(|k| self.lookups.get(&fi).and_then(|m| m.get(&k)))
+            .map(|set| set.iter().copied().collect())
             .unwrap_or_default()
     }
 }
@@ -834,16 +841,32 @@ impl OrgDb {
 
     /// Sorts (stably, so ties stay in Id order) and applies OFFSET and LIMIT.
     fn finish(&self, plan: &Plan, mut slots: Vec<u32>) -> Vec<u32> {
-        if !plan.order.is_empty() {
-            let object = plan.object as u32;
-            slots.sort_by(|a, b| {
-                compare_rows(
-                    self,
-                    RowRef { object, slot: *a },
-                    RowRef { object, slot: *b },
-                    &plan.order,
-                )
-            });
+        if plan.order.is_empty() {
+            return page(slots, plan.offset, plan.limit);
+        }
+        let object = plan.object as u32;
+        // Ties fall back to slot order (= Id order), which makes the order total: the partial
+        // sort below then gives the same rows as a full stable sort.
+        let cmp = |a: &u32, b: &u32| {
+            compare_rows(
+                self,
+                RowRef { object, slot: *a },
+                RowRef { object, slot: *b },
+                &plan.order,
+            )
+            .then(a.cmp(b))
+        };
+        match plan.limit.map(|l| plan.offset.saturating_add(l)) {
+            Some(want) if want < slots.len() / 2 => {
+                // LIMIT: select the first OFFSET + LIMIT rows in O(n), then sort only those.
+                if want == 0 {
+                    return Vec::new();
+                }
+                slots.select_nth_unstable_by(want - 1, cmp);
+                slots.truncate(want);
+                slots.sort_unstable_by(cmp);
+            }
+            _ => slots.sort_unstable_by(cmp),
         }
         page(slots, plan.offset, plan.limit)
     }

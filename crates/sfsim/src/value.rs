@@ -5,7 +5,8 @@
 use std::cmp::Ordering;
 
 use chrono::{
-    DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc,
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone,
+    Timelike, Utc,
 };
 use serde_json::Value as Json;
 
@@ -57,7 +58,7 @@ impl Value {
             Value::Num(n) => serde_json::Number::from_f64(*n)
                 .map(Json::Number)
                 .unwrap_or(Json::Null),
-            Value::Date(d) => Json::String(d.format("%Y-%m-%d").to_string()),
+            Value::Date(d) => Json::String(format_date(*d)),
             Value::DateTime(d) => Json::String(format_datetime(*d)),
         }
     }
@@ -70,7 +71,7 @@ impl Value {
             Value::Bool(b) => Some(b.to_string()),
             Value::Int(i) => Some(i.to_string()),
             Value::Num(n) => Some(format!("{n:?}")),
-            Value::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
+            Value::Date(d) => Some(format_date(*d)),
             Value::DateTime(d) => Some(d.to_rfc3339_opts(SecondsFormat::Millis, true)),
         }
     }
@@ -78,7 +79,23 @@ impl Value {
 
 /// `2013-05-20T20:49:32.000+0000`: milliseconds, `+0000`, no colon (reference §3).
 pub fn format_datetime(d: DateTime<Utc>) -> String {
-    d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+    // Written out by hand: chrono's `format` re-parses its pattern on every call, and replies
+    // render three datetimes per row.
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
+        d.year(),
+        d.month(),
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.timestamp_subsec_millis().min(999)
+    )
+}
+
+/// `2022-04-29`.
+pub fn format_date(d: NaiveDate) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
 /// Truncates a timestamp to whole milliseconds, the precision Salesforce stores.
@@ -248,6 +265,12 @@ pub fn from_json(field: &FieldDef, v: &Json) -> Result<Value, ItemError> {
 
 /// Case-insensitive text order without allocating (SOQL compares text this way).
 pub fn cmp_text_ci(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a
+            .bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(b.bytes().map(|c| c.to_ascii_lowercase()));
+    }
     a.chars()
         .flat_map(char::to_lowercase)
         .cmp(b.chars().flat_map(char::to_lowercase))
@@ -255,7 +278,10 @@ pub fn cmp_text_ci(a: &str, b: &str) -> Ordering {
 
 /// Case-insensitive text equality.
 pub fn eq_text_ci(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.eq_ignore_ascii_case(b) || cmp_text_ci(a, b) == Ordering::Equal
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    cmp_text_ci(a, b) == Ordering::Equal
 }
 
 /// Orders two non-null values of one field type. Text compares case-insensitively, ids

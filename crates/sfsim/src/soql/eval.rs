@@ -183,7 +183,7 @@ pub fn compare_rows<A: RecordAccess>(
 
 /// `{"type": ..., "url": "/services/data/vNN.0/sobjects/Type/Id"}`.
 pub fn attributes(object: &str, id: &str, api_version: &str) -> Json {
-    let mut m = Map::new();
+    let mut m = Map::with_capacity(2);
     m.insert("type".into(), Json::String(object.to_string()));
     m.insert(
         "url".into(),
@@ -200,10 +200,11 @@ fn record_header<A: RecordAccess>(
     row: A::Row,
     object: usize,
     api_version: &str,
+    capacity: usize,
 ) -> Map<String, Json> {
     let obj = &schema.objects[object];
     let id = acc.value(row, obj.system.id).as_str().unwrap_or_default();
-    let mut m = Map::new();
+    let mut m = Map::with_capacity(capacity);
     m.insert("attributes".into(), attributes(&obj.name, id, api_version));
     m
 }
@@ -217,7 +218,14 @@ pub fn render<A: RecordAccess>(
     row: A::Row,
     api_version: &str,
 ) -> Json {
-    let mut root = record_header(acc, schema, row, plan.object, api_version);
+    let mut root = record_header(
+        acc,
+        schema,
+        row,
+        plan.object,
+        api_version,
+        plan.select.len() + 1,
+    );
     for path in &plan.select {
         insert_path(acc, schema, &mut root, row, path, 0, api_version);
     }
@@ -246,7 +254,7 @@ fn insert_path<A: RecordAccess>(
         }
         Some(p) => {
             if !map.get(rel).is_some_and(Json::is_object) {
-                let header = record_header(acc, schema, p, path.objects[level + 1], api_version);
+                let header = record_header(acc, schema, p, path.objects[level + 1], api_version, 4);
                 map.insert(rel.clone(), Json::Object(header));
             }
             if let Some(Json::Object(child)) = map.get_mut(rel) {
