@@ -285,7 +285,7 @@ impl OrgDb {
         let tables = schema.objects.iter().map(|_| Table::default()).collect();
         OrgDb {
             org_id: org_id.to_string(),
-            ids: IdGenerator::new(org_id),
+            ids: IdGenerator::starting_at(org_id, IdGenerator::fresh_start()),
             schema,
             tables,
             locations: HashMap::new(),
@@ -1301,6 +1301,56 @@ impl OrgDb {
         undo.push(Undo::DeletionLogged { object: oi });
     }
 
+    /// The id of the parent a relationship body names by external id, e.g.
+    /// `{"attributes": {"type": "Account"}, "Ext_Id__c": "A-1"}` for `Account`.
+    fn resolve_foreign_key(
+        &self,
+        field: &crate::schema::FieldDef,
+        spec: &Map<String, Json>,
+    ) -> Result<Value, ItemError> {
+        let target_name = field.reference_to.as_deref().unwrap_or_default();
+        let bad = |m: String| item("INVALID_FIELD", m, vec![field.name.clone()]);
+        let toi = self
+            .schema
+            .object_index(target_name)
+            .ok_or_else(|| bad(format!("sObject type '{target_name}' is not supported.")))?;
+        let target = &self.schema.objects[toi];
+        let keys: Vec<(&String, &Json)> = spec
+            .iter()
+            .filter(|(k, _)| k.as_str() != "attributes")
+            .collect();
+        let [(key, raw)] = keys.as_slice() else {
+            return Err(bad(format!(
+                "The {} foreign key must name exactly one external id field of {}",
+                field.relationship_name.as_deref().unwrap_or_default(),
+                target.name
+            )));
+        };
+        let tfi = target
+            .field_index(key)
+            .filter(|i| target.fields[*i].external_id || target.fields[*i].id_lookup)
+            .ok_or_else(|| {
+                bad(format!(
+                    "Field {key} is not an External ID or indexed field for {}",
+                    target.name
+                ))
+            })?;
+        let v = value::from_json(&target.fields[tfi], raw)?;
+        let shown = v.to_text().unwrap_or_default();
+        let tname = &target.fields[tfi].name;
+        match self.matching_slots(toi, tfi, &v).as_slice() {
+            [slot] => Ok(self.tables[toi].records[*slot as usize].values[target.system.id].clone()),
+            [] => Err(bad(format!(
+                "Foreign key external ID: {shown} not found for field {tname} in entity {}",
+                target.name
+            ))),
+            _ => Err(bad(format!(
+                "Foreign key external ID: {shown} matched more than one record for field {tname} in entity {}",
+                target.name
+            ))),
+        }
+    }
+
     /// Validates a create (`base` None) or update body and returns the record's new values,
     /// system fields set. Errors are reported per stage, as Salesforce does: unknown or
     /// read-only fields, then values, then required fields, lengths, references, validation
@@ -1328,6 +1378,23 @@ impl OrgDb {
                 continue;
             }
             let Some(fi) = obj.field_index(key) else {
+                // A parent named by its external id: "Account": {"Ext_Id__c": "A-1"}.
+                if let (Some(ri), Json::Object(spec)) = (obj.relationship_index(key), raw) {
+                    let f = &obj.fields[ri];
+                    let writable = match mode {
+                        WriteMode::Create => f.createable,
+                        WriteMode::Update => f.updateable,
+                    };
+                    if !writable {
+                        read_only.push(f.name.clone());
+                    } else {
+                        match self.resolve_foreign_key(f, spec) {
+                            Ok(v) => assigned.push((ri, v)),
+                            Err(e) => bad_values.push(e),
+                        }
+                    }
+                    continue;
+                }
                 unknown.push(item(
                     "INVALID_FIELD",
                     format!("No such column '{key}' on sobject of type {}", obj.name),
@@ -2226,6 +2293,57 @@ mod tests {
             "2024-03-10T10:06:00Z",
         );
         assert_eq!(r[0].as_ref().map(|ok| ok.created), Ok(Some(true)));
+    }
+
+    #[test]
+    fn parents_can_be_named_by_external_id() {
+        let mut f = Fixture::new();
+        f.db.add_field(
+            &json!({"object":"Account","name":"Code__c","type":"string","externalId":true}),
+        )
+        .expect("field");
+        let acc = f.create_ok(
+            "Account",
+            json!({"Name": "Acme", "Code__c": "A-1"}),
+            "2024-03-10T10:00:00Z",
+        );
+        let with_parent = |spec: Json| json!({"Name": "o", "StageName": "Prospecting", "CloseDate": "2024-01-01", "Account": spec});
+        f.create_ok(
+            "Opportunity",
+            with_parent(json!({"attributes": {"type": "Account"}, "code__c": "a-1"})),
+            "2024-03-10T10:00:00Z",
+        );
+        assert_eq!(
+            f.q("SELECT AccountId FROM Opportunity")[0]["AccountId"],
+            json!(acc)
+        );
+        // Account Name is an idLookup field too.
+        assert!(
+            f.create(
+                "Opportunity",
+                with_parent(json!({"Name": "Acme"})),
+                "2024-03-10T10:00:00Z"
+            )
+            .is_ok()
+        );
+        let r = f.create(
+            "Opportunity",
+            with_parent(json!({"Code__c": "nope"})),
+            "2024-03-10T10:00:00Z",
+        );
+        assert_eq!(errors(&r), ["INVALID_FIELD"]);
+        let r = f.create(
+            "Opportunity",
+            with_parent(json!({"Industry": "Energy"})),
+            "2024-03-10T10:00:00Z",
+        );
+        assert_eq!(errors(&r), ["INVALID_FIELD"]);
+        let r = f.create(
+            "Opportunity",
+            with_parent(json!({"Code__c": "A-1", "Name": "Acme"})),
+            "2024-03-10T10:00:00Z",
+        );
+        assert_eq!(errors(&r), ["INVALID_FIELD"]);
     }
 
     #[test]

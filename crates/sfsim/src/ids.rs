@@ -7,6 +7,9 @@
 //! The database relies on that (its SystemModstamp index orders ties by creation order, which is
 //! then the same as ordering by `Id`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use thiserror::Error;
 
 /// Key prefix of Account ids.
@@ -141,9 +144,38 @@ impl IdGenerator {
     /// A generator for the org `org_id`. The org part is a stable hash of the org id, so two
     /// orgs get different ids (unless their 3-character parts collide: 1 in 238,328).
     pub fn new(org_id: &str) -> Self {
+        Self::starting_at(org_id, 1)
+    }
+
+    /// A generator whose first counter value is `first` (taken modulo the counter's range).
+    /// A database that is reset starts further on, so it never hands out an id again.
+    pub fn starting_at(org_id: &str, first: u64) -> Self {
         let h = fnv1a(org_id.as_bytes()) % 62u64.pow(ORG_PART_WIDTH as u32);
         let org_part = base62(h, ORG_PART_WIDTH).unwrap_or_else(|| "000".to_string());
-        IdGenerator { org_part, next: 1 }
+        IdGenerator {
+            org_part,
+            next: first % 62u64.pow(COUNTER_WIDTH as u32),
+        }
+    }
+
+    /// A counter start that no earlier generator of this process, nor (unless the clock went
+    /// back) of an earlier process, has reached: the wall clock in microseconds, and at least
+    /// 2^32 past the previous start in this process. Real orgs never reuse an id, and a reset
+    /// simulated org must not either, or a client's stored links would point at new records.
+    pub fn fresh_start() -> u64 {
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(1);
+        let mut prev = LAST.load(Ordering::Relaxed);
+        loop {
+            let start = now.max(prev.saturating_add(1 << 32));
+            match LAST.compare_exchange(prev, start, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return start,
+                Err(seen) => prev = seen,
+            }
+        }
     }
 
     /// The next 18-character id with the given 3-character key prefix. The counter is shared by
@@ -209,6 +241,19 @@ mod tests {
         let mut sorted = ids.clone();
         sorted.sort();
         assert_eq!(ids, sorted);
+    }
+
+    #[test]
+    fn fresh_starts_never_repeat_and_keep_ids_ordered() {
+        let a = IdGenerator::fresh_start();
+        let b = IdGenerator::fresh_start();
+        assert!(b >= a + (1 << 32));
+        let mut g = IdGenerator::starting_at("00Dx", a);
+        let x = g.next_id("006");
+        let y = g.next_id("006");
+        assert!(x < y && is_valid(&x));
+        let mut h = IdGenerator::starting_at("00Dx", b);
+        assert!(h.next_id("006") > y);
     }
 
     #[test]
