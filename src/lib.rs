@@ -7,4 +7,5 @@ pub mod config;
 pub mod salesforce;
 pub mod status;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

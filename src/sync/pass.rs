@@ -1,0 +1,1354 @@
+//! The direction pass of DESIGN §3: read the source's changes since the watermark in pages,
+//! decide per row with the pure functions of `plan`, write the target through collections, and
+//! record every row's outcome together with the page's watermark in one store transaction.
+//! The same page pipeline serves the failure-queue retries and the inbox drain (records
+//! fetched fresh by id; neither moves the watermark).
+//!
+//! API calls per page: at most one lookup query (linked rows by `Id`, unlinked rows by match
+//! key, OR-ed into one query; more only if the lookup itself pages), one collections call per
+//! 200 creates and one per 200 updates. Rows the triage settles (replays, echoes, queued
+//! records) cost nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::mapping::{Mapping, from_snapshot, same_value, to_snapshot};
+use super::plan::{
+    Action, Decision, LinkView, PageItem, Policy, QueuedFailure, SkipReason, SourceRow, Target,
+    TargetRow, Triage, Winner, plan_page, triage,
+};
+use super::ports::{
+    Batch, ErrorKind, FieldIn, OrgPort, PageTxPort, PortError, QueryKind, RecordQuery, StorePort,
+    WriteOutcome,
+};
+use crate::config::{ConflictPolicy, Settings};
+use crate::store::{
+    Direction, Link, LinkWrite, NewFailure, NewNotification, Org, RetryPolicy, StoreError,
+};
+
+/// Records per sObject Collections call (Salesforce's limit).
+const COLLECTION_LIMIT: usize = 200;
+
+/// Everything a pass needs to know besides its ports.
+#[derive(Debug, Clone)]
+pub struct PassConfig {
+    /// Cycle number, carried on every log line.
+    pub cycle: u64,
+    pub direction: Direction,
+    /// `sync.object`.
+    pub object: String,
+    pub conflict: ConflictPolicy,
+    /// `sync.match_by`, canonical (A) names.
+    pub match_by: Vec<String>,
+    /// `sync.external_id_field`: same name in both orgs; holds the other org's record id.
+    pub external_id_field: Option<String>,
+    /// Rows per page (one store transaction each).
+    pub page_size: usize,
+    /// Re-read window behind the watermark.
+    pub lookback: Duration,
+    /// Start of the first read when no watermark is stored.
+    pub default_watermark: DateTime<Utc>,
+    /// `sync.filter`, applied to the watermark query.
+    pub filter: Option<String>,
+    /// The source org's integration user.
+    pub integration_user_id: Option<String>,
+    /// Leave out rows last modified by the integration user (default on). Off for orgs where
+    /// people share that user; the snapshot comparison then recognises our own writes.
+    pub skip_integration_user_changes: bool,
+    pub retry: RetryPolicy,
+}
+
+impl PassConfig {
+    /// The pass of `direction` as configured in `settings`; `integration_user_id` is the
+    /// source org's (configured or learned at login).
+    pub fn from_settings(
+        settings: &Settings,
+        direction: Direction,
+        cycle: u64,
+        integration_user_id: Option<String>,
+    ) -> PassConfig {
+        PassConfig {
+            cycle,
+            direction,
+            object: settings.object.clone(),
+            conflict: settings.conflict,
+            match_by: settings.match_by.clone(),
+            external_id_field: settings.external_id_field.clone(),
+            page_size: settings.page_size.max(1),
+            lookback: settings.lookback,
+            default_watermark: settings.watermark_default,
+            filter: settings.filter.clone(),
+            integration_user_id,
+            skip_integration_user_changes: true,
+            retry: RetryPolicy::from_settings(settings),
+        }
+    }
+}
+
+/// How a pass ended (when it did not fail).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PassOutcome {
+    /// Every row read got a durable outcome.
+    #[default]
+    Completed,
+    /// Stopped between pages on request; the pages done are committed.
+    Cancelled,
+    /// An org's API limit was reached: the page in flight recorded nothing and the watermark
+    /// did not move past it; resume next cycle.
+    Paused { org: Org, message: String },
+}
+
+/// What a pass did; the counts of the cycle log line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PassReport {
+    /// Rows read from the source (watermark query, retries and inbox).
+    pub read: u64,
+    pub created: u64,
+    pub updated: u64,
+    /// Linked to an existing target record without writing it.
+    pub linked: u64,
+    /// Replays, echoes, unchanged and queued rows.
+    pub skipped: u64,
+    pub failed: u64,
+    pub conflicts: u64,
+    /// Target records queued to be carried back to the source.
+    pub reversed: u64,
+    /// Salesforce calls made (query batches, lookups, collections calls).
+    pub api_calls: u64,
+    /// Pages committed.
+    pub pages: u64,
+    /// The watermark after the pass, when a page moved it.
+    pub watermark: Option<DateTime<Utc>>,
+    pub outcome: PassOutcome,
+}
+
+impl PassReport {
+    fn absorb(&mut self, other: PassReport) {
+        self.read += other.read;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.linked += other.linked;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+        self.conflicts += other.conflicts;
+        self.reversed += other.reversed;
+        self.api_calls += other.api_calls;
+        self.pages += other.pages;
+        self.watermark = self.watermark.max(other.watermark);
+        if self.outcome == PassOutcome::Completed {
+            self.outcome = other.outcome;
+        }
+    }
+}
+
+/// The pass could not go on. Committed pages stay committed; the page in flight recorded
+/// nothing, so the next cycle reads it again.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("query in org {org} failed: {source}")]
+    Query {
+        org: Org,
+        #[source]
+        source: PortError,
+    },
+    #[error("org {org} returned a row orgsync cannot read: {message}")]
+    BadRow { org: Org, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which pipeline a page goes through.
+#[derive(Debug, Clone)]
+enum PipelineMode {
+    /// The watermark query: the failure-queue rule applies, the watermark moves.
+    Changes,
+    /// Failure retries: rows fetched fresh; `missing` ids no longer exist in the source.
+    Retry { missing: Vec<String> },
+    /// Inbox drain: these inbox items are processed with the page.
+    Inbox { item_ids: Vec<i64> },
+}
+
+/// Whether a page committed or the pass must pause.
+enum PageResult {
+    Committed,
+    Paused(Org, PortError),
+}
+
+/// One direction pass over its ports.
+pub struct Pass<'p, S, T, St> {
+    config: &'p PassConfig,
+    mapping: &'p Mapping,
+    source: &'p S,
+    target: &'p T,
+    store: &'p St,
+}
+
+/// A row's final outcome, recorded in the page transaction.
+enum RowOutcome {
+    /// Nothing to record.
+    Nothing,
+    /// Write the link (new or refreshed) with this snapshot.
+    Linked {
+        target_id: String,
+        snapshot: BTreeMap<String, Value>,
+    },
+    /// Into the failure queue.
+    Failed {
+        target_id: Option<String>,
+        code: String,
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl<'p, S, T, St> Pass<'p, S, T, St>
+where
+    S: OrgPort,
+    T: OrgPort,
+    St: StorePort,
+{
+    pub fn new(
+        config: &'p PassConfig,
+        mapping: &'p Mapping,
+        source: &'p S,
+        target: &'p T,
+        store: &'p St,
+    ) -> Self {
+        Pass {
+            config,
+            mapping,
+            source,
+            target,
+            store,
+        }
+    }
+
+    fn source_org(&self) -> Org {
+        self.config.direction.source()
+    }
+
+    fn target_org(&self) -> Org {
+        self.config.direction.target()
+    }
+
+    /// The whole direction: the watermark query, then due failure retries, then the inbox.
+    pub async fn run(&self, cancel: &CancellationToken) -> Result<PassReport, PassError> {
+        let mut report = self.sync_changes(cancel).await?;
+        if report.outcome == PassOutcome::Completed {
+            report.absorb(self.retry_failures(cancel).await?);
+        }
+        if report.outcome == PassOutcome::Completed {
+            report.absorb(self.drain_inbox(cancel).await?);
+        }
+        tracing::info!(
+            cycle = self.config.cycle,
+            direction = %self.config.direction,
+            read = report.read,
+            created = report.created,
+            updated = report.updated,
+            linked = report.linked,
+            skipped = report.skipped,
+            failed = report.failed,
+            conflicts = report.conflicts,
+            reversed = report.reversed,
+            api_calls = report.api_calls,
+            pages = report.pages,
+            outcome = ?report.outcome,
+            "direction pass finished"
+        );
+        Ok(report)
+    }
+
+    /// The watermark query, cursor-paged, one committed page of `page_size` rows at a time.
+    pub async fn sync_changes(&self, cancel: &CancellationToken) -> Result<PassReport, PassError> {
+        let mut report = PassReport::default();
+        let org = self.source_org();
+        let watermark = self
+            .store
+            .watermark(org, &self.config.object)
+            .await?
+            .unwrap_or(self.config.default_watermark);
+        let lookback =
+            chrono::Duration::from_std(self.config.lookback).unwrap_or(chrono::Duration::zero());
+        let since = watermark
+            .checked_sub_signed(lookback)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let exclude = if self.config.skip_integration_user_changes {
+            self.config.integration_user_id.clone()
+        } else {
+            None
+        };
+        let query = RecordQuery {
+            object: self.config.object.clone(),
+            fields: self.source_fields(),
+            kind: QueryKind::Changes {
+                since,
+                exclude_modified_by: exclude,
+                filter: self.config.filter.clone(),
+            },
+        };
+        tracing::debug!(
+            cycle = self.config.cycle,
+            direction = %self.config.direction,
+            watermark = %watermark,
+            since = %since,
+            "reading changes"
+        );
+        if cancel.is_cancelled() {
+            report.outcome = PassOutcome::Cancelled;
+            return Ok(report);
+        }
+        report.api_calls += 1;
+        let first = match self.source.query(&query).await {
+            Ok(batch) => batch,
+            Err(e) if e.kind == ErrorKind::LimitExceeded => {
+                report.outcome = self.paused(org, e);
+                return Ok(report);
+            }
+            Err(e) => return Err(PassError::Query { org, source: e }),
+        };
+        let mut buffer: VecDeque<Map<String, Value>> = first.records.into();
+        let mut next = first.next;
+        loop {
+            while buffer.len() < self.config.page_size
+                && let Some(cursor) = next.take()
+            {
+                report.api_calls += 1;
+                match self.source.query_more(&cursor).await {
+                    Ok(batch) => {
+                        buffer.extend(batch.records);
+                        next = batch.next;
+                    }
+                    Err(e) if e.kind == ErrorKind::LimitExceeded => {
+                        report.outcome = self.paused(org, e);
+                        return Ok(report);
+                    }
+                    Err(e) => return Err(PassError::Query { org, source: e }),
+                }
+            }
+            if buffer.is_empty() {
+                break;
+            }
+            if cancel.is_cancelled() {
+                report.outcome = PassOutcome::Cancelled;
+                break;
+            }
+            let take = self.config.page_size.min(buffer.len());
+            let rows = buffer
+                .drain(..take)
+                .map(|r| self.parse_source(&r))
+                .collect::<Result<Vec<_>, _>>()?;
+            match self
+                .process_page(rows, PipelineMode::Changes, &mut report)
+                .await?
+            {
+                PageResult::Committed => {}
+                PageResult::Paused(org, e) => {
+                    report.outcome = self.paused(org, e);
+                    return Ok(report);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Retries the failure queue's due records, fetched fresh by id, page by page.
+    pub async fn retry_failures(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<PassReport, PassError> {
+        let mut report = PassReport::default();
+        let mut seen: HashSet<i64> = HashSet::new();
+        let limit = u32::try_from(self.config.page_size).unwrap_or(u32::MAX);
+        loop {
+            if cancel.is_cancelled() {
+                report.outcome = PassOutcome::Cancelled;
+                break;
+            }
+            let due = self
+                .store
+                .due_failures(
+                    self.config.direction,
+                    &self.config.object,
+                    Utc::now(),
+                    limit,
+                )
+                .await?;
+            // A failure that is due again at once (no backoff configured) waits for the next
+            // cycle rather than spinning here.
+            let due: Vec<_> = due.into_iter().filter(|f| seen.insert(f.id)).collect();
+            if due.is_empty() {
+                break;
+            }
+            let ids: Vec<String> = due.iter().map(|f| f.source_id.clone()).collect();
+            let rows = match self.fetch_by_ids(&ids, &mut report).await {
+                Ok(rows) => rows,
+                Err(FetchError::Paused(org, e)) => {
+                    report.outcome = self.paused(org, e);
+                    break;
+                }
+                Err(FetchError::Pass(e)) => return Err(e),
+            };
+            let found: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            let missing: Vec<String> = ids
+                .iter()
+                .filter(|id| !found.contains(id.as_str()))
+                .cloned()
+                .collect();
+            match self
+                .process_page(rows, PipelineMode::Retry { missing }, &mut report)
+                .await?
+            {
+                PageResult::Committed => {}
+                PageResult::Paused(org, e) => {
+                    report.outcome = self.paused(org, e);
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Drains the source org's inbox (push notifications and reverse carries): each record
+    /// fetched fresh by id and run through the page pipeline.
+    pub async fn drain_inbox(&self, cancel: &CancellationToken) -> Result<PassReport, PassError> {
+        let mut report = PassReport::default();
+        let mut seen: HashSet<i64> = HashSet::new();
+        let limit = u32::try_from(self.config.page_size).unwrap_or(u32::MAX);
+        loop {
+            if cancel.is_cancelled() {
+                report.outcome = PassOutcome::Cancelled;
+                break;
+            }
+            let pending = self
+                .store
+                .pending_notifications(self.source_org(), limit)
+                .await?;
+            let pending: Vec<_> = pending.into_iter().filter(|i| seen.insert(i.id)).collect();
+            if pending.is_empty() {
+                break;
+            }
+            let (ours, others): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|i| i.object.eq_ignore_ascii_case(&self.config.object));
+            if !others.is_empty() {
+                tracing::warn!(
+                    cycle = self.config.cycle,
+                    direction = %self.config.direction,
+                    count = others.len(),
+                    "inbox items for another object are set aside as processed"
+                );
+                let ids: Vec<i64> = others.iter().map(|i| i.id).collect();
+                self.store.mark_processed(&ids).await?;
+            }
+            if ours.is_empty() {
+                continue;
+            }
+            let mut ids: Vec<String> = Vec::new();
+            for item in &ours {
+                if !ids.contains(&item.record_id) {
+                    ids.push(item.record_id.clone());
+                }
+            }
+            let rows = match self.fetch_by_ids(&ids, &mut report).await {
+                Ok(rows) => rows,
+                Err(FetchError::Paused(org, e)) => {
+                    report.outcome = self.paused(org, e);
+                    break;
+                }
+                Err(FetchError::Pass(e)) => return Err(e),
+            };
+            let item_ids = ours.iter().map(|i| i.id).collect();
+            match self
+                .process_page(rows, PipelineMode::Inbox { item_ids }, &mut report)
+                .await?
+            {
+                PageResult::Committed => {}
+                PageResult::Paused(org, e) => {
+                    report.outcome = self.paused(org, e);
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn paused(&self, org: Org, e: PortError) -> PassOutcome {
+        tracing::warn!(
+            cycle = self.config.cycle,
+            direction = %self.config.direction,
+            org = %org,
+            code = %e.code,
+            "API limit reached: pass paused, nothing recorded for the page in flight; resuming next cycle"
+        );
+        PassOutcome::Paused {
+            org,
+            message: e.to_string(),
+        }
+    }
+
+    fn source_fields(&self) -> Vec<String> {
+        self.mapping.field_names(self.source_org())
+    }
+
+    fn target_fields(&self) -> Vec<String> {
+        let mut fields = self.mapping.field_names(self.target_org());
+        if let Some(ext) = &self.config.external_id_field
+            && !fields.iter().any(|f| f.eq_ignore_ascii_case(ext))
+        {
+            fields.push(ext.clone());
+        }
+        fields
+    }
+
+    fn parse_source(&self, record: &Map<String, Value>) -> Result<SourceRow, PassError> {
+        parse_source_row(self.source_org(), self.mapping, record).map_err(|message| {
+            PassError::BadRow {
+                org: self.source_org(),
+                message,
+            }
+        })
+    }
+
+    async fn fetch_by_ids(
+        &self,
+        ids: &[String],
+        report: &mut PassReport,
+    ) -> Result<Vec<SourceRow>, FetchError> {
+        let query = RecordQuery {
+            object: self.config.object.clone(),
+            fields: self.source_fields(),
+            kind: QueryKind::ByIds(ids.to_vec()),
+        };
+        let records = self
+            .query_all(self.source, self.source_org(), &query, report)
+            .await?;
+        records
+            .iter()
+            .map(|r| self.parse_source(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(FetchError::Pass)
+    }
+
+    /// Runs a query and follows its cursor to the end.
+    async fn query_all<O: OrgPort>(
+        &self,
+        port: &O,
+        org: Org,
+        query: &RecordQuery,
+        report: &mut PassReport,
+    ) -> Result<Vec<Map<String, Value>>, FetchError> {
+        let mut out = Vec::new();
+        report.api_calls += 1;
+        let mut batch: Batch = port
+            .query(query)
+            .await
+            .map_err(|e| FetchError::from_port(org, e))?;
+        loop {
+            out.append(&mut batch.records);
+            let Some(cursor) = batch.next.take() else {
+                break;
+            };
+            report.api_calls += 1;
+            batch = port
+                .query_more(&cursor)
+                .await
+                .map_err(|e| FetchError::from_port(org, e))?;
+        }
+        Ok(out)
+    }
+
+    /// The page pipeline: triage, one lookup, plan, writes, one transaction.
+    async fn process_page(
+        &self,
+        rows: Vec<SourceRow>,
+        mode: PipelineMode,
+        report: &mut PassReport,
+    ) -> Result<PageResult, PassError> {
+        let cfg = self.config;
+        let (src, tgt) = (self.source_org(), self.target_org());
+        let policy = Policy {
+            direction: cfg.direction,
+            conflict: cfg.conflict,
+        };
+        let page_max = rows.iter().map(|r| r.system_modstamp).max();
+        let rows = dedup_latest(rows);
+        report.read += rows.len() as u64;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+
+        let links: HashMap<String, Link> = self
+            .store
+            .links_by_ids(src, &cfg.object, &ids)
+            .await?
+            .into_iter()
+            .map(|l| (side_id(&l, src).to_string(), l))
+            .collect();
+        let failures: HashMap<String, QueuedFailure> = self
+            .store
+            .failures_for(cfg.direction, &cfg.object, &ids)
+            .await?
+            .into_iter()
+            .map(|f| {
+                (
+                    f.source_id,
+                    QueuedFailure {
+                        source_modstamp: f.source_modstamp,
+                    },
+                )
+            })
+            .collect();
+        let views: HashMap<&str, LinkView> = links
+            .iter()
+            .map(|(id, l)| (id.as_str(), link_view(l, src)))
+            .collect();
+
+        // 1. Triage.
+        let mut outcomes: Vec<RowOutcome> = Vec::with_capacity(rows.len());
+        let mut reverse: Vec<(usize, String)> = Vec::new();
+        let mut needs_lookup: Vec<usize> = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let view = views.get(row.id.as_str());
+            let queued = match mode {
+                PipelineMode::Retry { .. } => None,
+                _ => failures.get(&row.id),
+            };
+            let outcome = match triage(row, view, queued, self.mapping) {
+                Triage::Drop => {
+                    self.log_skip(row, view.map(|v| v.target_id.as_str()), SkipReason::Replay);
+                    report.skipped += 1;
+                    RowOutcome::Nothing
+                }
+                Triage::LeaveToQueue => {
+                    self.log_skip(row, view.map(|v| v.target_id.as_str()), SkipReason::Queued);
+                    report.skipped += 1;
+                    RowOutcome::Nothing
+                }
+                Triage::Echo => {
+                    let view = view.ok_or_else(|| {
+                        PassError::Store(StoreError::Corrupt("an echo without a link".to_string()))
+                    })?;
+                    self.log_skip(row, Some(&view.target_id), SkipReason::Echo);
+                    report.skipped += 1;
+                    RowOutcome::Linked {
+                        target_id: view.target_id.clone(),
+                        snapshot: view.snapshot.clone().unwrap_or_default(),
+                    }
+                }
+                Triage::Lookup => {
+                    needs_lookup.push(i);
+                    RowOutcome::Nothing
+                }
+            };
+            outcomes.push(outcome);
+        }
+
+        // 2. One lookup in the target for the rows that need it.
+        let mut targets: HashMap<String, TargetRow> = HashMap::new();
+        if !needs_lookup.is_empty() {
+            let query = self.lookup_query(&rows, &needs_lookup, &views);
+            let records = match self.query_all(self.target, tgt, &query, report).await {
+                Ok(records) => records,
+                Err(FetchError::Paused(org, e)) => return Ok(PageResult::Paused(org, e)),
+                Err(FetchError::Pass(e)) => return Err(e),
+            };
+            for record in &records {
+                let row =
+                    parse_target_row(tgt, self.mapping, cfg.external_id_field.as_deref(), record)
+                        .map_err(|message| PassError::BadRow { org: tgt, message })?;
+                targets.insert(row.id.clone(), row);
+            }
+        }
+
+        // Candidates for unlinked rows, minus target records already linked to another.
+        let mut candidates: HashMap<usize, Vec<&TargetRow>> = HashMap::new();
+        for &i in &needs_lookup {
+            if !views.contains_key(rows[i].id.as_str()) {
+                candidates.insert(i, self.candidates_for(&rows[i], &targets));
+            }
+        }
+        let candidate_ids: Vec<String> = {
+            let mut set: Vec<String> = candidates
+                .values()
+                .flatten()
+                .map(|t| t.id.clone())
+                .collect();
+            set.sort();
+            set.dedup();
+            set
+        };
+        if !candidate_ids.is_empty() {
+            let linked: HashSet<String> = self
+                .store
+                .links_by_ids(tgt, &cfg.object, &candidate_ids)
+                .await?
+                .iter()
+                .map(|l| side_id(l, tgt).to_string())
+                .collect();
+            for list in candidates.values_mut() {
+                list.retain(|t| !linked.contains(&t.id));
+            }
+        }
+
+        // 3. Plan the looked-up rows (with the page-level rule).
+        let empty: Vec<&TargetRow> = Vec::new();
+        let items: Vec<PageItem<'_>> = needs_lookup
+            .iter()
+            .map(|&i| {
+                let row = &rows[i];
+                let target = match views.get(row.id.as_str()) {
+                    Some(link) => Target::Linked {
+                        link,
+                        row: targets.get(&link.target_id),
+                    },
+                    None => Target::Unlinked {
+                        candidates: candidates.get(&i).unwrap_or(&empty),
+                    },
+                };
+                PageItem { row, target }
+            })
+            .collect();
+        let decisions = plan_page(&items, &policy, self.mapping);
+        drop(items);
+
+        // 4. Writes.
+        let mut creates: Vec<(usize, Map<String, Value>)> = Vec::new();
+        let mut updates: Vec<(usize, String, Map<String, Value>)> = Vec::new();
+        for (&i, decision) in needs_lookup.iter().zip(&decisions) {
+            let row = &rows[i];
+            self.log_conflicts(row, decision);
+            report.conflicts += decision.conflicts.len() as u64;
+            match &decision.action {
+                Action::Create { fields } => {
+                    let mut body = self.mapping.to_org(tgt, fields);
+                    if let Some(ext) = &cfg.external_id_field {
+                        body.insert(ext.clone(), Value::String(row.id.clone()));
+                    }
+                    creates.push((i, body));
+                }
+                Action::Update { target_id, fields } => {
+                    updates.push((i, target_id.clone(), self.mapping.to_org(tgt, fields)));
+                }
+                Action::Link { target_id } => {
+                    report.linked += 1;
+                    tracing::info!(
+                        cycle = cfg.cycle,
+                        direction = %cfg.direction,
+                        source_id = %row.id,
+                        target_id = %target_id,
+                        "linked to an existing record with equal values"
+                    );
+                    outcomes[i] = RowOutcome::Linked {
+                        target_id: target_id.clone(),
+                        snapshot: decision.snapshot.clone().unwrap_or_default(),
+                    };
+                }
+                Action::Skip(reason) => {
+                    report.skipped += 1;
+                    let target_id = views
+                        .get(row.id.as_str())
+                        .map(|v| v.target_id.clone())
+                        .unwrap_or_default();
+                    self.log_skip(row, Some(&target_id), *reason);
+                    outcomes[i] = RowOutcome::Linked {
+                        target_id,
+                        snapshot: decision.snapshot.clone().unwrap_or_default(),
+                    };
+                }
+                Action::Fail { code, message } => {
+                    outcomes[i] = RowOutcome::Failed {
+                        target_id: views.get(row.id.as_str()).map(|v| v.target_id.clone()),
+                        code: code.as_str().to_string(),
+                        message: message.clone(),
+                        retryable: false,
+                    };
+                }
+            }
+            if decision.reverse
+                && let Some(target_id) = decision
+                    .target_id()
+                    .map(str::to_string)
+                    .or_else(|| views.get(row.id.as_str()).map(|v| v.target_id.clone()))
+            {
+                reverse.push((i, target_id));
+            }
+        }
+        let decision_of: HashMap<usize, &Decision> =
+            needs_lookup.iter().copied().zip(decisions.iter()).collect();
+
+        for chunk in creates.chunks(COLLECTION_LIMIT) {
+            let bodies: Vec<Map<String, Value>> = chunk.iter().map(|(_, b)| b.clone()).collect();
+            report.api_calls += 1;
+            let result = match &cfg.external_id_field {
+                Some(ext) => self.target.upsert(&cfg.object, ext, &bodies).await,
+                None => self.target.create(&cfg.object, &bodies).await,
+            };
+            let results = match result {
+                Err(e) if e.kind == ErrorKind::LimitExceeded => {
+                    return Ok(PageResult::Paused(tgt, e));
+                }
+                other => per_record(other, chunk.len()),
+            };
+            for ((i, _), outcome) in chunk.iter().zip(results) {
+                let row = &rows[*i];
+                outcomes[*i] = match outcome {
+                    Ok(ok) => {
+                        report.created += u64::from(ok.created);
+                        report.updated += u64::from(!ok.created);
+                        tracing::info!(
+                            cycle = cfg.cycle,
+                            direction = %cfg.direction,
+                            source_id = %row.id,
+                            target_id = %ok.id,
+                            created = ok.created,
+                            "record written to the target"
+                        );
+                        RowOutcome::Linked {
+                            target_id: ok.id,
+                            snapshot: decision_of
+                                .get(i)
+                                .and_then(|d| d.snapshot.clone())
+                                .unwrap_or_default(),
+                        }
+                    }
+                    Err(e) => RowOutcome::Failed {
+                        target_id: None,
+                        code: e.code,
+                        message: e.message,
+                        retryable: e.retryable,
+                    },
+                };
+            }
+        }
+        for chunk in updates.chunks(COLLECTION_LIMIT) {
+            let bodies: Vec<(String, Map<String, Value>)> = chunk
+                .iter()
+                .map(|(_, id, b)| (id.clone(), b.clone()))
+                .collect();
+            report.api_calls += 1;
+            let results = match self.target.update(&cfg.object, &bodies).await {
+                Err(e) if e.kind == ErrorKind::LimitExceeded => {
+                    return Ok(PageResult::Paused(tgt, e));
+                }
+                other => per_record(other, chunk.len()),
+            };
+            for ((i, target_id, _), outcome) in chunk.iter().zip(results) {
+                let row = &rows[*i];
+                outcomes[*i] = match outcome {
+                    Ok(_) => {
+                        report.updated += 1;
+                        tracing::info!(
+                            cycle = cfg.cycle,
+                            direction = %cfg.direction,
+                            source_id = %row.id,
+                            target_id = %target_id,
+                            "record updated in the target"
+                        );
+                        RowOutcome::Linked {
+                            target_id: target_id.clone(),
+                            snapshot: decision_of
+                                .get(i)
+                                .and_then(|d| d.snapshot.clone())
+                                .unwrap_or_default(),
+                        }
+                    }
+                    Err(e) => RowOutcome::Failed {
+                        target_id: Some(target_id.clone()),
+                        code: e.code,
+                        message: e.message,
+                        retryable: e.retryable,
+                    },
+                };
+            }
+        }
+
+        // 5. One transaction: outcomes, reverse carries, inbox, watermark.
+        let mut tx = self.store.begin().await?;
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let row = &rows[i];
+            let had_failure = failures.contains_key(&row.id);
+            match outcome {
+                RowOutcome::Nothing => {
+                    if matches!(mode, PipelineMode::Retry { .. }) {
+                        // The retried version is already recorded (or settled): stale failure.
+                        tx.clear_failure(cfg.direction, &cfg.object, &row.id)
+                            .await?;
+                    }
+                }
+                RowOutcome::Linked {
+                    target_id,
+                    snapshot,
+                } => {
+                    let write = link_write(&cfg.object, src, row, &target_id, snapshot);
+                    match tx.upsert_link(&write).await {
+                        Ok(()) => {
+                            if had_failure {
+                                tx.clear_failure(cfg.direction, &cfg.object, &row.id)
+                                    .await?;
+                            }
+                        }
+                        Err(StoreError::LinkConflict { detail, .. }) => {
+                            report.failed += 1;
+                            self.record_failure(
+                                &mut tx,
+                                row,
+                                Some(target_id),
+                                "LINK_CONFLICT",
+                                &detail,
+                                false,
+                            )
+                            .await?;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                RowOutcome::Failed {
+                    target_id,
+                    code,
+                    message,
+                    retryable,
+                } => {
+                    report.failed += 1;
+                    self.record_failure(&mut tx, row, target_id, &code, &message, retryable)
+                        .await?;
+                    // A failed row is not carried back: its reverse waits for its success.
+                    reverse.retain(|(r, _)| *r != i);
+                }
+            }
+        }
+        if !reverse.is_empty() {
+            let notifications: Vec<NewNotification> = reverse
+                .iter()
+                .map(|(i, target_id)| {
+                    let row = &rows[*i];
+                    tracing::info!(
+                        cycle = cfg.cycle,
+                        direction = %cfg.direction,
+                        source_id = %row.id,
+                        target_id = %target_id,
+                        "target holds newer values: queued to be carried back"
+                    );
+                    NewNotification {
+                        org: tgt,
+                        notification_id: format!(
+                            "orgsync-reverse:{}:{}:{}",
+                            cfg.direction,
+                            row.id,
+                            row.system_modstamp.timestamp_millis()
+                        ),
+                        object: cfg.object.clone(),
+                        record_id: target_id.clone(),
+                    }
+                })
+                .collect();
+            report.reversed += notifications.len() as u64;
+            tx.insert_notifications(&notifications).await?;
+        }
+        match &mode {
+            PipelineMode::Changes => {
+                if let Some(max) = page_max {
+                    tx.advance_watermark(src, &cfg.object, max).await?;
+                    report.watermark = report.watermark.max(Some(max));
+                }
+            }
+            PipelineMode::Retry { missing } => {
+                for id in missing {
+                    tracing::info!(
+                        cycle = cfg.cycle,
+                        direction = %cfg.direction,
+                        source_id = %id,
+                        "failed record no longer exists in the source: failure cleared"
+                    );
+                    tx.clear_failure(cfg.direction, &cfg.object, id).await?;
+                }
+            }
+            PipelineMode::Inbox { item_ids } => {
+                tx.mark_processed(item_ids).await?;
+            }
+        }
+        tx.commit().await?;
+        report.pages += 1;
+        Ok(PageResult::Committed)
+    }
+
+    async fn record_failure(
+        &self,
+        tx: &mut St::Tx,
+        row: &SourceRow,
+        target_id: Option<String>,
+        code: &str,
+        message: &str,
+        retryable: bool,
+    ) -> Result<(), PassError> {
+        let cfg = self.config;
+        tracing::warn!(
+            cycle = cfg.cycle,
+            direction = %cfg.direction,
+            source_id = %row.id,
+            target_id = target_id.as_deref().unwrap_or(""),
+            code,
+            message,
+            retryable,
+            "record failed: kept in the failure queue"
+        );
+        let failure = NewFailure {
+            direction: cfg.direction,
+            object: cfg.object.clone(),
+            source_id: row.id.clone(),
+            target_id,
+            source_modstamp: Some(row.system_modstamp),
+            error_code: code.to_string(),
+            message: message.to_string(),
+            retryable,
+        };
+        tx.record_failure(&failure, &cfg.retry).await?;
+        Ok(())
+    }
+
+    /// One query for the page: linked rows by target `Id`, unlinked rows by external id
+    /// (source id) and/or by the `match_by` fields.
+    fn lookup_query(
+        &self,
+        rows: &[SourceRow],
+        needs_lookup: &[usize],
+        views: &HashMap<&str, LinkView>,
+    ) -> RecordQuery {
+        let cfg = self.config;
+        let tgt = self.target_org();
+        let mut linked_ids: Vec<Value> = Vec::new();
+        let mut unlinked: Vec<&SourceRow> = Vec::new();
+        for &i in needs_lookup {
+            match views.get(rows[i].id.as_str()) {
+                Some(view) => linked_ids.push(Value::String(view.target_id.clone())),
+                None => unlinked.push(&rows[i]),
+            }
+        }
+        let mut any_of: Vec<Vec<FieldIn>> = Vec::new();
+        if !linked_ids.is_empty() {
+            any_of.push(vec![FieldIn {
+                field: "Id".to_string(),
+                values: linked_ids,
+            }]);
+        }
+        if !unlinked.is_empty() {
+            if let Some(ext) = &cfg.external_id_field {
+                any_of.push(vec![FieldIn {
+                    field: ext.clone(),
+                    values: unlinked
+                        .iter()
+                        .map(|r| Value::String(r.id.clone()))
+                        .collect(),
+                }]);
+            }
+            let keyed: Vec<&&SourceRow> = unlinked
+                .iter()
+                .filter(|r| self.match_key(r).is_some())
+                .collect();
+            if !keyed.is_empty() {
+                let conjunction = cfg
+                    .match_by
+                    .iter()
+                    .map(|field| {
+                        let mut values: Vec<Value> = Vec::new();
+                        for row in &keyed {
+                            if let Some(v) = row.values.get(field) {
+                                let v = self.mapping.value_in(tgt, field, v);
+                                if !values.iter().any(|x| same_value(Some(x), Some(&v))) {
+                                    values.push(v);
+                                }
+                            }
+                        }
+                        FieldIn {
+                            field: self
+                                .mapping
+                                .field_name(tgt, field)
+                                .unwrap_or(field)
+                                .to_string(),
+                            values,
+                        }
+                    })
+                    .collect();
+                any_of.push(conjunction);
+            }
+        }
+        RecordQuery {
+            object: cfg.object.clone(),
+            fields: self.target_fields(),
+            kind: QueryKind::Lookup { any_of },
+        }
+    }
+
+    /// The row's `match_by` values, when all are set.
+    fn match_key<'r>(&self, row: &'r SourceRow) -> Option<Vec<&'r Value>> {
+        if self.config.match_by.is_empty() {
+            return None;
+        }
+        self.config
+            .match_by
+            .iter()
+            .map(|f| row.values.get(f))
+            .collect()
+    }
+
+    /// Target rows that could be `row`'s counterpart: the one holding its id in the external
+    /// id field; else (none found) those with equal `match_by` values and no external id.
+    fn candidates_for<'t>(
+        &self,
+        row: &SourceRow,
+        targets: &'t HashMap<String, TargetRow>,
+    ) -> Vec<&'t TargetRow> {
+        let mut found: Vec<&TargetRow> = Vec::new();
+        if self.config.external_id_field.is_some() {
+            found = targets
+                .values()
+                .filter(|t| t.external_id.as_deref() == Some(row.id.as_str()))
+                .collect();
+        }
+        if found.is_empty()
+            && let Some(key) = self.match_key(row)
+        {
+            found = targets
+                .values()
+                .filter(|t| self.config.external_id_field.is_none() || t.external_id.is_none())
+                .filter(|t| {
+                    self.config
+                        .match_by
+                        .iter()
+                        .zip(&key)
+                        .all(|(f, v)| same_value(t.values.get(f), Some(v)))
+                })
+                .collect();
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found
+    }
+
+    fn log_skip(&self, row: &SourceRow, target_id: Option<&str>, reason: SkipReason) {
+        tracing::debug!(
+            cycle = self.config.cycle,
+            direction = %self.config.direction,
+            source_id = %row.id,
+            target_id = target_id.unwrap_or(""),
+            reason = reason.as_str(),
+            "record skipped"
+        );
+    }
+
+    fn log_conflicts(&self, row: &SourceRow, decision: &Decision) {
+        for c in &decision.conflicts {
+            let source_value = c.source_value.clone().unwrap_or_default().to_string();
+            let target_value = c.target_value.clone().unwrap_or_default().to_string();
+            tracing::info!(
+                cycle = self.config.cycle,
+                direction = %self.config.direction,
+                source_id = %row.id,
+                target_id = decision.target_id().unwrap_or(""),
+                field = %c.field,
+                source_value = %source_value,
+                target_value = %target_value,
+                source_last_modified = %c.source_last_modified,
+                target_last_modified = %c.target_last_modified,
+                winner = match c.winner { Winner::Source => "source", Winner::Target => "target" },
+                policy = ?self.config.conflict,
+                "conflict: both sides changed the field"
+            );
+        }
+    }
+}
+
+/// A fetch stopped by a limit, or failed.
+enum FetchError {
+    Paused(Org, PortError),
+    Pass(PassError),
+}
+
+impl FetchError {
+    fn from_port(org: Org, e: PortError) -> FetchError {
+        if e.kind == ErrorKind::LimitExceeded {
+            FetchError::Paused(org, e)
+        } else {
+            FetchError::Pass(PassError::Query { org, source: e })
+        }
+    }
+}
+
+/// Per-record outcomes of a write call; a whole-call error fails every record of it, and a
+/// reply with too few items fails the records it does not mention.
+fn per_record(result: Result<Vec<WriteOutcome>, PortError>, len: usize) -> Vec<WriteOutcome> {
+    match result {
+        Ok(mut outcomes) => {
+            while outcomes.len() < len {
+                outcomes.push(Err(super::ports::RecordError {
+                    code: "NO_RESULT".to_string(),
+                    message: "the org's reply had no result for this record".to_string(),
+                    retryable: true,
+                }));
+            }
+            outcomes.truncate(len);
+            outcomes
+        }
+        Err(e) => (0..len)
+            .map(|_| {
+                Err(super::ports::RecordError {
+                    code: e.code.clone(),
+                    message: e.message.clone(),
+                    retryable: e.kind != ErrorKind::Permanent,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Keeps one row per id (the latest version), in first-seen order.
+fn dedup_latest(rows: Vec<SourceRow>) -> Vec<SourceRow> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<SourceRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.get(&row.id) {
+            Some(&i) => {
+                if row.system_modstamp > out[i].system_modstamp {
+                    out[i] = row;
+                }
+            }
+            None => {
+                index.insert(row.id.clone(), out.len());
+                out.push(row);
+            }
+        }
+    }
+    out
+}
+
+fn side_id(link: &Link, org: Org) -> &str {
+    match org {
+        Org::A => &link.a_id,
+        Org::B => &link.b_id,
+    }
+}
+
+/// A stored link seen from the direction whose source is `source`.
+fn link_view(link: &Link, source: Org) -> LinkView {
+    let (target_id, source_modstamp) = match source {
+        Org::A => (&link.b_id, link.a_modstamp),
+        Org::B => (&link.a_id, link.b_modstamp),
+    };
+    let snapshot = from_snapshot(&link.snapshot);
+    LinkView {
+        target_id: target_id.clone(),
+        source_modstamp,
+        // An empty snapshot is "none": every synced record has at least its required fields.
+        snapshot: (!snapshot.is_empty()).then_some(snapshot),
+    }
+}
+
+fn link_write(
+    object: &str,
+    source: Org,
+    row: &SourceRow,
+    target_id: &str,
+    snapshot: BTreeMap<String, Value>,
+) -> LinkWrite {
+    let (a_id, b_id, a_modstamp, b_modstamp) = match source {
+        Org::A => (
+            row.id.clone(),
+            target_id.to_string(),
+            Some(row.system_modstamp),
+            None,
+        ),
+        Org::B => (
+            target_id.to_string(),
+            row.id.clone(),
+            None,
+            Some(row.system_modstamp),
+        ),
+    };
+    LinkWrite {
+        object: object.to_string(),
+        a_id,
+        b_id,
+        a_modstamp,
+        b_modstamp,
+        snapshot: to_snapshot(&snapshot),
+    }
+}
+
+/// Parses a Salesforce datetime: `2013-05-20T20:49:32.000+0000` (REST) or RFC 3339.
+fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(text))
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+fn required_time(record: &Map<String, Value>, field: &str) -> Result<DateTime<Utc>, String> {
+    let text = record
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{field} is missing or not a string"))?;
+    parse_datetime(text).ok_or_else(|| format!("{field} {text:?} is not a datetime"))
+}
+
+fn record_id(record: &Map<String, Value>) -> Result<String, String> {
+    match record.get("Id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => Err("a row has no Id".to_string()),
+    }
+}
+
+/// A query row of the source org in canonical form.
+pub fn parse_source_row(
+    org: Org,
+    mapping: &Mapping,
+    record: &Map<String, Value>,
+) -> Result<SourceRow, String> {
+    let id = record_id(record)?;
+    let context = |e: String| format!("record {id}: {e}");
+    Ok(SourceRow {
+        system_modstamp: required_time(record, "SystemModstamp").map_err(context)?,
+        last_modified_date: required_time(record, "LastModifiedDate").map_err(context)?,
+        last_modified_by: record
+            .get("LastModifiedById")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        values: mapping.to_canonical(org, record),
+        id,
+    })
+}
+
+/// A lookup row of the target org in canonical form.
+pub fn parse_target_row(
+    org: Org,
+    mapping: &Mapping,
+    external_id_field: Option<&str>,
+    record: &Map<String, Value>,
+) -> Result<TargetRow, String> {
+    let id = record_id(record)?;
+    let context = |e: String| format!("record {id}: {e}");
+    let external_id = external_id_field.and_then(|f| {
+        record
+            .get(f)
+            .or_else(|| {
+                record
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(f))
+                    .map(|(_, v)| v)
+            })
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    });
+    Ok(TargetRow {
+        system_modstamp: required_time(record, "SystemModstamp").map_err(context)?,
+        last_modified_date: required_time(record, "LastModifiedDate").map_err(context)?,
+        external_id,
+        values: mapping.to_canonical(org, record),
+        id,
+    })
+}
+
+#[cfg(test)]
+#[path = "pass_tests.rs"]
+mod tests;

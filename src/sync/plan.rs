@@ -1,0 +1,1041 @@
+//! The engine's decisions, as pure functions: what to do with one source row, given its link,
+//! the target row and the match candidates. No I/O happens here; the direction pass
+//! (`pass.rs`) gathers the inputs, calls these functions and carries out the result.
+//!
+//! Two steps:
+//! - [`triage`] runs before any lookup in the target org: it drops overlap replays, leaves
+//!   records to the failure queue, and recognises echoes (our own write coming back, or no
+//!   change in a mapped field) by comparing with the link's snapshot. Only rows it answers
+//!   [`Triage::Lookup`] for cost an API call.
+//! - [`plan`] decides the action for a looked-up row; [`plan_page`] applies it to a page and
+//!   adds the rule no row can see alone: two source rows must never be linked to one target.
+//!
+//! The snapshot. A link's snapshot is the canonical values the *source* of the last sync held
+//! when it was synced. When every field of the source won, that is also what the target
+//! holds. When the target won a field (a conflict lost by the source, or a target-only
+//! change), the target holds another value, the snapshot still holds the source's, and the
+//! decision carries `reverse = true`: the pass queues the target record for the opposite
+//! direction, which then sees "target changed since the snapshot, source did not" and carries
+//! the value back. (Storing the merged values instead would make the opposite direction take
+//! the target's row for an echo of the snapshot and never carry the value back.)
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::mapping::{Canonical, Mapping, same_value};
+use crate::config::ConflictPolicy;
+use crate::store::{Direction, Org};
+
+/// A row read from the source org, in canonical form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRow {
+    pub id: String,
+    pub system_modstamp: DateTime<Utc>,
+    pub last_modified_date: DateTime<Utc>,
+    pub last_modified_by: Option<String>,
+    pub values: Canonical,
+}
+
+/// A row found in the target org, in canonical form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetRow {
+    pub id: String,
+    pub system_modstamp: DateTime<Utc>,
+    pub last_modified_date: DateTime<Utc>,
+    /// The value of `sync.external_id_field`, when configured and set.
+    pub external_id: Option<String>,
+    pub values: Canonical,
+}
+
+/// A link seen from one direction: the counterpart in the target org and what the link
+/// records about the source side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkView {
+    pub target_id: String,
+    /// SystemModstamp of the source version last given an outcome through this link.
+    pub source_modstamp: Option<DateTime<Utc>>,
+    /// Canonical values last synced; `None` when the link has none yet.
+    pub snapshot: Option<Canonical>,
+}
+
+/// What the failure queue records about a source record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedFailure {
+    /// SystemModstamp of the version that failed, when known.
+    pub source_modstamp: Option<DateTime<Utc>>,
+}
+
+/// The decision rules of one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub direction: Direction,
+    pub conflict: ConflictPolicy,
+}
+
+/// Outcome of [`triage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Triage {
+    /// The link already records this version (or a later one): an overlap replay. Nothing to
+    /// do, nothing to write, not even the link.
+    Drop,
+    /// The record waits in the failure queue and this row is not newer than the failed
+    /// version: leave it to the queue's retries.
+    LeaveToQueue,
+    /// Linked and the source equals the snapshot: our own write coming back, or a change in
+    /// fields we do not sync. Record the modstamp on the link; no lookup, no write.
+    Echo,
+    /// The row needs its target looked up (by link or by match key) and a [`plan`].
+    Lookup,
+}
+
+/// The first, lookup-free decision for a source row (rule order: replay, queue, echo).
+/// `queued` is the record's entry in the failure queue, or `None` (also when the row is being
+/// retried from the queue).
+pub fn triage(
+    row: &SourceRow,
+    link: Option<&LinkView>,
+    queued: Option<&QueuedFailure>,
+    mapping: &Mapping,
+) -> Triage {
+    if let Some(seen) = link.and_then(|l| l.source_modstamp)
+        && row.system_modstamp <= seen
+    {
+        return Triage::Drop;
+    }
+    if let Some(failed) = queued.and_then(|q| q.source_modstamp)
+        && row.system_modstamp <= failed
+    {
+        return Triage::LeaveToQueue;
+    }
+    if let Some(snapshot) = link.and_then(|l| l.snapshot.as_ref())
+        && mapping.equal(&row.values, snapshot)
+    {
+        return Triage::Echo;
+    }
+    Triage::Lookup
+}
+
+/// Why a row was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Overlap replay: the link already records this version.
+    Replay,
+    /// Left to the failure queue.
+    Queued,
+    /// Source equals the snapshot.
+    Echo,
+    /// Nothing differs in the target (link and snapshot still updated).
+    Unchanged,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Replay => "replay",
+            SkipReason::Queued => "queued",
+            SkipReason::Echo => "echo",
+            SkipReason::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Why the engine itself refused a row (Salesforce's own errors keep Salesforce's codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailCode {
+    /// The linked target record no longer exists; an operator decides (never recreated).
+    LinkedTargetMissing,
+    /// More than one target record could be this record's counterpart.
+    AmbiguousMatch,
+}
+
+impl FailCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailCode::LinkedTargetMissing => "LINKED_TARGET_MISSING",
+            FailCode::AmbiguousMatch => "AMBIGUOUS_MATCH",
+        }
+    }
+}
+
+impl fmt::Display for FailCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do with a source row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create the record in the target (an upsert on the external id field when configured).
+    Create { fields: Canonical },
+    /// Write these canonical fields to the target record (`Value::Null` clears a field). On
+    /// success the source is linked to `target_id` (it may not be linked yet).
+    Update {
+        target_id: String,
+        fields: BTreeMap<String, Value>,
+    },
+    /// Link to an existing target record that needs no write.
+    Link { target_id: String },
+    /// Nothing to write in the target. For `Unchanged` and `Echo`, the link still records the
+    /// new modstamp (and snapshot).
+    Skip(SkipReason),
+    /// The row cannot be synced now: it goes to the failure queue.
+    Fail { code: FailCode, message: String },
+}
+
+/// Which side's value was kept for a conflicting field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Winner {
+    Source,
+    Target,
+}
+
+/// A field changed on both sides (or differing on a first link) with different values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// Canonical field name.
+    pub field: String,
+    pub source_value: Option<Value>,
+    pub target_value: Option<Value>,
+    pub source_last_modified: DateTime<Utc>,
+    pub target_last_modified: DateTime<Utc>,
+    pub winner: Winner,
+}
+
+/// The full decision for one row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub action: Action,
+    /// The target record is to be carried back to the source (queued for the opposite
+    /// direction): it holds a value the source does not.
+    pub reverse: bool,
+    /// The snapshot to store on the link once the action succeeded; `None` keeps the stored
+    /// one (or means there is no link to write).
+    pub snapshot: Option<Canonical>,
+    pub conflicts: Vec<Conflict>,
+}
+
+impl Decision {
+    fn new(action: Action) -> Decision {
+        Decision {
+            action,
+            reverse: false,
+            snapshot: None,
+            conflicts: Vec::new(),
+        }
+    }
+
+    fn fail(code: FailCode, message: String) -> Decision {
+        Decision::new(Action::Fail { code, message })
+    }
+
+    /// The target record this decision is about, when known.
+    pub fn target_id(&self) -> Option<&str> {
+        match &self.action {
+            Action::Update { target_id, .. } | Action::Link { target_id } => Some(target_id),
+            _ => None,
+        }
+    }
+}
+
+/// What the pass found in the target for a row that needed a lookup.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// The row is linked; `row` is the linked target record, `None` when it is gone.
+    Linked {
+        link: &'a LinkView,
+        row: Option<&'a TargetRow>,
+    },
+    /// The row is not linked; `candidates` are the target records with its match key that
+    /// are not linked to another record.
+    Unlinked { candidates: &'a [&'a TargetRow] },
+}
+
+/// Decides the action for one looked-up row (DESIGN §3's pure step). See the module docs for
+/// the snapshot and `reverse`.
+pub fn plan(row: &SourceRow, target: Target<'_>, policy: &Policy, mapping: &Mapping) -> Decision {
+    let target_org = policy.direction.target();
+    match target {
+        Target::Linked { link, row: None } => Decision::fail(
+            FailCode::LinkedTargetMissing,
+            format!(
+                "the linked record {} no longer exists in org {} (deleted?); it is not \
+                 recreated: discard this failure to stop syncing the record, or relink it",
+                link.target_id,
+                target_org.as_str().to_ascii_uppercase()
+            ),
+        ),
+        Target::Linked {
+            link,
+            row: Some(target),
+        } => {
+            let merge = merge(row, target, link.snapshot.as_ref(), policy, mapping);
+            let action = if merge.writes.is_empty() {
+                Action::Skip(SkipReason::Unchanged)
+            } else {
+                Action::Update {
+                    target_id: target.id.clone(),
+                    fields: merge.writes,
+                }
+            };
+            Decision {
+                action,
+                reverse: merge.reverse,
+                snapshot: Some(row.values.clone()),
+                conflicts: merge.conflicts,
+            }
+        }
+        Target::Unlinked { candidates } => match candidates {
+            [] => Decision {
+                action: Action::Create {
+                    fields: row.values.clone(),
+                },
+                reverse: false,
+                snapshot: Some(row.values.clone()),
+                conflicts: Vec::new(),
+            },
+            [target] => {
+                let merge = merge(row, target, None, policy, mapping);
+                let action = if merge.writes.is_empty() {
+                    Action::Link {
+                        target_id: target.id.clone(),
+                    }
+                } else {
+                    Action::Update {
+                        target_id: target.id.clone(),
+                        fields: merge.writes,
+                    }
+                };
+                Decision {
+                    action,
+                    reverse: merge.reverse,
+                    snapshot: Some(row.values.clone()),
+                    conflicts: merge.conflicts,
+                }
+            }
+            many => Decision::fail(
+                FailCode::AmbiguousMatch,
+                format!(
+                    "{} records in org {} match this record: {}; link it by hand or make the \
+                     match key unique",
+                    many.len(),
+                    target_org.as_str().to_ascii_uppercase(),
+                    join_ids(many.iter().map(|t| t.id.as_str()))
+                ),
+            ),
+        },
+    }
+}
+
+/// One row of a page, with what the pass found for it.
+#[derive(Debug, Clone, Copy)]
+pub struct PageItem<'a> {
+    pub row: &'a SourceRow,
+    pub target: Target<'a>,
+}
+
+/// [`plan`] for every row of a page, plus the page-level rule: when two unlinked rows of the
+/// page share a candidate, both fail as ambiguous (two records are never merged into one).
+/// Two rows with the same key and no candidate are two creates.
+pub fn plan_page(items: &[PageItem<'_>], policy: &Policy, mapping: &Mapping) -> Vec<Decision> {
+    let mut claims: HashMap<&str, Vec<&str>> = HashMap::new();
+    for item in items {
+        if let Target::Unlinked { candidates } = item.target {
+            for candidate in candidates {
+                claims
+                    .entry(candidate.id.as_str())
+                    .or_default()
+                    .push(item.row.id.as_str());
+            }
+        }
+    }
+    items
+        .iter()
+        .map(|item| {
+            if let Target::Unlinked { candidates } = item.target {
+                let rivals: BTreeSet<&str> = candidates
+                    .iter()
+                    .flat_map(|c| claims.get(c.id.as_str()).into_iter().flatten())
+                    .copied()
+                    .filter(|id| *id != item.row.id)
+                    .collect();
+                if !rivals.is_empty() {
+                    return Decision::fail(
+                        FailCode::AmbiguousMatch,
+                        format!(
+                            "records {} of org {} both match {} in org {}; neither is linked \
+                             (two records are never merged into one): link them by hand or \
+                             make the match key unique",
+                            join_ids(
+                                std::iter::once(item.row.id.as_str()).chain(rivals.iter().copied())
+                            ),
+                            policy.direction.source().as_str().to_ascii_uppercase(),
+                            join_ids(candidates.iter().map(|c| c.id.as_str())),
+                            policy.direction.target().as_str().to_ascii_uppercase(),
+                        ),
+                    );
+                }
+            }
+            plan(item.row, item.target, policy, mapping)
+        })
+        .collect()
+}
+
+fn join_ids<'s>(ids: impl Iterator<Item = &'s str>) -> String {
+    ids.collect::<Vec<_>>().join(", ")
+}
+
+struct Merge {
+    writes: BTreeMap<String, Value>,
+    conflicts: Vec<Conflict>,
+    reverse: bool,
+}
+
+/// Field-level three-way merge of source and target against the snapshot (all fields count
+/// as changed on both sides when there is none).
+fn merge(
+    row: &SourceRow,
+    target: &TargetRow,
+    snapshot: Option<&Canonical>,
+    policy: &Policy,
+    mapping: &Mapping,
+) -> Merge {
+    let mut out = Merge {
+        writes: BTreeMap::new(),
+        conflicts: Vec::new(),
+        reverse: false,
+    };
+    for field in mapping.canonical_fields() {
+        let source = row.values.get(field);
+        let current = target.values.get(field);
+        if same_value(source, current) {
+            continue;
+        }
+        let base = snapshot.map(|s| s.get(field));
+        let source_changed = base.is_none_or(|b| !same_value(source, b));
+        let target_changed = base.is_none_or(|b| !same_value(current, b));
+        let source_wins = match (source_changed, target_changed) {
+            (true, false) => true,
+            // Only the target changed: keep its value; the source gets it back.
+            (false, _) => false,
+            (true, true) => {
+                let winner = if source_wins_conflict(row, target, policy) {
+                    Winner::Source
+                } else {
+                    Winner::Target
+                };
+                out.conflicts.push(Conflict {
+                    field: field.to_string(),
+                    source_value: source.cloned(),
+                    target_value: current.cloned(),
+                    source_last_modified: row.last_modified_date,
+                    target_last_modified: target.last_modified_date,
+                    winner,
+                });
+                winner == Winner::Source
+            }
+        };
+        if source_wins {
+            out.writes
+                .insert(field.to_string(), source.cloned().unwrap_or(Value::Null));
+        } else {
+            out.reverse = true;
+        }
+    }
+    out
+}
+
+/// The conflict rule: `last_writer_wins` is the template's (the source wins iff the target's
+/// LastModifiedDate is older); `a_wins` / `b_wins` name the master org.
+fn source_wins_conflict(row: &SourceRow, target: &TargetRow, policy: &Policy) -> bool {
+    match policy.conflict {
+        ConflictPolicy::LastWriterWins => target.last_modified_date < row.last_modified_date,
+        ConflictPolicy::AWins => policy.direction.source() == Org::A,
+        ConflictPolicy::BWins => policy.direction.source() == Org::B,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn mapping() -> Mapping {
+        let fields: Vec<String> = ["Name", "Amount", "StageName"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Mapping::new(&fields, &BTreeMap::new(), &BTreeMap::new()).expect("mapping")
+    }
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 10, minute, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn values(v: Value) -> Canonical {
+        let Value::Object(map) = v else {
+            panic!("object")
+        };
+        map.into_iter().collect()
+    }
+
+    fn source(id: &str, minute: u32, v: Value) -> SourceRow {
+        SourceRow {
+            id: id.into(),
+            system_modstamp: at(minute),
+            last_modified_date: at(minute),
+            last_modified_by: Some("005human".into()),
+            values: values(v),
+        }
+    }
+
+    fn target(id: &str, minute: u32, v: Value) -> TargetRow {
+        TargetRow {
+            id: id.into(),
+            system_modstamp: at(minute),
+            last_modified_date: at(minute),
+            external_id: None,
+            values: values(v),
+        }
+    }
+
+    fn link(target_id: &str, modstamp: u32, snapshot: Option<Value>) -> LinkView {
+        LinkView {
+            target_id: target_id.into(),
+            source_modstamp: Some(at(modstamp)),
+            snapshot: snapshot.map(values),
+        }
+    }
+
+    fn policy(conflict: ConflictPolicy) -> Policy {
+        Policy {
+            direction: Direction::AToB,
+            conflict,
+        }
+    }
+
+    fn lww() -> Policy {
+        policy(ConflictPolicy::LastWriterWins)
+    }
+
+    fn writes(v: Value) -> BTreeMap<String, Value> {
+        values(v)
+    }
+
+    // ---- 1. triage ------------------------------------------------------------------------
+
+    #[test]
+    fn triage_drops_a_version_the_link_already_records() {
+        let m = mapping();
+        let row = source("006A", 5, json!({"Name": "x"}));
+        let l = link("006B", 5, Some(json!({"Name": "old"})));
+        assert_eq!(triage(&row, Some(&l), None, &m), Triage::Drop);
+        let older = link("006B", 7, Some(json!({"Name": "old"})));
+        assert_eq!(triage(&row, Some(&older), None, &m), Triage::Drop);
+    }
+
+    #[test]
+    fn triage_echo_when_source_equals_snapshot() {
+        let m = mapping();
+        let row = source("006A", 6, json!({"Name": "x", "Amount": 5000.0}));
+        let l = link("006B", 5, Some(json!({"Name": "x", "Amount": 5000})));
+        assert_eq!(triage(&row, Some(&l), None, &m), Triage::Echo);
+    }
+
+    #[test]
+    fn triage_needs_lookup_when_changed_or_unlinked() {
+        let m = mapping();
+        let row = source("006A", 6, json!({"Name": "y"}));
+        let l = link("006B", 5, Some(json!({"Name": "x"})));
+        assert_eq!(triage(&row, Some(&l), None, &m), Triage::Lookup);
+        assert_eq!(triage(&row, None, None, &m), Triage::Lookup);
+        // A link without a snapshot can never be an echo.
+        let bare = link("006B", 5, None);
+        assert_eq!(triage(&row, Some(&bare), None, &m), Triage::Lookup);
+    }
+
+    // ---- 6. the failure queue -------------------------------------------------------------
+
+    #[test]
+    fn queued_record_is_left_to_the_queue_unless_newer() {
+        let m = mapping();
+        let queued = QueuedFailure {
+            source_modstamp: Some(at(6)),
+        };
+        let same = source("006A", 6, json!({"Name": "y"}));
+        assert_eq!(triage(&same, None, Some(&queued), &m), Triage::LeaveToQueue);
+        let newer = source("006A", 8, json!({"Name": "z"}));
+        assert_eq!(triage(&newer, None, Some(&queued), &m), Triage::Lookup);
+        // Unknown failed version: the row is tried.
+        let unknown = QueuedFailure {
+            source_modstamp: None,
+        };
+        assert_eq!(triage(&same, None, Some(&unknown), &m), Triage::Lookup);
+    }
+
+    // ---- 2. linked, target found ----------------------------------------------------------
+
+    #[test]
+    fn linked_source_change_is_written_field_by_field() {
+        let m = mapping();
+        let row = source(
+            "006A",
+            9,
+            json!({"Name": "x", "Amount": 10, "StageName": "S1"}),
+        );
+        let l = link(
+            "006B",
+            5,
+            Some(json!({"Name": "x", "Amount": 5, "StageName": "S1"})),
+        );
+        let t = target(
+            "006B",
+            6,
+            json!({"Name": "x", "Amount": 5, "StageName": "S1"}),
+        );
+        let d = plan(
+            &row,
+            Target::Linked {
+                link: &l,
+                row: Some(&t),
+            },
+            &lww(),
+            &m,
+        );
+        assert_eq!(
+            d.action,
+            Action::Update {
+                target_id: "006B".into(),
+                fields: writes(json!({"Amount": 10}))
+            }
+        );
+        assert!(!d.reverse);
+        assert!(d.conflicts.is_empty());
+        assert_eq!(d.snapshot, Some(row.values.clone()));
+    }
+
+    #[test]
+    fn linked_changes_on_different_fields_merge_and_reverse() {
+        let m = mapping();
+        let row = source(
+            "006A",
+            9,
+            json!({"Name": "x", "Amount": 10, "StageName": "S1"}),
+        );
+        let l = link(
+            "006B",
+            5,
+            Some(json!({"Name": "x", "Amount": 5, "StageName": "S1"})),
+        );
+        let t = target(
+            "006B",
+            8,
+            json!({"Name": "x", "Amount": 5, "StageName": "S2"}),
+        );
+        let d = plan(
+            &row,
+            Target::Linked {
+                link: &l,
+                row: Some(&t),
+            },
+            &lww(),
+            &m,
+        );
+        assert_eq!(
+            d.action,
+            Action::Update {
+                target_id: "006B".into(),
+                fields: writes(json!({"Amount": 10}))
+            }
+        );
+        // The target's StageName must travel back to the source.
+        assert!(d.reverse);
+        assert!(d.conflicts.is_empty());
+    }
+
+    #[test]
+    fn conflict_last_writer_wins_source_newer() {
+        let m = mapping();
+        let row = source("006A", 9, json!({"Name": "x", "Amount": 10}));
+        let l = link("006B", 5, Some(json!({"Name": "x", "Amount": 5})));
+        let t = target("006B", 8, json!({"Name": "x", "Amount": 7}));
+        let d = plan(
+            &row,
+            Target::Linked {
+                link: &l,
+                row: Some(&t),
+            },
+            &lww(),
+            &m,
+        );
+        assert_eq!(
+            d.action,
+            Action::Update {
+                target_id: "006B".into(),
+                fields: writes(json!({"Amount": 10}))
+            }
+        );
+        assert!(!d.reverse);
+        assert_eq!(d.conflicts.len(), 1);
+        let c = &d.conflicts[0];
+        assert_eq!(c.field, "Amount");
+        assert_eq!(c.winner, Winner::Source);
+        assert_eq!(c.source_value, Some(json!(10)));
+        assert_eq!(c.target_value, Some(json!(7)));
+        assert_eq!(c.source_last_modified, at(9));
+        assert_eq!(c.target_last_modified, at(8));
+    }
+
+    #[test]
+    fn conflict_last_writer_wins_target_newer_is_not_overwritten() {
+        let m = mapping();
+        let row = source("006A", 8, json!({"Name": "x", "Amount": 10}));
+        let l = link("006B", 5, Some(json!({"Name": "x", "Amount": 5})));
+        let t = target("006B", 9, json!({"Name": "x", "Amount": 7}));
+        let d = plan(
+            &row,
+            Target::Linked {
+                link: &l,
+                row: Some(&t),
+            },
+            &lww(),
+            &m,
+        );
+        assert_eq!(d.action, Action::Skip(SkipReason::Unchanged));
+        assert!(d.reverse);
+        assert_eq!(d.conflicts[0].winner, Winner::Target);
+        // The snapshot keeps the source's value so the opposite direction carries 7 back.
+        assert_eq!(
+            d.snapshot.as_ref().and_then(|s| s.get("Amount")),
+            Some(&json!(10))
+        );
+    }
+
+    #[test]
+    fn conflict_last_writer_wins_tie_keeps_the_target() {
+        let m = mapping();
+        let row = source("006A", 8, json!({"Name": "x", "Amount": 10}));
+        let l = link("006B", 5, Some(json!({"Name": "x", "Amount": 5})));
+        let t = target("006B", 8, json!({"Name": "x", "Amount": 7}));
+        let d = plan(
+            &row,
+            Target::Linked {
+                link: &l,
+                row: Some(&t),
+            },
+            &lww(),
+            &m,
+        );
+        assert_eq!(d.conflicts[0].winner, Winner::Target);
+    }
+
+    #[test]
+    fn conflict_a_wins_and_b_wins_name_the_master() {
+        let m = mapping();
+        let row = source("006A", 1, json!({"Name": "x", "Amount": 10}));
+        let l = link("006B", 0, Some(json!({"Name": "x", "Amount": 5})));
+        let t = target("006B", 9, json!({"Name": "x", "Amount": 7}));
+        let input = Target::Linked {
+            link: &l,
+            row: Some(&t),
+        };
+        let a_wins = plan(&row, input, &policy(ConflictPolicy::AWins), &m);
+        assert_eq!(a_wins.conflicts[0].winner, Winner::Source);
+        assert!(matches!(a_wins.action, Action::Update { .. }));
+        let b_wins = plan(&row, input, &policy(ConflictPolicy::BWins), &m);
+        assert_eq!(b_wins.conflicts[0].winner, Winner::Target);
+        assert!(b_wins.reverse);
+        // In the other direction the roles swap.
+        let b_to_a = Policy {
+            direction: Direction::BToA,
+            conflict: ConflictPolicy::BWins,
+        };
+        assert_eq!(
+            plan(&row, input, &b_to_a, &m).conflicts[0].winner,
+            Winner::Source
+        );
+    }
+
+    #[test]
+    fn both_sides_changed_to_the_same_value_is_no_conflict() {
+        let m = mapping();
+        let row = source("006A", 9, json!({"Name": "x", "Amount": 10}));
+        let l = link("006B", 5, Some(json!({"Name": "x", "Amount": 5})));
+        let t = target("006B", 8, json!({"Name": "x", "Amount": 10.0}));
+        let d = plan(
+            &row,
+            Target::Linked {
+                link: &l,
+                row: Some(&t),
+            },
+            &lww(),
+            &m,
+        );
+        assert_eq!(d.action, Action::Skip(SkipReason::Unchanged));
+        assert!(d.conflicts.is_empty());
+        assert!(!d.reverse);
+        assert_eq!(d.snapshot, Some(row.values.clone()));
+    }
+
+    #[test]
+    fn cleared_source_field_is_written_as_null() {
+        let m = mapping();
+        let row = source("006A", 9, json!({"Name": "x"}));
+        let l = link("006B", 5, Some(json!({"Name": "x", "Amount": 5})));
+        let t = target("006B", 6, json!({"Name": "x", "Amount": 5}));
+        let d = plan(
+            &row,
+            Target::Linked {
+                link: &l,
+                row: Some(&t),
+            },
+            &lww(),
+            &m,
+        );
+        assert_eq!(
+            d.action,
+            Action::Update {
+                target_id: "006B".into(),
+                fields: writes(json!({"Amount": null}))
+            }
+        );
+    }
+
+    #[test]
+    fn linked_without_snapshot_treats_every_difference_as_conflict() {
+        let m = mapping();
+        let row = source("006A", 9, json!({"Name": "x", "Amount": 10}));
+        let l = link("006B", 5, None);
+        let t = target("006B", 6, json!({"Name": "x", "Amount": 7}));
+        let d = plan(
+            &row,
+            Target::Linked {
+                link: &l,
+                row: Some(&t),
+            },
+            &lww(),
+            &m,
+        );
+        assert_eq!(d.conflicts.len(), 1);
+        assert_eq!(d.conflicts[0].winner, Winner::Source);
+    }
+
+    // ---- 3. linked, target missing --------------------------------------------------------
+
+    #[test]
+    fn linked_target_missing_fails_and_never_recreates() {
+        let m = mapping();
+        let row = source("006A", 9, json!({"Name": "x"}));
+        let l = link("006B", 5, Some(json!({"Name": "y"})));
+        let d = plan(
+            &row,
+            Target::Linked {
+                link: &l,
+                row: None,
+            },
+            &lww(),
+            &m,
+        );
+        match d.action {
+            Action::Fail { code, message } => {
+                assert_eq!(code, FailCode::LinkedTargetMissing);
+                assert!(message.contains("006B"), "{message}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        assert_eq!(d.snapshot, None);
+    }
+
+    // ---- 4. unlinked ----------------------------------------------------------------------
+
+    #[test]
+    fn unlinked_without_candidate_is_created() {
+        let m = mapping();
+        let row = source("006A", 9, json!({"Name": "x", "Amount": 1}));
+        let d = plan(&row, Target::Unlinked { candidates: &[] }, &lww(), &m);
+        assert_eq!(
+            d.action,
+            Action::Create {
+                fields: row.values.clone()
+            }
+        );
+        assert_eq!(d.snapshot, Some(row.values.clone()));
+    }
+
+    #[test]
+    fn unlinked_single_equal_candidate_is_just_linked() {
+        let m = mapping();
+        let row = source("006A", 9, json!({"Name": "x", "Amount": 1}));
+        let t = target("006B", 3, json!({"Name": "x", "Amount": 1.0}));
+        let d = plan(&row, Target::Unlinked { candidates: &[&t] }, &lww(), &m);
+        assert_eq!(
+            d.action,
+            Action::Link {
+                target_id: "006B".into()
+            }
+        );
+        assert!(!d.reverse);
+        assert!(d.conflicts.is_empty());
+    }
+
+    #[test]
+    fn unlinked_single_candidate_differences_are_conflicts() {
+        let m = mapping();
+        // Source newer: its differing fields are written.
+        let row = source(
+            "006A",
+            9,
+            json!({"Name": "x", "Amount": 1, "StageName": "S"}),
+        );
+        let t = target("006B", 3, json!({"Name": "x", "Amount": 2}));
+        let d = plan(&row, Target::Unlinked { candidates: &[&t] }, &lww(), &m);
+        assert_eq!(
+            d.action,
+            Action::Update {
+                target_id: "006B".into(),
+                fields: writes(json!({"Amount": 1, "StageName": "S"}))
+            }
+        );
+        assert_eq!(d.conflicts.len(), 2);
+        assert!(!d.reverse);
+        // Target newer: it keeps its values, linked, and carried back.
+        let t = target("006B", 10, json!({"Name": "x", "Amount": 2}));
+        let d = plan(&row, Target::Unlinked { candidates: &[&t] }, &lww(), &m);
+        assert_eq!(
+            d.action,
+            Action::Link {
+                target_id: "006B".into()
+            }
+        );
+        assert!(d.reverse);
+        assert!(d.conflicts.iter().all(|c| c.winner == Winner::Target));
+    }
+
+    #[test]
+    fn unlinked_several_candidates_fail_as_ambiguous_naming_all() {
+        let m = mapping();
+        let row = source("006A", 9, json!({"Name": "x"}));
+        let t1 = target("006B1", 3, json!({"Name": "x"}));
+        let t2 = target("006B2", 3, json!({"Name": "x"}));
+        let d = plan(
+            &row,
+            Target::Unlinked {
+                candidates: &[&t1, &t2],
+            },
+            &lww(),
+            &m,
+        );
+        match d.action {
+            Action::Fail { code, message } => {
+                assert_eq!(code, FailCode::AmbiguousMatch);
+                assert!(
+                    message.contains("006B1") && message.contains("006B2"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn same_key_twice_in_a_page_with_one_candidate_both_fail() {
+        let m = mapping();
+        let r1 = source("006A1", 9, json!({"Name": "x"}));
+        let r2 = source("006A2", 9, json!({"Name": "x"}));
+        let other = source("006A3", 9, json!({"Name": "y"}));
+        let t = target("006B", 3, json!({"Name": "x"}));
+        let ty = target("006BY", 3, json!({"Name": "y"}));
+        let c = [&t];
+        let cy = [&ty];
+        let items = [
+            PageItem {
+                row: &r1,
+                target: Target::Unlinked { candidates: &c },
+            },
+            PageItem {
+                row: &r2,
+                target: Target::Unlinked { candidates: &c },
+            },
+            PageItem {
+                row: &other,
+                target: Target::Unlinked { candidates: &cy },
+            },
+        ];
+        let decisions = plan_page(&items, &lww(), &m);
+        for d in &decisions[..2] {
+            match &d.action {
+                Action::Fail { code, message } => {
+                    assert_eq!(*code, FailCode::AmbiguousMatch);
+                    assert!(
+                        message.contains("006A1") && message.contains("006A2"),
+                        "{message}"
+                    );
+                    assert!(message.contains("006B"), "{message}");
+                }
+                other => panic!("expected a failure, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            decisions[2].action,
+            Action::Link {
+                target_id: "006BY".into()
+            }
+        );
+    }
+
+    #[test]
+    fn same_key_twice_in_a_page_without_candidate_creates_two() {
+        let m = mapping();
+        let r1 = source("006A1", 9, json!({"Name": "x"}));
+        let r2 = source("006A2", 9, json!({"Name": "x"}));
+        let items = [
+            PageItem {
+                row: &r1,
+                target: Target::Unlinked { candidates: &[] },
+            },
+            PageItem {
+                row: &r2,
+                target: Target::Unlinked { candidates: &[] },
+            },
+        ];
+        let decisions = plan_page(&items, &lww(), &m);
+        assert!(
+            decisions
+                .iter()
+                .all(|d| matches!(d.action, Action::Create { .. }))
+        );
+    }
+
+    #[test]
+    fn plan_page_leaves_linked_rows_alone() {
+        let m = mapping();
+        let row = source("006A", 9, json!({"Name": "x", "Amount": 2}));
+        let l = link("006B", 5, Some(json!({"Name": "x", "Amount": 1})));
+        let t = target("006B", 6, json!({"Name": "x", "Amount": 1}));
+        let items = [PageItem {
+            row: &row,
+            target: Target::Linked {
+                link: &l,
+                row: Some(&t),
+            },
+        }];
+        let d = plan_page(&items, &lww(), &m);
+        assert!(matches!(d[0].action, Action::Update { .. }));
+    }
+
+    #[test]
+    fn codes_are_stable_strings() {
+        assert_eq!(FailCode::AmbiguousMatch.as_str(), "AMBIGUOUS_MATCH");
+        assert_eq!(
+            FailCode::LinkedTargetMissing.to_string(),
+            "LINKED_TARGET_MISSING"
+        );
+        assert_eq!(SkipReason::Echo.as_str(), "echo");
+    }
+}

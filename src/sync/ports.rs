@@ -1,0 +1,246 @@
+//! The ports of the direction pass: the little it needs from an org (query pages, look up,
+//! write through collections) and from the state store (links, failures, inbox, watermark,
+//! one transaction per page). The real Salesforce client and SQLite store are adapted to
+//! these traits; the tests use in-memory fakes. Keeping them small keeps the pass testable
+//! without a network or a database.
+//!
+//! Contracts the pass relies on:
+//! - An [`OrgPort`] query returns every row matching at the time of the call, in the order
+//!   asked, in batches linked by a cursor; writes return one outcome per input record, in input
+//!   order. A whole-call failure is an `Err`; a rejected record is an `Err` item.
+//! - A [`StorePort`]'s writes go through a [`PageTxPort`] and become durable together at
+//!   [`PageTxPort::commit`], or not at all when the transaction is dropped.
+
+use std::fmt;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::store::{
+    Direction, Failure, InboxItem, Link, LinkWrite, NewFailure, NewNotification, Org, RetryPolicy,
+    StoreError,
+};
+
+/// `field IN (values)`: one condition of a lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldIn {
+    /// The field's name in the queried org (`Id` for record ids).
+    pub field: String,
+    /// Values as the queried org holds them (strings, numbers, dates as `YYYY-MM-DD`).
+    pub values: Vec<Value>,
+}
+
+/// Which rows a query selects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryKind {
+    /// The watermark query: `SystemModstamp >= since [AND LastModifiedById != user]
+    /// [AND (filter)] ORDER BY SystemModstamp, Id`.
+    Changes {
+        since: DateTime<Utc>,
+        /// Leave out rows last modified by this user (the integration user).
+        exclude_modified_by: Option<String>,
+        /// `sync.filter`, a SOQL condition inserted parenthesised.
+        filter: Option<String>,
+    },
+    /// Records by id (failure retries, the inbox, reverse carries); deleted ones are absent.
+    ByIds(Vec<String>),
+    /// One target lookup for a page: rows matching ANY of the conjunctions, each conjunction
+    /// being ALL of its `field IN (values)` conditions.
+    Lookup { any_of: Vec<Vec<FieldIn>> },
+}
+
+/// A query: object, the fields to select besides the system fields, and which rows.
+/// Every query also selects `Id, SystemModstamp, LastModifiedDate, LastModifiedById`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordQuery {
+    pub object: String,
+    /// Field names in the queried org.
+    pub fields: Vec<String>,
+    pub kind: QueryKind,
+}
+
+/// One batch of query results (up to 2,000 rows in Salesforce) and the cursor to the next.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Rows as the REST API returns them (`Id`, the selected fields, `attributes`...).
+    pub records: Vec<Map<String, Value>>,
+    /// `nextRecordsUrl`, when there are more rows.
+    pub next: Option<String>,
+}
+
+/// How the pass treats an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The org's daily API limit (`REQUEST_LIMIT_EXCEEDED`) or configured budget: pause the
+    /// pass without recording anything, resume next cycle.
+    LimitExceeded,
+    /// Trying again later can succeed (5xx, timeouts, `UNABLE_TO_LOCK_ROW`).
+    Retryable,
+    /// Trying the same request again will fail the same way.
+    Permanent,
+}
+
+/// A whole call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortError {
+    pub kind: ErrorKind,
+    /// Salesforce's `errorCode` (or a client code such as `TIMEOUT`).
+    pub code: String,
+    /// Never contains a secret.
+    pub message: String,
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for PortError {}
+
+/// A record written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOk {
+    pub id: String,
+    /// For upserts: whether the record was created (false: an existing one was updated).
+    pub created: bool,
+}
+
+/// A record rejected by the org (a per-item error of sObject Collections).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    /// `statusCode`, e.g. `FIELD_CUSTOM_VALIDATION_EXCEPTION`, `UNABLE_TO_LOCK_ROW`.
+    pub code: String,
+    pub message: String,
+    /// Whether the same write can succeed later without anyone fixing anything.
+    pub retryable: bool,
+}
+
+/// The outcome of one record of a write call.
+pub type WriteOutcome = Result<WriteOk, RecordError>;
+
+/// One org, as the pass uses it.
+pub trait OrgPort: Send + Sync {
+    /// Runs a query; returns its first batch.
+    fn query(&self, query: &RecordQuery) -> impl Future<Output = Result<Batch, PortError>> + Send;
+
+    /// The batch after `cursor` (a `nextRecordsUrl`).
+    fn query_more(&self, cursor: &str) -> impl Future<Output = Result<Batch, PortError>> + Send;
+
+    /// Creates records (at most 200 per call); one outcome per record, in order.
+    fn create(
+        &self,
+        object: &str,
+        records: &[Map<String, Value>],
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>, PortError>> + Send;
+
+    /// Updates records (at most 200 per call), each body holding the fields to set.
+    fn update(
+        &self,
+        object: &str,
+        records: &[(String, Map<String, Value>)],
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>, PortError>> + Send;
+
+    /// Upserts records on `external_id_field` (at most 200 per call); each body holds the
+    /// external id value.
+    fn upsert(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[Map<String, Value>],
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>, PortError>> + Send;
+}
+
+/// The state store, as the pass reads it.
+pub trait StorePort: Send + Sync {
+    type Tx: PageTxPort + Send;
+
+    /// The stored watermark of `org` for `object`.
+    fn watermark(
+        &self,
+        org: Org,
+        object: &str,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
+    /// Links of `object` whose record in `org` is one of `ids` (one query for the batch).
+    fn links_by_ids(
+        &self,
+        org: Org,
+        object: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Link>, StoreError>> + Send;
+
+    /// Failure-queue entries (pending or dead) of these source records.
+    fn failures_for(
+        &self,
+        direction: Direction,
+        object: &str,
+        source_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Failure>, StoreError>> + Send;
+
+    /// Pending failures due at `now`, oldest due first.
+    fn due_failures(
+        &self,
+        direction: Direction,
+        object: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Failure>, StoreError>> + Send;
+
+    /// Unprocessed inbox items of `org`, oldest first.
+    fn pending_notifications(
+        &self,
+        org: Org,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<InboxItem>, StoreError>> + Send;
+
+    /// Marks inbox items processed outside a page (items for another object).
+    fn mark_processed(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Opens the write transaction of one page.
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
+}
+
+/// The write transaction of one page.
+pub trait PageTxPort: Send {
+    fn upsert_link(
+        &mut self,
+        link: &LinkWrite,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn record_failure(
+        &mut self,
+        failure: &NewFailure,
+        policy: &RetryPolicy,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn clear_failure(
+        &mut self,
+        direction: Direction,
+        object: &str,
+        source_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Queues records for a pass (reverse carries use the inbox of the record's org).
+    fn insert_notifications(
+        &mut self,
+        notifications: &[NewNotification],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn mark_processed(
+        &mut self,
+        ids: &[i64],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves the watermark forward to `value` (never backward).
+    fn advance_watermark(
+        &mut self,
+        org: Org,
+        object: &str,
+        value: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes every write of the page durable.
+    fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
