@@ -202,7 +202,8 @@ fn modstamp_key(obj: &ObjectDef, rec: &Record) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
-/// Fields with a value index: upsert keys, unique fields, and lookups to parents (for the
+/// Fields with a value index: upsert keys, unique fields, Name (indexed in Salesforce too:
+/// clients match records by name) and lookups to parents (`AccountId IN (...)`, the
 /// account -> opportunities cascade). The audit lookups (CreatedById, LastModifiedById) are
 /// left out: nearly every record shares their few values.
 fn indexed_fields(obj: &ObjectDef) -> impl Iterator<Item = usize> + '_ {
@@ -211,7 +212,9 @@ fn indexed_fields(obj: &ObjectDef) -> impl Iterator<Item = usize> + '_ {
         .iter()
         .enumerate()
         .filter(move |(i, f)| {
-            f.is_indexed() || (f.field_type == FieldType::Reference && !audit.contains(i))
+            f.is_indexed()
+                || f.name_field
+                || (f.field_type == FieldType::Reference && !audit.contains(i))
         })
         .map(|(i, _)| i)
 }
@@ -789,7 +792,19 @@ impl OrgDb {
             slots.retain(|s| keep(*s));
             return self.finish(plan, slots);
         }
-        let bounds = modstamp_bounds(&conjuncts, obj.system.system_modstamp);
+        // Value-index fast path (`Name IN (...)`, an external id, a lookup): live rows only,
+        // so not for queryAll.
+        if !include_deleted && let Some((field, values)) = indexed_candidates(&conjuncts, obj) {
+            let mut slots: Vec<u32> = values.iter().flat_map(|v| table.lookup(field, v)).collect();
+            slots.sort_unstable();
+            slots.dedup();
+            slots.retain(|s| keep(*s));
+            return self.finish(plan, slots);
+        }
+        let bounds = plan
+            .filter
+            .as_ref()
+            .and_then(|f| modstamp_bounds(f, obj.system.system_modstamp));
         let range = match bounds {
             Some((lo, hi)) if lo >= hi => return Vec::new(),
             Some((lo, hi)) => (
@@ -836,6 +851,28 @@ impl OrgDb {
             (0..table.records.len() as u32).collect()
         };
         slots.retain(|s| keep(*s));
+        self.finish(plan, slots)
+    }
+
+    /// The reference the indexed paths are tested against: every row, filtered and sorted.
+    #[cfg(test)]
+    fn execute_by_scan(&self, plan: &Plan, include_deleted: bool) -> Vec<u32> {
+        let oi = plan.object;
+        let slots = (0..self.tables[oi].records.len() as u32)
+            .filter(|s| include_deleted || !self.tables[oi].records[*s as usize].deleted)
+            .filter(|s| {
+                plan.filter.as_ref().is_none_or(|f| {
+                    matches(
+                        self,
+                        RowRef {
+                            object: oi as u32,
+                            slot: *s,
+                        },
+                        f,
+                    )
+                })
+            })
+            .collect();
         self.finish(plan, slots)
     }
 
@@ -1690,45 +1727,90 @@ fn id_candidates(conjuncts: &[&Filter], id_field: usize) -> Option<Vec<String>> 
     None
 }
 
-/// `[lo, hi)` in epoch milliseconds from top-level SystemModstamp conjuncts, if any.
-fn modstamp_bounds(conjuncts: &[&Filter], field: usize) -> Option<(i64, i64)> {
-    let mut lo = i64::MIN;
-    let mut hi = i64::MAX;
-    let mut any = false;
-    for c in conjuncts {
-        let Filter::Compare { path, op, operand } = c else {
-            continue;
-        };
-        if !path.hops.is_empty() || path.field != field {
-            continue;
-        }
-        let ms = |v: &Value| v.as_datetime().map(|d| d.timestamp_millis());
-        let (a, b) = match operand {
-            Operand::Value(v) => match ms(v) {
-                Some(m) => (m, m.saturating_add(1)),
-                None => continue,
-            },
-            Operand::Range(l, h) => match (ms(l), ms(h)) {
-                (Some(l), Some(h)) => (l, h),
-                _ => continue,
-            },
-            Operand::Null => continue,
-        };
-        // The value (or range) is [a, b).
-        match op {
-            CmpOp::Eq => {
-                lo = lo.max(a);
-                hi = hi.min(b);
+/// The SystemModstamp window `[lo, hi)` in epoch milliseconds outside which no row can
+/// satisfy `filter`, or `None` when the filter does not bound SystemModstamp. AND intersects,
+/// OR takes the hull (a superset is safe: the full filter still runs on every candidate).
+fn modstamp_bounds(filter: &Filter, field: usize) -> Option<(i64, i64)> {
+    match filter {
+        Filter::And(terms) => terms
+            .iter()
+            .filter_map(|t| modstamp_bounds(t, field))
+            .reduce(|(a, b), (c, d)| (a.max(c), b.min(d))),
+        Filter::Or(terms) => {
+            let mut hull: Option<(i64, i64)> = None;
+            for t in terms {
+                let (l, h) = modstamp_bounds(t, field)?;
+                hull = Some(match hull {
+                    None => (l, h),
+                    Some((a, b)) => (a.min(l), b.max(h)),
+                });
             }
-            CmpOp::Gt => lo = lo.max(b),
-            CmpOp::Ge => lo = lo.max(a),
-            CmpOp::Lt => hi = hi.min(a),
-            CmpOp::Le => hi = hi.min(b),
-            CmpOp::Ne => continue,
+            hull
         }
-        any = true;
+        Filter::Compare { path, op, operand } if path.hops.is_empty() && path.field == field => {
+            let ms = |v: &Value| v.as_datetime().map(|d| d.timestamp_millis());
+            // The literal (or relative date) covers [a, b).
+            let (a, b) = match operand {
+                Operand::Value(v) => {
+                    let m = ms(v)?;
+                    (m, m.saturating_add(1))
+                }
+                Operand::Range(l, h) => (ms(l)?, ms(h)?),
+                Operand::Null => return None,
+            };
+            match op {
+                CmpOp::Eq => Some((a, b)),
+                CmpOp::Gt => Some((b, i64::MAX)),
+                CmpOp::Ge => Some((a, i64::MAX)),
+                CmpOp::Lt => Some((i64::MIN, a)),
+                CmpOp::Le => Some((i64::MIN, b)),
+                CmpOp::Ne => None,
+            }
+        }
+        _ => None,
     }
-    any.then_some((lo, hi))
+}
+
+/// Values named by a top-level `F = 'x'` or `F IN (...)` conjunct on a text or id field that
+/// has a value index, as (field, values).
+fn indexed_candidates<'a>(
+    conjuncts: &[&'a Filter],
+    obj: &ObjectDef,
+) -> Option<(usize, Vec<&'a Value>)> {
+    let usable = |p: &crate::soql::plan::FieldPath| {
+        p.hops.is_empty()
+            && (p.field_type.is_text() || p.field_type.is_id())
+            && indexed_fields(obj).any(|f| f == p.field)
+    };
+    for c in conjuncts {
+        match c {
+            Filter::Compare {
+                path,
+                op: CmpOp::Eq,
+                operand: Operand::Value(v),
+            } if usable(path) => {
+                return Some((path.field, vec![v]));
+            }
+            Filter::In {
+                path,
+                negated: false,
+                operands,
+            } if usable(path) => {
+                let values: Option<Vec<&Value>> = operands
+                    .iter()
+                    .map(|o| match o {
+                        Operand::Value(v) => Some(v),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(values) = values {
+                    return Some((path.field, values));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `Some(descending)` when ORDER BY is SystemModstamp [, Id] in one direction: the order of
@@ -2634,6 +2716,10 @@ mod tests {
             .map(|id| DmlOp::Delete { id: id.clone() })
             .collect();
         f.apply(ops, false, "2024-03-10T10:31:00Z");
+        let tie = format!(
+            "(SystemModstamp = 2024-03-10T10:05:00Z AND Id > '{}') OR SystemModstamp > 2024-03-10T10:05:00Z",
+            ids[40]
+        );
         let names = |rows: Vec<Json>| {
             rows.into_iter()
                 .map(|r| r["Id"].as_str().unwrap_or_default().to_string())
@@ -2656,6 +2742,13 @@ mod tests {
             ),
             ("SystemModstamp = TODAY", ""),
             ("Name LIKE 'c1%'", " LIMIT 4"),
+            (tie.as_str(), " LIMIT 9"),
+            (
+                "Name IN ('c1-1', 'C2-2', 'c3-3', 'c19-6') AND SystemModstamp > 2024-03-10T10:01:00Z",
+                "",
+            ),
+            ("(Name = 'c4-4' OR Name = 'c5-5')", ""),
+            ("NOT (SystemModstamp < 2024-03-10T10:08:00Z)", ""),
         ] {
             for dir in ["ASC", "DESC"] {
                 let fast = format!(
@@ -2665,6 +2758,22 @@ mod tests {
                     "SELECT Id FROM Opportunity WHERE {cond} ORDER BY SystemModstamp {dir}, Id {dir}, Name{tail}"
                 );
                 assert_eq!(names(f.q(&fast)), names(f.q(&slow)), "{fast}");
+                for soql in [&fast, &slow] {
+                    let now = t("2024-03-10T12:00:00Z");
+                    let plan = crate::soql::plan(
+                        &crate::soql::parse(soql).expect("parse"),
+                        &f.db.schema,
+                        now,
+                    )
+                    .expect("plan");
+                    for all in [false, true] {
+                        assert_eq!(
+                            f.db.execute(&plan, all),
+                            f.db.execute_by_scan(&plan, all),
+                            "{soql} all={all}"
+                        );
+                    }
+                }
                 let fast_all =
                     f.db.query(&fast, true, "62.0", t("2024-03-10T12:00:00Z"))
                         .expect("all");
