@@ -308,6 +308,9 @@ impl OrgDb {
     /// Adds a User record (Username, Name, Email, IsActive) and returns its id (prefix 005).
     /// The user is its own creator; the username doubles as the email address.
     pub fn add_user(&mut self, username: &str, name: &str) -> String {
+        if let Some(existing) = self.find_user_any(username) {
+            return existing;
+        }
         let now = truncate_millis(Utc::now());
         let Some(oi) = self.schema.object_index("User") else {
             return String::new();
@@ -345,6 +348,42 @@ impl OrgDb {
             &mut undo,
         );
         id
+    }
+
+    /// The id of a user by username, active or not.
+    fn find_user_any(&self, username: &str) -> Option<String> {
+        let oi = self.schema.object_index("User")?;
+        let obj = &self.schema.objects[oi];
+        let fi = obj.field_index("Username")?;
+        let slot = *self.tables[oi]
+            .lookup(fi, &Value::Str(username.to_string()))
+            .first()?;
+        self.tables[oi].records[slot as usize].values[obj.system.id]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Empties the org: every record but the users is gone, custom fields are removed, query
+    /// cursors become invalid. Users keep their ids and the id counter keeps running, so no
+    /// id is ever handed out twice.
+    pub fn reset(&mut self) {
+        let schema = Schema::standard();
+        let users: Vec<Record> = match self.schema.object_index("User") {
+            Some(oi) => std::mem::take(&mut self.tables[oi].records),
+            None => Vec::new(),
+        };
+        self.tables = schema.objects.iter().map(|_| Table::default()).collect();
+        self.locations.clear();
+        self.schema = schema;
+        self.epoch = EPOCH.fetch_add(1, AtomicOrdering::Relaxed);
+        if let Some(oi) = self.schema.object_index("User") {
+            let len = self.schema.objects[oi].fields.len();
+            let mut ignored = Vec::new();
+            for mut rec in users {
+                rec.values.resize(len, Value::Null);
+                self.push_record(oi, rec, &mut ignored);
+            }
+        }
     }
 
     /// The user id of an active username (case-insensitive, as Salesforce logins are).
@@ -705,6 +744,30 @@ impl OrgDb {
             }
         }
         Some(m)
+    }
+
+    /// [`OrgDb::record_fields`] as text for a SOAP notification: `Id` first, then each
+    /// requested field that exists with its value as SOAP writes it (`50000.0`, `true`,
+    /// `2024-03-10T10:00:00.000Z`), `None` for null (`xsi:nil`). Also returns the object name.
+    pub fn record_field_texts(
+        &self,
+        id: &str,
+        fields: &[String],
+    ) -> Option<(String, Vec<(String, Option<String>)>)> {
+        let id18 = ids::to_18(id).ok()?;
+        let (o, slot) = *self.locations.get(&id18)?;
+        let obj = &self.schema.objects[o as usize];
+        let rec = &self.tables[o as usize].records[slot as usize];
+        let mut out = vec![("Id".to_string(), Some(id18))];
+        for f in fields {
+            if let Some(fi) = obj.field_index(f)
+                && fi != obj.system.id
+            {
+                let text = rec.values.get(fi).and_then(Value::to_text);
+                out.push((obj.fields[fi].name.clone(), text));
+            }
+        }
+        Some((obj.name.clone(), out))
     }
 
     /// Number of live records of an object (for stats and tests).
@@ -2818,6 +2881,80 @@ mod tests {
                 .error_code,
             "INVALID_QUERY_LOCATOR"
         );
+    }
+
+    #[test]
+    fn the_database_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<OrgDb>();
+        assert_send_sync::<QueryCursor>();
+    }
+
+    #[test]
+    fn reset_keeps_users_and_never_reuses_ids() {
+        let mut f = Fixture::new();
+        assert_eq!(f.db.add_user("Integration@a.sim", "again"), f.user);
+        f.db.add_field(&json!({"object":"Account","name":"Code__c"}))
+            .expect("field");
+        let before = f.create_ok(
+            "Account",
+            json!({"Name": "Acme", "Code__c": "x"}),
+            "2024-03-10T10:00:00Z",
+        );
+        let cursor =
+            f.db.query_cursor("SELECT Id FROM Account", false, t("2024-03-10T12:00:00Z"))
+                .expect("cursor");
+        f.db.reset();
+        assert_eq!(f.db.count("Account"), 0);
+        assert_eq!(f.db.count("User"), 2);
+        assert_eq!(f.db.find_user("integration@a.sim"), Some(f.user.clone()));
+        assert!(f.db.render_rows(&cursor, 0..1, "62.0").is_err());
+        assert_eq!(
+            f.q_err("SELECT Code__c FROM Account").error_code,
+            "INVALID_FIELD"
+        );
+        let after = f.create_ok("Account", json!({"Name": "Acme"}), "2024-03-10T10:00:00Z");
+        assert!(after > before);
+        assert_eq!(
+            f.q("SELECT Name FROM User WHERE Username = 'human@a.sim'")
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn notification_texts_use_soap_formats() {
+        let mut f = Fixture::new();
+        let id = f.create_ok("Opportunity", json!({"Name": "n", "StageName": "Closed Won", "CloseDate": "2024-01-02", "Amount": 50000}), "2024-03-10T10:00:00.5Z");
+        let (object, texts) =
+            f.db.record_field_texts(
+                &id,
+                &[
+                    "amount".into(),
+                    "IsWon".into(),
+                    "SystemModstamp".into(),
+                    "Description".into(),
+                    "CloseDate".into(),
+                ],
+            )
+            .expect("texts");
+        assert_eq!(object, "Opportunity");
+        let get = |n: &str| {
+            texts
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+                .expect("field")
+        };
+        assert_eq!(get("Id"), Some(id.clone()));
+        assert_eq!(get("Amount").as_deref(), Some("50000.0"));
+        assert_eq!(get("IsWon").as_deref(), Some("true"));
+        assert_eq!(
+            get("SystemModstamp").as_deref(),
+            Some("2024-03-10T10:00:00.500Z")
+        );
+        assert_eq!(get("CloseDate").as_deref(), Some("2024-01-02"));
+        assert_eq!(get("Description"), None);
     }
 
     #[test]
