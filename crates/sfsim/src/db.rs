@@ -174,6 +174,15 @@ impl QueryCursor {
     }
 }
 
+/// A record's values as text, for an outbound notification's `sObject`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordTexts {
+    /// The object name, for `xsi:type="sf:Opportunity"`.
+    pub object: String,
+    /// `Id` first, then the requested fields; `None` is a null value.
+    pub fields: Vec<(String, Option<String>)>,
+}
+
 /// Everything one org stores.
 pub struct OrgDb {
     org_id: String,
@@ -748,12 +757,8 @@ impl OrgDb {
 
     /// [`OrgDb::record_fields`] as text for a SOAP notification: `Id` first, then each
     /// requested field that exists with its value as SOAP writes it (`50000.0`, `true`,
-    /// `2024-03-10T10:00:00.000Z`), `None` for null (`xsi:nil`). Also returns the object name.
-    pub fn record_field_texts(
-        &self,
-        id: &str,
-        fields: &[String],
-    ) -> Option<(String, Vec<(String, Option<String>)>)> {
+    /// `2024-03-10T10:00:00.000Z`), `None` for null (`xsi:nil`).
+    pub fn record_field_texts(&self, id: &str, fields: &[String]) -> Option<RecordTexts> {
         let id18 = ids::to_18(id).ok()?;
         let (o, slot) = *self.locations.get(&id18)?;
         let obj = &self.schema.objects[o as usize];
@@ -767,7 +772,10 @@ impl OrgDb {
                 out.push((obj.fields[fi].name.clone(), text));
             }
         }
-        Some((obj.name.clone(), out))
+        Some(RecordTexts {
+            object: obj.name.clone(),
+            fields: out,
+        })
     }
 
     /// Number of live records of an object (for stats and tests).
