@@ -2934,7 +2934,10 @@ mod tests {
     fn notification_texts_use_soap_formats() {
         let mut f = Fixture::new();
         let id = f.create_ok("Opportunity", json!({"Name": "n", "StageName": "Closed Won", "CloseDate": "2024-01-02", "Amount": 50000}), "2024-03-10T10:00:00.5Z");
-        let (object, texts) =
+        let RecordTexts {
+            object,
+            fields: texts,
+        } =
             f.db.record_field_texts(
                 &id,
                 &[
