@@ -10,8 +10,17 @@ use super::lexer::{Token, TokenKind, tokenize, unexpected};
 
 /// Parses a whole query.
 pub fn parse(src: &str) -> Result<Query, ApiError> {
+    if src.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::malformed_query(format!(
+            "SOQL statements cannot be longer than {MAX_QUERY_CHARS} characters"
+        )));
+    }
     let tokens = tokenize(src)?;
-    let mut p = Parser { tokens, pos: 0 };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let q = p.query()?;
     p.expect_eof()?;
     Ok(q)
@@ -20,7 +29,11 @@ pub fn parse(src: &str) -> Result<Query, ApiError> {
 /// Parses a condition alone (what follows WHERE), e.g. a configured filter.
 pub fn parse_condition(src: &str) -> Result<Condition, ApiError> {
     let tokens = tokenize(src)?;
-    let mut p = Parser { tokens, pos: 0 };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let c = p.condition()?;
     p.expect_eof()?;
     Ok(c)
@@ -31,9 +44,16 @@ const RESERVED: &[&str] = &[
     "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "GROUP", "HAVING",
 ];
 
+/// Nesting deeper than this (parentheses and NOTs) is refused rather than risking the stack.
+const MAX_DEPTH: usize = 64;
+
+/// Salesforce's limit on the length of a SOQL statement.
+pub const MAX_QUERY_CHARS: usize = 100_000;
+
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -231,6 +251,18 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Condition, ApiError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ApiError::malformed_query(format!(
+                "conditions nested deeper than {MAX_DEPTH} levels are not supported"
+            )));
+        }
+        let result = self.unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn unary_inner(&mut self) -> Result<Condition, ApiError> {
         if self.eat_kw("NOT") {
             return Ok(Condition::Not(Box::new(self.unary()?)));
         }
@@ -473,6 +505,29 @@ mod tests {
         assert_eq!(err("UPDATE A"), "unexpected token: 'UPDATE'");
         assert_eq!(err(""), "unexpected token: '<EOF>'");
         assert!(parse_condition("Amount > 5000 AND Name != null").is_ok());
+        let deep = format!(
+            "SELECT Id FROM A WHERE {}a = 1{}",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        );
+        assert_eq!(
+            parse(&deep).expect_err("too long").error_code,
+            "MALFORMED_QUERY"
+        );
+        let deep = format!(
+            "SELECT Id FROM A WHERE {}a = 1{}",
+            "(".repeat(1000),
+            ")".repeat(1000)
+        );
+        assert!(err(&deep).contains("nested deeper"));
+        let nots = format!("SELECT Id FROM A WHERE {}a = 1", "NOT ".repeat(1000));
+        assert!(err(&nots).contains("nested deeper"));
+        let ok = format!(
+            "SELECT Id FROM A WHERE {}a = 1{}",
+            "(".repeat(30),
+            ")".repeat(30)
+        );
+        assert!(parse(&ok).is_ok());
         assert!(parse_condition("Amount >").is_err());
     }
 }
