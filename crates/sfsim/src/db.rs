@@ -1675,6 +1675,12 @@ impl OrgDb {
         }
         // System fields: one timestamp for the whole call.
         let sys = obj.system;
+        if mode == WriteMode::Create
+            && let Some(owner) = obj.field_index("OwnerId")
+            && values[owner].is_null()
+        {
+            values[owner] = Value::Str(ctx.user_id.clone());
+        }
         if mode == WriteMode::Create {
             values[sys.is_deleted] = Value::Bool(false);
             values[sys.created_date] = Value::DateTime(now);
@@ -2668,7 +2674,8 @@ mod tests {
         );
         f.create_ok("Opportunity", json!({"Name": "with", "StageName": "Prospecting", "CloseDate": "2024-01-01", "AccountId": acc, "Amount": 6000}), "2024-03-10T09:00:00Z");
         f.create_ok("Opportunity", json!({"Name": "without", "StageName": "Prospecting", "CloseDate": "2024-01-01", "Amount": "100.5"}), "2024-03-10T09:00:00Z");
-        let rows = f.q("SELECT Name, Amount, Account.Name, Account.NumberOfEmployees, CreatedBy.Username FROM Opportunity ORDER BY Name");
+        let rows = f.q("SELECT Name, Amount, Account.Name, Account.NumberOfEmployees, CreatedBy.Username, Owner.Username FROM Opportunity ORDER BY Name");
+        assert_eq!(rows[0]["Owner"]["Username"], "integration@a.sim");
         assert_eq!(rows[0]["Account"]["Name"], "Acme");
         assert_eq!(rows[0]["Account"]["NumberOfEmployees"], 12);
         assert_eq!(rows[0]["Account"]["attributes"]["type"], "Account");

@@ -535,6 +535,7 @@ impl Schema {
                     .required()
                     .id_lookup()
                     .name_field(),
+                owner(),
                 FieldDef::new("AccountNumber", "Account Number", T::String).length(40),
                 FieldDef::new("Description", "Account Description", T::Textarea),
                 FieldDef::new("Industry", "Industry", T::Picklist)
@@ -590,6 +591,7 @@ impl Schema {
             vec![
                 FieldDef::new("AccountId", "Account ID", T::Reference)
                     .reference("Account", "Account"),
+                owner(),
                 FieldDef::new("Name", "Name", T::String)
                     .length(120)
                     .required()
@@ -792,6 +794,15 @@ impl Schema {
         obj.push_field(f);
         Ok((oi, obj.fields.len() - 1))
     }
+}
+
+/// `OwnerId`: required, but defaulted to the writing user on create.
+fn owner() -> FieldDef {
+    let mut f =
+        FieldDef::new("OwnerId", "Owner ID", FieldType::Reference).reference("User", "Owner");
+    f.nillable = false;
+    f.defaulted_on_create = true;
+    f
 }
 
 /// A custom field's API name: a letter, then letters, digits and single underscores, ending in

@@ -454,10 +454,10 @@ mod tests {
             e.message
                 .starts_with("sObject type 'Foo' is not supported.")
         );
-        let e = err("SELECT Owner.Name FROM Opportunity");
+        let e = err("SELECT Partner.Name FROM Opportunity");
         assert!(
             e.message
-                .starts_with("Didn't understand relationship 'Owner'")
+                .starts_with("Didn't understand relationship 'Partner'")
         );
         let e = err("SELECT Account.Foo FROM Opportunity");
         assert!(
