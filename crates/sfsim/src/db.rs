@@ -1154,6 +1154,18 @@ impl OrgDb {
             )
         })?;
         let fail = |code: &str, msg: String| (Some(id18.clone()), vec![item(code, msg, vec![])]);
+        if let Some(expected) = object
+            && self.schema.object_index(expected).is_none()
+        {
+            return Err((
+                Some(id18.clone()),
+                vec![item(
+                    "INVALID_TYPE",
+                    unsupported_object(expected).message,
+                    vec![],
+                )],
+            ));
+        }
         let Some(&(o, slot)) = self.locations.get(&id18) else {
             return Err(fail(
                 "INVALID_CROSS_REFERENCE_KEY",
@@ -1168,7 +1180,7 @@ impl OrgDb {
                     .schema
                     .object(expected)
                     .map(|x| x.name.clone())
-                    .unwrap_or_else(|| expected.to_string());
+                    .unwrap_or_default();
                 return Err((
                     Some(id18.clone()),
                     vec![item(

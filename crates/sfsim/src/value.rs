@@ -175,7 +175,12 @@ fn parser_error(field: &FieldDef, v: &Json) -> ItemError {
 /// booleans; anything else is a per-item error naming the field.
 pub fn from_json(field: &FieldDef, v: &Json) -> Result<Value, ItemError> {
     if v.is_null() {
-        return Ok(Value::Null);
+        // A checkbox is never null: clearing it unchecks it.
+        return Ok(if field.field_type == FieldType::Boolean {
+            Value::Bool(false)
+        } else {
+            Value::Null
+        });
     }
     let err = || parser_error(field, v);
     match field.field_type {
@@ -389,6 +394,10 @@ mod tests {
         assert_eq!(
             from_json(&field(FieldType::Boolean), &json!("TRUE")),
             Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            from_json(&field(FieldType::Boolean), &Json::Null),
+            Ok(Value::Bool(false))
         );
         assert!(from_json(&field(FieldType::Int), &json!(7.5)).is_err());
         let e = from_json(&field(FieldType::Currency), &json!("abc")).expect_err("not a number");
