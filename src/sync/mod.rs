@@ -14,14 +14,16 @@
 //!
 //! Files: `mapping` (canonical form, value maps), `plan` (pure decisions), `ports` (what the
 //! pass needs from an org and from the store), `pass` (the direction pass, failure retries and
-//! the inbox drain), `adapters` (the ports over the real store).
+//! the inbox drain), `cycle` (A -> B then B -> A), `adapters` (the ports over the real store).
 
 mod adapters;
+mod cycle;
 mod mapping;
 mod pass;
 mod plan;
 mod ports;
 
+pub use cycle::{CycleReport, run_cycle};
 pub use mapping::{
     Canonical, Mapping, MappingError, from_snapshot, normalize, same_value, to_snapshot,
 };

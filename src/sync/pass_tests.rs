@@ -1227,3 +1227,172 @@ async fn parse_rows_reads_salesforce_datetimes_and_rejects_bad_rows() {
     bad.remove("Id");
     assert!(parse_target_row(Org::B, &m, None, &bad).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The same pipeline over the real SQLite store (the adapter in `adapters.rs`).
+// ---------------------------------------------------------------------------------------------
+
+async fn run_real(
+    direction: Direction,
+    a: &FakeOrg,
+    b: &FakeOrg,
+    store: &crate::store::Store,
+    mapping: &Mapping,
+) -> PassReport {
+    let cfg = config(direction);
+    let cancel = CancellationToken::new();
+    let result = match direction {
+        Direction::AToB => Pass::new(&cfg, mapping, a, b, store).run(&cancel).await,
+        Direction::BToA => Pass::new(&cfg, mapping, b, a, store).run(&cancel).await,
+    };
+    result.expect("pass over the real store")
+}
+
+#[tokio::test]
+async fn real_store_records_links_failures_watermarks_and_reverse_carries() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    let store = crate::store::Store::open(&url).await.expect("store");
+    let (a, b, m) = (FakeOrg::new("A"), FakeOrg::new("B"), mapping());
+    let ids = a.human_create(vec![opp("One", 1), opp("Two REJECT", 2), opp("Three", 3)]);
+
+    let ab = run_real(Direction::AToB, &a, &b, &store, &m).await;
+    assert_eq!((ab.created, ab.failed), (2, 1));
+    let links = store
+        .links_by_a_ids("Opportunity", &ids)
+        .await
+        .expect("links");
+    assert_eq!(links.len(), 2);
+    assert!(links.iter().all(|l| !l.snapshot.is_empty()));
+    let failure = store
+        .failure_for(Direction::AToB, "Opportunity", &ids[1])
+        .await
+        .expect("read")
+        .expect("queued");
+    assert_eq!(failure.error_code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
+    assert!(
+        store
+            .watermark(Org::A, "Opportunity")
+            .await
+            .expect("watermark")
+            .is_some()
+    );
+
+    // A conflict B wins, carried back through the real inbox.
+    let one = links.iter().find(|l| l.a_id == ids[0]).expect("link");
+    a.human_edit(&ids[0], json!({"Amount": 10}));
+    b.state().clock_ms += 5;
+    b.human_edit(&one.b_id, json!({"Amount": 20, "StageName": "Closed Won"}));
+    let ab = run_real(Direction::AToB, &a, &b, &store, &m).await;
+    assert_eq!((ab.conflicts, ab.reversed, ab.updated), (1, 1, 0));
+    let ba = run_real(Direction::BToA, &a, &b, &store, &m).await;
+    assert_eq!(ba.updated, 1);
+    assert_eq!(a.get(&ids[0])["Amount"], json!(20));
+    assert_eq!(a.get(&ids[0])["StageName"], json!("Closed Won"));
+    assert!(
+        store
+            .pending_notifications(Org::B, 10)
+            .await
+            .expect("inbox")
+            .is_empty()
+    );
+
+    // Quiet afterwards: no writes either way.
+    a.reset_calls();
+    b.reset_calls();
+    run_real(Direction::AToB, &a, &b, &store, &m).await;
+    run_real(Direction::BToA, &a, &b, &store, &m).await;
+    assert_eq!(a.calls().writes() + b.calls().writes(), 0);
+    assert_eq!(a.calls().query + b.calls().query, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convergence under random edits (DESIGN §2.1, §2.2, §2.3), several seeds.
+// ---------------------------------------------------------------------------------------------
+
+async fn cycle(w: &World, number: u64) -> crate::sync::CycleReport {
+    let mut ab = config(Direction::AToB);
+    let mut ba = config(Direction::BToA);
+    ab.cycle = number;
+    ba.cycle = number;
+    ab.page_size = 7;
+    ba.page_size = 7;
+    crate::sync::run_cycle(
+        &ab,
+        &ba,
+        &w.mapping,
+        &w.a,
+        &w.b,
+        &w.store,
+        &CancellationToken::new(),
+    )
+    .await
+}
+
+fn random_edit(rng: &mut rand::rngs::StdRng, org: &FakeOrg, serial: &mut u32) {
+    use rand::Rng;
+    let ids: Vec<String> = org.state().records.keys().cloned().collect();
+    if ids.is_empty() || rng.random_bool(0.3) {
+        *serial += 1;
+        org.human_create(vec![opp(&format!("R{serial}"), rng.random_range(0..100))]);
+        return;
+    }
+    let id = &ids[rng.random_range(0..ids.len())];
+    match rng.random_range(0..3) {
+        0 => org.human_edit(id, json!({"Amount": rng.random_range(0..100)})),
+        1 => {
+            let stage = ["Prospecting", "Closed Won", "Closed Lost"][rng.random_range(0..3)];
+            org.human_edit(id, json!({ "StageName": stage }));
+        }
+        _ => {
+            *serial += 1;
+            org.human_edit(id, json!({"Name": format!("R{serial}")}));
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_edits_in_both_orgs_converge_without_duplicates_then_go_quiet() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..20u64 {
+        let w = World::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut serial = 0;
+        for n in 0..6 {
+            for _ in 0..rng.random_range(1..12) {
+                let org = if rng.random_bool(0.5) { &w.a } else { &w.b };
+                random_edit(&mut rng, org, &mut serial);
+                // Time passes unevenly in the two orgs.
+                org.state().clock_ms += rng.random_range(0..3);
+            }
+            let report = cycle(&w, n).await;
+            assert!(report.complete(), "seed {seed} cycle {n}: {report:?}");
+        }
+        // People stop editing: within two cycles every pair is equal.
+        for n in 6..8 {
+            cycle(&w, n).await;
+        }
+        let state = w.store.state();
+        assert!(
+            state.failures.is_empty(),
+            "seed {seed}: {:?}",
+            state.failures
+        );
+        assert_eq!(w.a.len(), w.b.len(), "seed {seed}");
+        assert_eq!(state.links.len(), w.a.len(), "seed {seed}");
+        for link in &state.links {
+            let a = w.mapping.to_canonical(Org::A, &w.a.get(&link.a_id));
+            let b = w.mapping.to_canonical(Org::B, &w.b.get(&link.b_id));
+            assert_eq!(a, b, "seed {seed}: {} <-> {}", link.a_id, link.b_id);
+        }
+        // And quiet: no writes, one query per direction.
+        w.reset_calls();
+        cycle(&w, 8).await;
+        assert_eq!(
+            w.a.calls().writes() + w.b.calls().writes(),
+            0,
+            "seed {seed}"
+        );
+        assert_eq!(w.a.calls().total() + w.b.calls().total(), 2, "seed {seed}");
+    }
+}
