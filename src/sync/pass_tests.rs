@@ -1396,3 +1396,45 @@ async fn random_edits_in_both_orgs_converge_without_duplicates_then_go_quiet() {
         assert_eq!(w.a.calls().total() + w.b.calls().total(), 2, "seed {seed}");
     }
 }
+
+#[tokio::test]
+async fn inbox_notifications_are_fetched_fresh_deduplicated_and_marked_processed() {
+    let w = World::new();
+    let ids = w.a.human_create(vec![opp("Pushed", 1)]);
+    // The watermark is already past the record: only the inbox can bring it.
+    w.store
+        .set_watermark(Org::A, base_time() + chrono::Duration::days(1));
+    {
+        let mut s = w.store.0.state.lock().expect("lock");
+        for (n, (object, record)) in [
+            ("Opportunity", ids[0].as_str()),
+            ("Opportunity", ids[0].as_str()),
+            ("Account", "001A"),
+            ("Opportunity", "006A-deleted"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let id = n as i64 + 100;
+            s.inbox.push((
+                InboxItem {
+                    id,
+                    org: Org::A,
+                    notification_id: format!("04l{id}"),
+                    object: object.into(),
+                    record_id: record.into(),
+                    received_at: Utc::now(),
+                },
+                false,
+            ));
+        }
+    }
+    // The notification carried stale values; the record is read fresh.
+    w.a.human_edit(&ids[0], json!({"Amount": 7}));
+    let report = w.run(Direction::AToB).await;
+    assert_eq!(report.created, 1);
+    assert_eq!(w.b.find_by_name("Pushed")[0]["Amount"], json!(7));
+    assert!(w.store.state().inbox.iter().all(|(_, done)| *done));
+    // One fetch by id for the whole batch, one lookup, one create.
+    assert_eq!(w.a.calls().query, 2, "{:?}", w.a.calls());
+}
