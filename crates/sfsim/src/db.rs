@@ -466,22 +466,27 @@ impl OrgDb {
         let end = range.end.min(cursor.rows.len());
         let start = range.start.min(end);
         let object = cursor.plan.object as u32;
-        Ok(cursor.rows[start..end]
-            .iter()
-            .filter(|slot| self.tables[object as usize].records.len() > **slot as usize)
-            .map(|slot| {
-                render(
-                    self,
-                    &self.schema,
-                    &cursor.plan,
-                    RowRef {
-                        object,
-                        slot: *slot,
-                    },
-                    api_version,
-                )
-            })
-            .collect())
+        // Sized up front: growing a large vector after freeing the previous page's many small
+        // values made glibc consolidate its free lists on every page.
+        let mut out = Vec::with_capacity(end - start);
+        out.extend(
+            cursor.rows[start..end]
+                .iter()
+                .filter(|slot| self.tables[object as usize].records.len() > **slot as usize)
+                .map(|slot| {
+                    render(
+                        self,
+                        &self.schema,
+                        &cursor.plan,
+                        RowRef {
+                            object,
+                            slot: *slot,
+                        },
+                        api_version,
+                    )
+                }),
+        );
+        Ok(out)
     }
 
     /// GET sobjects/{object}/{id}[?fields=a,b]: 404 NOT_FOUND when absent or deleted.

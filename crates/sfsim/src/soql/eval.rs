@@ -185,12 +185,14 @@ pub fn compare_rows<A: RecordAccess>(
 pub fn attributes(object: &str, id: &str, api_version: &str) -> Json {
     let mut m = Map::with_capacity(2);
     m.insert("type".into(), Json::String(object.to_string()));
-    m.insert(
-        "url".into(),
-        Json::String(format!(
-            "/services/data/v{api_version}/sobjects/{object}/{id}"
-        )),
-    );
+    let mut url = String::with_capacity(40 + api_version.len() + object.len() + id.len());
+    url.push_str("/services/data/v");
+    url.push_str(api_version);
+    url.push_str("/sobjects/");
+    url.push_str(object);
+    url.push('/');
+    url.push_str(id);
+    m.insert("url".into(), Json::String(url));
     Json::Object(m)
 }
 
