@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use crate::config::Settings;
+use crate::config::{AccountPolicy, Settings};
 use crate::store::Org;
 
 /// A record's mapped fields in canonical form: A's field names, normalised A values, no nulls.
@@ -125,8 +125,32 @@ impl Mapping {
     }
 
     /// The mapping configured in `settings`.
+    /// With `account.sync_policy = "syncAccount"` the parent's `Account.Name` is a mapped
+    /// field too (see `accounts`).
     pub fn from_settings(settings: &Settings) -> Result<Mapping, MappingError> {
-        Mapping::new(&settings.fields, &settings.field_map, &settings.value_map)
+        let mapping = Mapping::new(&settings.fields, &settings.field_map, &settings.value_map)?;
+        Ok(match settings.account_policy {
+            AccountPolicy::SyncAccount => {
+                mapping.with_parent_field(super::accounts::ACCOUNT_NAME_PATH)
+            }
+            _ => mapping,
+        })
+    }
+
+    /// Adds a field of a parent record reached through a relationship, e.g. `Account.Name`
+    /// (same path in both orgs, no value map). Query rows carry it as a nested object; the
+    /// canonical form keeps it under its dotted path, so a change of parent is a change like
+    /// any other. Writing it is the caller's business (a relationship is written as an id).
+    pub fn with_parent_field(mut self, path: &str) -> Mapping {
+        if self.spec(path).is_none() {
+            self.fields.push(FieldSpec {
+                a_name: path.to_string(),
+                b_name: path.to_string(),
+                a_to_b: BTreeMap::new(),
+                b_to_a: BTreeMap::new(),
+            });
+        }
+        self
     }
 
     /// The canonical (A) names of the mapped fields, in configuration order.
@@ -157,14 +181,9 @@ impl Mapping {
     pub fn to_canonical(&self, org: Org, record: &Map<String, Value>) -> Canonical {
         let mut canonical = Canonical::new();
         for spec in &self.fields {
-            let name = spec.name_in(org);
-            let raw = record.get(name).or_else(|| {
-                record
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            });
-            let Some(raw) = raw else { continue };
+            let Some(raw) = lookup(record, spec.name_in(org)) else {
+                continue;
+            };
             let value = match org {
                 Org::A => raw.clone(),
                 Org::B => translate(raw, &spec.b_to_a),
@@ -220,6 +239,27 @@ impl FieldSpec {
             Org::A => &self.a_name,
             Org::B => &self.b_name,
         }
+    }
+}
+
+/// The value at `path` in a query row: a field name, or `Relationship.Field` through a nested
+/// parent object (JSON `null` when the record has no parent). Names match exactly first, then
+/// without regard to case, as Salesforce's do.
+pub fn lookup<'r>(record: &'r Map<String, Value>, path: &str) -> Option<&'r Value> {
+    let (head, rest) = match path.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (path, None),
+    };
+    let value = record.get(head).or_else(|| {
+        record
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(head))
+            .map(|(_, v)| v)
+    })?;
+    match (rest, value) {
+        (None, value) => Some(value),
+        (Some(rest), Value::Object(parent)) => lookup(parent, rest),
+        (Some(_), _) => None,
     }
 }
 
@@ -470,6 +510,22 @@ mod tests {
             Mapping::new(&fields, &unknown, &BTreeMap::new()),
             Err(MappingError::UnknownRenamedField(_))
         ));
+    }
+
+    #[test]
+    fn parent_fields_are_read_through_the_relationship() {
+        let m = mapping().with_parent_field("Account.Name");
+        let row = record(json!({
+            "Name": "x",
+            "Account": {"attributes": {"type": "Account"}, "Name": "Acme"}
+        }));
+        assert_eq!(
+            m.to_canonical(Org::B, &row).get("Account.Name"),
+            Some(&json!("Acme"))
+        );
+        let orphan = record(json!({"Name": "x", "Account": null}));
+        assert!(!m.to_canonical(Org::A, &orphan).contains_key("Account.Name"));
+        assert!(m.field_names(Org::A).contains(&"Account.Name".to_string()));
     }
 
     #[test]

@@ -12,10 +12,11 @@
 //!   highest SystemModstamp in the same store transaction that records every row's outcome.
 //!   A daily-limit stop, a query error or a store error commits nothing for the page.
 //!
-//! Files: `mapping` (canonical form, value maps), `plan` (pure decisions), `ports` (what the
+//! Files: `accounts` (parent accounts), `mapping` (canonical form, value maps), `plan` (pure decisions), `ports` (what the
 //! pass needs from an org and from the store), `pass` (the direction pass, failure retries and
 //! the inbox drain), `cycle` (A -> B then B -> A), `adapters` (the ports over the real store).
 
+mod accounts;
 mod adapters;
 mod cycle;
 mod mapping;
@@ -23,6 +24,7 @@ mod pass;
 mod plan;
 mod ports;
 
+pub use accounts::{AccountMode, Resolution, resolve_names};
 pub use cycle::{CycleReport, run_cycle};
 pub use mapping::{
     Canonical, Mapping, MappingError, from_snapshot, normalize, same_value, to_snapshot,

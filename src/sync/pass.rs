@@ -9,23 +9,27 @@
 //! 200 creates and one per 200 updates. Rows the triage settles (replays, echoes, queued
 //! records) cost nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::mapping::{Mapping, from_snapshot, same_value, to_snapshot};
+use super::accounts::{
+    ACCOUNT_ID_FIELD, ACCOUNT_NAME_PATH, ACCOUNT_OBJECT, AMBIGUOUS_ACCOUNT, AccountMode,
+    Resolution, account_body, parent_select_fields, resolve_names,
+};
+use super::mapping::{Mapping, from_snapshot, lookup, same_value, to_snapshot};
 use super::plan::{
     Action, Decision, LinkView, PageItem, Policy, QueuedFailure, SkipReason, SourceRow, Target,
     TargetRow, Triage, Winner, plan_page, triage,
 };
 use super::ports::{
-    Batch, ErrorKind, FieldIn, OrgPort, PageTxPort, PortError, QueryKind, RecordQuery, StorePort,
-    WriteOutcome,
+    Batch, ErrorKind, FieldIn, OrgPort, PageTxPort, PortError, QueryKind, RecordError, RecordQuery,
+    StorePort, WriteOutcome,
 };
-use crate::config::{ConflictPolicy, Settings};
+use crate::config::{AccountPolicy, ConflictPolicy, Settings};
 use crate::store::{
     Direction, Link, LinkWrite, NewFailure, NewNotification, Org, RetryPolicy, StoreError,
 };
@@ -60,6 +64,8 @@ pub struct PassConfig {
     /// people share that user; the snapshot comparison then recognises our own writes.
     pub skip_integration_user_changes: bool,
     pub retry: RetryPolicy,
+    /// Parent accounts (`account.sync_policy`).
+    pub account: AccountMode,
 }
 
 impl PassConfig {
@@ -85,6 +91,24 @@ impl PassConfig {
             integration_user_id,
             skip_integration_user_changes: true,
             retry: RetryPolicy::from_settings(settings),
+            account: match settings.account_policy {
+                AccountPolicy::None => AccountMode::None,
+                AccountPolicy::Assign => {
+                    let target = match direction.target() {
+                        Org::A => &settings.a,
+                        Org::B => &settings.b,
+                    };
+                    match &target.account_id {
+                        Some(id) => AccountMode::Assign {
+                            account_id: id.clone(),
+                        },
+                        None => AccountMode::None,
+                    }
+                }
+                AccountPolicy::SyncAccount => AccountMode::SyncByName {
+                    fields: settings.account_fields.clone(),
+                },
+            },
         }
     }
 }
@@ -492,7 +516,13 @@ where
     }
 
     fn source_fields(&self) -> Vec<String> {
-        self.mapping.field_names(self.source_org())
+        let mut fields = self.mapping.field_names(self.source_org());
+        for extra in parent_select_fields(&self.config.account) {
+            if !fields.iter().any(|f| f.eq_ignore_ascii_case(&extra)) {
+                fields.push(extra);
+            }
+        }
+        fields
     }
 
     fn target_fields(&self) -> Vec<String> {
@@ -779,6 +809,24 @@ where
         let decision_of: HashMap<usize, &Decision> =
             needs_lookup.iter().copied().zip(decisions.iter()).collect();
 
+        // Parent accounts of the writes: one lookup (and creates of missing ones) per page.
+        match self
+            .resolve_accounts(&rows, &mut creates, &mut updates, report)
+            .await?
+        {
+            Ok(failed) => {
+                for (i, target_id, e) in failed {
+                    outcomes[i] = RowOutcome::Failed {
+                        target_id,
+                        code: e.code,
+                        message: e.message,
+                        retryable: e.retryable,
+                    };
+                }
+            }
+            Err((org, e)) => return Ok(PageResult::Paused(org, e)),
+        }
+
         for chunk in creates.chunks(COLLECTION_LIMIT) {
             let bodies: Vec<Map<String, Value>> = chunk.iter().map(|(_, b)| b.clone()).collect();
             report.api_calls += 1;
@@ -974,6 +1022,178 @@ where
         Ok(PageResult::Committed)
     }
 
+    /// Applies `account.sync_policy` to the page's write bodies: `assign` sets the configured
+    /// account on creates; `syncAccount` turns the `Account.Name` pseudo-field into the
+    /// `AccountId` of the target account with that name, creating missing accounts. Returns
+    /// the rows whose parent could not be resolved (removed from the writes), or the limit
+    /// that paused the page.
+    #[allow(clippy::type_complexity)]
+    async fn resolve_accounts(
+        &self,
+        rows: &[SourceRow],
+        creates: &mut Vec<(usize, Map<String, Value>)>,
+        updates: &mut Vec<(usize, String, Map<String, Value>)>,
+        report: &mut PassReport,
+    ) -> Result<Result<Vec<(usize, Option<String>, RecordError)>, (Org, PortError)>, PassError>
+    {
+        let tgt = self.target_org();
+        let fields = match &self.config.account {
+            AccountMode::None => return Ok(Ok(Vec::new())),
+            AccountMode::Assign { account_id } => {
+                for (_, body) in creates.iter_mut() {
+                    body.insert(
+                        ACCOUNT_ID_FIELD.to_string(),
+                        Value::String(account_id.clone()),
+                    );
+                }
+                return Ok(Ok(Vec::new()));
+            }
+            AccountMode::SyncByName { fields } => fields,
+        };
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        // The first row naming each parent (lower-cased name): its parent's fields are used to
+        // create the account.
+        let mut carrier: HashMap<String, usize> = HashMap::new();
+        let bodies = creates
+            .iter()
+            .map(|(i, b)| (*i, b))
+            .chain(updates.iter().map(|(i, _, b)| (*i, b)));
+        for (i, body) in bodies {
+            if let Some(Value::String(name)) = body.get(ACCOUNT_NAME_PATH) {
+                if !carrier.contains_key(&name.to_lowercase()) {
+                    names.insert(name.clone());
+                }
+                carrier.entry(name.to_lowercase()).or_insert(i);
+            }
+        }
+        let mut resolved: HashMap<String, Result<String, RecordError>> = HashMap::new();
+        if !names.is_empty() {
+            let query = RecordQuery {
+                object: ACCOUNT_OBJECT.to_string(),
+                fields: vec!["Name".to_string()],
+                kind: QueryKind::Lookup {
+                    any_of: vec![vec![FieldIn {
+                        field: "Name".to_string(),
+                        values: names.iter().cloned().map(Value::String).collect(),
+                    }]],
+                },
+            };
+            let records = match self.query_all(self.target, tgt, &query, report).await {
+                Ok(records) => records,
+                Err(FetchError::Paused(org, e)) => return Ok(Err((org, e))),
+                Err(FetchError::Pass(e)) => return Err(e),
+            };
+            let accounts: Vec<(String, String)> = records
+                .iter()
+                .filter_map(|r| {
+                    Some((
+                        r.get("Id")?.as_str()?.to_string(),
+                        r.get("Name")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect();
+            let mut missing: Vec<String> = Vec::new();
+            for (name, resolution) in resolve_names(&names, &accounts) {
+                match resolution {
+                    Resolution::Found(id) => {
+                        resolved.insert(name.to_lowercase(), Ok(id));
+                    }
+                    Resolution::Ambiguous(ids) => {
+                        let message = format!(
+                            "{} accounts named {name:?} in org {}: {}; the parent is never                              guessed: rename or merge them",
+                            ids.len(),
+                            tgt.as_str().to_ascii_uppercase(),
+                            ids.join(", ")
+                        );
+                        resolved.insert(
+                            name.to_lowercase(),
+                            Err(RecordError {
+                                code: AMBIGUOUS_ACCOUNT.to_string(),
+                                message,
+                                retryable: false,
+                            }),
+                        );
+                    }
+                    Resolution::Missing => missing.push(name),
+                }
+            }
+            for chunk in missing.chunks(COLLECTION_LIMIT) {
+                let bodies: Vec<Map<String, Value>> = chunk
+                    .iter()
+                    .map(|name| {
+                        let parent = carrier
+                            .get(&name.to_lowercase())
+                            .and_then(|&i| rows[i].parent.as_ref());
+                        account_body(name, parent, fields)
+                    })
+                    .collect();
+                report.api_calls += 1;
+                let results = match self.target.create(ACCOUNT_OBJECT, &bodies).await {
+                    Err(e) if e.kind == ErrorKind::LimitExceeded => return Ok(Err((tgt, e))),
+                    other => per_record(other, chunk.len()),
+                };
+                for (name, outcome) in chunk.iter().zip(results) {
+                    let outcome = match outcome {
+                        Ok(ok) => {
+                            tracing::info!(
+                                cycle = self.config.cycle,
+                                direction = %self.config.direction,
+                                account = %name,
+                                target_id = %ok.id,
+                                "parent account created in the target"
+                            );
+                            Ok(ok.id)
+                        }
+                        Err(e) => Err(RecordError {
+                            code: e.code,
+                            message: format!("creating the parent account {name:?}: {}", e.message),
+                            retryable: e.retryable,
+                        }),
+                    };
+                    resolved.insert(name.to_lowercase(), outcome);
+                }
+            }
+        }
+        let apply = |body: &mut Map<String, Value>| -> Result<(), RecordError> {
+            match body.remove(ACCOUNT_NAME_PATH) {
+                None => Ok(()),
+                Some(Value::String(name)) => match resolved.get(&name.to_lowercase()) {
+                    Some(Ok(id)) => {
+                        body.insert(ACCOUNT_ID_FIELD.to_string(), Value::String(id.clone()));
+                        Ok(())
+                    }
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err(RecordError {
+                        code: "ACCOUNT_UNRESOLVED".to_string(),
+                        message: format!("the parent account {name:?} could not be resolved"),
+                        retryable: true,
+                    }),
+                },
+                // No parent in the source: clear it in the target.
+                Some(_) => {
+                    body.insert(ACCOUNT_ID_FIELD.to_string(), Value::Null);
+                    Ok(())
+                }
+            }
+        };
+        let mut failed = Vec::new();
+        creates.retain_mut(|(i, body)| match apply(body) {
+            Ok(()) => true,
+            Err(e) => {
+                failed.push((*i, None, e));
+                false
+            }
+        });
+        updates.retain_mut(|(i, target_id, body)| match apply(body) {
+            Ok(()) => true,
+            Err(e) => {
+                failed.push((*i, Some(target_id.clone()), e));
+                false
+            }
+        });
+        Ok(Ok(failed))
+    }
+
     async fn record_failure(
         &self,
         tx: &mut St::Tx,
@@ -1118,7 +1338,7 @@ where
                         .match_by
                         .iter()
                         .zip(&key)
-                        .all(|(f, v)| same_value(t.values.get(f), Some(v)))
+                        .all(|(f, v)| same_key(t.values.get(f), Some(v)))
                 })
                 .collect();
         }
@@ -1181,7 +1401,7 @@ fn per_record(result: Result<Vec<WriteOutcome>, PortError>, len: usize) -> Vec<W
     match result {
         Ok(mut outcomes) => {
             while outcomes.len() < len {
-                outcomes.push(Err(super::ports::RecordError {
+                outcomes.push(Err(RecordError {
                     code: "NO_RESULT".to_string(),
                     message: "the org's reply had no result for this record".to_string(),
                     retryable: true,
@@ -1192,13 +1412,22 @@ fn per_record(result: Result<Vec<WriteOutcome>, PortError>, len: usize) -> Vec<W
         }
         Err(e) => (0..len)
             .map(|_| {
-                Err(super::ports::RecordError {
+                Err(RecordError {
                     code: e.code.clone(),
                     message: e.message.clone(),
                     retryable: e.kind != ErrorKind::Permanent,
                 })
             })
             .collect(),
+    }
+}
+
+/// Match-key equality: text compares without regard to case, as SOQL's `IN` that found the
+/// candidates does; other values as [`same_value`].
+fn same_key(left: Option<&Value>, right: Option<&Value>) -> bool {
+    match (left, right) {
+        (Some(Value::String(l)), Some(Value::String(r))) => l.to_lowercase() == r.to_lowercase(),
+        _ => same_value(left, right),
     }
 }
 
@@ -1314,6 +1543,10 @@ pub fn parse_source_row(
             .and_then(Value::as_str)
             .map(str::to_string),
         values: mapping.to_canonical(org, record),
+        parent: match lookup(record, ACCOUNT_OBJECT) {
+            Some(Value::Object(parent)) => Some(parent.clone()),
+            _ => None,
+        },
         id,
     })
 }

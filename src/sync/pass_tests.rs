@@ -92,8 +92,22 @@ impl FakeOrg {
         self.state().calls = Calls::default();
     }
 
+    /// Opportunities held.
     fn len(&self) -> usize {
-        self.state().records.len()
+        self.state()
+            .records
+            .values()
+            .filter(|r| is_type(r, "Opportunity"))
+            .count()
+    }
+
+    fn accounts(&self) -> Vec<Map<String, Value>> {
+        self.state()
+            .records
+            .values()
+            .filter(|r| is_type(r, "Account"))
+            .cloned()
+            .collect()
     }
 
     fn get(&self, id: &str) -> Map<String, Value> {
@@ -108,13 +122,17 @@ impl FakeOrg {
         self.state()
             .records
             .values()
-            .filter(|r| r.get("Name") == Some(&json!(name)))
+            .filter(|r| is_type(r, "Opportunity") && r.get("Name") == Some(&json!(name)))
             .cloned()
             .collect()
     }
 
     /// People's edits: several records in one call share one timestamp.
     fn human_create(&self, bodies: Vec<Value>) -> Vec<String> {
+        self.human_create_in("Opportunity", bodies)
+    }
+
+    fn human_create_in(&self, object: &str, bodies: Vec<Value>) -> Vec<String> {
         let mut s = self.state();
         s.clock_ms += 1;
         let user = HUMAN.to_string();
@@ -124,7 +142,7 @@ impl FakeOrg {
                 let Value::Object(body) = b else {
                     panic!("object body")
                 };
-                s.insert_new(body, &user)
+                s.insert_new(object, body, &user)
             })
             .collect()
     }
@@ -148,10 +166,12 @@ impl OrgState {
         base_time() + chrono::Duration::milliseconds(self.clock_ms)
     }
 
-    fn insert_new(&mut self, mut body: Map<String, Value>, user: &str) -> String {
+    fn insert_new(&mut self, object: &str, mut body: Map<String, Value>, user: &str) -> String {
         self.next_id += 1;
-        let id = format!("006{}{:012}", self.prefix, self.next_id);
+        let key = if object == "Account" { "001" } else { "006" };
+        let id = format!("{key}{}{:012}", self.prefix, self.next_id);
         body.insert("Id".into(), json!(id));
+        body.insert("attributes".into(), json!({ "type": object }));
         self.records.insert(id.clone(), Map::new());
         self.apply(&id, body, user);
         id
@@ -208,10 +228,22 @@ impl OrgState {
     }
 }
 
+fn is_type(record: &Map<String, Value>, object: &str) -> bool {
+    record.get("attributes").and_then(|a| a.get("type")) == Some(&json!(object))
+}
+
+/// SOQL's `IN`: text compares without regard to case.
 fn field_matches(record: &Map<String, Value>, cond: &FieldIn) -> bool {
-    cond.values
-        .iter()
-        .any(|v| same_value(record.get(&cond.field), Some(v)))
+    let lower = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => Some(Value::String(s.to_lowercase())),
+        other => other.cloned(),
+    };
+    cond.values.iter().any(|v| {
+        same_value(
+            lower(record.get(&cond.field)).as_ref(),
+            lower(Some(v)).as_ref(),
+        )
+    })
 }
 
 impl OrgPort for FakeOrg {
@@ -222,6 +254,7 @@ impl OrgPort for FakeOrg {
         let mut rows: Vec<Map<String, Value>> = s
             .records
             .values()
+            .filter(|r| is_type(r, &query.object))
             .filter(|r| match &query.kind {
                 QueryKind::Changes {
                     since,
@@ -255,6 +288,19 @@ impl OrgPort for FakeOrg {
             };
             key(a).cmp(&key(b))
         });
+        // Parent relationship, as the REST API nests it.
+        for row in rows.iter_mut() {
+            if !is_type(row, "Opportunity") {
+                continue;
+            }
+            let parent = row
+                .get("AccountId")
+                .and_then(Value::as_str)
+                .and_then(|id| s.records.get(id))
+                .cloned()
+                .map_or(Value::Null, Value::Object);
+            row.insert("Account".into(), parent);
+        }
         Ok(s.batch(rows))
     }
 
@@ -272,7 +318,7 @@ impl OrgPort for FakeOrg {
 
     async fn create(
         &self,
-        _object: &str,
+        object: &str,
         records: &[Map<String, Value>],
     ) -> Result<Vec<WriteOutcome>, PortError> {
         let mut s = self.state();
@@ -286,7 +332,7 @@ impl OrgPort for FakeOrg {
             .map(|body| match s.rejects(body) {
                 Some(e) => Err(e),
                 None => Ok(WriteOk {
-                    id: s.insert_new(body.clone(), &user),
+                    id: s.insert_new(object, body.clone(), &user),
                     created: true,
                 }),
             })
@@ -328,7 +374,7 @@ impl OrgPort for FakeOrg {
 
     async fn upsert(
         &self,
-        _object: &str,
+        object: &str,
         external_id_field: &str,
         records: &[Map<String, Value>],
     ) -> Result<Vec<WriteOutcome>, PortError> {
@@ -355,7 +401,7 @@ impl OrgPort for FakeOrg {
                         Ok(WriteOk { id, created: false })
                     }
                     None => Ok(WriteOk {
-                        id: s.insert_new(body.clone(), &user),
+                        id: s.insert_new(object, body.clone(), &user),
                         created: true,
                     }),
                 }
@@ -692,6 +738,7 @@ fn config(direction: Direction) -> PassConfig {
             initial_delay: Duration::ZERO,
             max_delay: Duration::ZERO,
         },
+        account: AccountMode::None,
     }
 }
 
@@ -1437,4 +1484,131 @@ async fn inbox_notifications_are_fetched_fresh_deduplicated_and_marked_processed
     assert!(w.store.state().inbox.iter().all(|(_, done)| *done));
     // One fetch by id for the whole batch, one lookup, one create.
     assert_eq!(w.a.calls().query, 2, "{:?}", w.a.calls());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent accounts
+// ---------------------------------------------------------------------------------------------
+
+fn sync_account_world() -> (World, PassConfig) {
+    let mut w = World::new();
+    w.mapping = mapping().with_parent_field("Account.Name");
+    let mut cfg = config(Direction::AToB);
+    cfg.account = AccountMode::SyncByName {
+        fields: vec!["Name".into(), "Industry".into()],
+    };
+    (w, cfg)
+}
+
+#[tokio::test]
+async fn sync_account_finds_parents_by_name_and_creates_missing_ones_once_per_page() {
+    let (w, cfg) = sync_account_world();
+    let acme_a = w.a.human_create_in(
+        "Account",
+        vec![json!({"Name": "Acme", "Industry": "Retail"})],
+    );
+    let globex_a =
+        w.a.human_create_in("Account", vec![json!({"Name": "Globex"})]);
+    let acme_b =
+        w.b.human_create_in("Account", vec![json!({"Name": "ACME"})]);
+    w.a.human_create(vec![
+        json!({"Name": "O1", "AccountId": acme_a[0]}),
+        json!({"Name": "O2", "AccountId": globex_a[0]}),
+        json!({"Name": "O3", "AccountId": globex_a[0]}),
+        json!({"Name": "O4"}),
+    ]);
+    let report = w
+        .run_with(&cfg, &CancellationToken::new())
+        .await
+        .expect("pass");
+    assert_eq!(report.created, 4);
+    let accounts = w.b.accounts();
+    assert_eq!(accounts.len(), 2, "Globex created once: {accounts:?}");
+    let globex_b = accounts
+        .iter()
+        .find(|a| a["Name"] == json!("Globex"))
+        .expect("Globex created");
+    assert_eq!(w.b.find_by_name("O1")[0]["AccountId"], json!(acme_b[0]));
+    assert_eq!(w.b.find_by_name("O2")[0]["AccountId"], globex_b["Id"]);
+    assert_eq!(w.b.find_by_name("O3")[0]["AccountId"], globex_b["Id"]);
+    assert!(w.b.find_by_name("O4")[0].get("AccountId").is_none());
+    // One Opportunity lookup, one Account lookup, one Account create, one Opportunity create.
+    assert_eq!(w.b.calls().query, 2);
+    assert_eq!(w.b.calls().create, 2);
+
+    // A change of parent is a change like any other; the echo of it is quiet.
+    let o1 = w.a.find_by_name("O1")[0]["Id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    w.a.human_edit(&o1, json!({"AccountId": globex_a[0]}));
+    let report = w
+        .run_with(&cfg, &CancellationToken::new())
+        .await
+        .expect("pass");
+    assert_eq!(report.updated, 1);
+    assert_eq!(w.b.find_by_name("O1")[0]["AccountId"], globex_b["Id"]);
+    let mut back = config(Direction::BToA);
+    back.account = cfg.account.clone();
+    back.skip_integration_user_changes = false;
+    w.reset_calls();
+    let echo = w
+        .run_with(&back, &CancellationToken::new())
+        .await
+        .expect("pass");
+    assert_eq!(echo.skipped, echo.read);
+    assert_eq!(w.a.calls().total() + w.b.calls().writes(), 0);
+}
+
+#[tokio::test]
+async fn sync_account_never_guesses_between_two_parents_with_one_name() {
+    let (w, cfg) = sync_account_world();
+    let twin =
+        w.a.human_create_in("Account", vec![json!({"Name": "Twin"})]);
+    w.b.human_create_in(
+        "Account",
+        vec![json!({"Name": "Twin"}), json!({"Name": "Twin"})],
+    );
+    w.a.human_create(vec![
+        json!({"Name": "Child", "AccountId": twin[0]}),
+        json!({"Name": "Free"}),
+    ]);
+    let report = w
+        .run_with(&cfg, &CancellationToken::new())
+        .await
+        .expect("pass");
+    assert_eq!((report.created, report.failed), (1, 1));
+    let failure = &w.store.state().failures[0];
+    assert_eq!(failure.error_code, "AMBIGUOUS_ACCOUNT");
+}
+
+#[tokio::test]
+async fn assign_policy_sets_the_configured_account_on_creates() {
+    let w = World::new();
+    let mut cfg = config(Direction::AToB);
+    cfg.account = AccountMode::Assign {
+        account_id: "001B000000000042".into(),
+    };
+    w.a.human_create(vec![opp("Assigned", 1)]);
+    w.run_with(&cfg, &CancellationToken::new())
+        .await
+        .expect("pass");
+    assert_eq!(
+        w.b.find_by_name("Assigned")[0]["AccountId"],
+        json!("001B000000000042")
+    );
+}
+
+#[tokio::test]
+async fn match_by_name_ignores_case_like_soql() {
+    let w = World::new();
+    w.b.human_create(vec![opp("ACME deal", 1)]);
+    w.a.state().clock_ms += 10;
+    w.a.human_create(vec![opp("Acme Deal", 1)]);
+    let report = w.run(Direction::AToB).await;
+    assert_eq!(report.created, 0);
+    assert_eq!(w.b.len(), 1);
+    // Linked; the newer A spelling wins the Name.
+    assert_eq!(report.updated, 1);
+    assert_eq!(w.b.find_by_name("Acme Deal").len(), 1);
 }

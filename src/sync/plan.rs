@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::mapping::{Canonical, Mapping, same_value};
 use crate::config::ConflictPolicy;
@@ -37,6 +37,9 @@ pub struct SourceRow {
     pub last_modified_date: DateTime<Utc>,
     pub last_modified_by: Option<String>,
     pub values: Canonical,
+    /// The parent account's fields as the row carried them (`account.sync_policy =
+    /// "syncAccount"`), used to create a missing parent in the target.
+    pub parent: Option<Map<String, Value>>,
 }
 
 /// A row found in the target org, in canonical form.
@@ -492,6 +495,7 @@ mod tests {
             last_modified_date: at(minute),
             last_modified_by: Some("005human".into()),
             values: values(v),
+            parent: None,
         }
     }
 
