@@ -592,8 +592,25 @@ where
         Ok(out)
     }
 
-    /// The page pipeline: triage, one lookup, plan, writes, one transaction.
+    /// The page pipeline: triage, one lookup, plan, writes, one transaction. The counts of a
+    /// page that did not commit are not reported (only the API calls it spent).
     async fn process_page(
+        &self,
+        rows: Vec<SourceRow>,
+        mode: PipelineMode,
+        report: &mut PassReport,
+    ) -> Result<PageResult, PassError> {
+        let before = report.clone();
+        let result = self.process_page_inner(rows, mode, report).await;
+        if !matches!(result, Ok(PageResult::Committed)) {
+            let api_calls = report.api_calls;
+            *report = before;
+            report.api_calls = api_calls;
+        }
+        result
+    }
+
+    async fn process_page_inner(
         &self,
         rows: Vec<SourceRow>,
         mode: PipelineMode,
