@@ -31,7 +31,8 @@ use super::ports::{
 };
 use crate::config::{AccountPolicy, ConflictPolicy, Settings};
 use crate::store::{
-    Direction, Link, LinkWrite, NewFailure, NewNotification, Org, RetryPolicy, StoreError,
+    CycleCounts, CycleOutcome, Direction, Link, LinkWrite, NewFailure, NewNotification, Org,
+    RetryPolicy, StoreError,
 };
 
 /// Records per sObject Collections call (Salesforce's limit).
@@ -151,6 +152,36 @@ pub struct PassReport {
 }
 
 impl PassReport {
+    /// The counts as the store's `cycles` table keeps them.
+    pub fn cycle_counts(&self) -> CycleCounts {
+        CycleCounts {
+            read: self.read,
+            created: self.created,
+            updated: self.updated,
+            skipped: self.skipped + self.linked,
+            failed: self.failed,
+            api_calls: self.api_calls,
+        }
+    }
+
+    /// How the cycle ended, for the `cycles` table: `ok` when every record read got a
+    /// durable outcome and none failed, `partial` when some went to the failure queue,
+    /// `interrupted` when cancelled, `failed` when paused by an API limit (with the reason).
+    pub fn cycle_outcome(&self) -> (CycleOutcome, Option<String>) {
+        match &self.outcome {
+            PassOutcome::Completed if self.failed == 0 => (CycleOutcome::Ok, None),
+            PassOutcome::Completed => (CycleOutcome::Partial, None),
+            PassOutcome::Cancelled => (CycleOutcome::Interrupted, None),
+            PassOutcome::Paused { org, message } => (
+                CycleOutcome::Failed,
+                Some(format!(
+                    "paused: org {} is at its API limit ({message}); resuming next cycle",
+                    org.as_str().to_ascii_uppercase()
+                )),
+            ),
+        }
+    }
+
     fn absorb(&mut self, other: PassReport) {
         self.read += other.read;
         self.created += other.created;

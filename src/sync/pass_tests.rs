@@ -1612,3 +1612,27 @@ async fn match_by_name_ignores_case_like_soql() {
     assert_eq!(report.updated, 1);
     assert_eq!(w.b.find_by_name("Acme Deal").len(), 1);
 }
+
+#[test]
+fn reports_map_to_cycle_rows() {
+    let mut report = PassReport {
+        read: 5,
+        created: 2,
+        linked: 1,
+        skipped: 1,
+        failed: 1,
+        api_calls: 4,
+        ..PassReport::default()
+    };
+    assert_eq!(report.cycle_counts().skipped, 2);
+    assert_eq!(report.cycle_outcome().0, CycleOutcome::Partial);
+    report.failed = 0;
+    assert_eq!(report.cycle_outcome(), (CycleOutcome::Ok, None));
+    report.outcome = PassOutcome::Paused {
+        org: Org::B,
+        message: "REQUEST_LIMIT_EXCEEDED".into(),
+    };
+    let (outcome, error) = report.cycle_outcome();
+    assert_eq!(outcome, CycleOutcome::Failed);
+    assert!(error.is_some_and(|e| e.contains("org B")));
+}
