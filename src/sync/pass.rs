@@ -875,6 +875,35 @@ where
             Err((org, e)) => return Ok(PageResult::Paused(org, e)),
         }
 
+        if let Some(e) = self
+            .write_creates(&rows, &creates, &decision_of, &mut outcomes, report)
+            .await
+        {
+            return Ok(PageResult::Paused(tgt, e));
+        }
+        if let Some(e) = self
+            .write_updates(&rows, &updates, &decision_of, &mut outcomes, report)
+            .await
+        {
+            return Ok(PageResult::Paused(tgt, e));
+        }
+
+        self.commit_page(&rows, outcomes, reverse, &failures, &mode, page_max, report)
+            .await?;
+        Ok(PageResult::Committed)
+    }
+
+    /// Creates (or upserts on the external id field) in calls of at most 200 records, each
+    /// record's outcome mapped back to its row. Returns the limit error that pauses the page.
+    async fn write_creates(
+        &self,
+        rows: &[SourceRow],
+        creates: &[(usize, Map<String, Value>)],
+        decision_of: &HashMap<usize, &Decision>,
+        outcomes: &mut [RowOutcome],
+        report: &mut PassReport,
+    ) -> Option<PortError> {
+        let cfg = self.config;
         for chunk in creates.chunks(COLLECTION_LIMIT) {
             let bodies: Vec<Map<String, Value>> = chunk.iter().map(|(_, b)| b.clone()).collect();
             report.api_calls += 1;
@@ -884,7 +913,7 @@ where
             };
             let results = match result {
                 Err(e) if e.kind == ErrorKind::LimitExceeded => {
-                    return Ok(PageResult::Paused(tgt, e));
+                    return Some(e);
                 }
                 other => per_record(other, chunk.len()),
             };
@@ -919,6 +948,19 @@ where
                 };
             }
         }
+        None
+    }
+
+    /// Updates in calls of at most 200 records; as [`Self::write_creates`].
+    async fn write_updates(
+        &self,
+        rows: &[SourceRow],
+        updates: &[(usize, String, Map<String, Value>)],
+        decision_of: &HashMap<usize, &Decision>,
+        outcomes: &mut [RowOutcome],
+        report: &mut PassReport,
+    ) -> Option<PortError> {
+        let cfg = self.config;
         for chunk in updates.chunks(COLLECTION_LIMIT) {
             let bodies: Vec<(String, Map<String, Value>)> = chunk
                 .iter()
@@ -927,7 +969,7 @@ where
             report.api_calls += 1;
             let results = match self.target.update(&cfg.object, &bodies).await {
                 Err(e) if e.kind == ErrorKind::LimitExceeded => {
-                    return Ok(PageResult::Paused(tgt, e));
+                    return Some(e);
                 }
                 other => per_record(other, chunk.len()),
             };
@@ -961,6 +1003,24 @@ where
             }
         }
 
+        None
+    }
+
+    /// The page's one transaction: every row's outcome (links and snapshots, failures), the
+    /// reverse carries, processed inbox items or cleared failures, and the watermark.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_page(
+        &self,
+        rows: &[SourceRow],
+        outcomes: Vec<RowOutcome>,
+        mut reverse: Vec<(usize, String)>,
+        failures: &HashMap<String, QueuedFailure>,
+        mode: &PipelineMode,
+        page_max: Option<DateTime<Utc>>,
+        report: &mut PassReport,
+    ) -> Result<(), PassError> {
+        let cfg = self.config;
+        let (src, tgt) = (self.source_org(), self.target_org());
         // 5. One transaction: outcomes, reverse carries, inbox, watermark.
         let mut tx = self.store.begin().await?;
         for (i, outcome) in outcomes.into_iter().enumerate() {
@@ -1043,7 +1103,7 @@ where
             report.reversed += notifications.len() as u64;
             tx.insert_notifications(&notifications).await?;
         }
-        match &mode {
+        match mode {
             PipelineMode::Changes => {
                 if let Some(max) = page_max {
                     tx.advance_watermark(src, &cfg.object, max).await?;
@@ -1067,7 +1127,7 @@ where
         }
         tx.commit().await?;
         report.pages += 1;
-        Ok(PageResult::Committed)
+        Ok(())
     }
 
     /// Applies `account.sync_policy` to the page's write bodies: `assign` sets the configured
