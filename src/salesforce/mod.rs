@@ -1,1 +1,33 @@
-//! Salesforce client. OWNER: the client helper.
+//! The Salesforce client: authentication (SOAP login and four OAuth flows), SOQL queries with
+//! cursor paging, sObject Collections writes, describe and limits, with retries, one re-login
+//! on an expired session, API usage tracking and errors that name the org.
+//!
+//! Files: `client` (sessions, the request loop), `auth` (logins), `query`, `collections`,
+//! `describe` (describe and limits), `soql` (the SOQL builder), `error`, `retry`, `usage`
+//! (`Sforce-Limit-Info`, call counts, API budget), `org_port` (the engine's `OrgPort` over the
+//! client).
+
+mod auth;
+mod client;
+mod collections;
+mod describe;
+mod error;
+mod org_port;
+mod query;
+mod retry;
+pub mod soql;
+mod usage;
+
+pub use auth::{
+    Session, SoapLoginReply, ids_from_identity_url, instance_origin, jwt_assertion,
+    parse_soap_login_reply, soap_login_envelope,
+};
+pub use client::{CALL_OPTIONS, Client, ClientOptions, Identity};
+pub use collections::{COLLECTION_LIMIT, ItemError, ItemResult, RecordFailure, Saved};
+pub use describe::{FieldDescribe, Limits, ObjectDescribe, parse_limits};
+pub use error::{ErrorClass, SalesforceError, classify, parse_rest_error_body};
+pub use org_port::{build_record_queries, port_error};
+pub use query::{QueryPage, QueryPager};
+pub use retry::RetryPolicy;
+pub use soql::{Cond, Literal, Op, Order, Soql, SoqlError};
+pub use usage::{CallCounts, CallKind, parse_limit_info};

@@ -1,0 +1,505 @@
+//! [`Client`]: one org's connection: the session, the HTTP machinery every call goes through
+//! (headers, `Sforce-Limit-Info`, retries, one re-login on an expired session), and the
+//! per-kind call counts.
+//!
+//! A `Client` is cheap to clone (an `Arc` inside) and safe to share between tasks. It logs in
+//! lazily on the first call, or when [`Client::login`] is called. Every request carries
+//! `Sforce-Call-Options: client=orgsync`, so admins can tell orgsync's changes apart (change
+//! data capture's `changeOrigin`). Replies' `Sforce-Limit-Info` is recorded and exposed by
+//! [`Client::api_usage`].
+//!
+//! Retries: a transient failure (5xx, timeout, connection failure, lock error) is retried up
+//! to [`RetryPolicy::max_attempts`] with jittered exponential backoff. Requests that are not
+//! idempotent (collection creates) are retried only when Salesforce surely did not act on
+//! them (connection refused, 503, 429): retrying a create that timed out could make a
+//! duplicate. A 401 `INVALID_SESSION_ID` logs in again once and repeats the call. Over the
+//! configured API budget (`api_budget_percent`), calls are refused with
+//! `API_BUDGET_EXCEEDED` (a limit error, so the engine pauses) apart from a periodic probe.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use tracing::{debug, warn};
+
+use super::auth::{self, Session};
+use super::error::{ErrorClass, SalesforceError};
+use super::retry::RetryPolicy;
+use super::soql::{MAX_URI_BYTES, encoded_len};
+use super::usage::{
+    CallCounters, CallCounts, CallKind, UsageSeen, budget_allows, parse_limit_info,
+};
+use crate::config::OrgSettings;
+
+/// The value of `Sforce-Call-Options` on every request.
+pub const CALL_OPTIONS: &str = "client=orgsync";
+
+/// Tuning of a client; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub retry: RetryPolicy,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// `Sforce-Query-Options: batchSize=N` for queries (200..=2000; Salesforce may return
+    /// fewer). `None`: Salesforce's default (2,000).
+    pub query_batch_size: Option<u32>,
+    /// Over budget, one call is let through this long after the last usage seen.
+    pub budget_probe_interval: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(15),
+            query_batch_size: None,
+            budget_probe_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Options for tests: tiny retry delays, short timeouts.
+    pub fn fast() -> Self {
+        ClientOptions {
+            retry: RetryPolicy::fast(),
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            ..ClientOptions::default()
+        }
+    }
+}
+
+/// Who the client is logged in as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub instance_url: String,
+    pub user_id: Option<String>,
+    pub org_id: Option<String>,
+}
+
+/// The session slot: the current session and a generation number, so that many tasks hitting
+/// one expired session trigger one login, not one each.
+#[derive(Default)]
+struct SessionSlot {
+    session: Option<Arc<Session>>,
+    generation: u64,
+}
+
+struct Inner {
+    /// The org's settings (secrets stay wrapped).
+    settings: OrgSettings,
+    options: ClientOptions,
+    http: reqwest::Client,
+    /// Held across a login so concurrent callers wait for it instead of logging in too.
+    session: tokio::sync::Mutex<SessionSlot>,
+    /// The latest `Sforce-Limit-Info: api-usage`.
+    usage: Mutex<Option<UsageSeen>>,
+    /// Calls sent by this process, by kind.
+    calls: CallCounters,
+}
+
+/// A Salesforce client for one org.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("org", &self.inner.settings.name)
+            .field("login_url", &self.inner.settings.login_url)
+            .field("auth", &self.inner.settings.auth)
+            .field("username", &self.inner.settings.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a request goes.
+pub(crate) enum Target<'a> {
+    /// Under `/services/data/vNN.0/`, e.g. `query`, `sobjects/Account/describe`.
+    Data(&'a str),
+    /// A server-given path (`nextRecordsUrl`) or URL on the instance.
+    Path(&'a str),
+}
+
+/// One REST call, rebuilt for every attempt.
+pub(crate) struct ApiRequest<'a> {
+    pub kind: CallKind,
+    pub method: Method,
+    pub target: Target<'a>,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<&'a serde_json::Value>,
+    pub headers: Vec<(&'static str, String)>,
+    /// Safe to repeat after an unknown outcome (timeout, 500).
+    pub idempotent: bool,
+}
+
+impl<'a> ApiRequest<'a> {
+    pub fn get(kind: CallKind, target: Target<'a>) -> Self {
+        ApiRequest {
+            kind,
+            method: Method::GET,
+            target,
+            query: Vec::new(),
+            body: None,
+            headers: Vec::new(),
+            idempotent: true,
+        }
+    }
+}
+
+impl Client {
+    /// A client for `org` with default options. Does not log in yet.
+    pub fn new(org: &OrgSettings) -> Result<Client, SalesforceError> {
+        Self::with_options(org, ClientOptions::default())
+    }
+
+    /// A client for `org`. Does not log in yet.
+    pub fn with_options(
+        org: &OrgSettings,
+        options: ClientOptions,
+    ) -> Result<Client, SalesforceError> {
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.connect_timeout)
+            .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                SalesforceError::client(
+                    &org.name,
+                    "BAD_CONFIGURATION",
+                    format!("cannot build the HTTP client: {e}"),
+                    ErrorClass::Permanent,
+                )
+            })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                settings: org.clone(),
+                options,
+                http,
+                session: tokio::sync::Mutex::new(SessionSlot::default()),
+                usage: Mutex::new(None),
+                calls: CallCounters::default(),
+            }),
+        })
+    }
+
+    /// The org's name in the configuration ("a", "b").
+    pub fn org_name(&self) -> &str {
+        &self.inner.settings.name
+    }
+
+    /// The org's settings.
+    pub fn settings(&self) -> &OrgSettings {
+        &self.inner.settings
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// `(used, max)` from the latest `Sforce-Limit-Info: api-usage=N/M`.
+    pub fn api_usage(&self) -> Option<(u64, u64)> {
+        self.usage_seen().map(|u| (u.used, u.max))
+    }
+
+    fn usage_seen(&self) -> Option<UsageSeen> {
+        *self
+            .inner
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn record_usage(&self, used: u64, max: u64) {
+        *self
+            .inner
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(UsageSeen {
+            used,
+            max,
+            at: Instant::now(),
+        });
+    }
+
+    /// Calls this process made to the org, by kind (logins included).
+    pub fn calls(&self) -> CallCounts {
+        self.inner.calls.snapshot()
+    }
+
+    /// Logs in now (again, if already logged in) and returns who we are.
+    pub async fn login(&self) -> Result<Identity, SalesforceError> {
+        let generation = {
+            let slot = self.inner.session.lock().await;
+            slot.generation
+        };
+        let session = self.renew(generation).await?;
+        Ok(identity_of(&session))
+    }
+
+    /// Who we are logged in as (logging in first if needed).
+    pub async fn identity(&self) -> Result<Identity, SalesforceError> {
+        let (session, _) = self.session().await?;
+        Ok(identity_of(&session))
+    }
+
+    /// The integration user's id: `orgs.X.integration_user_id` when configured, else the
+    /// logged-in user learned at login.
+    pub async fn user_id(&self) -> Result<String, SalesforceError> {
+        if let Some(id) = &self.inner.settings.integration_user_id {
+            return Ok(id.clone());
+        }
+        self.identity().await?.user_id.ok_or_else(|| {
+            SalesforceError::client(
+                self.org_name(),
+                "UNKNOWN_USER",
+                "the login reply did not say which user logged in: set integration_user_id",
+                ErrorClass::Permanent,
+            )
+        })
+    }
+
+    /// The current session, logging in if there is none.
+    async fn session(&self) -> Result<(Arc<Session>, u64), SalesforceError> {
+        let mut slot = self.inner.session.lock().await;
+        if let Some(session) = &slot.session {
+            return Ok((session.clone(), slot.generation));
+        }
+        let session = Arc::new(self.login_with_retries(&slot).await?);
+        slot.generation += 1;
+        slot.session = Some(session.clone());
+        Ok((session, slot.generation))
+    }
+
+    /// Replaces the session of generation `stale` with a fresh login; if another task already
+    /// replaced it, uses that one.
+    async fn renew(&self, stale: u64) -> Result<Arc<Session>, SalesforceError> {
+        let mut slot = self.inner.session.lock().await;
+        if slot.generation != stale
+            && let Some(session) = &slot.session
+        {
+            return Ok(session.clone());
+        }
+        let session = Arc::new(self.login_with_retries(&slot).await?);
+        slot.generation += 1;
+        slot.session = Some(session.clone());
+        Ok(session)
+    }
+
+    async fn login_with_retries(&self, slot: &SessionSlot) -> Result<Session, SalesforceError> {
+        let settings = &self.inner.settings;
+        // A rotated refresh token replaces the configured one.
+        let rotated: Option<SecretString> =
+            slot.session.as_ref().and_then(|s| s.refresh_token.clone());
+        let policy = &self.inner.options.retry;
+        let mut attempt = 1;
+        loop {
+            self.inner.calls.add(CallKind::Login);
+            match auth::login(&self.inner.http, settings, rotated.as_ref()).await {
+                Ok(mut session) => {
+                    if session.refresh_token.is_none() {
+                        session.refresh_token = rotated.clone();
+                    }
+                    debug!(
+                        org = %settings.name,
+                        auth = settings.auth.as_str(),
+                        instance_url = %session.instance_url,
+                        user_id = session.user_id.as_deref().unwrap_or(""),
+                        "logged in"
+                    );
+                    return Ok(session);
+                }
+                Err(err) if err.is_retryable() && policy.may_retry(attempt) => {
+                    let delay = policy.jittered_delay(attempt);
+                    warn!(org = %settings.name, attempt, error = %err, ?delay, "login failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// The data API path prefix, `/services/data/vNN.0/`.
+    pub(crate) fn data_prefix(&self) -> String {
+        format!("/services/data/v{}/", self.inner.settings.api_version)
+    }
+
+    fn url_for(&self, session: &Session, target: &Target<'_>) -> Result<String, SalesforceError> {
+        match target {
+            Target::Data(path) => Ok(format!(
+                "{}{}{}",
+                session.instance_url,
+                self.data_prefix(),
+                path.trim_start_matches('/')
+            )),
+            Target::Path(path) if path.starts_with('/') => {
+                Ok(format!("{}{}", session.instance_url, path))
+            }
+            Target::Path(url) => {
+                // A full URL must be on the instance: the token is never sent elsewhere.
+                match auth::instance_origin(url) {
+                    Ok(origin) if origin == session.instance_url => Ok((*url).to_string()),
+                    _ => Err(SalesforceError::client(
+                        self.org_name(),
+                        "BAD_RESPONSE",
+                        format!("refusing to follow a URL off the instance: {url}"),
+                        ErrorClass::Permanent,
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Sends a request (with retries and one re-login) and returns the reply body of a 2xx.
+    pub(crate) async fn send(&self, req: &ApiRequest<'_>) -> Result<String, SalesforceError> {
+        let policy = &self.inner.options.retry;
+        let org = self.org_name();
+        let mut attempt: u32 = 1;
+        let mut renewed = false;
+        loop {
+            if !budget_allows(
+                self.usage_seen(),
+                self.inner.settings.api_budget_percent,
+                self.inner.options.budget_probe_interval,
+                Instant::now(),
+            ) {
+                let (used, max) = self.api_usage().unwrap_or((0, 0));
+                return Err(SalesforceError::client(
+                    org,
+                    "API_BUDGET_EXCEEDED",
+                    format!(
+                        "{used} of {max} daily API calls used, over the budget of {}% \
+                         (orgs.{org}.api_budget_percent)",
+                        self.inner.settings.api_budget_percent
+                    ),
+                    ErrorClass::LimitExceeded,
+                ));
+            }
+            let (session, generation) = self.session().await?;
+            let err = match self.send_once(req, &session).await {
+                Ok(body) => return Ok(body),
+                Err(err) => err,
+            };
+            if err.is_session_expired() && !renewed {
+                debug!(
+                    org,
+                    kind = req.kind.as_str(),
+                    "session expired, logging in again"
+                );
+                renewed = true;
+                self.renew(generation).await?;
+                continue;
+            }
+            let safe_to_repeat = req.idempotent
+                || err.code == "CONNECTION_FAILED"
+                || matches!(err.status, Some(429 | 503));
+            if err.is_retryable() && safe_to_repeat && policy.may_retry(attempt) {
+                let delay = policy.jittered_delay(attempt);
+                warn!(org, kind = req.kind.as_str(), attempt, error = %err, ?delay, "call failed, retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    async fn send_once(
+        &self,
+        req: &ApiRequest<'_>,
+        session: &Session,
+    ) -> Result<String, SalesforceError> {
+        let org = self.org_name();
+        let url = self.url_for(session, &req.target)?;
+        let query_len: usize = req
+            .query
+            .iter()
+            .map(|(k, v)| k.len() + 2 + encoded_len(v))
+            .sum();
+        if url.len() + query_len > MAX_URI_BYTES {
+            return Err(SalesforceError::client(
+                org,
+                "URI_TOO_LONG",
+                format!(
+                    "the request URL would be {} bytes, over Salesforce's {MAX_URI_BYTES}: \
+                     split the IN list",
+                    url.len() + query_len
+                ),
+                ErrorClass::Permanent,
+            ));
+        }
+        let mut builder = self
+            .inner
+            .http
+            .request(req.method.clone(), &url)
+            .bearer_auth(session.access_token.expose_secret())
+            .header("Sforce-Call-Options", CALL_OPTIONS)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !req.query.is_empty() {
+            builder = builder.query(&req.query);
+        }
+        for (name, value) in &req.headers {
+            builder = builder.header(*name, value);
+        }
+        if let Some(body) = req.body {
+            builder = builder.json(body);
+        }
+        self.inner.calls.add(req.kind);
+        let reply = builder
+            .send()
+            .await
+            .map_err(|e| SalesforceError::from_transport(org, &e))?;
+        let status = reply.status().as_u16();
+        if let Some((used, max)) = reply
+            .headers()
+            .get("Sforce-Limit-Info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_limit_info)
+        {
+            self.record_usage(used, max);
+        }
+        let body = reply
+            .text()
+            .await
+            .map_err(|e| SalesforceError::from_transport(org, &e))?;
+        debug!(org, kind = req.kind.as_str(), status, "salesforce call");
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(SalesforceError::from_rest_reply(org, status, &body))
+        }
+    }
+
+    /// [`Self::send`], then parses the JSON reply.
+    pub(crate) async fn send_json<T: DeserializeOwned>(
+        &self,
+        req: &ApiRequest<'_>,
+    ) -> Result<T, SalesforceError> {
+        let body = self.send(req).await?;
+        serde_json::from_str(&body).map_err(|e| {
+            SalesforceError::client(
+                self.org_name(),
+                "BAD_RESPONSE",
+                format!("unexpected {} reply: {e}", req.kind.as_str()),
+                ErrorClass::Transient,
+            )
+        })
+    }
+}
+
+fn identity_of(session: &Session) -> Identity {
+    Identity {
+        instance_url: session.instance_url.clone(),
+        user_id: session.user_id.clone(),
+        org_id: session.org_id.clone(),
+    }
+}

@@ -1,0 +1,438 @@
+//! The engine's [`OrgPort`] over the Salesforce [`Client`]: record queries become SOQL through
+//! the builder, writes go through sObject Collections, errors become [`PortError`]s.
+//!
+//! Record queries always select `Id, SystemModstamp, LastModifiedDate, LastModifiedById` and
+//! the asked fields. A lookup or by-id query whose `IN` lists would push the URL past
+//! Salesforce's 16 KB limit is split ([`build_record_queries`]) into several statements; their
+//! rows are read in full, deduplicated by Id, and returned as one batch without a cursor (the
+//! results of such queries are bounded by the ids or keys asked for). A query that fits in
+//! one statement returns its first batch and `nextRecordsUrl` as the cursor, as the port asks.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::client::Client;
+use super::collections::{ItemResult, RecordFailure};
+use super::error::SalesforceError;
+use super::soql::{
+    Cond, Literal, MAX_ENCODED_SOQL_BYTES, Order, Soql, SoqlError, chunk_literals, encoded_len,
+};
+use crate::sync::{
+    Batch, ErrorKind, FieldIn, OrgPort, PortError, QueryKind, RecordError, RecordQuery, WriteOk,
+    WriteOutcome,
+};
+
+/// The system fields every record query selects.
+const SYSTEM_FIELDS: [&str; 4] = [
+    "Id",
+    "SystemModstamp",
+    "LastModifiedDate",
+    "LastModifiedById",
+];
+
+/// Room kept for ` WHERE `, parentheses and ` OR ` joins when sizing a statement.
+const JOIN_OVERHEAD: usize = 16;
+
+/// Maps a client error to the engine's three kinds.
+pub fn port_error(err: &SalesforceError) -> PortError {
+    let kind = if err.is_limit_exceeded() {
+        ErrorKind::LimitExceeded
+    } else if err.is_retryable() || err.is_session_expired() {
+        ErrorKind::Retryable
+    } else {
+        ErrorKind::Permanent
+    };
+    PortError {
+        kind,
+        code: err.code.clone(),
+        message: err.to_string(),
+    }
+}
+
+fn soql_error(err: SoqlError) -> PortError {
+    PortError {
+        kind: ErrorKind::Permanent,
+        code: "MALFORMED_QUERY".into(),
+        message: format!("cannot build the query: {err}"),
+    }
+}
+
+fn base_query(query: &RecordQuery) -> Soql {
+    Soql::select(
+        SYSTEM_FIELDS
+            .iter()
+            .map(|s| (*s).to_string())
+            .chain(query.fields.iter().cloned()),
+    )
+    .from(query.object.clone())
+}
+
+/// The conjunction of `field IN (values)` conditions; `None` when one list is empty (it
+/// matches nothing).
+/// `field IN (values)` conditions ANDed together.
+type Conjunction = Vec<(String, Vec<Literal>)>;
+
+fn conjunction(conds: &[FieldIn]) -> Result<Option<Conjunction>, SoqlError> {
+    let mut out = Vec::with_capacity(conds.len());
+    for c in conds {
+        if c.values.is_empty() {
+            return Ok(None);
+        }
+        let literals = c
+            .values
+            .iter()
+            .map(Literal::from_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push((c.field.clone(), literals));
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
+fn conj_cond(conj: &[(String, Vec<Literal>)]) -> Cond {
+    Cond::and(
+        conj.iter()
+            .map(|(f, v)| Cond::in_(f.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+fn cond_len(cond: &Cond) -> Result<usize, SoqlError> {
+    Ok(encoded_len(&cond.render()?) + JOIN_OVERHEAD)
+}
+
+/// Cuts one conjunction into pieces that each fit `budget`, by splitting its longest IN list.
+fn split_conjunction(conj: Conjunction, budget: usize) -> Result<Vec<Cond>, SoqlError> {
+    let whole = conj_cond(&conj);
+    if cond_len(&whole)? <= budget {
+        return Ok(vec![whole]);
+    }
+    let (longest, _) = conj
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, (_, v))| v.len())
+        .ok_or(SoqlError::NoFields)?;
+    let mut rest = conj.clone();
+    let (field, values) = rest.remove(longest);
+    let rest_len = if rest.is_empty() {
+        0
+    } else {
+        cond_len(&conj_cond(&rest))?
+    };
+    let room = budget
+        .saturating_sub(rest_len)
+        .saturating_sub(encoded_len(&field) + JOIN_OVERHEAD);
+    let mut pieces = Vec::new();
+    for chunk in chunk_literals(&values, room.max(1))? {
+        let mut piece = rest.clone();
+        piece.push((field.clone(), chunk));
+        pieces.push(conj_cond(&piece));
+    }
+    Ok(pieces)
+}
+
+/// The SOQL statement(s) of a record query; several when `IN` lists would make the URL too
+/// long. An empty list means the query can match nothing (no call needed).
+pub fn build_record_queries(query: &RecordQuery) -> Result<Vec<String>, SoqlError> {
+    let base = base_query(query);
+    match &query.kind {
+        QueryKind::Changes {
+            since,
+            exclude_modified_by,
+            filter,
+        } => {
+            let mut soql = base.where_(Cond::ge("SystemModstamp", Literal::DateTime(*since)));
+            if let Some(user) = exclude_modified_by {
+                soql = soql.where_(Cond::ne("LastModifiedById", Literal::str(user.clone())));
+            }
+            if let Some(filter) = filter.as_ref().filter(|f| !f.trim().is_empty()) {
+                soql = soql.where_(Cond::raw(filter.clone()));
+            }
+            let soql = soql
+                .order_by("SystemModstamp", Order::Asc)
+                .order_by("Id", Order::Asc);
+            Ok(vec![soql.build()?])
+        }
+        QueryKind::ByIds(ids) => lookup_queries(
+            &base,
+            &[vec![FieldIn {
+                field: "Id".into(),
+                values: ids.iter().map(|id| Value::String(id.clone())).collect(),
+            }]],
+        ),
+        QueryKind::Lookup { any_of } => lookup_queries(&base, any_of),
+    }
+}
+
+fn lookup_queries(base: &Soql, any_of: &[Vec<FieldIn>]) -> Result<Vec<String>, SoqlError> {
+    let budget = MAX_ENCODED_SOQL_BYTES
+        .saturating_sub(encoded_len(&base.build()?))
+        .saturating_sub(JOIN_OVERHEAD);
+    let mut pieces: Vec<Cond> = Vec::new();
+    for conds in any_of {
+        if let Some(conj) = conjunction(conds)? {
+            pieces.extend(split_conjunction(conj, budget)?);
+        }
+    }
+    // Pack the pieces into as few OR-ed statements as fit.
+    let mut statements = Vec::new();
+    let mut group: Vec<Cond> = Vec::new();
+    let mut used = 0usize;
+    for piece in pieces {
+        let len = cond_len(&piece)?;
+        if !group.is_empty() && used + len > budget {
+            statements.push(
+                base.clone()
+                    .where_(Cond::or(std::mem::take(&mut group)))
+                    .build()?,
+            );
+            used = 0;
+        }
+        used += len;
+        group.push(piece);
+    }
+    if !group.is_empty() {
+        statements.push(base.clone().where_(Cond::or(group)).build()?);
+    }
+    Ok(statements)
+}
+
+fn outcome(result: ItemResult) -> WriteOutcome {
+    result
+        .map(|saved| WriteOk {
+            id: saved.id,
+            created: saved.created,
+        })
+        .map_err(|failure: RecordFailure| RecordError {
+            code: failure.code().to_string(),
+            message: failure.message(),
+            retryable: failure.is_retryable(),
+        })
+}
+
+impl OrgPort for Client {
+    async fn query(&self, query: &RecordQuery) -> Result<Batch, PortError> {
+        let statements = build_record_queries(query).map_err(soql_error)?;
+        match statements.as_slice() {
+            [] => Ok(Batch::default()),
+            [one] => {
+                let page = self
+                    .query_first(one, false, None)
+                    .await
+                    .map_err(|e| port_error(&e))?;
+                let next = page.next().map(str::to_string);
+                Ok(Batch {
+                    records: page.records,
+                    next,
+                })
+            }
+            many => {
+                let mut seen = HashSet::new();
+                let mut records = Vec::new();
+                for soql in many {
+                    for row in self.query_collect(soql).await.map_err(|e| port_error(&e))? {
+                        let id = row.get("Id").and_then(Value::as_str).map(str::to_string);
+                        if id.is_none_or(|id| seen.insert(id)) {
+                            records.push(row);
+                        }
+                    }
+                }
+                Ok(Batch {
+                    records,
+                    next: None,
+                })
+            }
+        }
+    }
+
+    async fn query_more(&self, cursor: &str) -> Result<Batch, PortError> {
+        let page = Client::query_more(self, cursor)
+            .await
+            .map_err(|e| port_error(&e))?;
+        let next = page.next().map(str::to_string);
+        Ok(Batch {
+            records: page.records,
+            next,
+        })
+    }
+
+    async fn create(
+        &self,
+        object: &str,
+        records: &[Map<String, Value>],
+    ) -> Result<Vec<WriteOutcome>, PortError> {
+        let results = Client::create(self, object, records)
+            .await
+            .map_err(|e| port_error(&e))?;
+        Ok(results.into_iter().map(outcome).collect())
+    }
+
+    async fn update(
+        &self,
+        object: &str,
+        records: &[(String, Map<String, Value>)],
+    ) -> Result<Vec<WriteOutcome>, PortError> {
+        let results = Client::update(self, object, records)
+            .await
+            .map_err(|e| port_error(&e))?;
+        Ok(results.into_iter().map(outcome).collect())
+    }
+
+    async fn upsert(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[Map<String, Value>],
+    ) -> Result<Vec<WriteOutcome>, PortError> {
+        let results = Client::upsert(self, object, external_id_field, records)
+            .await
+            .map_err(|e| port_error(&e))?;
+        Ok(results.into_iter().map(outcome).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn rq(kind: QueryKind) -> RecordQuery {
+        RecordQuery {
+            object: "Opportunity".into(),
+            fields: vec!["Name".into(), "Amount".into(), "Account.Name".into()],
+            kind,
+        }
+    }
+
+    #[test]
+    fn changes_query() {
+        let since = chrono::Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+            + chrono::Duration::milliseconds(250);
+        let q = build_record_queries(&rq(QueryKind::Changes {
+            since,
+            exclude_modified_by: Some("005000000000001AAA".into()),
+            filter: Some("Amount > 5000".into()),
+        }))
+        .unwrap();
+        assert_eq!(
+            q,
+            vec![
+                "SELECT Id, SystemModstamp, LastModifiedDate, LastModifiedById, Name, Amount, \
+                 Account.Name FROM Opportunity WHERE SystemModstamp >= 2024-05-01T12:00:00Z AND \
+                 LastModifiedById != '005000000000001AAA' AND (Amount > 5000) \
+                 ORDER BY SystemModstamp ASC, Id ASC"
+            ]
+        );
+    }
+
+    #[test]
+    fn lookups_and_empty_lists() {
+        let q = build_record_queries(&rq(QueryKind::Lookup {
+            any_of: vec![
+                vec![FieldIn {
+                    field: "Id".into(),
+                    values: vec![json!("006A"), json!("006B")],
+                }],
+                vec![FieldIn {
+                    field: "Name".into(),
+                    values: vec![json!("O'Brien \\ Co")],
+                }],
+                vec![FieldIn {
+                    field: "Ext__c".into(),
+                    values: vec![],
+                }],
+            ],
+        }))
+        .unwrap();
+        assert_eq!(q.len(), 1);
+        assert!(
+            q[0].ends_with("WHERE Id IN ('006A', '006B') OR Name IN ('O\\'Brien \\\\ Co')"),
+            "{}",
+            q[0]
+        );
+        assert!(
+            build_record_queries(&rq(QueryKind::ByIds(vec![])))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            build_record_queries(&rq(QueryKind::Lookup { any_of: vec![] }))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn long_id_lists_are_split_under_the_url_limit() {
+        let ids: Vec<String> = (0..2000)
+            .map(|i| format!("006000000000{i:03}AAA"))
+            .collect();
+        let q = build_record_queries(&rq(QueryKind::ByIds(ids.clone()))).unwrap();
+        assert!(q.len() > 1, "{}", q.len());
+        let mut seen = 0;
+        for s in &q {
+            assert!(encoded_len(s) <= MAX_ENCODED_SOQL_BYTES);
+            seen += s.matches("AAA'").count();
+        }
+        assert_eq!(seen, 2000);
+
+        // A lookup mixing a long name list with another condition.
+        let names: Vec<Value> = (0..1500)
+            .map(|i| json!(format!("Deal number {i}")))
+            .collect();
+        let q = build_record_queries(&rq(QueryKind::Lookup {
+            any_of: vec![vec![
+                FieldIn {
+                    field: "Name".into(),
+                    values: names,
+                },
+                FieldIn {
+                    field: "StageName".into(),
+                    values: vec![json!("Prospecting")],
+                },
+            ]],
+        }))
+        .unwrap();
+        assert!(q.len() > 1);
+        for s in &q {
+            assert!(encoded_len(s) <= MAX_ENCODED_SOQL_BYTES);
+            assert!(s.contains("StageName IN ('Prospecting')"));
+        }
+    }
+
+    #[test]
+    fn bad_names_and_values_are_refused() {
+        let mut query = rq(QueryKind::ByIds(vec!["006A".into()]));
+        query.fields.push("Name, (SELECT Id FROM x)".into());
+        assert!(build_record_queries(&query).is_err());
+        let q = rq(QueryKind::Lookup {
+            any_of: vec![vec![FieldIn {
+                field: "Name".into(),
+                values: vec![json!({"a": 1})],
+            }]],
+        });
+        assert!(build_record_queries(&q).is_err());
+    }
+
+    #[test]
+    fn error_kinds() {
+        let limit = SalesforceError::from_rest_reply(
+            "a",
+            403,
+            r#"[{"errorCode":"REQUEST_LIMIT_EXCEEDED","message":"TotalRequests Limit exceeded."}]"#,
+        );
+        assert_eq!(port_error(&limit).kind, ErrorKind::LimitExceeded);
+        let busy = SalesforceError::from_rest_reply("a", 503, "");
+        assert_eq!(port_error(&busy).kind, ErrorKind::Retryable);
+        let bad = SalesforceError::from_rest_reply(
+            "a",
+            400,
+            r#"[{"errorCode":"INVALID_FIELD","message":"No such column"}]"#,
+        );
+        let e = port_error(&bad);
+        assert_eq!(e.kind, ErrorKind::Permanent);
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(e.message.contains("org a"));
+    }
+}
