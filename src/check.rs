@@ -1,1 +1,438 @@
-//! OWNER: TBD
+//! `orgsync check`: the preflight. Logs in to both orgs, describes the synced object (and
+//! Account when parents are synced), and reports every configured field that does not exist
+//! in an org or that the integration user cannot read, create or update there (the template's
+//! `INVALID_FIELD` fault, caught before any sync), the match and external-id fields, the
+//! filter (run as `SELECT Id FROM <object> WHERE (<filter>) LIMIT 1` in both orgs), the
+//! assigned parent account, and the remaining daily API calls.
+//!
+//! The decisions (what is wrong with a field, which hint to give) are pure functions over a
+//! describe, unit-tested here; [`run`] is the I/O around them. Every line names its org.
+
+use std::io::Write;
+
+use crate::config::{AccountPolicy, OrgSettings, Settings};
+use crate::salesforce::{Client, ClientOptions, Cond, Literal, ObjectDescribe, Soql};
+
+/// How a finding counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Info,
+    Problem,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub level: Level,
+    pub message: String,
+}
+
+impl Finding {
+    fn ok(message: impl Into<String>) -> Self {
+        Finding {
+            level: Level::Ok,
+            message: message.into(),
+        }
+    }
+    fn info(message: impl Into<String>) -> Self {
+        Finding {
+            level: Level::Info,
+            message: message.into(),
+        }
+    }
+    fn problem(message: impl Into<String>) -> Self {
+        Finding {
+            level: Level::Problem,
+            message: message.into(),
+        }
+    }
+}
+
+/// What orgsync needs to do with a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Need {
+    pub create: bool,
+    pub update: bool,
+    pub external_id: bool,
+}
+
+/// Problems of one field in one describe (empty when all is well). Pure.
+pub fn field_problems(describe: &ObjectDescribe, field: &str, need: Need) -> Vec<String> {
+    let object = &describe.name;
+    let Some(f) = describe.field(field) else {
+        return vec![format!(
+            "field {field} does not exist on {object}, or field-level security hides it from \
+             the integration user{}",
+            missing_field_hint(describe, field)
+        )];
+    };
+    let mut problems = Vec::new();
+    if need.create && !f.createable {
+        problems.push(format!(
+            "field {object}.{} is not createable by the integration user",
+            f.name
+        ));
+    }
+    if need.update && !f.updateable {
+        problems.push(format!(
+            "field {object}.{} is not updateable by the integration user",
+            f.name
+        ));
+    }
+    if need.external_id && !f.external_id {
+        problems.push(format!(
+            "field {object}.{} is not an External ID field (tick \"External ID\" in its \
+             definition)",
+            f.name
+        ));
+    }
+    problems
+}
+
+/// A hint for a field name that is not in the describe.
+pub fn missing_field_hint(describe: &ObjectDescribe, field: &str) -> String {
+    let custom = format!("{field}__c");
+    if let Some(f) = describe.field(&custom) {
+        return format!(
+            ": did you mean {}? Custom fields' API names end in __c",
+            f.name
+        );
+    }
+    let squash = |s: &str| {
+        s.trim_end_matches("__c")
+            .replace('_', "")
+            .to_ascii_lowercase()
+    };
+    let wanted = squash(field);
+    let best = describe
+        .fields
+        .iter()
+        .map(|f| (edit_distance(&wanted, &squash(&f.name)), &f.name))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d);
+    if let Some((_, name)) = best {
+        return format!(": did you mean {name}?");
+    }
+    if field.ends_with("__c") {
+        String::new()
+    } else {
+        ". If it is a custom field, be sure to append '__c' to its name".to_string()
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Runs every check and writes the report to `out`. `Ok(true)` only when all is well;
+/// `Err` only when `out` cannot be written.
+pub async fn run(settings: &Settings, out: &mut impl Write) -> anyhow::Result<bool> {
+    run_with(settings, ClientOptions::default(), out).await
+}
+
+/// [`run`] with client options (tests use short retry delays).
+pub async fn run_with(
+    settings: &Settings,
+    options: ClientOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let mut all_well = true;
+    for (org, is_b) in [(&settings.a, false), (&settings.b, true)] {
+        writeln!(
+            out,
+            "org {} ({} via {}, {}):",
+            org.name,
+            if org.username.is_empty() {
+                format!("client {}", org.client_id)
+            } else {
+                org.username.clone()
+            },
+            org.auth.as_str(),
+            org.login_url
+        )?;
+        let findings = check_org(settings, org, is_b, options.clone()).await;
+        for f in &findings {
+            let tag = match f.level {
+                Level::Ok => "ok     ",
+                Level::Info => "info   ",
+                Level::Problem => "PROBLEM",
+            };
+            writeln!(out, "  {tag} {}", f.message)?;
+            if f.level == Level::Problem {
+                all_well = false;
+            }
+        }
+    }
+    if all_well {
+        writeln!(out, "all checks passed")?;
+    } else {
+        writeln!(
+            out,
+            "problems found: fix them before running orgsync (see PROBLEM lines above)"
+        )?;
+    }
+    Ok(all_well)
+}
+
+/// Every check of one org, as findings.
+async fn check_org(
+    settings: &Settings,
+    org: &OrgSettings,
+    is_b: bool,
+    options: ClientOptions,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let client = match Client::with_options(org, options) {
+        Ok(c) => c,
+        Err(e) => return vec![Finding::problem(e.to_string())],
+    };
+    match client.login().await {
+        Ok(identity) => {
+            findings.push(Finding::ok(format!(
+                "logged in at {} (user {}, org {})",
+                identity.instance_url,
+                identity.user_id.as_deref().unwrap_or("unknown"),
+                identity.org_id.as_deref().unwrap_or("unknown"),
+            )));
+            if let (Some(configured), Some(actual)) =
+                (&org.integration_user_id, identity.user_id.as_deref())
+                && !same_id(configured, actual)
+            {
+                findings.push(Finding::info(format!(
+                    "integration_user_id {configured} is not the logged-in user {actual}: \
+                     changes made by {actual} will be read back as edits"
+                )));
+            }
+        }
+        Err(e) => {
+            findings.push(Finding::problem(format!("login failed: {e}")));
+            return findings;
+        }
+    }
+
+    let name_in_org = |a_name: &str| -> String {
+        if is_b {
+            settings.b_field_name(a_name).to_string()
+        } else {
+            a_name.to_string()
+        }
+    };
+
+    let object = &settings.object;
+    match client.describe(object).await {
+        Err(e) => findings.push(Finding::problem(format!("cannot describe {object}: {e}"))),
+        Ok(describe) => {
+            let mut field_problems_found = 0;
+            let mut check = |field: &str, need: Need, findings: &mut Vec<Finding>| {
+                for p in field_problems(&describe, field, need) {
+                    field_problems_found += 1;
+                    findings.push(Finding::problem(p));
+                }
+            };
+            let write = Need {
+                create: true,
+                update: true,
+                external_id: false,
+            };
+            for f in &settings.fields {
+                check(&name_in_org(f), write, &mut findings);
+            }
+            for f in &settings.match_by {
+                let name = name_in_org(f);
+                if !settings.fields.iter().any(|g| g.eq_ignore_ascii_case(f)) {
+                    check(&name, Need::default(), &mut findings);
+                }
+            }
+            if let Some(ext) = &settings.external_id_field {
+                check(
+                    &name_in_org(ext),
+                    Need {
+                        create: true,
+                        update: false,
+                        external_id: true,
+                    },
+                    &mut findings,
+                );
+            }
+            if settings.account_policy != AccountPolicy::None {
+                check("AccountId", write, &mut findings);
+            }
+            if field_problems_found == 0 {
+                findings.push(Finding::ok(format!(
+                    "{object}: all {} configured fields exist and are readable, createable and \
+                     updateable",
+                    settings.fields.len()
+                )));
+            }
+        }
+    }
+
+    match settings.account_policy {
+        AccountPolicy::None => {}
+        AccountPolicy::SyncAccount => match client.describe("Account").await {
+            Err(e) => findings.push(Finding::problem(format!("cannot describe Account: {e}"))),
+            Ok(describe) => {
+                let mut bad = 0;
+                for f in &settings.account_fields {
+                    let need = Need {
+                        create: !f.eq_ignore_ascii_case("Id"),
+                        update: false,
+                        external_id: false,
+                    };
+                    for p in field_problems(&describe, f, need) {
+                        bad += 1;
+                        findings.push(Finding::problem(p));
+                    }
+                }
+                if bad == 0 {
+                    findings.push(Finding::ok(format!(
+                        "Account: fields {} exist and are createable",
+                        settings.account_fields.join(", ")
+                    )));
+                }
+            }
+        },
+        AccountPolicy::Assign => match &org.account_id {
+            None => findings.push(Finding::problem(
+                "account.sync_policy is \"assign\" but account_id is not set",
+            )),
+            Some(id) => {
+                let soql = Soql::select(["Id"])
+                    .from("Account")
+                    .where_(Cond::eq("Id", Literal::str(id.clone())))
+                    .limit(1)
+                    .build();
+                match soql {
+                    Err(e) => findings.push(Finding::problem(format!("account_id {id}: {e}"))),
+                    Ok(soql) => match client.query_collect(&soql).await {
+                        Ok(rows) if !rows.is_empty() => {
+                            findings.push(Finding::ok(format!("account {id} exists")))
+                        }
+                        Ok(_) => findings.push(Finding::problem(format!(
+                            "account_id {id}: no such Account (or the integration user cannot \
+                             see it)"
+                        ))),
+                        Err(e) => findings.push(Finding::problem(format!("account_id {id}: {e}"))),
+                    },
+                }
+            }
+        },
+    }
+
+    if let Some(filter) = &settings.filter {
+        let soql = Soql::select(["Id"])
+            .from(object.clone())
+            .where_(Cond::raw(filter.clone()))
+            .limit(1)
+            .build();
+        match soql {
+            Err(e) => findings.push(Finding::problem(format!("filter {filter:?}: {e}"))),
+            Ok(soql) => match client.query_first(&soql, false, None).await {
+                Ok(_) => findings.push(Finding::ok(format!("filter {filter:?} runs"))),
+                Err(e) => findings.push(Finding::problem(format!(
+                    "filter {filter:?} does not run: {}: {}",
+                    e.code, e.message
+                ))),
+            },
+        }
+    }
+
+    match client.limits().await {
+        Ok(limits) => match limits.daily_api_requests {
+            Some((remaining, max)) => findings.push(Finding::info(format!(
+                "daily API calls: {remaining} of {max} remaining"
+            ))),
+            None => findings.push(Finding::info("daily API calls: not reported by the org")),
+        },
+        Err(e) => findings.push(Finding::info(format!(
+            "daily API calls: cannot read limits: {e}"
+        ))),
+    }
+    findings
+}
+
+/// Ids compare on their case-sensitive 15-character form.
+fn same_id(a: &str, b: &str) -> bool {
+    let short = |s: &str| s.get(..15).unwrap_or(s).to_string();
+    short(a) == short(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe() -> ObjectDescribe {
+        serde_json::from_value(serde_json::json!({
+            "name": "Opportunity",
+            "fields": [
+                {"name": "Name", "type": "string", "createable": true, "updateable": true},
+                {"name": "Amount", "type": "currency", "createable": true, "updateable": true},
+                {"name": "Region__c", "type": "string", "createable": true, "updateable": true},
+                {"name": "Ext_Id__c", "type": "string", "createable": true, "updateable": true, "externalId": true},
+                {"name": "ExpectedRevenue", "type": "currency", "createable": false, "updateable": false},
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn fields_that_are_fine() {
+        let need = Need {
+            create: true,
+            update: true,
+            external_id: false,
+        };
+        assert!(field_problems(&describe(), "Name", need).is_empty());
+        assert!(field_problems(&describe(), "amount", need).is_empty());
+        let ext = Need {
+            external_id: true,
+            ..need
+        };
+        assert!(field_problems(&describe(), "Ext_Id__c", ext).is_empty());
+    }
+
+    #[test]
+    fn missing_fields_get_hints() {
+        let need = Need::default();
+        let p = field_problems(&describe(), "Region", need);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("did you mean Region__c?"), "{}", p[0]);
+        let p = field_problems(&describe(), "Amout", need);
+        assert!(p[0].contains("did you mean Amount?"), "{}", p[0]);
+        let p = field_problems(&describe(), "Zebra", need);
+        assert!(p[0].contains("append '__c'"), "{}", p[0]);
+        let p = field_problems(&describe(), "Zebra__c", need);
+        assert!(!p[0].contains("__c'"), "{}", p[0]);
+    }
+
+    #[test]
+    fn read_only_and_non_external_fields() {
+        let need = Need {
+            create: true,
+            update: true,
+            external_id: true,
+        };
+        let p = field_problems(&describe(), "ExpectedRevenue", need);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[0].contains("not createable"));
+        assert!(p[1].contains("not updateable"));
+        assert!(p[2].contains("External ID"));
+    }
+
+    #[test]
+    fn ids_compare_on_fifteen_characters() {
+        assert!(same_id("005000000000001", "005000000000001AAA"));
+        assert!(!same_id("005000000000001", "005000000000002AAA"));
+    }
+}

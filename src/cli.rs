@@ -51,6 +51,10 @@ pub enum Command {
     /// Show watermarks, the last cycle of each direction, links, failures and the inbox,
     /// read from the state store (no Salesforce call).
     Status(StatusArgs),
+    /// Preflight: log in to both orgs, check every configured field exists and can be read,
+    /// created and updated, run the filter, report remaining daily API calls. Exit 0 only when
+    /// all is well.
+    Check,
 }
 
 /// `orgsync status`.
@@ -84,6 +88,7 @@ impl From<bool> for Outcome {
 pub async fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<Outcome> {
     match command {
         Command::Status(args) => status_command(settings, &args).await,
+        Command::Check => check_command(settings).await,
     }
 }
 
@@ -92,6 +97,13 @@ async fn status_command(settings: &Settings, args: &StatusArgs) -> anyhow::Resul
     status::run(settings, args.json, &mut out).await?;
     out.flush()?;
     Ok(Outcome::Ok)
+}
+
+async fn check_command(settings: &Settings) -> anyhow::Result<Outcome> {
+    let mut out = std::io::stdout();
+    let all_well = crate::check::run(settings, &mut out).await?;
+    out.flush()?;
+    Ok(Outcome::from(all_well))
 }
 
 /// The binary's entry point: parse, configure, run, map to an exit code.
