@@ -1,5 +1,5 @@
 //! sfsim: a faithful subset of a Salesforce org, served over HTTP, for tests, benchmarks and
-//! the orgsync demo. One [`Org`] per listener; see the README for the control API.
+//! the orgsync demo. One org per listener ([`start_org`] gives a [`SimOrg`]); see the README for the control API.
 //!
 //! Layers: `ids`, `value`, `schema` (what a record is), `soql` (parse and evaluate queries),
 //! `db` (one org's records, indexes and DML, pure and synchronous), `server` (HTTP: auth, REST,

@@ -1,1 +1,562 @@
-//! Outbound Messaging delivery. OWNER: the server helper.
+//! Outbound Messaging (reference §7): after every committed create or update of the
+//! configured object, the org queues a notification (fresh `04l` id) and a delivery task POSTs
+//! SOAP `notifications` envelopes of up to 100 notifications to the configured endpoint. A
+//! message that is not acknowledged (`<Ack>true</Ack>` with HTTP 200) is retried with
+//! exponential backoff, each message on its own schedule, so retries can overtake each other
+//! and arrive out of order, as in Salesforce. Each attempt carries the record's current values
+//! (the endpoint gets the latest values, not intermediate ones). For tests, `duplicate_rate`
+//! sends an acknowledged message a second time.
+//!
+//! The envelope and ack parsing are pure functions; [`Outbound`] holds the queue and the
+//! settings; [`run_delivery`] is the task that drains the queue.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use quick_xml::escape::escape;
+use quick_xml::events::Event;
+use quick_xml::reader::Reader;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+use tracing::{debug, warn};
+
+use crate::db::{Change, ChangeKind, RecordTexts};
+use crate::ids::{self, IdGenerator};
+use crate::server::state::OrgState;
+
+/// Notifications per message (Salesforce's limit).
+pub const MAX_NOTIFICATIONS_PER_MESSAGE: usize = 100;
+/// The API version of the Enterprise and Partner URLs in the envelope.
+pub const OUTBOUND_API_VERSION: &str = "62.0";
+/// Time allowed for one POST to the endpoint.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Settings of an org's outbound message (`/__sim/outbound`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Where notifications are POSTed.
+    pub endpoint_url: Option<String>,
+    /// The object whose changes are sent.
+    pub object: String,
+    /// Fields sent besides `Id`.
+    pub fields: Vec<String>,
+    pub enabled: bool,
+    /// First retry delay; doubles per attempt up to `retry_max_delay_ms`.
+    pub retry_base_delay_ms: u64,
+    /// Longest delay between two attempts (Salesforce: 2 hours).
+    pub retry_max_delay_ms: u64,
+    /// A message not acknowledged within this time is dropped (Salesforce: 24 hours).
+    pub give_up_after_ms: u64,
+    /// Share of acknowledged messages delivered a second time (tests of deduplication).
+    pub duplicate_rate: f64,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            endpoint_url: None,
+            object: "Opportunity".into(),
+            fields: vec![
+                "Name".into(),
+                "StageName".into(),
+                "CloseDate".into(),
+                "Amount".into(),
+                "AccountId".into(),
+                "SystemModstamp".into(),
+            ],
+            enabled: false,
+            retry_base_delay_ms: 1_000,
+            retry_max_delay_ms: 2 * 60 * 60 * 1000,
+            give_up_after_ms: 24 * 60 * 60 * 1000,
+            duplicate_rate: 0.0,
+        }
+    }
+}
+
+/// Delivery counters, reported by `/__sim/stats` under `outbound`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct OutboundStats {
+    /// Notifications queued.
+    pub notifications_queued: u64,
+    /// Notifications in acknowledged messages.
+    pub notifications_acked: u64,
+    /// POSTs made (first attempts, retries and duplicates).
+    pub messages_sent: u64,
+    /// Messages acknowledged.
+    pub messages_acked: u64,
+    /// Attempts that were not acknowledged (error status, no Ack, unreachable endpoint).
+    pub messages_failed: u64,
+    /// Messages given up after `give_up_after_ms`.
+    pub messages_dropped: u64,
+    /// Extra deliveries made by `duplicate_rate`.
+    pub duplicates_sent: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    notifications_queued: AtomicU64,
+    notifications_acked: AtomicU64,
+    messages_sent: AtomicU64,
+    messages_acked: AtomicU64,
+    messages_failed: AtomicU64,
+    messages_dropped: AtomicU64,
+    duplicates_sent: AtomicU64,
+}
+
+/// A queued notification: which record changed. Its values are read at delivery time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub notification_id: String,
+    pub record_id: String,
+}
+
+/// One org's outbound messaging: settings, queue and counters.
+pub struct Outbound {
+    config: Mutex<OutboundConfig>,
+    queue: Mutex<VecDeque<Pending>>,
+    ids: Mutex<Option<IdGenerator>>,
+    /// Bumped by a reset: messages of an older generation stop retrying.
+    generation: AtomicU64,
+    counters: Counters,
+    wake: Arc<Notify>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Outbound {
+    pub fn new() -> Self {
+        Outbound {
+            config: Mutex::new(OutboundConfig::default()),
+            queue: Mutex::new(VecDeque::new()),
+            ids: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            counters: Counters::default(),
+            wake: Arc::new(Notify::new()),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    pub fn config(&self) -> OutboundConfig {
+        lock(&self.config).clone()
+    }
+
+    pub fn set_config(&self, config: OutboundConfig) {
+        *lock(&self.config) = config;
+        self.wake.notify_one();
+    }
+
+    pub fn stats(&self) -> OutboundStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        OutboundStats {
+            notifications_queued: get(&c.notifications_queued),
+            notifications_acked: get(&c.notifications_acked),
+            messages_sent: get(&c.messages_sent),
+            messages_acked: get(&c.messages_acked),
+            messages_failed: get(&c.messages_failed),
+            messages_dropped: get(&c.messages_dropped),
+            duplicates_sent: get(&c.duplicates_sent),
+        }
+    }
+
+    /// Notifications waiting for a message.
+    pub fn queued(&self) -> usize {
+        lock(&self.queue).len()
+    }
+
+    /// Disables delivery, drops the queue and stops retries in flight; counters restart.
+    pub fn reset(&self) {
+        *lock(&self.config) = OutboundConfig::default();
+        lock(&self.queue).clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let c = &self.counters;
+        for a in [
+            &c.notifications_queued,
+            &c.notifications_acked,
+            &c.messages_sent,
+            &c.messages_acked,
+            &c.messages_failed,
+            &c.messages_dropped,
+            &c.duplicates_sent,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops the delivery task and every retry.
+    pub fn close(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Queues a notification per committed create or update of the configured object.
+    pub fn on_changes(&self, org_id: &str, changes: &[Change]) {
+        let config = lock(&self.config).clone();
+        if !config.enabled || config.endpoint_url.is_none() {
+            return;
+        }
+        let selected: Vec<&Change> = changes
+            .iter()
+            .filter(|c| {
+                c.kind != ChangeKind::Deleted && c.object.eq_ignore_ascii_case(&config.object)
+            })
+            .collect();
+        if selected.is_empty() {
+            return;
+        }
+        let mut gen_lock = lock(&self.ids);
+        let id_gen = gen_lock.get_or_insert_with(|| IdGenerator::new(org_id));
+        let mut queue = lock(&self.queue);
+        for c in selected {
+            queue.push_back(Pending {
+                notification_id: id_gen.next_id(ids::NOTIFICATION_PREFIX),
+                record_id: c.id.clone(),
+            });
+            self.counters
+                .notifications_queued
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        drop(queue);
+        drop(gen_lock);
+        self.wake.notify_one();
+    }
+
+    fn take_batch(&self) -> Vec<Pending> {
+        let mut q = lock(&self.queue);
+        let n = q.len().min(MAX_NOTIFICATIONS_PER_MESSAGE);
+        q.drain(..n).collect()
+    }
+}
+
+/// The retry delay before attempt `attempt + 1` (attempt 0 is the first try):
+/// `base * 2^attempt`, capped at `max`.
+pub fn backoff(attempt: u32, base_ms: u64, max_ms: u64) -> Duration {
+    let factor = 1u64.checked_shl(attempt.min(63)).unwrap_or(u64::MAX);
+    Duration::from_millis(base_ms.saturating_mul(factor).min(max_ms))
+}
+
+/// The 15-character form of an id, as Salesforce writes ids in URLs.
+fn id15(id: &str) -> &str {
+    id.get(..15).unwrap_or(id)
+}
+
+/// The `notifications` envelope of reference §7.
+pub fn envelope(
+    org_id: &str,
+    action_id: &str,
+    base_url: &str,
+    notifications: &[(String, RecordTexts)],
+) -> String {
+    let org15 = escape(id15(org_id));
+    let base = escape(base_url);
+    let mut out = String::with_capacity(512 + notifications.len() * 256);
+    out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    out.push_str(r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#);
+    out.push_str(
+        r#"<soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound">"#,
+    );
+    out.push_str(&format!(
+        "<OrganizationId>{}</OrganizationId><ActionId>{}</ActionId><SessionId xsi:nil=\"true\"/>",
+        escape(org_id),
+        escape(action_id)
+    ));
+    out.push_str(&format!(
+        "<EnterpriseUrl>{base}/services/Soap/c/{OUTBOUND_API_VERSION}/{org15}</EnterpriseUrl>"
+    ));
+    out.push_str(&format!(
+        "<PartnerUrl>{base}/services/Soap/u/{OUTBOUND_API_VERSION}/{org15}</PartnerUrl>"
+    ));
+    for (nid, rec) in notifications {
+        out.push_str(&format!("<Notification><Id>{}</Id>", escape(nid.as_str())));
+        out.push_str(&format!(
+            r#"<sObject xsi:type="sf:{}" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">"#,
+            escape(rec.object.as_str())
+        ));
+        for (name, value) in &rec.fields {
+            let name = escape(name.as_str());
+            match value {
+                Some(v) => out.push_str(&format!("<sf:{name}>{}</sf:{name}>", escape(v.as_str()))),
+                None => out.push_str(&format!("<sf:{name} xsi:nil=\"true\"/>")),
+            }
+        }
+        out.push_str("</sObject></Notification>");
+    }
+    out.push_str("</notifications></soapenv:Body></soapenv:Envelope>");
+    out
+}
+
+/// Whether a reply body is a `notificationsResponse` with `<Ack>true</Ack>` (any prefix).
+pub fn is_ack(body: &str) -> bool {
+    let mut reader = Reader::from_str(body);
+    let mut in_ack = false;
+    let mut text = String::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                in_ack = e.local_name().as_ref() == "Ack";
+                text.clear();
+            }
+            Ok(Event::Text(t)) if in_ack => text.push_str(&t.xml10_content()),
+            Ok(Event::End(_)) => {
+                if in_ack && text.trim() == "true" {
+                    return true;
+                }
+                in_ack = false;
+            }
+            Ok(Event::Eof) | Err(_) => return false,
+            _ => {}
+        }
+    }
+}
+
+/// The delivery task of one org: takes up to 100 queued notifications at a time and hands
+/// each message to its own retrying task. Ends when the org closes or is dropped.
+pub async fn run_delivery(state: Weak<OrgState>) {
+    let (client, mut shutdown, action_id, wake) = {
+        let Some(s) = state.upgrade() else { return };
+        let client = reqwest::Client::builder()
+            .timeout(POST_TIMEOUT)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let action_id = IdGenerator::new(&s.org_id).next_id(ids::ACTION_PREFIX);
+        (
+            client,
+            s.outbound.shutdown.subscribe(),
+            action_id,
+            s.outbound.wake.clone(),
+        )
+    };
+    let action_id: Arc<str> = action_id.into();
+    loop {
+        let Some(s) = state.upgrade() else { return };
+        if *shutdown.borrow() {
+            return;
+        }
+        let batch = s.outbound.take_batch();
+        if batch.is_empty() {
+            drop(s);
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
+        let generation = s.outbound.generation.load(Ordering::SeqCst);
+        tokio::spawn(deliver_message(
+            Arc::downgrade(&s),
+            client.clone(),
+            action_id.clone(),
+            batch,
+            generation,
+            s.outbound.shutdown.subscribe(),
+        ));
+    }
+}
+
+/// Delivers one message until it is acknowledged, the org is reset or closed, or it is
+/// older than `give_up_after_ms`.
+async fn deliver_message(
+    state: Weak<OrgState>,
+    client: reqwest::Client,
+    action_id: Arc<str>,
+    batch: Vec<Pending>,
+    generation: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let mut attempt: u32 = 0;
+    loop {
+        let Some(s) = state.upgrade() else { return };
+        let out = &s.outbound;
+        if out.generation.load(Ordering::SeqCst) != generation || *shutdown.borrow() {
+            return;
+        }
+        let config = out.config();
+        let Some(endpoint) = config.endpoint_url.clone() else {
+            return;
+        };
+        let notifications: Vec<(String, RecordTexts)> = {
+            let db = crate::server::state::lock(&s.db);
+            batch
+                .iter()
+                .filter_map(|p| {
+                    db.record_field_texts(&p.record_id, &config.fields)
+                        .map(|t| (p.notification_id.clone(), t))
+                })
+                .collect()
+        };
+        if notifications.is_empty() {
+            return;
+        }
+        let body = envelope(&s.org_id, &action_id, &s.base_url, &notifications);
+        drop(s);
+        out_post_count(&state, |c| &c.messages_sent);
+        let acked = post(&client, &endpoint, body.clone()).await;
+        let Some(s) = state.upgrade() else { return };
+        let c = &s.outbound.counters;
+        if acked {
+            c.messages_acked.fetch_add(1, Ordering::Relaxed);
+            c.notifications_acked
+                .fetch_add(notifications.len() as u64, Ordering::Relaxed);
+            debug!(org = %s.name, notifications = notifications.len(), attempt, "outbound message acknowledged");
+            let duplicate = config.duplicate_rate > 0.0
+                && rand::rng().random_bool(config.duplicate_rate.clamp(0.0, 1.0));
+            if duplicate {
+                c.duplicates_sent.fetch_add(1, Ordering::Relaxed);
+                c.messages_sent.fetch_add(1, Ordering::Relaxed);
+                drop(s);
+                let _ = post(&client, &endpoint, body).await;
+            }
+            return;
+        }
+        c.messages_failed.fetch_add(1, Ordering::Relaxed);
+        let delay = backoff(
+            attempt,
+            config.retry_base_delay_ms,
+            config.retry_max_delay_ms,
+        );
+        if started.elapsed() + delay > Duration::from_millis(config.give_up_after_ms) {
+            c.messages_dropped.fetch_add(1, Ordering::Relaxed);
+            warn!(org = %s.name, attempts = attempt + 1, "outbound message dropped after retries");
+            return;
+        }
+        drop(s);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn out_post_count(state: &Weak<OrgState>, counter: impl Fn(&Counters) -> &AtomicU64) {
+    if let Some(s) = state.upgrade() {
+        counter(&s.outbound.counters).fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// POSTs one message; true when the endpoint acknowledged it.
+async fn post(client: &reqwest::Client, endpoint: &str, body: String) -> bool {
+    let reply = client
+        .post(endpoint)
+        .header("content-type", "text/xml; charset=utf-8")
+        .header("soapaction", "\"\"")
+        .body(body)
+        .send()
+        .await;
+    match reply {
+        Ok(r) if r.status().as_u16() == 200 => match r.text().await {
+            Ok(text) => is_ack(&text),
+            Err(_) => false,
+        },
+        Ok(r) => {
+            debug!(status = r.status().as_u16(), "outbound message refused");
+            false
+        }
+        Err(e) => {
+            debug!(error = %e, "outbound message not delivered");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(0, 10, 1000), Duration::from_millis(10));
+        assert_eq!(backoff(3, 10, 1000), Duration::from_millis(80));
+        assert_eq!(backoff(20, 10, 1000), Duration::from_millis(1000));
+        assert_eq!(backoff(200, 10, 1000), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn ack_detection() {
+        let ok = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>
+ <notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound"><Ack>true</Ack></notificationsResponse>
+</soapenv:Body></soapenv:Envelope>"#;
+        assert!(is_ack(ok));
+        assert!(is_ack(
+            "<a:Envelope xmlns:a='x'><a:Body><r><x:Ack xmlns:x='y'> true </x:Ack></r></a:Body></a:Envelope>"
+        ));
+        assert!(!is_ack(&ok.replace("true", "false")));
+        assert!(!is_ack("not xml <"));
+        assert!(!is_ack(""));
+    }
+
+    #[test]
+    fn envelope_shape() {
+        let rec = RecordTexts {
+            object: "Opportunity".into(),
+            fields: vec![
+                ("Id".into(), Some("006000000000001AAA".into())),
+                ("Name".into(), Some("A & B".into())),
+                ("Amount".into(), None),
+            ],
+        };
+        let xml = envelope(
+            "00D000000000001AAA",
+            "04k000000000001AAA",
+            "http://127.0.0.1:1",
+            &[("04l000000000001AAA".into(), rec)],
+        );
+        assert!(xml.contains("<OrganizationId>00D000000000001AAA</OrganizationId>"));
+        assert!(xml.contains("<SessionId xsi:nil=\"true\"/>"));
+        assert!(xml.contains(
+            "<PartnerUrl>http://127.0.0.1:1/services/Soap/u/62.0/00D000000000001</PartnerUrl>"
+        ));
+        assert!(xml.contains("<Notification><Id>04l000000000001AAA</Id>"));
+        assert!(xml.contains(r#"xsi:type="sf:Opportunity""#));
+        assert!(xml.contains("<sf:Name>A &amp; B</sf:Name>"));
+        assert!(xml.contains("<sf:Amount xsi:nil=\"true\"/>"));
+    }
+
+    #[test]
+    fn only_enabled_object_changes_queue() {
+        let out = Outbound::new();
+        let change = |object: &str, kind| Change {
+            object: object.into(),
+            id: "006000000000001AAA".into(),
+            kind,
+        };
+        out.on_changes(
+            "00D000000000001AAA",
+            &[change("Opportunity", ChangeKind::Created)],
+        );
+        assert_eq!(out.queued(), 0, "disabled: nothing queued");
+        out.set_config(OutboundConfig {
+            enabled: true,
+            endpoint_url: Some("http://127.0.0.1:1/".into()),
+            ..OutboundConfig::default()
+        });
+        out.on_changes(
+            "00D000000000001AAA",
+            &[
+                change("Opportunity", ChangeKind::Created),
+                change("Account", ChangeKind::Created),
+                change("Opportunity", ChangeKind::Deleted),
+                change("opportunity", ChangeKind::Updated),
+            ],
+        );
+        assert_eq!(out.queued(), 2);
+        let batch = out.take_batch();
+        assert_ne!(batch[0].notification_id, batch[1].notification_id);
+        assert!(batch[0].notification_id.starts_with("04l"));
+        out.reset();
+        assert_eq!(out.stats(), OutboundStats::default());
+    }
+}

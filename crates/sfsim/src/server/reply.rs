@@ -1,0 +1,76 @@
+//! Building HTTP replies in Salesforce's shapes: JSON bodies, REST error arrays, OAuth errors,
+//! SOAP envelopes, and reading request bodies with a size limit.
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+
+use crate::error::ApiError;
+
+/// A JSON reply with a status.
+pub fn json_reply(status: u16, body: &Json) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    r
+}
+
+/// A REST error: its status and `[{"message","errorCode"}]` body.
+pub fn api_error(e: &ApiError) -> Response {
+    json_reply(e.status, &e.body())
+}
+
+/// An empty reply (204 No Content).
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// An OAuth token endpoint error: HTTP 400 `{"error","error_description"}` (reference §1).
+pub fn oauth_error(error: &str, description: &str) -> Response {
+    json_reply(
+        400,
+        &json!({"error": error, "error_description": description}),
+    )
+}
+
+/// A SOAP envelope reply.
+pub fn soap_reply(status: u16, xml: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (status, xml).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml;charset=UTF-8"),
+    );
+    r
+}
+
+/// Reads a request body of at most `limit` bytes; a larger body is refused with 413
+/// `REQUEST_ENTITY_TOO_LARGE` (Salesforce's code for an oversized REST request).
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            413,
+            "REQUEST_ENTITY_TOO_LARGE",
+            format!("The request body is larger than the limit of {limit} bytes"),
+        )
+    })
+}
+
+/// Parses a JSON body as Salesforce's parser reports failures: 400 `JSON_PARSER_ERROR`.
+pub fn parse_json(bytes: &[u8]) -> Result<Json, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            400,
+            "JSON_PARSER_ERROR",
+            format!(
+                "Unexpected character or end of input: {e} at [line:{}, column:{}]",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}

@@ -1,0 +1,1120 @@
+//! The REST API under `/services/data/vNN.0/`: query and queryAll with cursor paging,
+//! sObject rows, describe, getDeleted / getUpdated, sObject Collections and limits.
+//!
+//! One handler takes every call under a version and routes on the path segments itself:
+//! Salesforce accepts trailing slashes (`deleted/?start=`) and answers unknown resources with
+//! its own `NOT_FOUND` body, which a router table would not give. Around every call it checks
+//! the session, the daily API allowance and the fault settings, then counts, logs and stamps
+//! `Sforce-Limit-Info` on the reply.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde_json::{Map, Value as Json, json};
+
+use super::auth::authenticate;
+use super::reply::{api_error, json_reply, no_content, parse_json, read_body};
+use super::state::{OrgState, RequestLogEntry, Session, lock};
+use crate::db::{DmlContext, DmlOp, DmlResult, OrgDb};
+use crate::error::{ApiError, ItemError};
+
+/// Records per batch of a query when the client does not ask (reference §3).
+pub const DEFAULT_BATCH_SIZE: usize = 2000;
+/// Smallest batch size `Sforce-Query-Options: batchSize` may set.
+pub const MIN_BATCH_SIZE: usize = 200;
+/// Records per sObject Collections call.
+pub const MAX_COLLECTION_RECORDS: usize = 200;
+/// Largest REST request body accepted.
+pub const MAX_REST_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Longest URI accepted (reference §5: 414 above 16,384 bytes).
+pub const MAX_URI_BYTES: usize = 16_384;
+/// The API versions `GET /services/data` lists.
+pub const LISTED_VERSIONS: std::ops::RangeInclusive<u32> = 31..=65;
+
+/// `vNN.0` -> `NN.0`.
+pub fn parse_version(segment: &str) -> Option<String> {
+    let v = segment.strip_prefix('v')?;
+    let (major, minor) = v.split_once('.')?;
+    let ok = !major.is_empty()
+        && major.len() <= 3
+        && major.bytes().all(|b| b.is_ascii_digit())
+        && minor == "0";
+    ok.then(|| v.to_string())
+}
+
+/// The release name of an API version: v20.0 was Winter '11, three releases a year.
+fn release_label(major: u32) -> String {
+    let idx = major.saturating_sub(20);
+    let season = ["Winter", "Spring", "Summer"][(idx % 3) as usize];
+    format!("{season} '{:02}", 11 + idx / 3)
+}
+
+/// `GET /services/data`: the versions this org speaks (no session needed, as in Salesforce).
+pub async fn versions() -> Response {
+    let list: Vec<Json> = LISTED_VERSIONS
+        .map(|m| {
+            json!({"label": release_label(m), "url": format!("/services/data/v{m}.0"), "version": format!("{m}.0")})
+        })
+        .collect();
+    json_reply(200, &Json::Array(list))
+}
+
+/// The batch size a `Sforce-Query-Options` header asks for, clamped to 200..=2000.
+pub fn batch_size(headers: &HeaderMap) -> usize {
+    headers
+        .get("sforce-query-options")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split([',', ';']).find_map(|part| {
+                let (k, val) = part.split_once('=')?;
+                if k.trim().eq_ignore_ascii_case("batchSize") {
+                    val.trim().parse::<usize>().ok()
+                } else {
+                    None
+                }
+            })
+        })
+        .map(|n| n.clamp(MIN_BATCH_SIZE, DEFAULT_BATCH_SIZE))
+        .unwrap_or(DEFAULT_BATCH_SIZE)
+}
+
+/// Query string parameters (last value wins).
+fn query_params(raw: Option<&str>) -> HashMap<String, String> {
+    raw.map(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Percent-decodes one path segment.
+fn decode_segment(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+fn method_not_allowed(method: &Method, allowed: &str) -> ApiError {
+    ApiError::new(
+        405,
+        "METHOD_NOT_ALLOWED",
+        format!("HTTP Method '{method}' not allowed. Allowed are {allowed}"),
+    )
+}
+
+fn missing_argument(message: &str) -> ApiError {
+    ApiError::new(400, "MISSING_ARGUMENT", message)
+}
+
+/// What one call did, for stats and the request log.
+struct Outcome {
+    kind: Option<&'static str>,
+    soql: Option<String>,
+    result: Result<Response, ApiError>,
+}
+
+impl Outcome {
+    fn new(kind: &'static str, result: Result<Response, ApiError>) -> Self {
+        Outcome {
+            kind: Some(kind),
+            soql: None,
+            result,
+        }
+    }
+    fn unrouted(e: ApiError) -> Self {
+        Outcome {
+            kind: None,
+            soql: None,
+            result: Err(e),
+        }
+    }
+}
+
+/// Everything a routed call needs.
+struct Call<'a> {
+    state: &'a OrgState,
+    session: &'a Session,
+    version: &'a str,
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    params: HashMap<String, String>,
+    body: Body,
+}
+
+/// The root of a version, `GET /services/data/vNN.0`.
+pub async fn version_root(
+    State(state): State<Arc<OrgState>>,
+    Path(version): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> Response {
+    handle(
+        state,
+        version,
+        String::new(),
+        method,
+        uri,
+        headers,
+        raw,
+        body,
+    )
+    .await
+}
+
+/// Every call under `/services/data/vNN.0/`.
+pub async fn rest(
+    State(state): State<Arc<OrgState>>,
+    Path((version, rest)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> Response {
+    handle(state, version, rest, method, uri, headers, raw, body).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    state: Arc<OrgState>,
+    version: String,
+    rest: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Option<String>,
+    body: Body,
+) -> Response {
+    let latency = state.base_latency_ms + lock(&state.faults).latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let path = uri.path().to_string();
+    let mut user = None;
+    let outcome = 'call: {
+        if uri.to_string().len() > MAX_URI_BYTES {
+            break 'call Outcome::unrouted(ApiError::new(
+                414,
+                "URI_TOO_LONG",
+                "The request URI is too long",
+            ));
+        }
+        let session = match authenticate(&state, &headers) {
+            Ok(s) => s,
+            Err(e) => break 'call Outcome::unrouted(e),
+        };
+        user = Some(session.username.clone());
+        let Some(version) = parse_version(&version) else {
+            break 'call Outcome::unrouted(ApiError::not_found());
+        };
+        if let Err(e) = charge_api_call(&state) {
+            break 'call Outcome::unrouted(e);
+        }
+        if let Some(e) = injected_error(&state) {
+            break 'call Outcome::unrouted(e);
+        }
+        let segments: Vec<String> = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(decode_segment)
+            .collect();
+        let call = Call {
+            state: &state,
+            session: &session,
+            version: &version,
+            method: &method,
+            headers: &headers,
+            params: query_params(raw.as_deref()),
+            body,
+        };
+        route(call, &segments).await
+    };
+    let status;
+    let mut response = match outcome.result {
+        Ok(r) => {
+            status = r.status().as_u16();
+            r
+        }
+        Err(e) => {
+            status = e.status;
+            api_error(&e)
+        }
+    };
+    if let Some(kind) = outcome.kind {
+        state.count_call(kind);
+    }
+    state.log_request(RequestLogEntry {
+        time: crate::value::format_datetime(Utc::now()),
+        method: method.to_string(),
+        path,
+        kind: outcome.kind.map(str::to_string),
+        soql: outcome.soql,
+        status,
+        user,
+    });
+    let usage = *lock(&state.api_usage);
+    let limit = lock(&state.faults).api_daily_limit;
+    if let Ok(v) = HeaderValue::from_str(&format!("api-usage={usage}/{limit}")) {
+        response.headers_mut().insert("sforce-limit-info", v);
+    }
+    response
+}
+
+/// Counts one call against the daily allowance, or refuses it when the allowance is spent.
+fn charge_api_call(state: &OrgState) -> Result<(), ApiError> {
+    let limit = lock(&state.faults).api_daily_limit;
+    let mut usage = lock(&state.api_usage);
+    if *usage >= limit {
+        return Err(ApiError::new(
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        ));
+    }
+    *usage += 1;
+    drop(usage);
+    lock(&state.stats).api_calls_total += 1;
+    Ok(())
+}
+
+/// The error the fault injector picks for this call, if any.
+fn injected_error(state: &OrgState) -> Option<ApiError> {
+    let f = lock(&state.faults).clone();
+    if f.error_rate > 0.0 && rand::rng().random_bool(f.error_rate.clamp(0.0, 1.0)) {
+        return Some(ApiError::new(
+            f.error_status,
+            &f.error_code,
+            "Simulated failure (sfsim fault injection)",
+        ));
+    }
+    None
+}
+
+async fn route(call: Call<'_>, seg: &[String]) -> Outcome {
+    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+    let m = call.method.clone();
+    match s.as_slice() {
+        [] => Outcome::new(
+            "describe",
+            if m == Method::GET {
+                Ok(version_resources(call.version))
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            },
+        ),
+        ["query"] | ["queryAll"] => {
+            let all = s[0] == "queryAll";
+            let kind = if all { "query_all" } else { "query" };
+            let soql = call.params.get("q").cloned();
+            let result = if m == Method::GET {
+                query(&call, soql.as_deref(), all)
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            };
+            Outcome {
+                kind: Some(kind),
+                soql,
+                result,
+            }
+        }
+        ["query", locator] | ["queryAll", locator] => Outcome::new(
+            "query_more",
+            if m == Method::GET {
+                query_more(&call, locator)
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            },
+        ),
+        ["limits"] => Outcome::new(
+            "limits",
+            if m == Method::GET {
+                Ok(limits(call.state))
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            },
+        ),
+        ["sobjects"] => Outcome::new(
+            "describe",
+            if m == Method::GET {
+                let db = lock(&call.state.db);
+                Ok(json_reply(200, &db.describe_global_version(call.version)))
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            },
+        ),
+        ["sobjects", object] => match m {
+            Method::GET => Outcome::new("describe", sobject_info(&call, object)),
+            Method::POST => Outcome::new("create", create_one(call, object).await),
+            _ => Outcome::unrouted(method_not_allowed(&m, "GET,HEAD,POST")),
+        },
+        ["sobjects", object, "describe"] => Outcome::new(
+            "describe",
+            if m == Method::GET {
+                let db = lock(&call.state.db);
+                db.describe_version(object, call.version)
+                    .map(|d| json_reply(200, &d))
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            },
+        ),
+        ["sobjects", object, which @ ("deleted" | "updated")] => {
+            let kind = if *which == "deleted" {
+                "deleted"
+            } else {
+                "updated"
+            };
+            Outcome::new(
+                kind,
+                if m == Method::GET {
+                    replication(&call, object, kind == "deleted")
+                } else {
+                    Err(method_not_allowed(&m, "GET,HEAD"))
+                },
+            )
+        }
+        ["sobjects", object, id] => match m {
+            Method::GET => Outcome::new("retrieve", retrieve_one(&call, object, id)),
+            Method::PATCH => Outcome::new("update", update_one(call, object, id).await),
+            Method::DELETE => Outcome::new("delete", delete_one(&call, object, id)),
+            _ => Outcome::unrouted(method_not_allowed(&m, "GET,HEAD,PATCH,DELETE")),
+        },
+        ["sobjects", object, field, value] => match m {
+            Method::PATCH => Outcome::new("upsert", upsert_one(call, object, field, value).await),
+            Method::GET => Outcome::new(
+                "retrieve",
+                retrieve_by_external_id(&call, object, field, value),
+            ),
+            _ => Outcome::unrouted(method_not_allowed(&m, "GET,HEAD,PATCH")),
+        },
+        ["composite", "sobjects"] => match m {
+            Method::POST => Outcome::new(
+                "collections_create",
+                collections_write(call, CollOp::Create).await,
+            ),
+            Method::PATCH => Outcome::new(
+                "collections_update",
+                collections_write(call, CollOp::Update).await,
+            ),
+            Method::DELETE => Outcome::new("collections_delete", collections_delete(&call)),
+            _ => Outcome::unrouted(method_not_allowed(&m, "POST,PATCH,DELETE")),
+        },
+        ["composite", "sobjects", object] => match m {
+            Method::POST | Method::GET => {
+                Outcome::new("retrieve", collections_retrieve(call, object).await)
+            }
+            _ => Outcome::unrouted(method_not_allowed(&m, "GET,POST")),
+        },
+        ["composite", "sobjects", object, field] => match m {
+            Method::PATCH => Outcome::new(
+                "collections_upsert",
+                collections_write(
+                    call,
+                    CollOp::Upsert {
+                        object: object.to_string(),
+                        field: field.to_string(),
+                    },
+                )
+                .await,
+            ),
+            _ => Outcome::unrouted(method_not_allowed(&m, "PATCH")),
+        },
+        _ => Outcome::unrouted(ApiError::not_found()),
+    }
+}
+
+fn version_resources(version: &str) -> Response {
+    let base = format!("/services/data/v{version}");
+    json_reply(
+        200,
+        &json!({
+            "sobjects": format!("{base}/sobjects"),
+            "query": format!("{base}/query"),
+            "queryAll": format!("{base}/queryAll"),
+            "composite": format!("{base}/composite"),
+            "limits": format!("{base}/limits"),
+        }),
+    )
+}
+
+fn limits(state: &OrgState) -> Response {
+    let usage = *lock(&state.api_usage);
+    let max = lock(&state.faults).api_daily_limit;
+    let entry = |max: u64, used: u64| json!({"Max": max, "Remaining": max.saturating_sub(used)});
+    json_reply(
+        200,
+        &json!({
+            "DailyApiRequests": entry(max, usage),
+            "DailyBulkApiBatches": entry(15000, 0),
+            "DailyBulkV2QueryJobs": entry(10000, 0),
+            "DailyAsyncApexExecutions": entry(250000, 0),
+            "DataStorageMB": entry(1024, 0),
+            "FileStorageMB": entry(1024, 0),
+            "HourlyODataCallout": entry(10000, 0),
+        }),
+    )
+}
+
+fn sobject_info(call: &Call<'_>, object: &str) -> Result<Response, ApiError> {
+    let db = lock(&call.state.db);
+    let obj = db.schema().object(object).ok_or_else(ApiError::not_found)?;
+    Ok(json_reply(
+        200,
+        &json!({"objectDescribe": obj.global_entry(call.version), "recentItems": []}),
+    ))
+}
+
+// ---- query -----------------------------------------------------------------------------
+
+fn query_page(
+    call: &Call<'_>,
+    db: &OrgDb,
+    cursor: Arc<crate::db::QueryCursor>,
+    locator: Option<String>,
+    offset: usize,
+    batch: usize,
+) -> Result<Response, ApiError> {
+    let end = (offset + batch).min(cursor.len());
+    let records = db.render_rows(&cursor, offset..end, call.version)?;
+    let done = end >= cursor.len();
+    let mut body = Map::new();
+    body.insert("totalSize".into(), json!(cursor.total_size()));
+    body.insert("done".into(), json!(done));
+    if !done {
+        let id = match locator {
+            Some(id) => id,
+            None => call.state.store_cursor(cursor.clone(), batch),
+        };
+        body.insert(
+            "nextRecordsUrl".into(),
+            json!(format!("/services/data/v{}/query/{id}-{end}", call.version)),
+        );
+    } else if let Some(id) = locator {
+        call.state.drop_cursor(&id);
+    }
+    body.insert("records".into(), Json::Array(records));
+    Ok(json_reply(200, &Json::Object(body)))
+}
+
+fn query(call: &Call<'_>, soql: Option<&str>, include_deleted: bool) -> Result<Response, ApiError> {
+    let soql = soql.filter(|q| !q.trim().is_empty()).ok_or_else(|| {
+        ApiError::malformed_query("A query string must be provided with the q parameter")
+    })?;
+    let batch = batch_size(call.headers);
+    let now = call.state.now();
+    let db = lock(&call.state.db);
+    let cursor = Arc::new(db.query_cursor(soql, include_deleted, now)?);
+    query_page(call, &db, cursor, None, 0, batch)
+}
+
+fn invalid_locator() -> ApiError {
+    ApiError::new(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+}
+
+fn query_more(call: &Call<'_>, locator: &str) -> Result<Response, ApiError> {
+    let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid_locator)?;
+    let offset: usize = offset.parse().map_err(|_| invalid_locator())?;
+    let (cursor, batch) = call.state.take_cursor(id).ok_or_else(invalid_locator)?;
+    if offset > cursor.len() {
+        return Err(invalid_locator());
+    }
+    let db = lock(&call.state.db);
+    query_page(call, &db, cursor, Some(id.to_string()), offset, batch)
+}
+
+// ---- single records --------------------------------------------------------------------
+
+fn fields_param(call: &Call<'_>) -> Option<Vec<String>> {
+    call.params.get("fields").map(|f| {
+        f.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
+fn retrieve_one(call: &Call<'_>, object: &str, id: &str) -> Result<Response, ApiError> {
+    let fields = fields_param(call);
+    let db = lock(&call.state.db);
+    db.retrieve(object, id, fields.as_deref(), call.version)
+        .map(|r| json_reply(200, &r))
+}
+
+fn ext_lookup_error(e: ApiError) -> ApiError {
+    if e.error_code == "NOT_FOUND" {
+        ApiError::new(404, "NOT_FOUND", e.message)
+    } else {
+        e
+    }
+}
+
+fn retrieve_by_external_id(
+    call: &Call<'_>,
+    object: &str,
+    field: &str,
+    value: &str,
+) -> Result<Response, ApiError> {
+    let fields = fields_param(call);
+    let db = lock(&call.state.db);
+    let ids = db
+        .find_by_external_id(object, field, &Json::String(value.to_string()))
+        .map_err(ext_lookup_error)?;
+    match ids.as_slice() {
+        [] => Err(ApiError::not_found()),
+        [id] => db
+            .retrieve(object, id, fields.as_deref(), call.version)
+            .map(|r| json_reply(200, &r)),
+        many => Ok(multiple_choices(call.version, object, many)),
+    }
+}
+
+fn multiple_choices(version: &str, object: &str, ids: &[String]) -> Response {
+    let urls: Vec<Json> = ids
+        .iter()
+        .map(|id| json!(format!("/services/data/v{version}/sobjects/{object}/{id}")))
+        .collect();
+    json_reply(300, &Json::Array(urls))
+}
+
+/// A JSON object body, or Salesforce's parser error.
+async fn object_body(body: Body) -> Result<Map<String, Json>, ApiError> {
+    let bytes = read_body(body, MAX_REST_BODY_BYTES).await?;
+    match parse_json(&bytes)? {
+        Json::Object(m) => Ok(m),
+        _ => Err(ApiError::new(
+            400,
+            "JSON_PARSER_ERROR",
+            "Cannot deserialize instance of SObject from a non-object JSON value",
+        )),
+    }
+}
+
+fn dml_context(call: &Call<'_>, lock_errors_for: usize) -> DmlContext {
+    let faults = lock(&call.state.faults).clone();
+    let mut forced_errors = Vec::new();
+    if faults.lock_error_rate > 0.0 {
+        let mut rng = rand::rng();
+        for i in 0..lock_errors_for {
+            if rng.random_bool(faults.lock_error_rate.clamp(0.0, 1.0)) {
+                forced_errors.push((
+                    i,
+                    ItemError::new(
+                        "UNABLE_TO_LOCK_ROW",
+                        "unable to obtain exclusive access to this record or 1 records",
+                        vec![],
+                    ),
+                ));
+            }
+        }
+    }
+    DmlContext {
+        user_id: call.session.user_id.clone(),
+        now: call.state.now(),
+        reject_marker: faults.reject_name_marker.filter(|m| !m.is_empty()),
+        forced_errors,
+    }
+}
+
+/// Applies a call's operations, counts the records written and hands the changes to
+/// Outbound Messaging.
+fn apply(
+    state: &OrgState,
+    db: &mut OrgDb,
+    ops: Vec<DmlOp>,
+    all_or_none: bool,
+    ctx: &DmlContext,
+) -> Vec<DmlResult> {
+    let (results, changes) = db.apply(ops, all_or_none, ctx);
+    let written = results.iter().filter(|r| r.is_ok()).count() as u64;
+    state.add_records_written(written);
+    if !changes.is_empty() {
+        state.outbound.on_changes(&state.org_id, &changes);
+    }
+    results
+}
+
+/// A single-record DML error: the item's errors as a REST error array with HTTP 400.
+fn single_error(errors: Vec<ItemError>) -> Response {
+    let body: Vec<Json> = errors
+        .into_iter()
+        .map(|e| json!({"message": e.message, "errorCode": e.status_code, "fields": e.fields}))
+        .collect();
+    json_reply(400, &Json::Array(body))
+}
+
+fn strip_attributes(mut m: Map<String, Json>) -> Map<String, Json> {
+    m.remove("attributes");
+    m
+}
+
+fn ensure_object(db: &OrgDb, object: &str) -> Result<String, ApiError> {
+    db.schema()
+        .object(object)
+        .map(|o| o.name.clone())
+        .ok_or_else(ApiError::not_found)
+}
+
+async fn create_one(call: Call<'_>, object: &str) -> Result<Response, ApiError> {
+    let body = object_body(call.body).await.map(strip_attributes);
+    let call = Call {
+        body: Body::empty(),
+        ..call
+    };
+    let fields = body?;
+    let ctx = dml_context(&call, 0);
+    let mut db = lock(&call.state.db);
+    let object = ensure_object(&db, object)?;
+    let mut results = apply(
+        call.state,
+        &mut db,
+        vec![DmlOp::Create { object, fields }],
+        false,
+        &ctx,
+    );
+    match results.pop() {
+        Some(Ok(ok)) => Ok(json_reply(
+            201,
+            &json!({"id": ok.id, "success": true, "errors": []}),
+        )),
+        Some(Err((_, errors))) => Ok(single_error(errors)),
+        None => Err(ApiError::new(500, "UNKNOWN_EXCEPTION", "no result")),
+    }
+}
+
+async fn update_one(call: Call<'_>, object: &str, id: &str) -> Result<Response, ApiError> {
+    let body = object_body(call.body).await.map(strip_attributes);
+    let call = Call {
+        body: Body::empty(),
+        ..call
+    };
+    let mut fields = body?;
+    fields.remove("Id");
+    fields.remove("id");
+    let ctx = dml_context(&call, 0);
+    let mut db = lock(&call.state.db);
+    let object = ensure_object(&db, object)?;
+    db.retrieve(&object, id, Some(&[]), call.version)?;
+    let op = DmlOp::Update {
+        object: Some(object),
+        id: id.to_string(),
+        fields,
+    };
+    match apply(call.state, &mut db, vec![op], false, &ctx).pop() {
+        Some(Ok(_)) => Ok(no_content()),
+        Some(Err((_, errors))) => Ok(single_error(errors)),
+        None => Err(ApiError::new(500, "UNKNOWN_EXCEPTION", "no result")),
+    }
+}
+
+fn delete_one(call: &Call<'_>, object: &str, id: &str) -> Result<Response, ApiError> {
+    let ctx = dml_context(call, 0);
+    let mut db = lock(&call.state.db);
+    let object = ensure_object(&db, object)?;
+    db.retrieve(&object, id, Some(&[]), call.version)?;
+    let op = DmlOp::Delete { id: id.to_string() };
+    match apply(call.state, &mut db, vec![op], false, &ctx).pop() {
+        Some(Ok(_)) => Ok(no_content()),
+        Some(Err((_, errors))) => Ok(single_error(errors)),
+        None => Err(ApiError::new(500, "UNKNOWN_EXCEPTION", "no result")),
+    }
+}
+
+async fn upsert_one(
+    call: Call<'_>,
+    object: &str,
+    field: &str,
+    value: &str,
+) -> Result<Response, ApiError> {
+    let body = object_body(call.body).await.map(strip_attributes);
+    let call = Call {
+        body: Body::empty(),
+        ..call
+    };
+    let mut fields = body?;
+    let ctx = dml_context(&call, 0);
+    let mut db = lock(&call.state.db);
+    let object = ensure_object(&db, object)?;
+    let value_json = Json::String(value.to_string());
+    let ids = db
+        .find_by_external_id(&object, field, &value_json)
+        .map_err(ext_lookup_error)?;
+    if ids.len() > 1 {
+        return Ok(multiple_choices(call.version, &object, &ids));
+    }
+    // The URL's value is the key: a body value for the same field is replaced by it.
+    let canonical = db
+        .schema()
+        .object(&object)
+        .and_then(|o| o.field(field))
+        .map(|f| f.name.clone())
+        .unwrap_or_else(|| field.to_string());
+    fields.retain(|k, _| !k.eq_ignore_ascii_case(&canonical));
+    fields.insert(canonical.clone(), value_json);
+    let op = DmlOp::Upsert {
+        object,
+        ext_field: canonical,
+        fields,
+    };
+    match apply(call.state, &mut db, vec![op], false, &ctx).pop() {
+        Some(Ok(ok)) => {
+            let created = ok.created.unwrap_or(false);
+            Ok(json_reply(
+                if created { 201 } else { 200 },
+                &json!({"id": ok.id, "success": true, "errors": [], "created": created}),
+            ))
+        }
+        Some(Err((_, errors))) => Ok(single_error(errors)),
+        None => Err(ApiError::new(500, "UNKNOWN_EXCEPTION", "no result")),
+    }
+}
+
+fn replication(call: &Call<'_>, object: &str, deleted: bool) -> Result<Response, ApiError> {
+    let param = |name: &str| -> Result<DateTime<Utc>, ApiError> {
+        let raw = call
+            .params
+            .get(name)
+            .ok_or_else(|| missing_argument(&format!("Missing required parameter: {name}")))?;
+        crate::value::parse_datetime(raw).ok_or_else(|| {
+            ApiError::new(
+                400,
+                "INVALID_REPLICATION_DATE",
+                format!("Invalid {name} date: {raw}"),
+            )
+        })
+    };
+    let start = param("start")?;
+    let end = param("end")?;
+    let now = call.state.now();
+    let db = lock(&call.state.db);
+    let body = if deleted {
+        db.deleted(object, start, end, now)?
+    } else {
+        db.updated(object, start, end, now)?
+    };
+    Ok(json_reply(200, &body))
+}
+
+// ---- sObject Collections ---------------------------------------------------------------
+
+enum CollOp {
+    Create,
+    Update,
+    Upsert { object: String, field: String },
+}
+
+fn item_json(r: DmlResult, upsert: bool) -> Json {
+    match r {
+        Ok(ok) => {
+            let mut m = json!({"id": ok.id, "success": true, "errors": []});
+            if upsert {
+                m["created"] = json!(ok.created.unwrap_or(false));
+            }
+            m
+        }
+        Err((id, errors)) => {
+            let mut m = Map::new();
+            if let Some(id) = id {
+                m.insert("id".into(), json!(id));
+            }
+            m.insert("success".into(), json!(false));
+            m.insert("errors".into(), json!(errors));
+            Json::Object(m)
+        }
+    }
+}
+
+fn exceeded_limit() -> ApiError {
+    ApiError::new(
+        400,
+        "EXCEEDED_ID_LIMIT",
+        format!(
+            "record limit reached. cannot submit more than {MAX_COLLECTION_RECORDS} records into this call"
+        ),
+    )
+}
+
+/// Reads `allOrNone` from a JSON body or the query string (`true`/`false`).
+fn all_or_none(
+    body: Option<&Map<String, Json>>,
+    params: &HashMap<String, String>,
+) -> Result<bool, ApiError> {
+    if let Some(v) = body.and_then(|b| b.get("allOrNone")) {
+        return match v {
+            Json::Bool(b) => Ok(*b),
+            Json::Null => Ok(false),
+            Json::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+            Json::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+            _ => Err(ApiError::new(
+                400,
+                "JSON_PARSER_ERROR",
+                "Cannot deserialize value of type `boolean` for allOrNone",
+            )),
+        };
+    }
+    Ok(params
+        .get("allOrNone")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true")))
+}
+
+async fn collections_write(call: Call<'_>, op: CollOp) -> Result<Response, ApiError> {
+    let body = object_body(call.body).await;
+    let call = Call {
+        body: Body::empty(),
+        ..call
+    };
+    let mut body = body?;
+    let all_or_none = all_or_none(Some(&body), &call.params)?;
+    let records = match body.remove("records") {
+        Some(Json::Array(a)) => a,
+        Some(_) => {
+            return Err(ApiError::new(
+                400,
+                "JSON_PARSER_ERROR",
+                "Cannot deserialize records: expected a JSON array",
+            ));
+        }
+        None => return Err(missing_argument("records is required")),
+    };
+    if records.len() > MAX_COLLECTION_RECORDS {
+        return Err(exceeded_limit());
+    }
+    let mut ctx = dml_context(&call, records.len());
+    let mut ops = Vec::with_capacity(records.len());
+    let upsert = matches!(op, CollOp::Upsert { .. });
+    {
+        let db = lock(&call.state.db);
+        if let CollOp::Upsert { object, .. } = &op {
+            ensure_object(&db, object)?;
+        }
+    }
+    for (i, rec) in records.into_iter().enumerate() {
+        let Json::Object(mut fields) = rec else {
+            ctx.forced_errors.push((
+                i,
+                ItemError::new(
+                    "JSON_PARSER_ERROR",
+                    "each record must be a JSON object",
+                    vec![],
+                ),
+            ));
+            ops.push(placeholder());
+            continue;
+        };
+        let rec_type = fields
+            .get("attributes")
+            .and_then(|a| a.get("type"))
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        fields.remove("attributes");
+        match &op {
+            CollOp::Create => match rec_type {
+                Some(object) => ops.push(DmlOp::Create { object, fields }),
+                None => {
+                    ctx.forced_errors.push((
+                        i,
+                        ItemError::new("INVALID_TYPE", "Must send a concrete entity type.", vec![]),
+                    ));
+                    ops.push(placeholder());
+                }
+            },
+            CollOp::Update => {
+                let id = fields
+                    .remove("id")
+                    .or_else(|| fields.remove("Id"))
+                    .and_then(|v| v.as_str().map(str::to_string));
+                match id {
+                    Some(id) => ops.push(DmlOp::Update {
+                        object: rec_type,
+                        id,
+                        fields,
+                    }),
+                    None => {
+                        ctx.forced_errors.push((
+                            i,
+                            ItemError::new(
+                                "MISSING_ARGUMENT",
+                                "Id not specified in an update call",
+                                vec![],
+                            ),
+                        ));
+                        ops.push(placeholder());
+                    }
+                }
+            }
+            CollOp::Upsert { object, field } => ops.push(DmlOp::Upsert {
+                object: object.clone(),
+                ext_field: field.clone(),
+                fields,
+            }),
+        }
+    }
+    let mut db = lock(&call.state.db);
+    let results = apply(call.state, &mut db, ops, all_or_none, &ctx);
+    let items: Vec<Json> = results.into_iter().map(|r| item_json(r, upsert)).collect();
+    Ok(json_reply(200, &Json::Array(items)))
+}
+
+fn collections_delete(call: &Call<'_>) -> Result<Response, ApiError> {
+    let ids: Vec<String> = call
+        .params
+        .get("ids")
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return Err(missing_argument("ids parameter is required"));
+    }
+    if ids.len() > MAX_COLLECTION_RECORDS {
+        return Err(exceeded_limit());
+    }
+    let all_or_none = all_or_none(None, &call.params)?;
+    let ctx = dml_context(call, ids.len());
+    let ops = ids.into_iter().map(|id| DmlOp::Delete { id }).collect();
+    let mut db = lock(&call.state.db);
+    let results = apply(call.state, &mut db, ops, all_or_none, &ctx);
+    let items: Vec<Json> = results.into_iter().map(|r| item_json(r, false)).collect();
+    Ok(json_reply(200, &Json::Array(items)))
+}
+
+/// `POST composite/sobjects/{type}` `{"ids":[...],"fields":[...]}` (or GET with `?ids=&fields=`):
+/// one record or `null` per id.
+async fn collections_retrieve(call: Call<'_>, object: &str) -> Result<Response, ApiError> {
+    let (ids, fields) = if *call.method == Method::POST {
+        let body = object_body(call.body).await?;
+        let list = |k: &str| -> Result<Vec<String>, ApiError> {
+            match body.get(k) {
+                Some(Json::Array(a)) => Ok(a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()),
+                Some(_) => Err(ApiError::new(
+                    400,
+                    "JSON_PARSER_ERROR",
+                    format!("Cannot deserialize {k}: expected a JSON array"),
+                )),
+                None => Ok(Vec::new()),
+            }
+        };
+        (list("ids")?, list("fields")?)
+    } else {
+        let split = |k: &str| -> Vec<String> {
+            call.params
+                .get(k)
+                .map(|s| {
+                    s.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        (split("ids"), split("fields"))
+    };
+    if ids.is_empty() {
+        return Err(missing_argument("ids is required"));
+    }
+    if fields.is_empty() {
+        return Err(missing_argument("fields is required"));
+    }
+    if ids.len() > 2000 {
+        return Err(exceeded_limit());
+    }
+    let db = lock(&call.state.db);
+    let object = ensure_object(&db, object)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match db.retrieve(&object, id, Some(&fields), call.version) {
+            Ok(r) => out.push(r),
+            Err(e) if e.error_code == "NOT_FOUND" => out.push(Json::Null),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json_reply(200, &Json::Array(out)))
+}
+
+/// The op standing for an item refused before reaching the database (its error is in the
+/// context's `forced_errors`, which `apply` reports without running the op).
+fn placeholder() -> DmlOp {
+    DmlOp::Create {
+        object: String::new(),
+        fields: Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("v62.0").as_deref(), Some("62.0"));
+        assert_eq!(parse_version("62.0"), None);
+        assert_eq!(parse_version("v62"), None);
+        assert_eq!(parse_version("vx.0"), None);
+    }
+
+    #[test]
+    fn release_labels() {
+        assert_eq!(release_label(20), "Winter '11");
+        assert_eq!(release_label(62), "Winter '25");
+        assert_eq!(release_label(64), "Summer '25");
+    }
+
+    #[test]
+    fn batch_size_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(batch_size(&h), 2000);
+        h.insert(
+            "sforce-query-options",
+            HeaderValue::from_static("batchSize=500"),
+        );
+        assert_eq!(batch_size(&h), 500);
+        h.insert(
+            "sforce-query-options",
+            HeaderValue::from_static("batchSize=5"),
+        );
+        assert_eq!(batch_size(&h), 200);
+        h.insert(
+            "sforce-query-options",
+            HeaderValue::from_static("batchSize=99999"),
+        );
+        assert_eq!(batch_size(&h), 2000);
+        h.insert(
+            "sforce-query-options",
+            HeaderValue::from_static("batchSize=abc"),
+        );
+        assert_eq!(batch_size(&h), 2000);
+    }
+
+    #[test]
+    fn segments_decode() {
+        assert_eq!(decode_segment("A%20B"), "A B");
+        assert_eq!(decode_segment("a+b"), "a+b");
+    }
+
+    #[test]
+    fn all_or_none_sources() {
+        let p = HashMap::from([("allOrNone".to_string(), "true".to_string())]);
+        assert_eq!(all_or_none(None, &p), Ok(true));
+        let body: Map<String, Json> =
+            serde_json::from_str(r#"{"allOrNone":false}"#).unwrap_or_default();
+        assert_eq!(all_or_none(Some(&body), &HashMap::new()), Ok(false));
+        let bad: Map<String, Json> = serde_json::from_str(r#"{"allOrNone":3}"#).unwrap_or_default();
+        assert!(all_or_none(Some(&bad), &HashMap::new()).is_err());
+    }
+}
