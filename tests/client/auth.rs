@@ -1,0 +1,87 @@
+//! Every auth mode logs in; bad credentials give a clear error naming the org; an expired
+//! session is renewed without the caller noticing.
+
+use orgsync::config::AuthMode;
+use orgsync::salesforce::{CallKind, ErrorClass};
+use secrecy::SecretString;
+
+use crate::helpers::{self, client, settings, start};
+
+#[tokio::test]
+async fn every_auth_mode_logs_in_and_learns_user_and_org() {
+    let org = start("A").await;
+    for auth in [
+        AuthMode::Password,
+        AuthMode::OauthPassword,
+        AuthMode::Jwt,
+        AuthMode::ClientCredentials,
+    ] {
+        let c = client(&settings(&org, auth));
+        let me = c.login().await.unwrap_or_else(|e| panic!("{auth:?}: {e}"));
+        let user = me.user_id.unwrap_or_default();
+        assert!(user.starts_with("005"), "{auth:?}: user {user:?}");
+        assert!(me.org_id.unwrap_or_default().starts_with("00D"), "{auth:?}");
+        // And a real call works with the session.
+        let d = c.describe("Opportunity").await.unwrap();
+        assert!(d.field("Name").is_some());
+        assert_eq!(c.calls().get(CallKind::Login), 1);
+    }
+}
+
+#[tokio::test]
+async fn refresh_token_mode_logs_in() {
+    let org = start("A").await;
+    let token = helpers::refresh_token_for(&org, "integration@a.sim").await;
+    let mut s = settings(&org, AuthMode::RefreshToken);
+    s.refresh_token = Some(SecretString::from(token));
+    let c = client(&s);
+    let me = c.login().await.unwrap();
+    assert!(me.user_id.unwrap_or_default().starts_with("005"));
+}
+
+#[tokio::test]
+async fn wrong_credentials_name_the_org() {
+    let org = start("B").await;
+
+    let mut s = settings(&org, AuthMode::Password);
+    s.password = Some(SecretString::from("wrong"));
+    let err = client(&s).login().await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Auth);
+    assert_eq!(err.code, "INVALID_LOGIN");
+    let text = err.to_string();
+    assert!(text.starts_with("org b:"), "{text}");
+    assert!(text.contains("integration@b.sim"), "{text}");
+    assert!(!text.contains("wrong"), "{text}");
+
+    let mut s = settings(&org, AuthMode::OauthPassword);
+    s.client_secret = Some(SecretString::from("not-the-secret"));
+    let c = client(&s);
+    let err = c.login().await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Auth);
+    let text = err.to_string();
+    assert!(text.starts_with("org b:"), "{text}");
+    assert!(!text.contains("not-the-secret"), "{text}");
+    // An auth failure is not retried.
+    assert_eq!(c.calls().get(CallKind::Login), 1);
+
+    let mut s = settings(&org, AuthMode::ClientCredentials);
+    s.client_id = "nobody".into();
+    let err = client(&s).login().await.unwrap_err();
+    assert!(err.to_string().starts_with("org b:"), "{err}");
+    assert_eq!(err.class, ErrorClass::Auth);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_renewed_once_and_invisibly() {
+    let org = start("A").await;
+    let c = client(&settings(&org, AuthMode::OauthPassword));
+    c.describe("Opportunity").await.unwrap();
+    assert_eq!(c.calls().get(CallKind::Login), 1);
+
+    helpers::expire_sessions(&org).await;
+
+    let d = c.describe("Account").await.expect("renewed transparently");
+    assert_eq!(d.name, "Account");
+    assert_eq!(c.calls().get(CallKind::Login), 2);
+    assert_eq!(c.calls().get(CallKind::Describe), 3);
+}

@@ -1,0 +1,138 @@
+//! `orgsync check` against two simulated orgs: all well, a misspelled field, a field missing
+//! in only one org, a filter that does not run, a wrong secret.
+
+use std::collections::HashMap;
+
+use orgsync::config::{self, Settings};
+use serde_json::json;
+
+use crate::helpers::{CLIENT_SECRET, Org, sim_post, start};
+
+fn load(a: &Org, b: &Org, sync: &str, auth: &str) -> Settings {
+    let toml = format!(
+        r#"
+[sync]
+object = "Opportunity"
+{sync}
+
+[orgs.a]
+login_url = "{a}"
+auth = "{auth}"
+username = "integration@a.sim"
+client_id = "sfsim-client"
+
+[orgs.b]
+login_url = "{b}"
+auth = "{auth}"
+username = "integration@b.sim"
+client_id = "sfsim-client"
+"#,
+        a = a.url(),
+        b = b.url(),
+    );
+    let vars: HashMap<String, String> = [
+        ("ORGSYNC__ORGS__A__PASSWORD", "password"),
+        ("ORGSYNC__ORGS__A__SECURITY_TOKEN", "token"),
+        ("ORGSYNC__ORGS__A__CLIENT_SECRET", CLIENT_SECRET),
+        ("ORGSYNC__ORGS__B__PASSWORD", "password"),
+        ("ORGSYNC__ORGS__B__SECURITY_TOKEN", "token"),
+        ("ORGSYNC__ORGS__B__CLIENT_SECRET", CLIENT_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    config::load_str("test", &[("check test", &toml)], &vars).expect("valid settings")
+}
+
+async fn run(settings: &Settings) -> (bool, String) {
+    let mut out = Vec::new();
+    let ok = orgsync::check::run_with(
+        settings,
+        orgsync::salesforce::ClientOptions::fast(),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    (ok, String::from_utf8(out).unwrap())
+}
+
+#[tokio::test]
+async fn a_good_configuration_passes() {
+    let (a, b) = (start("A").await, start("B").await);
+    let settings = load(
+        &a,
+        &b,
+        r#"fields = ["Name", "Amount", "StageName", "CloseDate"]
+filter = "Amount > 5000""#,
+        "oauth_password",
+    );
+    let (ok, report) = run(&settings).await;
+    assert!(ok, "{report}");
+    assert!(report.contains("all checks passed"), "{report}");
+    assert!(report.contains("daily API calls"), "{report}");
+    assert!(
+        report.contains("org a") && report.contains("org b"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn misspelled_and_one_sided_fields_are_caught() {
+    let (a, b) = (start("A").await, start("B").await);
+    sim_post(
+        &a,
+        "schema",
+        json!({"object": "Opportunity", "name": "Region__c", "type": "string"}),
+    )
+    .await;
+    let settings = load(
+        &a,
+        &b,
+        r#"fields = ["Name", "Amout", "Region__c"]"#,
+        "password",
+    );
+    let (ok, report) = run(&settings).await;
+    assert!(!ok, "{report}");
+    // The misspelling in both orgs, with a hint.
+    assert_eq!(
+        report.matches("field Amout does not exist").count(),
+        2,
+        "{report}"
+    );
+    assert!(report.contains("did you mean Amount?"), "{report}");
+    // Region__c only in org b's section.
+    let b_section = report.split("org b (").nth(1).unwrap();
+    let a_section = report.split("org b (").next().unwrap();
+    assert!(
+        b_section.contains("field Region__c does not exist"),
+        "{report}"
+    );
+    assert!(!a_section.contains("Region__c does not exist"), "{report}");
+}
+
+#[tokio::test]
+async fn a_filter_that_does_not_run_is_reported() {
+    let (a, b) = (start("A").await, start("B").await);
+    let settings = load(
+        &a,
+        &b,
+        r#"fields = ["Name"]
+filter = "Amountt > 5000""#,
+        "oauth_password",
+    );
+    let (ok, report) = run(&settings).await;
+    assert!(!ok);
+    assert!(report.contains("does not run: INVALID_FIELD"), "{report}");
+}
+
+#[tokio::test]
+async fn a_wrong_secret_fails_the_login_of_that_org() {
+    let (a, b) = (start("A").await, start("B").await);
+    let mut settings = load(&a, &b, r#"fields = ["Name"]"#, "oauth_password");
+    settings.b.client_secret = Some(secrecy::SecretString::from("nope-nope"));
+    let (ok, report) = run(&settings).await;
+    assert!(!ok);
+    let b_section = report.split("org b (").nth(1).unwrap();
+    assert!(b_section.contains("login failed: org b:"), "{report}");
+    assert!(!report.contains("nope-nope"));
+}
