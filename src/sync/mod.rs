@@ -23,6 +23,8 @@ mod mapping;
 mod pass;
 mod plan;
 mod ports;
+#[cfg(test)]
+mod sim_tests;
 
 pub use accounts::{AccountMode, Resolution, resolve_names};
 pub use cycle::{CycleReport, run_cycle};

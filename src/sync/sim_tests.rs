@@ -1,0 +1,229 @@
+//! The engine end to end: the direction pass over the real Salesforce client (and its org
+//! port), the real SQLite store, and two simulated orgs in process (sfsim).
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AuthMode, ConflictPolicy, OrgSettings};
+use crate::salesforce::{Client, ClientOptions};
+use crate::store::{Direction, RetryPolicy, Store};
+use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, run_cycle};
+
+async fn start(name: &str) -> sfsim::SimOrg {
+    sfsim::start_org(sfsim::OrgConfig::named(name), "127.0.0.1:0")
+        .await
+        .expect("sfsim starts")
+}
+
+fn client(sim: &sfsim::SimOrg, user: &str) -> Client {
+    let name = sim.name.to_ascii_lowercase();
+    let settings = OrgSettings {
+        name: name.clone(),
+        login_url: sim.base_url.trim_end_matches('/').to_string(),
+        auth: AuthMode::Password,
+        username: format!("{user}@{name}.sim"),
+        password: Some(SecretString::from("password")),
+        security_token: Some(SecretString::from("token")),
+        client_id: String::new(),
+        client_secret: None,
+        private_key: None,
+        refresh_token: None,
+        integration_user_id: None,
+        account_id: None,
+        api_version: "62.0".to_string(),
+        api_budget_percent: 100,
+        outbound_secret: None,
+    };
+    Client::with_options(&settings, ClientOptions::fast()).expect("client")
+}
+
+async fn api_calls(sim: &sfsim::SimOrg) -> u64 {
+    let stats: Value = reqwest::get(format!("{}/__sim/stats", sim.base_url))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json");
+    stats["api_calls_total"].as_u64().unwrap_or(0)
+}
+
+fn mapping() -> Mapping {
+    let fields: Vec<String> = ["Name", "StageName", "CloseDate", "Amount"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Mapping::new(&fields, &Default::default(), &Default::default()).expect("mapping")
+}
+
+fn config(direction: Direction, integration_user_id: String, cycle: u64) -> PassConfig {
+    PassConfig {
+        cycle,
+        direction,
+        object: "Opportunity".into(),
+        conflict: ConflictPolicy::LastWriterWins,
+        match_by: vec!["Name".into()],
+        external_id_field: None,
+        page_size: 200,
+        lookback: Duration::from_secs(30),
+        default_watermark: Utc
+            .with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
+            .single()
+            .expect("time"),
+        filter: None,
+        integration_user_id: Some(integration_user_id),
+        skip_integration_user_changes: true,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            initial_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(600),
+        },
+        account: AccountMode::None,
+    }
+}
+
+fn opportunity(name: &str, amount: i64) -> Map<String, Value> {
+    let Value::Object(map) = json!({
+        "Name": name, "StageName": "Prospecting", "CloseDate": "2026-06-30", "Amount": amount
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    map
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_simulated_orgs_sync_1000_records_within_the_call_bound_then_go_quiet() {
+    let (sim_a, sim_b) = (start("A").await, start("B").await);
+    let human_a = client(&sim_a, "human");
+    let human_b = client(&sim_b, "human");
+    let (a, b) = (client(&sim_a, "integration"), client(&sim_b, "integration"));
+    let user_a = a.user_id().await.expect("login A");
+    let user_b = b.user_id().await.expect("login B");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("state.db").display()
+    ))
+    .await
+    .expect("store");
+    let m = mapping();
+
+    let bodies: Vec<_> = (0..1000)
+        .map(|i| opportunity(&format!("Deal {i:04}"), 5000 + i))
+        .collect();
+    let created = human_a.create("Opportunity", &bodies).await.expect("seed");
+    assert!(created.iter().all(Result::is_ok));
+
+    // One direction, X = 1,000: ceil(X/2000) + 2*ceil(X/200) + 2 = 13 calls at most.
+    let before = api_calls(&sim_a).await + api_calls(&sim_b).await;
+    let cancel = CancellationToken::new();
+    let ab = config(Direction::AToB, user_a.clone(), 1);
+    let report = Pass::new(&ab, &m, &a, &b, &store)
+        .run(&cancel)
+        .await
+        .expect("A -> B");
+    let spent = api_calls(&sim_a).await + api_calls(&sim_b).await - before;
+    assert_eq!(report.created, 1000, "{report:?}");
+    assert_eq!(report.outcome, PassOutcome::Completed);
+    assert!(spent <= 13, "{spent} calls: {report:?}");
+
+    // Quiescence: both directions, no writes, one query each.
+    let ba = config(Direction::BToA, user_b.clone(), 1);
+    let before = api_calls(&sim_a).await + api_calls(&sim_b).await;
+    let cycle = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
+    assert!(cycle.complete(), "{cycle:?}");
+    let spent = api_calls(&sim_a).await + api_calls(&sim_b).await - before;
+    assert_eq!(spent, 2, "{cycle:?}");
+
+    // A person edits in B; the next cycle carries it to A, and the one after is quiet.
+    let b_rows = human_b
+        .query_collect("SELECT Id, Name FROM Opportunity WHERE Name = 'Deal 0007'")
+        .await
+        .expect("query B");
+    let b_id = b_rows[0]["Id"].as_str().expect("id").to_string();
+    let mut edit = Map::new();
+    edit.insert("Amount".into(), json!(123456));
+    human_b
+        .update("Opportunity", &[(b_id, edit)])
+        .await
+        .expect("edit B");
+    let cycle = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
+    assert!(cycle.complete(), "{cycle:?}");
+    let a_rows = human_a
+        .query_collect("SELECT Id, Amount FROM Opportunity WHERE Name = 'Deal 0007'")
+        .await
+        .expect("query A");
+    assert_eq!(a_rows.len(), 1);
+    assert_eq!(a_rows[0]["Amount"].as_f64(), Some(123456.0));
+    let before = api_calls(&sim_a).await + api_calls(&sim_b).await;
+    let cycle = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
+    assert!(cycle.complete(), "{cycle:?}");
+    assert_eq!(
+        api_calls(&sim_a).await + api_calls(&sim_b).await - before,
+        2
+    );
+}
+
+async fn set_faults(sim: &sfsim::SimOrg, faults: Value) {
+    let reply = reqwest::Client::new()
+        .post(format!("{}/__sim/faults", sim.base_url))
+        .json(&faults)
+        .send()
+        .await
+        .expect("faults call");
+    assert!(reply.status().is_success(), "faults: {}", reply.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_record_waits_in_the_queue_and_syncs_after_an_operator_retry() {
+    let (sim_a, sim_b) = (start("A").await, start("B").await);
+    let human_a = client(&sim_a, "human");
+    let (a, b) = (client(&sim_a, "integration"), client(&sim_b, "integration"));
+    let (user_a, user_b) = (
+        a.user_id().await.expect("login A"),
+        b.user_id().await.expect("login B"),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("state.db").display()
+    ))
+    .await
+    .expect("store");
+    let m = mapping();
+    set_faults(&sim_b, json!({"reject_name_marker": "REJECT"})).await;
+    let bodies = vec![
+        opportunity("Good 1", 6000),
+        opportunity("Bad REJECT", 7000),
+        opportunity("Good 2", 8000),
+    ];
+    human_a.create("Opportunity", &bodies).await.expect("seed");
+
+    let (ab, ba) = (
+        config(Direction::AToB, user_a, 1),
+        config(Direction::BToA, user_b, 1),
+    );
+    let cancel = CancellationToken::new();
+    let cycle = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
+    let report = cycle.a_to_b.as_ref().expect("A -> B");
+    assert_eq!((report.created, report.failed), (2, 1), "{report:?}");
+    let failures = store.failures(None).await.expect("failures");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].direction, Direction::AToB);
+
+    // The validation is lifted and an operator retries everything.
+    set_faults(&sim_b, json!({"reject_name_marker": null})).await;
+    assert_eq!(store.retry_all_failures().await.expect("retry"), 1);
+    let cycle = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
+    assert!(cycle.complete(), "{cycle:?}");
+    assert_eq!(cycle.a_to_b.as_ref().map(|r| r.created).ok(), Some(1));
+    assert!(store.failures(None).await.expect("failures").is_empty());
+    let rows = b
+        .query_collect("SELECT Id FROM Opportunity WHERE Name = 'Bad REJECT'")
+        .await
+        .expect("query B");
+    assert_eq!(rows.len(), 1);
+}
