@@ -136,3 +136,76 @@ async fn a_wrong_secret_fails_the_login_of_that_org() {
     assert!(b_section.contains("login failed: org b:"), "{report}");
     assert!(!report.contains("nope-nope"));
 }
+
+/// `orgsync check` as a process: exit 0 when all is well, 1 when a problem is found.
+#[tokio::test]
+async fn the_binary_exits_zero_only_when_all_is_well() {
+    let (a, b) = (start("A").await, start("B").await);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"),
+        dir.path().join("default.toml"),
+    )
+    .unwrap();
+    let run = |fields: &'static str| {
+        let env_file = format!(
+            r#"
+[log]
+format = "text"
+[sync]
+fields = {fields}
+[orgs.a]
+login_url = "{a}"
+auth = "oauth_password"
+username = "integration@a.sim"
+client_id = "sfsim-client"
+[orgs.b]
+login_url = "{b}"
+auth = "oauth_password"
+username = "integration@b.sim"
+client_id = "sfsim-client"
+"#,
+            a = a.url(),
+            b = b.url()
+        );
+        std::fs::write(dir.path().join("test.toml"), env_file).unwrap();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"));
+        cmd.args(["--env", "test", "--config-dir"])
+            .arg(dir.path())
+            .arg("check")
+            .env_remove("RUST_LOG")
+            .env_remove("ORGSYNC_ENV")
+            .env_remove("ORGSYNC_CONFIG_DIR");
+        for org in ["A", "B"] {
+            cmd.env(format!("ORGSYNC__ORGS__{org}__PASSWORD"), "password")
+                .env(format!("ORGSYNC__ORGS__{org}__SECURITY_TOKEN"), "token")
+                .env(
+                    format!("ORGSYNC__ORGS__{org}__CLIENT_SECRET"),
+                    CLIENT_SECRET,
+                );
+        }
+        cmd
+    };
+    let good = run(r#"["Name", "Amount"]"#).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+
+    let bad = run(r#"["Name", "Amout"]"#).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("did you mean Amount?"), "{stdout}");
+    for out in [&good, &bad] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains(CLIENT_SECRET), "the secret leaked: {all}");
+    }
+}

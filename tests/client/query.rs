@@ -152,3 +152,33 @@ async fn the_daily_limit_is_its_own_kind() {
     assert_eq!(err.class, ErrorClass::LimitExceeded);
     assert!(!err.is_retryable());
 }
+
+#[tokio::test]
+async fn over_budget_calls_are_refused_before_they_are_sent() {
+    let org = start("A").await;
+    let mut s = settings(&org, AuthMode::OauthPassword);
+    s.api_budget_percent = 50;
+    let c = client(&s);
+    sim_post(
+        &org,
+        "faults",
+        json!({"api_daily_limit": 1000, "api_usage": 600}),
+    )
+    .await;
+    // No usage known yet: the call goes out and learns 601/1000.
+    c.query_collect("SELECT Id FROM Account").await.unwrap();
+    let (used, max) = c.api_usage().unwrap();
+    assert_eq!(max, 1000);
+    assert!(used >= 600);
+    let sent = c.calls().get(CallKind::Query);
+    let err = c.query_collect("SELECT Id FROM Account").await.unwrap_err();
+    assert_eq!(err.code, "API_BUDGET_EXCEEDED");
+    assert!(err.is_limit_exceeded());
+    assert!(
+        err.to_string().contains("orgs.a.api_budget_percent"),
+        "{err}"
+    );
+    assert_eq!(c.calls().get(CallKind::Query), sent, "nothing was sent");
+    let port = orgsync::salesforce::port_error(&err);
+    assert_eq!(port.kind, orgsync::sync::ErrorKind::LimitExceeded);
+}

@@ -188,3 +188,55 @@ async fn the_org_port_queries_and_writes() {
     assert_eq!(bad.kind, orgsync::sync::ErrorKind::Permanent);
     assert_eq!(bad.code, "INVALID_FIELD");
 }
+
+#[tokio::test]
+async fn locked_records_are_retried_alone_then_reported_retryable() {
+    let org = start("A").await;
+    let c = client(&settings(&org, AuthMode::OauthPassword));
+    sim_post(&org, "faults", json!({"lock_error_rate": 1.0})).await;
+    let records: Vec<_> = (0..3).map(|i| opportunity(&format!("L {i}"))).collect();
+    let results = c.create("Opportunity", &records).await.unwrap();
+    for r in &results {
+        let failure = r.clone().unwrap_err();
+        assert_eq!(failure.code(), "UNABLE_TO_LOCK_ROW");
+        assert!(failure.is_retryable());
+    }
+    // One call, then `lock_retries` (2 in the fast policy) for the locked records only.
+    assert_eq!(c.calls().get(CallKind::Create), 3);
+
+    // Through the port, the per-record error is marked retryable.
+    let out = OrgPort::create(&c, "Opportunity", &records[..1])
+        .await
+        .unwrap();
+    let err = out[0].clone().unwrap_err();
+    assert!(err.retryable);
+    assert_eq!(err.code, "UNABLE_TO_LOCK_ROW");
+
+    sim_post(&org, "faults", json!({"lock_error_rate": 0.0})).await;
+    let results = c.create("Opportunity", &records).await.unwrap();
+    assert!(results.iter().all(Result::is_ok));
+}
+
+#[tokio::test]
+async fn query_all_sees_deleted_rows() {
+    let org = start("A").await;
+    let c = client(&settings(&org, AuthMode::OauthPassword));
+    let created = c
+        .create("Opportunity", &[opportunity("Gone soon")])
+        .await
+        .unwrap();
+    let id = created[0].clone().unwrap().id;
+    c.delete(std::slice::from_ref(&id)).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let soql = Soql::select(["Id", "IsDeleted"])
+        .from("Opportunity")
+        .where_(Cond::ids_in(std::slice::from_ref(&id)))
+        .build()
+        .unwrap();
+    assert!(c.query_collect(&soql).await.unwrap().is_empty());
+    let mut pager = c.query_all(soql);
+    let page = pager.next_page().await.unwrap().unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.records[0]["IsDeleted"], json!(true));
+}
