@@ -12,9 +12,11 @@
 //!   highest SystemModstamp in the same store transaction that records every row's outcome.
 //!   A daily-limit stop, a query error or a store error commits nothing for the page.
 //!
-//! Files: `accounts` (parent accounts), `mapping` (canonical form, value maps), `plan` (pure decisions), `ports` (what the
-//! pass needs from an org and from the store), `pass` (the direction pass, failure retries and
-//! the inbox drain), `cycle` (A -> B then B -> A), `adapters` (the ports over the real store).
+//! Files: `accounts` (parent accounts), `mapping` (canonical form, value maps), `plan` (pure
+//! decisions), `ports` (what the pass needs from an org and from the store), `pass` (the
+//! direction pass, failure retries and the inbox drain), `cycle` (A -> B then B -> A),
+//! `adapters` (the store ports over the SQLite store; the org port over the Salesforce client
+//! lives in `salesforce::org_port`).
 
 mod accounts;
 mod adapters;
