@@ -14,4 +14,4 @@ pub mod server;
 pub mod soql;
 pub mod value;
 
-pub use server::{OrgConfig, SimOrg, start_org};
+pub use server::{OrgConfig, SimOrg, TEST_JWT_PRIVATE_KEY_PEM, TEST_JWT_PUBLIC_KEY_PEM, start_org};

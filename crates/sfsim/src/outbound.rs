@@ -128,6 +128,8 @@ pub struct Outbound {
     counters: Counters,
     wake: Arc<Notify>,
     shutdown: watch::Sender<bool>,
+    /// Bumped after every counter change, so tests can wait for delivery without sleeping.
+    progress: watch::Sender<u64>,
 }
 
 impl Default for Outbound {
@@ -146,6 +148,7 @@ impl Outbound {
             counters: Counters::default(),
             wake: Arc::new(Notify::new()),
             shutdown: watch::channel(false).0,
+            progress: watch::channel(0).0,
         }
     }
 
@@ -170,6 +173,15 @@ impl Outbound {
             messages_dropped: get(&c.messages_dropped),
             duplicates_sent: get(&c.duplicates_sent),
         }
+    }
+
+    /// A receiver that changes whenever a counter does (see [`Outbound::stats`]).
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
+    }
+
+    fn bump(&self) {
+        self.progress.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Notifications waiting for a message.
@@ -230,6 +242,7 @@ impl Outbound {
         }
         drop(queue);
         drop(gen_lock);
+        self.bump();
         self.wake.notify_one();
     }
 
@@ -410,18 +423,20 @@ async fn deliver_message(
             c.messages_acked.fetch_add(1, Ordering::Relaxed);
             c.notifications_acked
                 .fetch_add(notifications.len() as u64, Ordering::Relaxed);
+            s.outbound.bump();
             debug!(org = %s.name, notifications = notifications.len(), attempt, "outbound message acknowledged");
             let duplicate = config.duplicate_rate > 0.0
                 && rand::rng().random_bool(config.duplicate_rate.clamp(0.0, 1.0));
             if duplicate {
                 c.duplicates_sent.fetch_add(1, Ordering::Relaxed);
                 c.messages_sent.fetch_add(1, Ordering::Relaxed);
-                drop(s);
                 let _ = post(&client, &endpoint, body).await;
+                s.outbound.bump();
             }
             return;
         }
         c.messages_failed.fetch_add(1, Ordering::Relaxed);
+        s.outbound.bump();
         let delay = backoff(
             attempt,
             config.retry_base_delay_ms,
@@ -429,6 +444,7 @@ async fn deliver_message(
         );
         if started.elapsed() + delay > Duration::from_millis(config.give_up_after_ms) {
             c.messages_dropped.fetch_add(1, Ordering::Relaxed);
+            s.outbound.bump();
             warn!(org = %s.name, attempts = attempt + 1, "outbound message dropped after retries");
             return;
         }
@@ -444,6 +460,7 @@ async fn deliver_message(
 fn out_post_count(state: &Weak<OrgState>, counter: impl Fn(&Counters) -> &AtomicU64) {
     if let Some(s) = state.upgrade() {
         counter(&s.outbound.counters).fetch_add(1, Ordering::Relaxed);
+        s.outbound.bump();
     }
 }
 

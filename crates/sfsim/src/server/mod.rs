@@ -249,6 +249,21 @@ impl SimOrg {
         self.state.outbound.stats()
     }
 
+    /// Waits until the outbound counters satisfy `done` (for tests: no sleeping).
+    pub async fn wait_outbound(&self, done: impl Fn(&OutboundStats) -> bool) -> OutboundStats {
+        let mut progress = self.state.outbound.progress();
+        loop {
+            progress.borrow_and_update();
+            let stats = self.state.outbound.stats();
+            if done(&stats) {
+                return stats;
+            }
+            if progress.changed().await.is_err() {
+                return self.state.outbound.stats();
+            }
+        }
+    }
+
     /// Same as `GET /__sim/users`.
     pub fn users(&self) -> Vec<SimUser> {
         self.state.users.clone()

@@ -1,0 +1,9 @@
+//! HTTP-level tests of sfsim: every endpoint and error shape, driven with reqwest against orgs
+//! started in-process on port 0. One test binary; `helpers` starts orgs and logs in.
+
+mod auth;
+mod control;
+mod dml;
+mod helpers;
+mod outbound;
+mod query;

@@ -1,0 +1,184 @@
+//! query / queryAll with cursor paging, and query errors.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use crate::helpers::{api, control, opportunities, org, seed};
+
+#[tokio::test]
+async fn five_thousand_records_page_by_batch_size() {
+    let org = org("A").await;
+    seed(&org, opportunities("Paging", 5000));
+    let a = api(&org).await;
+    let soql = "SELECT Id, Name FROM Opportunity WHERE Name LIKE 'Paging%' ORDER BY Name";
+
+    // default batches of 2,000
+    let mut r = a.query(soql).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["totalSize"], json!(5000));
+    let mut sizes = vec![];
+    let mut ids = HashSet::new();
+    loop {
+        let records = r.body["records"].as_array().expect("records");
+        sizes.push(records.len());
+        for rec in records {
+            ids.insert(rec["Id"].as_str().expect("Id").to_string());
+            assert_eq!(rec["attributes"]["type"], json!("Opportunity"));
+        }
+        if r.body["done"] == json!(true) {
+            assert!(r.body.get("nextRecordsUrl").is_none());
+            break;
+        }
+        let next = r.body["nextRecordsUrl"]
+            .as_str()
+            .expect("nextRecordsUrl")
+            .to_string();
+        assert!(next.starts_with("/services/data/v62.0/query/01g"), "{next}");
+        r = a.get(&next).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(sizes, vec![2000, 2000, 1000]);
+    assert_eq!(ids.len(), 5000);
+    assert_eq!(org.calls("query"), 1);
+    assert_eq!(org.calls("query_more"), 2);
+
+    // batchSize=500 through Sforce-Query-Options
+    let first = a
+        .request(reqwest::Method::GET, "query")
+        .header("Sforce-Query-Options", "batchSize=500")
+        .query(&[("q", soql)])
+        .send()
+        .await
+        .expect("query");
+    let mut r = crate::helpers::Reply::from(first).await;
+    let mut pages = 1;
+    let mut names = vec![];
+    loop {
+        for rec in r.body["records"].as_array().expect("records") {
+            names.push(rec["Name"].as_str().expect("Name").to_string());
+        }
+        if r.body["done"] == json!(true) {
+            break;
+        }
+        assert_eq!(r.body["records"].as_array().map(Vec::len), Some(500));
+        let next = r.body["nextRecordsUrl"].as_str().expect("next").to_string();
+        r = a.get(&next).await;
+        pages += 1;
+    }
+    assert_eq!(pages, 10);
+    assert_eq!(names.len(), 5000);
+    assert_eq!(names.first().map(String::as_str), Some("Paging 00000"));
+    assert_eq!(names.last().map(String::as_str), Some("Paging 04999"));
+}
+
+#[tokio::test]
+async fn query_all_sees_deleted_rows_and_count_works() {
+    let org = org("A").await;
+    let ids = seed(&org, opportunities("Q", 3));
+    let a = api(&org).await;
+    assert_eq!(
+        a.delete(&format!("sobjects/Opportunity/{}", ids[0]))
+            .await
+            .status,
+        204
+    );
+    let r = a.query("SELECT Id FROM Opportunity").await;
+    assert_eq!(r.body["totalSize"], json!(2));
+    let r = crate::helpers::Reply::from(
+        a.request(reqwest::Method::GET, "queryAll")
+            .query(&[("q", "SELECT Id, IsDeleted FROM Opportunity ORDER BY Name")])
+            .send()
+            .await
+            .expect("queryAll"),
+    )
+    .await;
+    assert_eq!(r.body["totalSize"], json!(3), "{}", r.text);
+    assert_eq!(r.body["records"][0]["IsDeleted"], json!(true));
+    assert_eq!(org.calls("query_all"), 1);
+    let r = a.query("SELECT COUNT() FROM Opportunity").await;
+    assert_eq!(r.body["totalSize"], json!(2), "{}", r.text);
+    assert_eq!(r.body["records"], json!([]));
+    assert_eq!(r.body["done"], json!(true));
+}
+
+#[tokio::test]
+async fn query_all_next_url_says_query() {
+    let org = org("A").await;
+    seed(&org, opportunities("N", 300));
+    let a = api(&org).await;
+    let r = crate::helpers::Reply::from(
+        a.request(reqwest::Method::GET, "queryAll")
+            .header("Sforce-Query-Options", "batchSize=200")
+            .query(&[("q", "SELECT Id FROM Opportunity")])
+            .send()
+            .await
+            .expect("queryAll"),
+    )
+    .await;
+    let next = r.body["nextRecordsUrl"].as_str().expect("next").to_string();
+    assert!(next.contains("/query/"), "{next}");
+    let r = a.get(&next).await;
+    assert_eq!(r.body["records"].as_array().map(Vec::len), Some(100));
+}
+
+#[tokio::test]
+async fn bad_locators_and_reset_cursors() {
+    let org = org("A").await;
+    seed(&org, opportunities("L", 400));
+    let a = api(&org).await;
+    for bad in [
+        "query/01gNOPE-200",
+        "query/garbage",
+        "query/01gX-notanumber",
+    ] {
+        let r = a.get(bad).await;
+        assert_eq!(r.status, 400, "{bad}");
+        assert_eq!(r.error_code(), "INVALID_QUERY_LOCATOR");
+    }
+    let r = crate::helpers::Reply::from(
+        a.request(reqwest::Method::GET, "query")
+            .header("Sforce-Query-Options", "batchSize=200")
+            .query(&[("q", "SELECT Id FROM Opportunity")])
+            .send()
+            .await
+            .expect("query"),
+    )
+    .await;
+    let next = r.body["nextRecordsUrl"].as_str().expect("next").to_string();
+    control(&org, "reset", Some(json!({}))).await;
+    let r = a.get(&next).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "INVALID_QUERY_LOCATOR");
+}
+
+#[tokio::test]
+async fn malformed_queries() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    let r = a
+        .query("SELECT Id FROM Opportunity WHERE invalid invalid")
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "MALFORMED_QUERY");
+    assert!(
+        r.body[0].get("fields").is_none(),
+        "MALFORMED_QUERY has no fields key"
+    );
+    let r = a.query("SELECT Nope FROM Opportunity").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "INVALID_FIELD");
+    let r = a.query("SELECT Id FROM Nothing").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "INVALID_TYPE");
+    let r = a.get("query").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "MALFORMED_QUERY");
+    let r = a
+        .query("SELECT Id FROM Opportunity WHERE Name = '\u{0}\u{7f}'")
+        .await;
+    assert!(r.status == 200 || r.status == 400);
+    let r = a.query(&"(".repeat(5000)).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(org.stats()["calls"]["query"], json!(6));
+}
