@@ -164,6 +164,10 @@ pub struct Settings {
     pub external_id_field: Option<String>,
     pub conflict: ConflictPolicy,
     pub max_attempts: u32,
+    /// `sync.skip_integration_user_changes`: leave out rows last modified by the integration
+    /// user (the template's loop guard). Turn off where people share that user; the snapshot
+    /// comparison then recognises orgsync's own writes.
+    pub skip_integration_user_changes: bool,
     /// `sync.retry_initial_delay`: wait before the first retry of a failed record; doubles
     /// with each attempt.
     pub retry_initial_delay: Duration,
@@ -375,6 +379,7 @@ const LEAVES: &[&str] = &[
     "sync.external_id_field",
     "sync.conflict",
     "sync.max_attempts",
+    "sync.skip_integration_user_changes",
     "sync.retry_initial_delay",
     "sync.retry_max_delay",
     "state.url",
@@ -843,6 +848,7 @@ impl Default for RawSettings {
                 external_id_field: String::new(),
                 conflict: "last_writer_wins".into(),
                 max_attempts: 8,
+                skip_integration_user_changes: true,
                 retry_initial_delay: RawDuration(Duration::from_secs(60)),
                 retry_max_delay: RawDuration(Duration::from_secs(60 * 60)),
                 field_map: BTreeMap::new(),
@@ -971,6 +977,8 @@ struct RawSync {
     conflict: String,
     #[serde(default = "defaults::max_attempts")]
     max_attempts: i64,
+    #[serde(default = "defaults::skip_integration_user_changes")]
+    skip_integration_user_changes: bool,
     #[serde(default = "defaults::retry_initial_delay")]
     retry_initial_delay: RawDuration,
     #[serde(default = "defaults::retry_max_delay")]
@@ -1136,6 +1144,9 @@ mod defaults {
     }
     pub fn max_attempts() -> i64 {
         RawSettings::default().sync.max_attempts
+    }
+    pub fn skip_integration_user_changes() -> bool {
+        RawSettings::default().sync.skip_integration_user_changes
     }
     pub fn retry_initial_delay() -> RawDuration {
         RawSettings::default().sync.retry_initial_delay
@@ -1452,6 +1463,7 @@ fn validate(env: &str, raw: RawSettings, origins: &Origins) -> Result<Settings, 
         external_id_field,
         conflict,
         max_attempts,
+        skip_integration_user_changes: raw.sync.skip_integration_user_changes,
         retry_initial_delay,
         retry_max_delay,
         field_map,

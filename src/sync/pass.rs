@@ -90,7 +90,7 @@ impl PassConfig {
             default_watermark: settings.watermark_default,
             filter: settings.filter.clone(),
             integration_user_id,
-            skip_integration_user_changes: true,
+            skip_integration_user_changes: settings.skip_integration_user_changes,
             retry: RetryPolicy::from_settings(settings),
             account: match settings.account_policy {
                 AccountPolicy::None => AccountMode::None,
