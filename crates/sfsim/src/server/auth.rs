@@ -91,6 +91,7 @@ pub async fn soap_login(
     Path(version): Path<String>,
     body: Body,
 ) -> Response {
+    state.delay().await;
     let path = format!("/services/Soap/u/{version}");
     let reply = soap_login_inner(&state, &version, body).await;
     let (status, user, response) = match reply {
@@ -339,6 +340,7 @@ pub async fn oauth_token(
     body: Body,
 ) -> Response {
     const PATH: &str = "/services/oauth2/token";
+    state.delay().await;
     let bytes = match read_body(body, MAX_FORM_BYTES).await {
         Ok(b) => b,
         Err(_) => {

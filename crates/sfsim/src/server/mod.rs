@@ -170,6 +170,7 @@ fn router(state: Arc<OrgState>) -> Router {
         .route("/services/data", get(rest::versions))
         .route("/services/data/", get(rest::versions))
         .route("/services/data/{version}", any(rest::version_root))
+        .route("/services/data/{version}/", any(rest::version_root))
         .route("/services/data/{version}/{*rest}", any(rest::rest))
         .nest("/__sim", control::router())
         .fallback(not_found)

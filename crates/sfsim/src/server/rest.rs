@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -197,10 +196,7 @@ async fn handle(
     raw: Option<String>,
     body: Body,
 ) -> Response {
-    let latency = state.base_latency_ms + lock(&state.faults).latency_ms;
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
+    state.delay().await;
     let path = uri.path().to_string();
     let mut user = None;
     let outcome = 'call: {
@@ -304,7 +300,12 @@ fn injected_error(state: &OrgState) -> Option<ApiError> {
 
 async fn route(call: Call<'_>, seg: &[String]) -> Outcome {
     let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let m = call.method.clone();
+    // HEAD is answered as GET (the server drops the body).
+    let m = if *call.method == Method::HEAD {
+        Method::GET
+    } else {
+        call.method.clone()
+    };
     match s.as_slice() {
         [] => Outcome::new(
             "describe",

@@ -201,6 +201,15 @@ impl OrgState {
         *last
     }
 
+    /// Waits the simulated round trip of one API call: `--latency-ms` plus the fault's
+    /// `latency_ms`.
+    pub async fn delay(&self) {
+        let ms = self.base_latency_ms + lock(&self.faults).latency_ms;
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+
     pub fn user_by_name(&self, username: &str) -> Option<&SimUser> {
         self.users
             .iter()

@@ -352,6 +352,14 @@ async fn describe_versions_and_limits() {
     );
     let r = a.get("/services/data/v62.0").await;
     assert_eq!(r.body["sobjects"], json!("/services/data/v62.0/sobjects"));
+    let r = a.get("/services/data/v62.0/").await;
+    assert_eq!(r.status, 200);
+    let head = a
+        .request(Method::HEAD, "limits")
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.status().as_u16(), 200);
     let r = a.get("sobjects").await;
     assert!(
         r.body["sobjects"]
@@ -372,7 +380,7 @@ async fn describe_versions_and_limits() {
     assert_eq!(r.status, 200);
     let r = a.get("/services/data/62.0/sobjects").await;
     assert_eq!(r.status, 404);
-    assert_eq!(org.calls("describe"), 6);
+    assert_eq!(org.calls("describe"), 7);
 }
 
 #[tokio::test]
