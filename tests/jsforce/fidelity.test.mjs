@@ -134,7 +134,9 @@ test('a query of 5,000 records pages through nextRecordsUrl', async () => {
   assert.equal(seen[total - 1].Name, 'Paging 04999');
   // and jsforce's own auto-fetch
   const all = await conn.query(soql).execute({ autoFetch: true, maxFetch: 10000 });
-  assert.equal(all.length, total);
+  assert.equal(all.totalSize, total);
+  assert.equal(all.records.length, total);
+  assert.equal(new Set(all.records.map((r) => r.Id)).size, total);
 });
 
 test('create, update, upsert by external id and delete through sObject Collections', async () => {
