@@ -110,3 +110,32 @@ async fn wait_for_signal() -> Result<(), String> {
         .await
         .map_err(|e| format!("Ctrl-C handler: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn org_arguments() {
+        assert_eq!(
+            parse_org("A=127.0.0.1:8701"),
+            Ok(("A".to_string(), "127.0.0.1:8701".to_string()))
+        );
+        assert!(parse_org("A").is_err());
+        assert!(parse_org("=127.0.0.1:1").is_err());
+        assert!(parse_org("A=").is_err());
+        let args = Args::try_parse_from([
+            "sfsim",
+            "--org",
+            "A=127.0.0.1:0",
+            "--org",
+            "B=127.0.0.1:0",
+            "--latency-ms",
+            "5",
+        ])
+        .expect("parsed");
+        assert_eq!(args.orgs.len(), 2);
+        assert_eq!(args.latency_ms, 5);
+        assert!(Args::try_parse_from(["sfsim"]).is_err());
+    }
+}

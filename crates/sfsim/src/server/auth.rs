@@ -238,9 +238,13 @@ pub fn verify_assertion(
         .map_err(|_| oauth("invalid_grant", "invalid assertion"))?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_issuer(&[CLIENT_ID]);
+    let with_slash = format!("{base_url}/");
     let mut audiences: Vec<&str> = LOGIN_AUDIENCES.to_vec();
     audiences.push(base_url);
+    audiences.push(&with_slash);
     validation.set_audience(&audiences);
+    // `exp` must be in the future: no grace period.
+    validation.leeway = 0;
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     let data = jsonwebtoken::decode::<JwtClaims>(assertion, &key, &validation).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind as K;

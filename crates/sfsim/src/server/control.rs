@@ -156,6 +156,11 @@ pub fn set_outbound(state: &OrgState, patch: &Map<String, Json>) -> Result<Json,
     patch.remove("stats");
     patch.remove("queued");
     let new: OutboundConfig = merge(&state.outbound.config(), &patch)?;
+    if new.retry_base_delay_ms == 0 || new.retry_max_delay_ms < new.retry_base_delay_ms {
+        return Err(bad_request(
+            "retry_base_delay_ms must be at least 1 and at most retry_max_delay_ms",
+        ));
+    }
     if !(0.0..=1.0).contains(&new.duplicate_rate) {
         return Err(bad_request("duplicate_rate must be between 0 and 1"));
     }

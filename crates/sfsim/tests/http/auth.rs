@@ -282,10 +282,12 @@ async fn jwt_bearer_grant() {
     let now = chrono::Utc::now().timestamp();
     let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
     let claims = |aud: &str, iss: &str, sub: &str, exp: i64| json!({"iss": iss, "sub": sub, "aud": aud, "exp": exp});
+    let with_slash = format!("{}/", org.base_url);
     for aud in [
         "https://login.salesforce.com",
         "https://test.salesforce.com",
         org.base_url.as_str(),
+        with_slash.as_str(),
     ] {
         let a = jwt(
             claims(aud, "sfsim-client", "human@a.sim", now + 180),

@@ -202,6 +202,8 @@ async fn outbound_settings_are_validated() {
         json!({"fields": ["Nope"]}),
         json!({"duplicate_rate": 3}),
         json!({"unknown": 1}),
+        json!({"retry_base_delay_ms": 0}),
+        json!({"retry_base_delay_ms": 10, "retry_max_delay_ms": 5}),
     ] {
         let r = control(&org, "outbound", Some(bad.clone())).await;
         assert_eq!(r.status, 400, "{bad}: {}", r.text);
