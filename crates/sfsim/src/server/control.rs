@@ -233,13 +233,14 @@ pub fn seed_records(
         Some(u) => state.user_by_name(u).or_else(|| state.user_by_id(u)),
     }
     .ok_or_else(|| bad_request(format!("unknown user {}", as_user.unwrap_or(""))))?;
+    let mut db = lock(&state.db);
+    // Taken under the database lock: calls commit in timestamp order.
     let ctx = DmlContext {
         user_id: user.id.clone(),
         now: state.now(),
         reject_marker: None,
         forced_errors: Vec::new(),
     };
-    let mut db = lock(&state.db);
     let object = db
         .schema()
         .object(object)

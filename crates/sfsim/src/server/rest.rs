@@ -621,22 +621,25 @@ fn dml_context(call: &Call<'_>, lock_errors_for: usize) -> DmlContext {
     }
     DmlContext {
         user_id: call.session.user_id.clone(),
-        now: call.state.now(),
+        // Replaced by `apply`, under the database lock.
+        now: Utc::now(),
         reject_marker: faults.reject_name_marker.filter(|m| !m.is_empty()),
         forced_errors,
     }
 }
 
-/// Applies a call's operations, counts the records written and hands the changes to
+/// Applies a call's operations (stamped with the org's time, taken under the lock), counts the records written and hands the changes to
 /// Outbound Messaging.
 fn apply(
     state: &OrgState,
     db: &mut OrgDb,
     ops: Vec<DmlOp>,
     all_or_none: bool,
-    ctx: &DmlContext,
+    mut ctx: DmlContext,
 ) -> Vec<DmlResult> {
-    let (results, changes) = db.apply(ops, all_or_none, ctx);
+    // Taken under the database lock: calls commit in timestamp order.
+    ctx.now = state.now();
+    let (results, changes) = db.apply(ops, all_or_none, &ctx);
     let written = results.iter().filter(|r| r.is_ok()).count() as u64;
     state.add_records_written(written);
     if !changes.is_empty() {
@@ -681,7 +684,7 @@ async fn create_one(call: Call<'_>, object: &str) -> Result<Response, ApiError> 
         &mut db,
         vec![DmlOp::Create { object, fields }],
         false,
-        &ctx,
+        ctx,
     );
     match results.pop() {
         Some(Ok(ok)) => Ok(json_reply(
@@ -711,7 +714,7 @@ async fn update_one(call: Call<'_>, object: &str, id: &str) -> Result<Response, 
         id: id.to_string(),
         fields,
     };
-    match apply(call.state, &mut db, vec![op], false, &ctx).pop() {
+    match apply(call.state, &mut db, vec![op], false, ctx).pop() {
         Some(Ok(_)) => Ok(no_content()),
         Some(Err((_, errors))) => Ok(single_error(errors)),
         None => Err(ApiError::new(500, "UNKNOWN_EXCEPTION", "no result")),
@@ -724,7 +727,7 @@ fn delete_one(call: &Call<'_>, object: &str, id: &str) -> Result<Response, ApiEr
     let object = ensure_object(&db, object)?;
     db.retrieve(&object, id, Some(&[]), call.version)?;
     let op = DmlOp::Delete { id: id.to_string() };
-    match apply(call.state, &mut db, vec![op], false, &ctx).pop() {
+    match apply(call.state, &mut db, vec![op], false, ctx).pop() {
         Some(Ok(_)) => Ok(no_content()),
         Some(Err((_, errors))) => Ok(single_error(errors)),
         None => Err(ApiError::new(500, "UNKNOWN_EXCEPTION", "no result")),
@@ -767,7 +770,7 @@ async fn upsert_one(
         ext_field: canonical,
         fields,
     };
-    match apply(call.state, &mut db, vec![op], false, &ctx).pop() {
+    match apply(call.state, &mut db, vec![op], false, ctx).pop() {
         Some(Ok(ok)) => {
             let created = ok.created.unwrap_or(false);
             Ok(json_reply(
@@ -961,7 +964,7 @@ async fn collections_write(call: Call<'_>, op: CollOp) -> Result<Response, ApiEr
         }
     }
     let mut db = lock(&call.state.db);
-    let results = apply(call.state, &mut db, ops, all_or_none, &ctx);
+    let results = apply(call.state, &mut db, ops, all_or_none, ctx);
     let items: Vec<Json> = results.into_iter().map(|r| item_json(r, upsert)).collect();
     Ok(json_reply(200, &Json::Array(items)))
 }
@@ -987,7 +990,7 @@ fn collections_delete(call: &Call<'_>) -> Result<Response, ApiError> {
     let ctx = dml_context(call, ids.len());
     let ops = ids.into_iter().map(|id| DmlOp::Delete { id }).collect();
     let mut db = lock(&call.state.db);
-    let results = apply(call.state, &mut db, ops, all_or_none, &ctx);
+    let results = apply(call.state, &mut db, ops, all_or_none, ctx);
     let items: Vec<Json> = results.into_iter().map(|r| item_json(r, false)).collect();
     Ok(json_reply(200, &Json::Array(items)))
 }

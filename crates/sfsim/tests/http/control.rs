@@ -280,3 +280,32 @@ async fn several_orgs_in_one_process() {
     b.shutdown().await;
     assert_eq!(api_a.get("limits").await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_commit_in_timestamp_order() {
+    let org = org("A").await;
+    let a = std::sync::Arc::new(api(&org).await);
+    let mut tasks = vec![];
+    for i in 0..40 {
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"Name": format!("c{i}"), "StageName": "Prospecting", "CloseDate": "2026-12-31"});
+            a.post("sobjects/Opportunity", &body).await.status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), 201);
+    }
+    // ids are handed out in commit order: SystemModstamp must not go down along them
+    let r = a
+        .query("SELECT Id, SystemModstamp FROM Opportunity ORDER BY Id")
+        .await;
+    let stamps: Vec<String> = r.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["SystemModstamp"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(stamps.len(), 40);
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
+}
