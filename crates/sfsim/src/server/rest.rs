@@ -1040,6 +1040,14 @@ async fn collections_retrieve(call: Call<'_>, object: &str) -> Result<Response, 
     }
     let db = lock(&call.state.db);
     let object = ensure_object(&db, object)?;
+    // An unknown field is a 400 for the whole call, even when no id matches.
+    if let Some(obj) = db.schema().object(&object)
+        && let Some(f) = fields.iter().find(|f| obj.field(f).is_none())
+    {
+        return Err(ApiError::invalid_field(format!(
+            "No such column '{f}' on entity '{object}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."
+        )));
+    }
     let mut out = Vec::with_capacity(ids.len());
     for id in &ids {
         match db.retrieve(&object, id, Some(&fields), call.version) {

@@ -237,6 +237,20 @@ async fn collections_create_update_delete() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body[0]["Amount"], json!(7.0));
     assert_eq!(r.body[1], json!(null));
+    let r = a
+        .post(
+            "composite/sobjects/Opportunity",
+            &json!({"ids": ["006000000000000AAA"], "fields": ["Nope"]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "INVALID_FIELD");
+    let r = a
+        .get(&format!(
+            "composite/sobjects/Opportunity?ids={id}&fields=Name"
+        ))
+        .await;
+    assert_eq!(r.body[0]["Name"], json!("C1"));
 
     let r = a
         .delete(&format!(
