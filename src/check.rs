@@ -138,7 +138,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Runs every check and writes the report to `out`. `Ok(true)` only when all is well;
 /// `Err` only when `out` cannot be written.
 pub async fn run(settings: &Settings, out: &mut impl Write) -> anyhow::Result<bool> {
-    run_with(settings, ClientOptions::default(), out).await
+    run_with(settings, ClientOptions::for_settings(settings), out).await
 }
 
 /// [`run`] with client options (tests use short retry delays).

@@ -64,6 +64,18 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
+    /// Options for the daemon: query batches sized after `batch.page_size`, within the
+    /// 200..=2000 Salesforce accepts (a page smaller than 200 is cut from a 200-row batch).
+    pub fn for_settings(settings: &crate::config::Settings) -> Self {
+        let size = u32::try_from(settings.page_size)
+            .unwrap_or(2000)
+            .clamp(200, 2000);
+        ClientOptions {
+            query_batch_size: (size < 2000).then_some(size),
+            ..ClientOptions::default()
+        }
+    }
+
     /// Options for tests: tiny retry delays, short timeouts.
     pub fn fast() -> Self {
         ClientOptions {

@@ -85,3 +85,21 @@ async fn an_expired_session_is_renewed_once_and_invisibly() {
     assert_eq!(c.calls().get(CallKind::Login), 2);
     assert_eq!(c.calls().get(CallKind::Describe), 3);
 }
+
+#[tokio::test]
+async fn many_tasks_on_an_expired_session_log_in_once() {
+    let org = start("A").await;
+    let c = client(&settings(&org, AuthMode::Jwt));
+    c.login().await.unwrap();
+    helpers::expire_sessions(&org).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.describe("Opportunity").await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("renewed");
+    }
+    assert_eq!(c.calls().get(CallKind::Login), 2);
+}

@@ -1,7 +1,7 @@
 //! Secrets never reach logs, errors or Debug output.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use orgsync::config::AuthMode;
 use secrecy::SecretString;
@@ -21,16 +21,30 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+/// Installs, once for the whole test binary, a global subscriber that keeps every log line.
+/// Global rather than scoped: a scoped subscriber misses events whose callsite another test
+/// thread registered first (tracing caches callsite interest process-wide), which made this
+/// test flaky. Other tests' logs land here too, which only widens what is checked.
+fn capture_logs() -> Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter("orgsync=trace,reqwest=trace,hyper_util=debug,warn")
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            captured
+        })
+        .clone()
+}
+
+#[tokio::test]
 async fn no_secret_in_logs_errors_or_debug() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = capture_logs();
 
     let org = start("A").await;
     let key = private_key_pem();
