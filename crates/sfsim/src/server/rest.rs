@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -153,49 +153,24 @@ struct Call<'a> {
 pub async fn version_root(
     State(state): State<Arc<OrgState>>,
     Path(version): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Body,
+    request: Request,
 ) -> Response {
-    handle(
-        state,
-        version,
-        String::new(),
-        method,
-        uri,
-        headers,
-        raw,
-        body,
-    )
-    .await
+    handle(state, version, String::new(), request).await
 }
 
 /// Every call under `/services/data/vNN.0/`.
 pub async fn rest(
     State(state): State<Arc<OrgState>>,
     Path((version, rest)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Body,
+    request: Request,
 ) -> Response {
-    handle(state, version, rest, method, uri, headers, raw, body).await
+    handle(state, version, rest, request).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle(
-    state: Arc<OrgState>,
-    version: String,
-    rest: String,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    raw: Option<String>,
-    body: Body,
-) -> Response {
+async fn handle(state: Arc<OrgState>, version: String, rest: String, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let raw = uri.query().map(str::to_string);
     state.delay().await;
     let path = uri.path().to_string();
     let mut user = None;
