@@ -225,6 +225,24 @@ pub fn jwt_assertion(
     .map_err(|e| format!("cannot sign the JWT assertion: {e}"))
 }
 
+/// The `aud` of a JWT bearer assertion for `login_url`. Salesforce wants the login server,
+/// not the org's own host: `https://login.salesforce.com` for production My Domain URLs,
+/// `https://test.salesforce.com` for sandbox ones; any other URL (login/test themselves, an
+/// Experience Cloud site, a simulator) is used as configured.
+pub fn jwt_audience(login_url: &str) -> String {
+    let host = url::Url::parse(login_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    if host.ends_with(".sandbox.my.salesforce.com") {
+        "https://test.salesforce.com".to_string()
+    } else if host.ends_with(".my.salesforce.com") {
+        "https://login.salesforce.com".to_string()
+    } else {
+        login_url.trim_end_matches('/').to_string()
+    }
+}
+
 fn expose(s: &Option<SecretString>) -> &str {
     s.as_ref().map_or("", |s| s.expose_secret())
 }
@@ -258,7 +276,7 @@ fn oauth_form(
             let assertion = jwt_assertion(
                 &org.client_id,
                 &org.username,
-                &org.login_url,
+                &jwt_audience(&org.login_url),
                 pem.expose_secret(),
                 now,
             )?;
@@ -318,7 +336,6 @@ async fn soap_login(http: &reqwest::Client, org: &OrgSettings) -> Result<Session
     let url = format!("{}/services/Soap/u/{}", org.login_url, org.api_version);
     let password = format!("{}{}", expose(&org.password), expose(&org.security_token));
     let body = soap_login_envelope(&org.username, &password);
-    drop(password);
     let reply = http
         .post(&url)
         .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=UTF-8")
@@ -395,7 +412,6 @@ async fn oauth_login(
         .send()
         .await
         .map_err(|e| SalesforceError::from_transport(&org.name, &e))?;
-    drop(form);
     let status = reply.status().as_u16();
     let text = reply
         .text()
@@ -544,6 +560,69 @@ mod tests {
         };
         let debug = format!("{session:?}");
         assert!(!debug.contains("SECRET"));
+    }
+
+    fn org(auth: AuthMode) -> OrgSettings {
+        OrgSettings {
+            name: "a".into(),
+            login_url: "https://login.salesforce.com".into(),
+            auth,
+            username: "u@x.com".into(),
+            password: Some(SecretString::from("pw")),
+            security_token: Some(SecretString::from("TOK")),
+            client_id: "cid".into(),
+            client_secret: Some(SecretString::from("csecret")),
+            private_key: None,
+            refresh_token: Some(SecretString::from("rt")),
+            integration_user_id: None,
+            account_id: None,
+            api_version: "62.0".into(),
+            api_budget_percent: 100,
+            outbound_secret: None,
+        }
+    }
+
+    fn form_of(auth: AuthMode, refresh: Option<&SecretString>) -> Vec<(&'static str, String)> {
+        oauth_form(&org(auth), refresh, Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn oauth_forms() {
+        let f = form_of(AuthMode::OauthPassword, None);
+        assert!(f.contains(&("grant_type", "password".into())));
+        assert!(f.contains(&("password", "pwTOK".into())));
+        assert!(f.contains(&("client_secret", "csecret".into())));
+        let f = form_of(AuthMode::ClientCredentials, None);
+        assert_eq!(f[0], ("grant_type", "client_credentials".into()));
+        assert!(!f.iter().any(|(k, _)| *k == "username"));
+        let f = form_of(AuthMode::RefreshToken, None);
+        assert!(f.contains(&("refresh_token", "rt".into())));
+        let rotated = SecretString::from("rt2");
+        let f = form_of(AuthMode::RefreshToken, Some(&rotated));
+        assert!(f.contains(&("refresh_token", "rt2".into())));
+        // jwt without a key is a configuration error, not a panic.
+        assert!(oauth_form(&org(AuthMode::Jwt), None, Utc::now()).is_err());
+        assert!(oauth_form(&org(AuthMode::Password), None, Utc::now()).is_err());
+    }
+
+    #[test]
+    fn jwt_audiences() {
+        assert_eq!(
+            jwt_audience("https://acme.my.salesforce.com"),
+            "https://login.salesforce.com"
+        );
+        assert_eq!(
+            jwt_audience("https://acme--uat.sandbox.my.salesforce.com/"),
+            "https://test.salesforce.com"
+        );
+        assert_eq!(
+            jwt_audience("https://test.salesforce.com"),
+            "https://test.salesforce.com"
+        );
+        assert_eq!(
+            jwt_audience("http://127.0.0.1:8701"),
+            "http://127.0.0.1:8701"
+        );
     }
 
     #[test]

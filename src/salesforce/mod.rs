@@ -19,7 +19,7 @@ pub mod soql;
 mod usage;
 
 pub use auth::{
-    Session, SoapLoginReply, ids_from_identity_url, instance_origin, jwt_assertion,
+    Session, SoapLoginReply, ids_from_identity_url, instance_origin, jwt_assertion, jwt_audience,
     parse_soap_login_reply, soap_login_envelope,
 };
 pub use client::{CALL_OPTIONS, Client, ClientOptions, Identity};
