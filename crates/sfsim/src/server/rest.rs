@@ -146,7 +146,6 @@ struct Call<'a> {
     method: &'a Method,
     headers: &'a HeaderMap,
     params: HashMap<String, String>,
-    body: Body,
 }
 
 /// The root of a version, `GET /services/data/vNN.0`.
@@ -208,9 +207,8 @@ async fn handle(state: Arc<OrgState>, version: String, rest: String, request: Re
             method: &method,
             headers: &headers,
             params: query_params(raw.as_deref()),
-            body,
         };
-        route(call, &segments).await
+        route(&call, &segments, body).await
     };
     let status;
     let mut response = match outcome.result {
@@ -273,7 +271,7 @@ fn injected_error(state: &OrgState) -> Option<ApiError> {
     None
 }
 
-async fn route(call: Call<'_>, seg: &[String]) -> Outcome {
+async fn route(call: &Call<'_>, seg: &[String], body: Body) -> Outcome {
     let s: Vec<&str> = seg.iter().map(String::as_str).collect();
     // HEAD is answered as GET (the server drops the body).
     let m = if *call.method == Method::HEAD {
@@ -295,7 +293,7 @@ async fn route(call: Call<'_>, seg: &[String]) -> Outcome {
             let kind = if all { "query_all" } else { "query" };
             let soql = call.params.get("q").cloned();
             let result = if m == Method::GET {
-                query(&call, soql.as_deref(), all)
+                query(call, soql.as_deref(), all)
             } else {
                 Err(method_not_allowed(&m, "GET,HEAD"))
             };
@@ -308,7 +306,7 @@ async fn route(call: Call<'_>, seg: &[String]) -> Outcome {
         ["query", locator] | ["queryAll", locator] => Outcome::new(
             "query_more",
             if m == Method::GET {
-                query_more(&call, locator)
+                query_more(call, locator)
             } else {
                 Err(method_not_allowed(&m, "GET,HEAD"))
             },
@@ -331,8 +329,8 @@ async fn route(call: Call<'_>, seg: &[String]) -> Outcome {
             },
         ),
         ["sobjects", object] => match m {
-            Method::GET => Outcome::new("describe", sobject_info(&call, object)),
-            Method::POST => Outcome::new("create", create_one(call, object).await),
+            Method::GET => Outcome::new("describe", sobject_info(call, object)),
+            Method::POST => Outcome::new("create", create_one(call, object, body).await),
             _ => Outcome::unrouted(method_not_allowed(&m, "GET,HEAD,POST")),
         },
         ["sobjects", object, "describe"] => Outcome::new(
@@ -354,41 +352,43 @@ async fn route(call: Call<'_>, seg: &[String]) -> Outcome {
             Outcome::new(
                 kind,
                 if m == Method::GET {
-                    replication(&call, object, kind == "deleted")
+                    replication(call, object, kind == "deleted")
                 } else {
                     Err(method_not_allowed(&m, "GET,HEAD"))
                 },
             )
         }
         ["sobjects", object, id] => match m {
-            Method::GET => Outcome::new("retrieve", retrieve_one(&call, object, id)),
-            Method::PATCH => Outcome::new("update", update_one(call, object, id).await),
-            Method::DELETE => Outcome::new("delete", delete_one(&call, object, id)),
+            Method::GET => Outcome::new("retrieve", retrieve_one(call, object, id)),
+            Method::PATCH => Outcome::new("update", update_one(call, object, id, body).await),
+            Method::DELETE => Outcome::new("delete", delete_one(call, object, id)),
             _ => Outcome::unrouted(method_not_allowed(&m, "GET,HEAD,PATCH,DELETE")),
         },
         ["sobjects", object, field, value] => match m {
-            Method::PATCH => Outcome::new("upsert", upsert_one(call, object, field, value).await),
+            Method::PATCH => {
+                Outcome::new("upsert", upsert_one(call, object, field, value, body).await)
+            }
             Method::GET => Outcome::new(
                 "retrieve",
-                retrieve_by_external_id(&call, object, field, value),
+                retrieve_by_external_id(call, object, field, value),
             ),
             _ => Outcome::unrouted(method_not_allowed(&m, "GET,HEAD,PATCH")),
         },
         ["composite", "sobjects"] => match m {
             Method::POST => Outcome::new(
                 "collections_create",
-                collections_write(call, CollOp::Create).await,
+                collections_write(call, CollOp::Create, body).await,
             ),
             Method::PATCH => Outcome::new(
                 "collections_update",
-                collections_write(call, CollOp::Update).await,
+                collections_write(call, CollOp::Update, body).await,
             ),
-            Method::DELETE => Outcome::new("collections_delete", collections_delete(&call)),
+            Method::DELETE => Outcome::new("collections_delete", collections_delete(call)),
             _ => Outcome::unrouted(method_not_allowed(&m, "POST,PATCH,DELETE")),
         },
         ["composite", "sobjects", object] => match m {
             Method::POST | Method::GET => {
-                Outcome::new("retrieve", collections_retrieve(call, object).await)
+                Outcome::new("retrieve", collections_retrieve(call, object, body).await)
             }
             _ => Outcome::unrouted(method_not_allowed(&m, "GET,POST")),
         },
@@ -401,6 +401,7 @@ async fn route(call: Call<'_>, seg: &[String]) -> Outcome {
                         object: object.to_string(),
                         field: field.to_string(),
                     },
+                    body,
                 )
                 .await,
             ),
@@ -644,14 +645,10 @@ fn ensure_object(db: &OrgDb, object: &str) -> Result<String, ApiError> {
         .ok_or_else(ApiError::not_found)
 }
 
-async fn create_one(call: Call<'_>, object: &str) -> Result<Response, ApiError> {
-    let body = object_body(call.body).await.map(strip_attributes);
-    let call = Call {
-        body: Body::empty(),
-        ..call
-    };
+async fn create_one(call: &Call<'_>, object: &str, body: Body) -> Result<Response, ApiError> {
+    let body = object_body(body).await.map(strip_attributes);
     let fields = body?;
-    let ctx = dml_context(&call, 0);
+    let ctx = dml_context(call, 0);
     let mut db = lock(&call.state.db);
     let object = ensure_object(&db, object)?;
     let mut results = apply(
@@ -671,16 +668,17 @@ async fn create_one(call: Call<'_>, object: &str) -> Result<Response, ApiError> 
     }
 }
 
-async fn update_one(call: Call<'_>, object: &str, id: &str) -> Result<Response, ApiError> {
-    let body = object_body(call.body).await.map(strip_attributes);
-    let call = Call {
-        body: Body::empty(),
-        ..call
-    };
+async fn update_one(
+    call: &Call<'_>,
+    object: &str,
+    id: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = object_body(body).await.map(strip_attributes);
     let mut fields = body?;
     fields.remove("Id");
     fields.remove("id");
-    let ctx = dml_context(&call, 0);
+    let ctx = dml_context(call, 0);
     let mut db = lock(&call.state.db);
     let object = ensure_object(&db, object)?;
     db.retrieve(&object, id, Some(&[]), call.version)?;
@@ -710,18 +708,15 @@ fn delete_one(call: &Call<'_>, object: &str, id: &str) -> Result<Response, ApiEr
 }
 
 async fn upsert_one(
-    call: Call<'_>,
+    call: &Call<'_>,
     object: &str,
     field: &str,
     value: &str,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = object_body(call.body).await.map(strip_attributes);
-    let call = Call {
-        body: Body::empty(),
-        ..call
-    };
+    let body = object_body(body).await.map(strip_attributes);
     let mut fields = body?;
-    let ctx = dml_context(&call, 0);
+    let ctx = dml_context(call, 0);
     let mut db = lock(&call.state.db);
     let object = ensure_object(&db, object)?;
     let value_json = Json::String(value.to_string());
@@ -846,12 +841,8 @@ fn all_or_none(
         .is_some_and(|v| v.eq_ignore_ascii_case("true")))
 }
 
-async fn collections_write(call: Call<'_>, op: CollOp) -> Result<Response, ApiError> {
-    let body = object_body(call.body).await;
-    let call = Call {
-        body: Body::empty(),
-        ..call
-    };
+async fn collections_write(call: &Call<'_>, op: CollOp, body: Body) -> Result<Response, ApiError> {
+    let body = object_body(body).await;
     let mut body = body?;
     let all_or_none = all_or_none(Some(&body), &call.params)?;
     let records = match body.remove("records") {
@@ -868,7 +859,7 @@ async fn collections_write(call: Call<'_>, op: CollOp) -> Result<Response, ApiEr
     if records.len() > MAX_COLLECTION_RECORDS {
         return Err(exceeded_limit());
     }
-    let mut ctx = dml_context(&call, records.len());
+    let mut ctx = dml_context(call, records.len());
     let mut ops = Vec::with_capacity(records.len());
     let upsert = matches!(op, CollOp::Upsert { .. });
     {
@@ -972,9 +963,13 @@ fn collections_delete(call: &Call<'_>) -> Result<Response, ApiError> {
 
 /// `POST composite/sobjects/{type}` `{"ids":[...],"fields":[...]}` (or GET with `?ids=&fields=`):
 /// one record or `null` per id.
-async fn collections_retrieve(call: Call<'_>, object: &str) -> Result<Response, ApiError> {
+async fn collections_retrieve(
+    call: &Call<'_>,
+    object: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
     let (ids, fields) = if *call.method == Method::POST {
-        let body = object_body(call.body).await?;
+        let body = object_body(body).await?;
         let list = |k: &str| -> Result<Vec<String>, ApiError> {
             match body.get(k) {
                 Some(Json::Array(a)) => Ok(a
