@@ -452,3 +452,55 @@ async fn deleted_and_updated() {
     assert_eq!(org.calls("deleted"), 3);
     assert_eq!(org.calls("updated"), 2);
 }
+
+/// Garbage to every endpoint: a Salesforce-shaped 4xx, never a panic or a 5xx.
+#[tokio::test]
+async fn garbage_never_breaks_the_server() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    let bodies: [&[u8]; 6] = [
+        b"",
+        b"null",
+        b"{\"records\": [{\"attributes\": 5}]}",
+        b"\xff\xfe\x00garbage",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        b"{\"Name\": {\"nested\": [1, {\"x\": null}]}, \"CloseDate\": 12}",
+    ];
+    let paths = [
+        "sobjects/Opportunity",
+        "sobjects/Opportunity/006000000000000AAA",
+        "sobjects/Opportunity/Name/x",
+        "sobjects/Opportunity/Id/006000000000000AAA",
+        "composite/sobjects",
+        "composite/sobjects/Opportunity",
+        "composite/sobjects/Opportunity/Name",
+        "sobjects/%ZZ/%00",
+        "query/%FF-1",
+    ];
+    for path in paths {
+        for method in [
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::GET,
+            Method::PUT,
+        ] {
+            for body in bodies {
+                let r = a
+                    .request(method.clone(), path)
+                    .header("content-type", "application/json")
+                    .body(body.to_vec())
+                    .send()
+                    .await
+                    .expect("reply");
+                let status = r.status().as_u16();
+                assert!(
+                    (200..500).contains(&status),
+                    "{method} {path} {:?}: {status}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+    }
+    assert_eq!(a.get("limits").await.status, 200);
+}
