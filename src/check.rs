@@ -323,6 +323,15 @@ async fn check_org(
                             "account_id {id}: no such Account (or the integration user cannot \
                              see it)"
                         ))),
+                        Err(e)
+                            if e.code == "INVALID_QUERY_FILTER_OPERATOR"
+                                || e.code == "MALFORMED_ID" =>
+                        {
+                            findings.push(Finding::problem(format!(
+                                "account_id {id} is not a valid Account id in org {}: {}",
+                                org.name, e.message
+                            )))
+                        }
                         Err(e) => findings.push(Finding::problem(format!("account_id {id}: {e}"))),
                     },
                 }

@@ -209,3 +209,55 @@ client_id = "sfsim-client"
         assert!(!all.contains(CLIENT_SECRET), "the secret leaked: {all}");
     }
 }
+
+#[tokio::test]
+async fn parent_account_settings_are_checked() {
+    let (a, b) = (start("A").await, start("B").await);
+    // A real account in org a; org b is given an id that does not exist there, then a
+    // malformed one.
+    let ca = crate::helpers::client(&crate::helpers::settings(
+        &a,
+        orgsync::config::AuthMode::OauthPassword,
+    ));
+    let mut account = serde_json::Map::new();
+    account.insert("Name".into(), json!("Parent Co"));
+    let id = ca.create("Account", &[account]).await.unwrap()[0]
+        .clone()
+        .unwrap()
+        .id;
+    // A well-formed id that org b does not have: org a's.
+    let missing = id.clone();
+    let mut settings = load(&a, &b, r#"fields = ["Name"]"#, "oauth_password");
+    settings.account_policy = orgsync::config::AccountPolicy::Assign;
+    settings.a.account_id = Some(id.clone());
+    settings.b.account_id = Some(missing.clone());
+    let (ok, report) = run(&settings).await;
+    assert!(!ok, "{report}");
+    let (a_section, b_section) = report.split_once("org b (").unwrap();
+    assert!(
+        a_section.contains(&format!("account {id} exists")),
+        "{report}"
+    );
+    assert!(
+        b_section.contains(&format!("account_id {missing}: no such Account")),
+        "{report}"
+    );
+
+    settings.b.account_id = Some("001000000000000ZZZ".into());
+    let (ok, report) = run(&settings).await;
+    assert!(!ok, "{report}");
+    assert!(report.contains("is not a valid Account id"), "{report}");
+
+    let mut settings = load(&a, &b, r#"fields = ["Name"]"#, "oauth_password");
+    settings.account_policy = orgsync::config::AccountPolicy::SyncAccount;
+    settings.account_fields = vec!["Name".into(), "Industri".into()];
+    let (ok, report) = run(&settings).await;
+    assert!(!ok, "{report}");
+    assert_eq!(
+        report
+            .matches("field Industri does not exist on Account")
+            .count(),
+        2,
+        "{report}"
+    );
+}
