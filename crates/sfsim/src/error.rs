@@ -43,6 +43,14 @@ impl ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {} {}: {}", self.status, self.error_code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 /// A per-record error inside an sObject Collections reply or a DML result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ItemError {
