@@ -45,7 +45,11 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HTTP {} {}: {}", self.status, self.error_code, self.message)
+        write!(
+            f,
+            "HTTP {} {}: {}",
+            self.status, self.error_code, self.message
+        )
     }
 }
 
