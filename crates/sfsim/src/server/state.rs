@@ -30,8 +30,10 @@ pub const DEFAULT_SESSION_TTL_SECS: u64 = 7200;
 pub const DEFAULT_API_DAILY_LIMIT: u64 = 100_000;
 /// Query cursors idle longer than this are gone (Salesforce: 15 minutes).
 pub const CURSOR_IDLE: Duration = Duration::from_secs(15 * 60);
-/// At most this many open cursors per org; the oldest is dropped first.
-pub const MAX_CURSORS: usize = 1000;
+/// At most this many open cursors per org; the least recently used is dropped first (its
+/// locator then gets INVALID_QUERY_LOCATOR). Salesforce allows 10 per user; a cursor of 100k
+/// rows holds 400 kB here, so this bounds memory too.
+pub const MAX_CURSORS: usize = 200;
 /// Entries kept in the request log.
 pub const REQUEST_LOG_LEN: usize = 2000;
 
