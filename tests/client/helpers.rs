@@ -10,15 +10,25 @@ use orgsync::salesforce::{Client, ClientOptions};
 pub const CLIENT_ID: &str = "sfsim-client";
 pub const CLIENT_SECRET: &str = "sfsim-secret";
 
-/// A running simulated org.
+/// A running simulated org (or a mock server's address).
 pub struct Org {
-    pub sim: sfsim::SimOrg,
+    pub sim: Option<sfsim::SimOrg>,
+    pub base_url: String,
     pub name: String,
 }
 
 impl Org {
     pub fn url(&self) -> &str {
-        &self.sim.base_url
+        &self.base_url
+    }
+
+    /// An org that is some other server at `base_url` (a mock).
+    pub fn mock(base_url: &str) -> Org {
+        Org {
+            sim: None,
+            base_url: base_url.to_string(),
+            name: "a".to_string(),
+        }
     }
 }
 
@@ -34,7 +44,8 @@ pub async fn start(name: &str) -> Org {
     .await
     .expect("sfsim starts");
     Org {
-        sim,
+        base_url: sim.base_url.clone(),
+        sim: Some(sim),
         name: name.to_ascii_lowercase(),
     }
 }

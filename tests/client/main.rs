@@ -4,6 +4,7 @@
 mod auth;
 mod check;
 mod helpers;
+mod mock;
 mod query;
 mod secrets;
 mod writes;
