@@ -12,7 +12,8 @@ pub const CLIENT_SECRET: &str = "sfsim-secret";
 
 /// A running simulated org (or a mock server's address).
 pub struct Org {
-    pub sim: Option<sfsim::SimOrg>,
+    /// Held so the server lives as long as the test's `Org` (dropping it stops the server).
+    _sim: Option<sfsim::SimOrg>,
     pub base_url: String,
     pub name: String,
 }
@@ -25,7 +26,7 @@ impl Org {
     /// An org that is some other server at `base_url` (a mock).
     pub fn mock(base_url: &str) -> Org {
         Org {
-            sim: None,
+            _sim: None,
             base_url: base_url.to_string(),
             name: "a".to_string(),
         }
@@ -45,7 +46,7 @@ pub async fn start(name: &str) -> Org {
     .expect("sfsim starts");
     Org {
         base_url: sim.base_url.clone(),
-        sim: Some(sim),
+        _sim: Some(sim),
         name: name.to_ascii_lowercase(),
     }
 }

@@ -115,7 +115,7 @@ async fn a_create_that_may_have_happened_is_not_repeated() {
     let c = mock_client(&base);
     let record = crate::helpers::opportunity("x");
     let err = c
-        .create("Opportunity", &[record.clone()])
+        .create("Opportunity", std::slice::from_ref(&record))
         .await
         .unwrap_err();
     assert!(
