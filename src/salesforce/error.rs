@@ -180,7 +180,8 @@ fn describe_chain(err: &reqwest::Error) -> String {
                 if let Some(url) = r.url() {
                     s = s
                         .replace(&format!(" ({url})"), "")
-                        .replace(url.as_str(), "");
+                        .replace(url.as_str(), "")
+                        .replace(" for url", "");
                 }
                 s
             }

@@ -103,3 +103,26 @@ async fn many_tasks_on_an_expired_session_log_in_once() {
     }
     assert_eq!(c.calls().get(CallKind::Login), 2);
 }
+
+#[tokio::test]
+async fn an_unreachable_org_is_a_retryable_connection_error() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let org = helpers::Org::mock(&url);
+    let c = client(&settings(&org, AuthMode::ClientCredentials));
+    let err = c.describe("Opportunity").await.unwrap_err();
+    assert_eq!(err.code, "CONNECTION_FAILED", "{err}");
+    assert!(err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.starts_with("org a: CONNECTION_FAILED: error sending request: "),
+        "{text}"
+    );
+    // Logins are retried like any transient failure, a bounded number of times.
+    let attempts = orgsync::salesforce::ClientOptions::fast()
+        .retry
+        .max_attempts;
+    assert_eq!(c.calls().get(CallKind::Login), u64::from(attempts));
+}
