@@ -297,14 +297,24 @@ async fn stats_handler(State(state): State<Arc<OrgState>>) -> Response {
 }
 
 async fn requests_handler(State(state): State<Arc<OrgState>>, RawQuery(q): RawQuery) -> Response {
-    let limit = q
-        .as_deref()
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "limit")
-                .and_then(|(_, v)| v.parse::<usize>().ok())
-        })
-        .unwrap_or(100);
+    let raw = q.as_deref().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "limit")
+            .map(|(_, v)| v.into_owned())
+    });
+    let limit = match raw {
+        None => 100,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => {
+                return api_error(&ApiError::new(
+                    400,
+                    "INVALID_REQUEST",
+                    format!("limit must be a non-negative integer, got {v:?}"),
+                ));
+            }
+        },
+    };
     json_reply(200, &requests(&state, limit))
 }
 

@@ -188,6 +188,9 @@ async fn stats_requests_reset_users_and_seeding() {
     assert_eq!(log[0]["status"], json!(200));
     assert_eq!(log[0]["method"], json!("GET"));
     assert_eq!(log[0]["user"], json!("integration@a.sim"));
+    let r = control(&org, "requests?limit=many", None).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.body[0]["errorCode"], json!("INVALID_REQUEST"));
 
     let r = control(&org, "records", Some(json!({"object": "Opportunity", "as_user": "human@a.sim", "records": opportunities("Seed", 3)}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
