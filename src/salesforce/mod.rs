@@ -5,7 +5,7 @@
 //! Files: `client` (sessions, the request loop), `auth` (logins), `query`, `collections`,
 //! `describe` (describe and limits), `soql` (the SOQL builder), `error`, `retry`, `usage`
 //! (`Sforce-Limit-Info`, call counts, API budget), `org_port` (the engine's `OrgPort` over the
-//! client).
+//! client), `outbound` (Outbound Messaging notifications and their Ack).
 
 mod auth;
 mod client;
@@ -13,6 +13,7 @@ mod collections;
 mod describe;
 mod error;
 mod org_port;
+pub mod outbound;
 mod query;
 mod retry;
 pub mod soql;

@@ -5,6 +5,7 @@ mod auth;
 mod check;
 mod helpers;
 mod mock;
+mod outbound;
 mod query;
 mod secrets;
 mod writes;
