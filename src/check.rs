@@ -233,10 +233,23 @@ async fn check_org(
     match client.describe(object).await {
         Err(e) => findings.push(Finding::problem(format!("cannot describe {object}: {e}"))),
         Ok(describe) => {
-            let mut field_problems_found = 0;
+            let mut problems_found = 0;
+            for (allowed, what) in [
+                (describe.queryable, "queried"),
+                (describe.createable, "created"),
+                (describe.updateable, "updated"),
+            ] {
+                if !allowed {
+                    problems_found += 1;
+                    findings.push(Finding::problem(format!(
+                        "{object} records cannot be {what} by the integration user (object \
+                         permissions)"
+                    )));
+                }
+            }
             let mut check = |field: &str, need: Need, findings: &mut Vec<Finding>| {
                 for p in field_problems(&describe, field, need) {
-                    field_problems_found += 1;
+                    problems_found += 1;
                     findings.push(Finding::problem(p));
                 }
             };
@@ -268,7 +281,7 @@ async fn check_org(
             if settings.account_policy != AccountPolicy::None {
                 check("AccountId", write, &mut findings);
             }
-            if field_problems_found == 0 {
+            if problems_found == 0 {
                 findings.push(Finding::ok(format!(
                     "{object}: all {} configured fields exist and are readable, createable and \
                      updateable",
