@@ -136,6 +136,20 @@ impl QueryPager {
         self.batches
     }
 
+    /// The batches as a stream; it ends after the last batch or after the first error.
+    pub fn into_stream(
+        self,
+    ) -> impl futures::Stream<Item = Result<QueryPage, SalesforceError>> + Send {
+        futures::stream::unfold(Some(self), |pager| async move {
+            let mut pager = pager?;
+            match pager.next_page().await {
+                Ok(Some(page)) => Some((Ok(page), Some(pager))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+
     /// The next batch, or `None` after the last. An error leaves the pager where it was, so
     /// the same call can be tried again.
     pub async fn next_page(&mut self) -> Result<Option<QueryPage>, SalesforceError> {

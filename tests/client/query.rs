@@ -57,6 +57,20 @@ async fn batch_size_is_asked_for() {
         sizes.push(page.records.len());
     }
     assert_eq!(sizes, vec![200, 200, 50]);
+
+    // The same as a stream.
+    use futures::StreamExt;
+    let pages: Vec<_> = c
+        .query("SELECT Id FROM Opportunity")
+        .batch_size(200)
+        .into_stream()
+        .collect()
+        .await;
+    let sizes: Vec<usize> = pages
+        .into_iter()
+        .map(|p| p.unwrap().records.len())
+        .collect();
+    assert_eq!(sizes, vec![200, 200, 50]);
 }
 
 #[tokio::test]
