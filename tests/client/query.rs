@@ -103,9 +103,9 @@ async fn a_503_is_retried_until_it_succeeds() {
     let org = start("A").await;
     let mut options = orgsync::salesforce::ClientOptions::fast();
     // Long enough for the test to lift the fault between two tries.
-    options.retry.max_attempts = 8;
+    options.retry.max_attempts = 12;
     options.retry.initial_delay = std::time::Duration::from_millis(100);
-    options.retry.max_delay = std::time::Duration::from_millis(400);
+    options.retry.max_delay = std::time::Duration::from_millis(500);
     let c = orgsync::salesforce::Client::with_options(
         &settings(&org, AuthMode::OauthPassword),
         options,
