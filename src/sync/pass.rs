@@ -9,7 +9,7 @@
 //! 200 creates and one per 200 updates. Rows the triage settles (replays, echoes, queued
 //! records) cost nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::accounts::{
-    ACCOUNT_ID_FIELD, ACCOUNT_NAME_PATH, ACCOUNT_OBJECT, AMBIGUOUS_ACCOUNT, AccountMode,
-    Resolution, account_body, parent_select_fields, resolve_names,
+    ACCOUNT_ID_FIELD, ACCOUNT_NAME_PATH, ACCOUNT_OBJECT, AMBIGUOUS_ACCOUNT, AccountMode, ParentKey,
+    ParentPlan, account_body, parent_select_fields, plan_parents, unlinked_names,
 };
 use super::mapping::{Mapping, from_snapshot, lookup, same_value, to_snapshot};
 use super::plan::{
@@ -858,12 +858,12 @@ where
             needs_lookup.iter().copied().zip(decisions.iter()).collect();
 
         // Parent accounts of the writes: one lookup (and creates of missing ones) per page.
-        match self
+        let account_links = match self
             .resolve_accounts(&rows, &mut creates, &mut updates, report)
             .await?
         {
-            Ok(failed) => {
-                for (i, target_id, e) in failed {
+            Ok(resolved) => {
+                for (i, target_id, e) in resolved.failed {
                     outcomes[i] = RowOutcome::Failed {
                         target_id,
                         code: e.code,
@@ -871,9 +871,10 @@ where
                         retryable: e.retryable,
                     };
                 }
+                resolved.links
             }
             Err((org, e)) => return Ok(PageResult::Paused(org, e)),
-        }
+        };
 
         if let Some(e) = self
             .write_creates(&rows, &creates, &decision_of, &mut outcomes, report)
@@ -888,7 +889,12 @@ where
             return Ok(PageResult::Paused(tgt, e));
         }
 
-        self.commit_page(&rows, outcomes, reverse, &failures, &mode, page_max, report)
+        let page = PageOutcomes {
+            outcomes,
+            reverse,
+            account_links,
+        };
+        self.commit_page(&rows, page, &failures, &mode, page_max, report)
             .await?;
         Ok(PageResult::Committed)
     }
@@ -1007,13 +1013,12 @@ where
     }
 
     /// The page's one transaction: every row's outcome (links and snapshots, failures), the
-    /// reverse carries, processed inbox items or cleared failures, and the watermark.
-    #[allow(clippy::too_many_arguments)]
+    /// new parent-account links, the reverse carries, processed inbox items or cleared
+    /// failures, and the watermark.
     async fn commit_page(
         &self,
         rows: &[SourceRow],
-        outcomes: Vec<RowOutcome>,
-        mut reverse: Vec<(usize, String)>,
+        page: PageOutcomes,
         failures: &HashMap<String, QueuedFailure>,
         mode: &PipelineMode,
         page_max: Option<DateTime<Utc>>,
@@ -1022,7 +1027,27 @@ where
         let cfg = self.config;
         let (src, tgt) = (self.source_org(), self.target_org());
         // 5. One transaction: outcomes, reverse carries, inbox, watermark.
+        let PageOutcomes {
+            outcomes,
+            mut reverse,
+            account_links,
+        } = page;
         let mut tx = self.store.begin().await?;
+        for link in &account_links {
+            match tx.upsert_link(link).await {
+                Ok(()) => {}
+                // The account is in use all the same; its link stays as it was.
+                Err(StoreError::LinkConflict { detail, .. }) => tracing::warn!(
+                    cycle = cfg.cycle,
+                    direction = %cfg.direction,
+                    a_id = %link.a_id,
+                    b_id = %link.b_id,
+                    detail = %detail,
+                    "parent account link not stored: one side is linked to another account"
+                ),
+                Err(e) => return Err(e.into()),
+            }
+        }
         for (i, outcome) in outcomes.into_iter().enumerate() {
             let row = &rows[i];
             let had_failure = failures.contains_key(&row.id);
@@ -1132,21 +1157,22 @@ where
 
     /// Applies `account.sync_policy` to the page's write bodies: `assign` sets the configured
     /// account on creates; `syncAccount` turns the `Account.Name` pseudo-field into the
-    /// `AccountId` of the target account with that name, creating missing accounts. Returns
-    /// the rows whose parent could not be resolved (removed from the writes), or the limit
-    /// that paused the page.
-    #[allow(clippy::type_complexity)]
+    /// `AccountId` of the parent's target account: linked in the store, else found by one
+    /// query by Name for the page, else created by one collections call for the page (one
+    /// account per source parent, however many rows name it). Returns the rows whose parent
+    /// could not be resolved (removed from the writes) and the new account links, or the
+    /// limit that paused the page.
     async fn resolve_accounts(
         &self,
         rows: &[SourceRow],
         creates: &mut Vec<(usize, Map<String, Value>)>,
         updates: &mut Vec<(usize, String, Map<String, Value>)>,
         report: &mut PassReport,
-    ) -> Result<Result<Vec<(usize, Option<String>, RecordError)>, (Org, PortError)>, PassError>
-    {
-        let tgt = self.target_org();
-        let fields = match &self.config.account {
-            AccountMode::None => return Ok(Ok(Vec::new())),
+    ) -> Result<Result<AccountsResolved, (Org, PortError)>, PassError> {
+        let (src, tgt) = (self.source_org(), self.target_org());
+        let cfg = self.config;
+        let fields = match &cfg.account {
+            AccountMode::None => return Ok(Ok(AccountsResolved::default())),
             AccountMode::Assign { account_id } => {
                 for (_, body) in creates.iter_mut() {
                     body.insert(
@@ -1154,27 +1180,47 @@ where
                         Value::String(account_id.clone()),
                     );
                 }
-                return Ok(Ok(Vec::new()));
+                return Ok(Ok(AccountsResolved::default()));
             }
             AccountMode::SyncByName { fields } => fields,
         };
-        let mut names: BTreeSet<String> = BTreeSet::new();
-        // The first row naming each parent (lower-cased name): its parent's fields are used to
-        // create the account.
-        let mut carrier: HashMap<String, usize> = HashMap::new();
+        // The parent each write names, and the first row naming each parent (its parent's
+        // fields are used to create the account).
+        let mut row_parent: HashMap<usize, ParentKey> = HashMap::new();
+        let mut parents: BTreeMap<ParentKey, String> = BTreeMap::new();
+        let mut carrier: HashMap<ParentKey, usize> = HashMap::new();
         let bodies = creates
             .iter()
             .map(|(i, b)| (*i, b))
             .chain(updates.iter().map(|(i, _, b)| (*i, b)));
         for (i, body) in bodies {
             if let Some(Value::String(name)) = body.get(ACCOUNT_NAME_PATH) {
-                if !carrier.contains_key(&name.to_lowercase()) {
-                    names.insert(name.clone());
-                }
-                carrier.entry(name.to_lowercase()).or_insert(i);
+                let key = ParentKey::of(rows[i].parent.as_ref(), name);
+                parents.entry(key.clone()).or_insert_with(|| name.clone());
+                carrier.entry(key.clone()).or_insert(i);
+                row_parent.insert(i, key);
             }
         }
-        let mut resolved: HashMap<String, Result<String, RecordError>> = HashMap::new();
+
+        // 1. The store's account links (no API call).
+        let source_ids: Vec<String> = parents
+            .keys()
+            .filter_map(|k| k.source_id().map(str::to_string))
+            .collect();
+        let links: HashMap<String, String> = if source_ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .links_by_ids(src, ACCOUNT_OBJECT, &source_ids)
+                .await?
+                .iter()
+                .map(|l| (side_id(l, src).to_string(), side_id(l, tgt).to_string()))
+                .collect()
+        };
+
+        // 2. One query by Name for the unlinked parents.
+        let names = unlinked_names(&parents, &links);
+        let mut by_name: Vec<(String, String)> = Vec::new();
         if !names.is_empty() {
             let query = RecordQuery {
                 object: ACCOUNT_OBJECT.to_string(),
@@ -1191,7 +1237,7 @@ where
                 Err(FetchError::Paused(org, e)) => return Ok(Err((org, e))),
                 Err(FetchError::Pass(e)) => return Err(e),
             };
-            let accounts: Vec<(String, String)> = records
+            by_name = records
                 .iter()
                 .filter_map(|r| {
                     Some((
@@ -1200,83 +1246,129 @@ where
                     ))
                 })
                 .collect();
-            let mut missing: Vec<String> = Vec::new();
-            for (name, resolution) in resolve_names(&names, &accounts) {
-                match resolution {
-                    Resolution::Found(id) => {
-                        resolved.insert(name.to_lowercase(), Ok(id));
-                    }
-                    Resolution::Ambiguous(ids) => {
-                        let message = format!(
-                            "{} accounts named {name:?} in org {}: {}; the parent is never                              guessed: rename or merge them",
-                            ids.len(),
-                            tgt.as_str().to_ascii_uppercase(),
-                            ids.join(", ")
+        }
+        // Target accounts found by name that already mirror another source account.
+        let found_ids: Vec<String> = by_name.iter().map(|(id, _)| id.clone()).collect();
+        let linked_targets: HashSet<String> = if found_ids.is_empty() {
+            HashSet::new()
+        } else {
+            self.store
+                .links_by_ids(tgt, ACCOUNT_OBJECT, &found_ids)
+                .await?
+                .iter()
+                .map(|l| side_id(l, tgt).to_string())
+                .collect()
+        };
+
+        let mut done = AccountsResolved::default();
+        let mut resolved: HashMap<ParentKey, Result<String, RecordError>> = HashMap::new();
+        let mut to_create: Vec<ParentKey> = Vec::new();
+        let tgt_name = tgt.as_str().to_ascii_uppercase();
+        for (key, plan) in plan_parents(&parents, &links, &by_name, &linked_targets) {
+            let name = parents.get(&key).cloned().unwrap_or_default();
+            let outcome = match plan {
+                ParentPlan::Linked(id) => Ok(id),
+                ParentPlan::Found(id) => {
+                    if let Some(source_id) = key.source_id() {
+                        tracing::info!(
+                            cycle = cfg.cycle,
+                            direction = %cfg.direction,
+                            account = %name,
+                            source_id = %source_id,
+                            target_id = %id,
+                            "parent account found in the target by Name: linked"
                         );
-                        resolved.insert(
-                            name.to_lowercase(),
-                            Err(RecordError {
-                                code: AMBIGUOUS_ACCOUNT.to_string(),
-                                message,
-                                retryable: false,
-                            }),
-                        );
+                        done.links.push(account_link(src, source_id, &id));
                     }
-                    Resolution::Missing => missing.push(name),
+                    Ok(id)
                 }
-            }
-            for chunk in missing.chunks(COLLECTION_LIMIT) {
-                let bodies: Vec<Map<String, Value>> = chunk
-                    .iter()
-                    .map(|name| {
-                        let parent = carrier
-                            .get(&name.to_lowercase())
-                            .and_then(|&i| rows[i].parent.as_ref());
-                        account_body(name, parent, fields)
-                    })
-                    .collect();
-                report.api_calls += 1;
-                let results = match self.target.create(ACCOUNT_OBJECT, &bodies).await {
-                    Err(e) if e.kind == ErrorKind::LimitExceeded => return Ok(Err((tgt, e))),
-                    other => per_record(other, chunk.len()),
-                };
-                for (name, outcome) in chunk.iter().zip(results) {
-                    let outcome = match outcome {
-                        Ok(ok) => {
-                            tracing::info!(
-                                cycle = self.config.cycle,
-                                direction = %self.config.direction,
-                                account = %name,
-                                target_id = %ok.id,
-                                "parent account created in the target"
-                            );
-                            Ok(ok.id)
+                ParentPlan::Create => {
+                    to_create.push(key);
+                    continue;
+                }
+                ParentPlan::Ambiguous(ids) => Err(RecordError {
+                    code: AMBIGUOUS_ACCOUNT.to_string(),
+                    message: format!(
+                        "{} accounts named {name:?} in org {tgt_name}: {}; the parent is never \
+                         guessed: rename or merge them, or link one by hand",
+                        ids.len(),
+                        ids.join(", ")
+                    ),
+                    retryable: false,
+                }),
+                ParentPlan::Twins { target_id, parents } => Err(RecordError {
+                    code: AMBIGUOUS_ACCOUNT.to_string(),
+                    message: format!(
+                        "{parents} accounts of org {} named {name:?} are not yet linked, and \
+                         org {tgt_name} has one such account ({target_id}): which one it \
+                         mirrors is never guessed: rename one of them",
+                        src.as_str().to_ascii_uppercase()
+                    ),
+                    retryable: false,
+                }),
+            };
+            resolved.insert(key, outcome);
+        }
+
+        // 3. One collections call per 200 missing parents.
+        for chunk in to_create.chunks(COLLECTION_LIMIT) {
+            let bodies: Vec<Map<String, Value>> = chunk
+                .iter()
+                .map(|key| {
+                    let name = parents.get(key).map(String::as_str).unwrap_or_default();
+                    let parent = carrier.get(key).and_then(|&i| rows[i].parent.as_ref());
+                    account_body(name, parent, fields)
+                })
+                .collect();
+            report.api_calls += 1;
+            let results = match self.target.create(ACCOUNT_OBJECT, &bodies).await {
+                Err(e) if e.kind == ErrorKind::LimitExceeded => return Ok(Err((tgt, e))),
+                other => per_record(other, chunk.len()),
+            };
+            for (key, outcome) in chunk.iter().zip(results) {
+                let name = parents.get(key).cloned().unwrap_or_default();
+                let outcome = match outcome {
+                    Ok(ok) => {
+                        tracing::info!(
+                            cycle = cfg.cycle,
+                            direction = %cfg.direction,
+                            account = %name,
+                            source_id = key.source_id().unwrap_or(""),
+                            target_id = %ok.id,
+                            "parent account created in the target"
+                        );
+                        if let Some(source_id) = key.source_id() {
+                            done.links.push(account_link(src, source_id, &ok.id));
                         }
-                        Err(e) => Err(RecordError {
-                            code: e.code,
-                            message: format!("creating the parent account {name:?}: {}", e.message),
-                            retryable: e.retryable,
-                        }),
-                    };
-                    resolved.insert(name.to_lowercase(), outcome);
-                }
+                        Ok(ok.id)
+                    }
+                    Err(e) => Err(RecordError {
+                        code: e.code,
+                        message: format!("creating the parent account {name:?}: {}", e.message),
+                        retryable: e.retryable,
+                    }),
+                };
+                resolved.insert(key.clone(), outcome);
             }
         }
-        let apply = |body: &mut Map<String, Value>| -> Result<(), RecordError> {
+
+        let apply = |i: usize, body: &mut Map<String, Value>| -> Result<(), RecordError> {
             match body.remove(ACCOUNT_NAME_PATH) {
                 None => Ok(()),
-                Some(Value::String(name)) => match resolved.get(&name.to_lowercase()) {
-                    Some(Ok(id)) => {
-                        body.insert(ACCOUNT_ID_FIELD.to_string(), Value::String(id.clone()));
-                        Ok(())
+                Some(Value::String(name)) => {
+                    match row_parent.get(&i).and_then(|key| resolved.get(key)) {
+                        Some(Ok(id)) => {
+                            body.insert(ACCOUNT_ID_FIELD.to_string(), Value::String(id.clone()));
+                            Ok(())
+                        }
+                        Some(Err(e)) => Err(e.clone()),
+                        None => Err(RecordError {
+                            code: "ACCOUNT_UNRESOLVED".to_string(),
+                            message: format!("the parent account {name:?} could not be resolved"),
+                            retryable: true,
+                        }),
                     }
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err(RecordError {
-                        code: "ACCOUNT_UNRESOLVED".to_string(),
-                        message: format!("the parent account {name:?} could not be resolved"),
-                        retryable: true,
-                    }),
-                },
+                }
                 // No parent in the source: clear it in the target.
                 Some(_) => {
                     body.insert(ACCOUNT_ID_FIELD.to_string(), Value::Null);
@@ -1284,22 +1376,21 @@ where
                 }
             }
         };
-        let mut failed = Vec::new();
-        creates.retain_mut(|(i, body)| match apply(body) {
+        creates.retain_mut(|(i, body)| match apply(*i, body) {
             Ok(()) => true,
             Err(e) => {
-                failed.push((*i, None, e));
+                done.failed.push((*i, None, e));
                 false
             }
         });
-        updates.retain_mut(|(i, target_id, body)| match apply(body) {
+        updates.retain_mut(|(i, target_id, body)| match apply(*i, body) {
             Ok(()) => true,
             Err(e) => {
-                failed.push((*i, Some(target_id.clone()), e));
+                done.failed.push((*i, Some(target_id.clone()), e));
                 false
             }
         });
-        Ok(Ok(failed))
+        Ok(Ok(done))
     }
 
     async fn record_failure(
@@ -1484,6 +1575,43 @@ where
                 "conflict: both sides changed the field"
             );
         }
+    }
+}
+
+/// The parent accounts of a page's writes, resolved.
+#[derive(Debug, Default)]
+struct AccountsResolved {
+    /// Rows whose parent could not be resolved (removed from the writes): row, target id
+    /// (updates), error.
+    failed: Vec<(usize, Option<String>, RecordError)>,
+    /// Account links found by name or created, stored with the page.
+    links: Vec<LinkWrite>,
+}
+
+/// What a page's transaction records besides its inputs.
+struct PageOutcomes {
+    /// Per row.
+    outcomes: Vec<RowOutcome>,
+    /// Rows whose target holds newer values: (row, target id).
+    reverse: Vec<(usize, String)>,
+    /// New parent-account links.
+    account_links: Vec<LinkWrite>,
+}
+
+/// The link of a source parent account to its target account (no modstamps, no snapshot:
+/// accounts are created, never updated, so nothing of theirs is compared).
+fn account_link(source: Org, source_id: &str, target_id: &str) -> LinkWrite {
+    let (a_id, b_id) = match source {
+        Org::A => (source_id.to_string(), target_id.to_string()),
+        Org::B => (target_id.to_string(), source_id.to_string()),
+    };
+    LinkWrite {
+        object: ACCOUNT_OBJECT.to_string(),
+        a_id,
+        b_id,
+        a_modstamp: None,
+        b_modstamp: None,
+        snapshot: Map::new(),
     }
 }
 
