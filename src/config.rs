@@ -838,7 +838,13 @@ impl Default for RawSettings {
             },
             account: RawAccount {
                 sync_policy: String::new(),
-                fields: list(&["Name"]),
+                fields: list(&[
+                    "Name",
+                    "AccountNumber",
+                    "Description",
+                    "Industry",
+                    "NumberOfEmployees",
+                ]),
             },
             sync: RawSync {
                 object: "Opportunity".into(),
@@ -1314,7 +1320,11 @@ fn validate(env: &str, raw: RawSettings, origins: &Origins) -> Result<Settings, 
     };
     let account_fields = raw.account.fields.0;
     c.identifiers("account.fields", &account_fields);
-    if account_policy == AccountPolicy::SyncAccount && !account_fields.iter().any(|f| f == "Name") {
+    if account_policy == AccountPolicy::SyncAccount
+        && !account_fields
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case("Name"))
+    {
         c.problem(
             "account.fields",
             "must include \"Name\": syncAccount finds the parent account in the target by Name",
