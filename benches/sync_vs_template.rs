@@ -577,6 +577,16 @@ fn findings(rows: &[CaseRow], opts: &Options) -> Vec<String> {
             base.lost,
             100.0 * base.lost as f64 / base.x.max(1) as f64
         ));
+        let polls = count(&base.calls_a, "query");
+        if polls > 1 {
+            out.push(format!(
+                "X = {x}: the baseline ran its {polls} polls back to back. The template waits \
+                 `scheduler.frequency` (10 s by default) between polls and moves at most \
+                 `page.size` records per poll, so in production it needs at least {} more \
+                 for these changes, whatever the round trip.",
+                humantime::format_duration(Duration::from_secs(10 * (polls - 1)))
+            ));
+        }
         let reads = count(&ours.calls_a, "query") + count(&ours.calls_a, "query_more");
         let min_reads = x.div_ceil(report::QUERY_BATCH_MAX);
         if reads > min_reads {
