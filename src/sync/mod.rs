@@ -18,6 +18,8 @@
 //! `adapters` (the store ports over the SQLite store; the org port over the Salesforce client
 //! lives in `salesforce::org_port`).
 
+#[cfg(test)]
+mod account_tests;
 mod accounts;
 mod adapters;
 mod cycle;

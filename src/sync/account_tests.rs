@@ -1,0 +1,581 @@
+//! Parent accounts (`account.sync_policy`, issue 5) end to end: the direction pass over the
+//! real Salesforce client, the real SQLite store and two simulated orgs in process (sfsim).
+//! Every scenario runs in both directions. API calls are counted by sfsim (`/__sim/stats`,
+//! `/__sim/requests`), never by the engine's own report.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AuthMode, ConflictPolicy, OrgSettings};
+use crate::salesforce::{Client, ClientOptions};
+use crate::store::{Direction, Org, RetryPolicy, Store};
+use crate::sync::accounts::ACCOUNT_NAME_PATH;
+use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, PassReport, run_cycle};
+
+/// The issue's default `account.fields`.
+const ACCOUNT_FIELDS: [&str; 5] = [
+    "Name",
+    "AccountNumber",
+    "Description",
+    "Industry",
+    "NumberOfEmployees",
+];
+
+/// Two simulated orgs, their integration and human clients, and a store.
+struct World {
+    sims: [sfsim::SimOrg; 2],
+    integration: [Client; 2],
+    human: [Client; 2],
+    users: [String; 2],
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+fn client(sim: &sfsim::SimOrg, user: &str) -> Client {
+    let name = sim.name.to_ascii_lowercase();
+    let settings = OrgSettings {
+        name: name.clone(),
+        login_url: sim.base_url.trim_end_matches('/').to_string(),
+        auth: AuthMode::Password,
+        username: format!("{user}@{name}.sim"),
+        password: Some(SecretString::from("password")),
+        security_token: Some(SecretString::from("token")),
+        client_id: String::new(),
+        client_secret: None,
+        private_key: None,
+        refresh_token: None,
+        integration_user_id: None,
+        account_id: None,
+        api_version: "62.0".to_string(),
+        api_budget_percent: 100,
+        outbound_secret: None,
+    };
+    Client::with_options(&settings, ClientOptions::fast()).expect("client")
+}
+
+fn idx(org: Org) -> usize {
+    match org {
+        Org::A => 0,
+        Org::B => 1,
+    }
+}
+
+impl World {
+    async fn new() -> World {
+        let mut sims = Vec::new();
+        for name in ["A", "B"] {
+            sims.push(
+                sfsim::start_org(sfsim::OrgConfig::named(name), "127.0.0.1:0")
+                    .await
+                    .expect("sfsim starts"),
+            );
+        }
+        let [sim_a, sim_b]: [sfsim::SimOrg; 2] = sims.try_into().ok().expect("two orgs");
+        let integration = [client(&sim_a, "integration"), client(&sim_b, "integration")];
+        let human = [client(&sim_a, "human"), client(&sim_b, "human")];
+        let users = [
+            integration[0].user_id().await.expect("login A"),
+            integration[1].user_id().await.expect("login B"),
+        ];
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("state.db").display()
+        ))
+        .await
+        .expect("store");
+        World {
+            sims: [sim_a, sim_b],
+            integration,
+            human,
+            users,
+            store,
+            _dir: dir,
+        }
+    }
+
+    fn sim(&self, org: Org) -> &sfsim::SimOrg {
+        &self.sims[idx(org)]
+    }
+
+    fn human(&self, org: Org) -> &Client {
+        &self.human[idx(org)]
+    }
+
+    fn config(&self, direction: Direction, account: AccountMode) -> PassConfig {
+        PassConfig {
+            cycle: 1,
+            direction,
+            object: "Opportunity".into(),
+            conflict: ConflictPolicy::LastWriterWins,
+            match_by: vec!["Name".into()],
+            external_id_field: None,
+            page_size: 200,
+            lookback: Duration::from_secs(30),
+            default_watermark: Utc
+                .with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
+                .single()
+                .expect("time"),
+            filter: None,
+            integration_user_id: Some(self.users[idx(direction.source())].clone()),
+            skip_integration_user_changes: true,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                initial_delay: Duration::from_secs(30),
+                max_delay: Duration::from_secs(600),
+            },
+            account,
+        }
+    }
+
+    /// One pass in `direction`.
+    async fn pass(&self, config: &PassConfig, mapping: &Mapping) -> PassReport {
+        let (source, target) = match config.direction.source() {
+            Org::A => (&self.integration[0], &self.integration[1]),
+            Org::B => (&self.integration[1], &self.integration[0]),
+        };
+        let report = Pass::new(config, mapping, source, target, &self.store)
+            .run(&CancellationToken::new())
+            .await
+            .expect("pass");
+        assert_eq!(report.outcome, PassOutcome::Completed, "{report:?}");
+        report
+    }
+
+    /// Creates records as a person in `org`; their ids.
+    async fn create(&self, org: Org, object: &str, bodies: Vec<Value>) -> Vec<String> {
+        let bodies: Vec<Map<String, Value>> = bodies
+            .into_iter()
+            .map(|b| match b {
+                Value::Object(m) => m,
+                other => panic!("not an object: {other}"),
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for chunk in bodies.chunks(200) {
+            let results = self.human(org).create(object, chunk).await.expect("create");
+            for r in results {
+                ids.push(r.expect("record created").id);
+            }
+        }
+        ids
+    }
+
+    async fn query(&self, org: Org, soql: &str) -> Vec<Map<String, Value>> {
+        self.human(org).query_collect(soql).await.expect("query")
+    }
+
+    async fn accounts(&self, org: Org) -> Vec<Map<String, Value>> {
+        self.query(
+            org,
+            "SELECT Id, Name, AccountNumber, Description, Industry, NumberOfEmployees \
+             FROM Account ORDER BY Name",
+        )
+        .await
+    }
+
+    async fn opportunities(&self, org: Org) -> Vec<Map<String, Value>> {
+        self.query(
+            org,
+            "SELECT Id, Name, AccountId FROM Opportunity ORDER BY Name",
+        )
+        .await
+    }
+
+    /// Calls by kind in `org` (`query`, `collections_create`, ...).
+    async fn calls(&self, org: Org) -> Map<String, Value> {
+        let stats: Value = reqwest::get(format!("{}/__sim/stats", self.sim(org).base_url))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json");
+        match &stats["calls"] {
+            Value::Object(m) => m.clone(),
+            other => panic!("calls: {other}"),
+        }
+    }
+
+    async fn call_count(&self, org: Org, kind: &str) -> u64 {
+        self.calls(org)
+            .await
+            .get(kind)
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
+
+    /// The SOQL of the queries the integration user (orgsync) ran in `org`, oldest first.
+    async fn queries(&self, org: Org) -> Vec<String> {
+        let log: Value = reqwest::get(format!(
+            "{}/__sim/requests?limit=100000",
+            self.sim(org).base_url
+        ))
+        .await
+        .expect("requests")
+        .json()
+        .await
+        .expect("requests json");
+        log.as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| {
+                        e["user"]
+                            .as_str()
+                            .is_some_and(|u| u.starts_with("integration@"))
+                    })
+                    .filter_map(|e| e["soql"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn account_queries(&self, org: Org) -> usize {
+        self.queries(org)
+            .await
+            .iter()
+            .filter(|q| q.to_ascii_uppercase().contains("FROM ACCOUNT"))
+            .count()
+    }
+
+    /// The stored Account link of source account `source_id`: its target id.
+    async fn account_link(&self, source: Org, source_id: &str) -> Option<String> {
+        let ids = [source_id.to_string()];
+        let links = match source {
+            Org::A => self.store.links_by_a_ids("Account", &ids).await,
+            Org::B => self.store.links_by_b_ids("Account", &ids).await,
+        }
+        .expect("links");
+        links.first().map(|l| match source {
+            Org::A => l.b_id.clone(),
+            Org::B => l.a_id.clone(),
+        })
+    }
+}
+
+fn mapping(sync_account: bool) -> Mapping {
+    let fields: Vec<String> = ["Name", "StageName", "CloseDate", "Amount"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let m = Mapping::new(&fields, &Default::default(), &Default::default()).expect("mapping");
+    if sync_account {
+        m.with_parent_field(ACCOUNT_NAME_PATH)
+    } else {
+        m
+    }
+}
+
+fn sync_account() -> AccountMode {
+    AccountMode::SyncByName {
+        fields: ACCOUNT_FIELDS.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn opportunity(name: &str, account_id: Option<&str>) -> Value {
+    let mut body = json!({
+        "Name": name, "StageName": "Prospecting", "CloseDate": "2026-06-30", "Amount": 6000
+    });
+    if let Some(id) = account_id {
+        body["AccountId"] = json!(id);
+    }
+    body
+}
+
+fn str_of<'m>(record: &'m Map<String, Value>, field: &str) -> &'m str {
+    record.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+const DIRECTIONS: [Direction; 2] = [Direction::AToB, Direction::BToA];
+
+// ---------------------------------------------------------------------------------------------
+
+async fn new_account_travels_with_its_opportunity(direction: Direction) {
+    let w = World::new().await;
+    let (src, tgt) = (direction.source(), direction.target());
+    let m = mapping(true);
+    let acme = w
+        .create(
+            src,
+            "Account",
+            vec![json!({
+                "Name": "Acme", "AccountNumber": "AC-1", "Description": "Anvils",
+                "Industry": "Manufacturing", "NumberOfEmployees": 42, "Phone": "555-0100"
+            })],
+        )
+        .await;
+    w.create(
+        src,
+        "Opportunity",
+        vec![opportunity("Acme deal", Some(&acme[0]))],
+    )
+    .await;
+
+    let report = w.pass(&w.config(direction, sync_account()), &m).await;
+    assert_eq!((report.created, report.failed), (1, 0), "{report:?}");
+
+    let accounts = w.accounts(tgt).await;
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    let account = &accounts[0];
+    assert_eq!(str_of(account, "Name"), "Acme");
+    assert_eq!(str_of(account, "AccountNumber"), "AC-1");
+    assert_eq!(str_of(account, "Description"), "Anvils");
+    assert_eq!(str_of(account, "Industry"), "Manufacturing");
+    assert_eq!(account["NumberOfEmployees"].as_f64(), Some(42.0));
+    let opportunities = w.opportunities(tgt).await;
+    assert_eq!(opportunities.len(), 1);
+    assert_eq!(
+        str_of(&opportunities[0], "AccountId"),
+        str_of(account, "Id")
+    );
+    assert_eq!(
+        w.account_link(src, &acme[0]).await.as_deref(),
+        Some(str_of(account, "Id"))
+    );
+
+    // The next cycle, both ways, creates nothing anywhere: no ping-pong of the account.
+    let (ab, ba) = (
+        w.config(Direction::AToB, sync_account()),
+        w.config(Direction::BToA, sync_account()),
+    );
+    let cancel = CancellationToken::new();
+    let cycle = run_cycle(
+        &ab,
+        &ba,
+        &m,
+        &w.integration[0],
+        &w.integration[1],
+        &w.store,
+        &cancel,
+    )
+    .await;
+    assert!(cycle.complete(), "{cycle:?}");
+    assert_eq!(w.accounts(src).await.len(), 1);
+    assert_eq!(w.accounts(tgt).await.len(), 1);
+    assert_eq!(w.opportunities(src).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_opportunity_with_a_new_account_yields_one_account_and_one_opportunity_linked() {
+    for direction in DIRECTIONS {
+        new_account_travels_with_its_opportunity(direction).await;
+    }
+}
+
+async fn existing_account_is_reused(direction: Direction) {
+    let w = World::new().await;
+    let (src, tgt) = (direction.source(), direction.target());
+    let m = mapping(true);
+    let globex_tgt = w
+        .create(
+            tgt,
+            "Account",
+            vec![json!({"Name": "GLOBEX", "Description": "theirs"})],
+        )
+        .await;
+    let globex_src = w
+        .create(
+            src,
+            "Account",
+            vec![json!({"Name": "Globex", "Description": "ours"})],
+        )
+        .await;
+    w.create(
+        src,
+        "Opportunity",
+        vec![
+            opportunity("Globex 1", Some(&globex_src[0])),
+            opportunity("Globex 2", Some(&globex_src[0])),
+        ],
+    )
+    .await;
+    let creates_before = w.call_count(tgt, "collections_create").await;
+
+    let report = w.pass(&w.config(direction, sync_account()), &m).await;
+    assert_eq!((report.created, report.failed), (2, 0), "{report:?}");
+    let accounts = w.accounts(tgt).await;
+    assert_eq!(accounts.len(), 1, "reused, not duplicated: {accounts:?}");
+    // Never overwritten.
+    assert_eq!(str_of(&accounts[0], "Name"), "GLOBEX");
+    assert_eq!(str_of(&accounts[0], "Description"), "theirs");
+    for o in w.opportunities(tgt).await {
+        assert_eq!(str_of(&o, "AccountId"), globex_tgt[0]);
+    }
+    // One create call: the opportunities'.
+    assert_eq!(
+        w.call_count(tgt, "collections_create").await - creates_before,
+        1
+    );
+    assert_eq!(
+        w.account_link(src, &globex_src[0]).await.as_deref(),
+        Some(globex_tgt[0].as_str())
+    );
+
+    // Linked now: a later opportunity of Globex costs no account query.
+    let queries_before = w.account_queries(tgt).await;
+    w.create(
+        src,
+        "Opportunity",
+        vec![opportunity("Globex 3", Some(&globex_src[0]))],
+    )
+    .await;
+    let report = w.pass(&w.config(direction, sync_account()), &m).await;
+    assert_eq!(report.created, 1, "{report:?}");
+    assert_eq!(w.account_queries(tgt).await, queries_before);
+    let third = w
+        .query(
+            tgt,
+            "SELECT AccountId FROM Opportunity WHERE Name = 'Globex 3'",
+        )
+        .await;
+    assert_eq!(str_of(&third[0], "AccountId"), globex_tgt[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_exists_in_the_target_by_name_is_reused_not_duplicated() {
+    for direction in DIRECTIONS {
+        existing_account_is_reused(direction).await;
+    }
+}
+
+async fn one_query_and_one_create_per_page(direction: Direction) {
+    let w = World::new().await;
+    let (src, tgt) = (direction.source(), direction.target());
+    let m = mapping(true);
+    let parents = w
+        .create(
+            src,
+            "Account",
+            vec![
+                json!({"Name": "North", "Industry": "Energy"}),
+                json!({"Name": "South", "Industry": "Retail"}),
+                json!({"Name": "West", "NumberOfEmployees": 7}),
+            ],
+        )
+        .await;
+    let opportunities: Vec<Value> = (0..150)
+        .map(|i| opportunity(&format!("Deal {i:03}"), Some(&parents[i % 3])))
+        .collect();
+    w.create(src, "Opportunity", opportunities).await;
+    let account_queries = w.account_queries(tgt).await;
+    let creates = w.call_count(tgt, "collections_create").await;
+
+    let report = w.pass(&w.config(direction, sync_account()), &m).await;
+    assert_eq!((report.created, report.failed), (150, 0), "{report:?}");
+    assert_eq!(report.pages, 1, "{report:?}");
+    assert_eq!(
+        w.account_queries(tgt).await - account_queries,
+        1,
+        "{:?}",
+        w.queries(tgt).await
+    );
+    // One for the 3 accounts, one for the 150 opportunities.
+    assert_eq!(w.call_count(tgt, "collections_create").await - creates, 2);
+
+    let accounts = w.accounts(tgt).await;
+    let names: Vec<&str> = accounts.iter().map(|a| str_of(a, "Name")).collect();
+    assert_eq!(names, vec!["North", "South", "West"]);
+    let id_of = |name: &str| {
+        accounts
+            .iter()
+            .find(|a| str_of(a, "Name") == name)
+            .map(|a| str_of(a, "Id").to_string())
+            .unwrap_or_default()
+    };
+    for o in w.opportunities(tgt).await {
+        let n: usize = str_of(&o, "Name")[5..].parse().expect("deal number");
+        let parent = ["North", "South", "West"][n % 3];
+        assert_eq!(str_of(&o, "AccountId"), id_of(parent), "{o:?}");
+    }
+    for (i, name) in ["North", "South", "West"].iter().enumerate() {
+        assert_eq!(
+            w.account_link(src, &parents[i]).await,
+            Some(id_of(name)),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opportunities_150_of_3_new_accounts_cost_one_account_query_and_one_account_create() {
+    for direction in DIRECTIONS {
+        one_query_and_one_create_per_page(direction).await;
+    }
+}
+
+async fn assign_links_to_the_configured_account(direction: Direction) {
+    let w = World::new().await;
+    let (src, tgt) = (direction.source(), direction.target());
+    let m = mapping(false);
+    let house = w
+        .create(tgt, "Account", vec![json!({"Name": "House account"})])
+        .await;
+    let own = w
+        .create(src, "Account", vec![json!({"Name": "Own parent"})])
+        .await;
+    w.create(
+        src,
+        "Opportunity",
+        vec![
+            opportunity("Orphan", None),
+            opportunity("With parent", Some(&own[0])),
+        ],
+    )
+    .await;
+    let config = w.config(
+        direction,
+        AccountMode::Assign {
+            account_id: house[0].clone(),
+        },
+    );
+    let report = w.pass(&config, &m).await;
+    assert_eq!((report.created, report.failed), (2, 0), "{report:?}");
+    for o in w.opportunities(tgt).await {
+        assert_eq!(str_of(&o, "AccountId"), house[0], "{o:?}");
+    }
+    // No account created in the target.
+    assert_eq!(w.accounts(tgt).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assign_links_every_created_opportunity_to_the_configured_account() {
+    for direction in DIRECTIONS {
+        assign_links_to_the_configured_account(direction).await;
+    }
+}
+
+async fn empty_policy_leaves_the_parent_out(direction: Direction) {
+    let w = World::new().await;
+    let (src, tgt) = (direction.source(), direction.target());
+    let m = mapping(false);
+    let own = w
+        .create(src, "Account", vec![json!({"Name": "Own parent"})])
+        .await;
+    w.create(
+        src,
+        "Opportunity",
+        vec![opportunity("With parent", Some(&own[0]))],
+    )
+    .await;
+    let report = w.pass(&w.config(direction, AccountMode::None), &m).await;
+    assert_eq!((report.created, report.failed), (1, 0), "{report:?}");
+    let opportunities = w.opportunities(tgt).await;
+    assert_eq!(opportunities.len(), 1);
+    assert!(
+        opportunities[0].get("AccountId").is_none_or(Value::is_null),
+        "{opportunities:?}"
+    );
+    assert!(w.accounts(tgt).await.is_empty());
+    assert_eq!(w.account_queries(tgt).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_empty_policy_leaves_account_id_empty() {
+    for direction in DIRECTIONS {
+        empty_policy_leaves_the_parent_out(direction).await;
+    }
+}
