@@ -63,11 +63,35 @@ enum Case {
 }
 
 impl Case {
-    fn label(self) -> &'static str {
-        match self {
+    fn label(self, scenario: Scenario) -> String {
+        let case = match self {
             Case::Orgsync => "orgsync",
             Case::Baseline => "BASELINE (template)",
+        };
+        match scenario {
+            Scenario::Creates => case.to_string(),
+            Scenario::Updates => format!("{case}, updates"),
         }
+    }
+}
+
+/// What the X changes in A are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// X records new to B (the first sync of a backlog).
+    Creates,
+    /// X records already synced to B (and linked), then edited in A by a person.
+    Updates,
+}
+
+impl Scenario {
+    /// The Amount record `i` holds in A after the scenario's changes (always > 5000).
+    fn amount(self, i: usize) -> f64 {
+        let base = match self {
+            Scenario::Creates => 5001,
+            Scenario::Updates => 7001,
+        };
+        (base + i % 100_000) as f64
     }
 }
 
@@ -124,9 +148,9 @@ impl Measurement {
         self.calls().values().sum()
     }
 
-    fn row(&self, case: Case, x: u64, measured: Measured) -> CaseRow {
+    fn row(&self, label: String, x: u64, measured: Measured) -> CaseRow {
         CaseRow {
-            case: case.label().to_string(),
+            case: label,
             x,
             calls_a: self.calls_a.clone(),
             calls_b: self.calls_b.clone(),
@@ -147,6 +171,7 @@ impl Measurement {
 #[derive(Debug, Clone)]
 struct Options {
     xs: Vec<u64>,
+    scenarios: Vec<Scenario>,
     rtt_ms: u64,
     page_size: usize,
     baseline_budget: Duration,
@@ -187,8 +212,14 @@ impl Options {
             (1..=2000).contains(&page_size),
             "BENCH_PAGE_SIZE must be 1..=2000"
         );
+        let updates = std::env::var("BENCH_UPDATES").is_ok_and(|v| v == "1" || v == "true");
         Ok(Options {
             xs,
+            scenarios: if updates {
+                vec![Scenario::Creates, Scenario::Updates]
+            } else {
+                vec![Scenario::Creates]
+            },
             rtt_ms: env_number("BENCH_RTT_MS", 100)?,
             page_size: page_size as usize,
             baseline_budget: Duration::from_secs(env_number("BENCH_BASELINE_BUDGET_S", 120)?),
@@ -241,8 +272,10 @@ async fn bench_main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     for &x in &opts.xs {
-        rows.push(orgsync_case(x, &opts).await?);
-        rows.push(baseline_case(x, &opts).await?);
+        for &scenario in &opts.scenarios {
+            rows.push(orgsync_case(scenario, x, &opts).await?);
+            rows.push(baseline_case(scenario, x, &opts).await?);
+        }
     }
     let info = RunInfo {
         command: command_line(),
@@ -272,14 +305,27 @@ async fn smoke_main() -> anyhow::Result<()> {
     template_baseline::self_check().context("baseline self-check")?;
     let opts = Options {
         xs: vec![450],
+        scenarios: vec![Scenario::Creates, Scenario::Updates],
         rtt_ms: 0,
         page_size: 200,
         baseline_budget: Duration::from_secs(60),
     };
     let rows = vec![
-        orgsync_case(450, &opts).await?,
-        baseline_case(450, &opts).await?,
+        orgsync_case(Scenario::Creates, 450, &opts).await?,
+        baseline_case(Scenario::Creates, 450, &opts).await?,
+        orgsync_case(Scenario::Updates, 450, &opts).await?,
+        baseline_case(Scenario::Updates, 450, &opts).await?,
     ];
+    ensure!(
+        rows[2].lost == 0 && rows[2].duplicates == 0,
+        "{:?}",
+        rows[2]
+    );
+    ensure!(
+        rows[2].calls_b.get("collections_update").copied() == Some(3),
+        "orgsync updates: {:?}",
+        rows[2]
+    );
     ensure!(
         rows[0].lost == 0 && rows[0].duplicates == 0,
         "{:?}",
@@ -302,34 +348,53 @@ async fn smoke_main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn orgsync_case(x: u64, opts: &Options) -> anyhow::Result<CaseRow> {
-    eprintln!("orgsync, X = {x}, {} ms round trip ...", opts.rtt_ms);
-    let m = run_case(Case::Orgsync, x, opts.rtt_ms, opts.page_size, None).await?;
-    Ok(m.row(Case::Orgsync, x, Measured::Full))
+async fn orgsync_case(scenario: Scenario, x: u64, opts: &Options) -> anyhow::Result<CaseRow> {
+    let label = Case::Orgsync.label(scenario);
+    eprintln!("{label}, X = {x}, {} ms round trip ...", opts.rtt_ms);
+    let m = run_case(
+        Case::Orgsync,
+        scenario,
+        x,
+        opts.rtt_ms,
+        opts.page_size,
+        None,
+    )
+    .await?;
+    Ok(m.row(label, x, Measured::Full))
 }
 
-async fn baseline_case(x: u64, opts: &Options) -> anyhow::Result<CaseRow> {
+async fn baseline_case(scenario: Scenario, x: u64, opts: &Options) -> anyhow::Result<CaseRow> {
+    let label = Case::Baseline.label(scenario);
     let pages = x.div_ceil(opts.page_size as u64);
     // One query and one write per page, one lookup per record, two logins, an empty poll.
     let estimated_calls = x + 2 * pages + 3;
     let estimated = Duration::from_millis(estimated_calls.saturating_mul(opts.rtt_ms));
     if opts.rtt_ms == 0 || estimated <= opts.baseline_budget {
-        eprintln!("BASELINE, X = {x}, {} ms round trip ...", opts.rtt_ms);
-        let m = run_case(Case::Baseline, x, opts.rtt_ms, opts.page_size, None).await?;
-        return Ok(m.row(Case::Baseline, x, Measured::Full));
+        eprintln!("{label}, X = {x}, {} ms round trip ...", opts.rtt_ms);
+        let m = run_case(
+            Case::Baseline,
+            scenario,
+            x,
+            opts.rtt_ms,
+            opts.page_size,
+            None,
+        )
+        .await?;
+        return Ok(m.row(label, x, Measured::Full));
     }
-    eprintln!("BASELINE, X = {x}, whole run at 0 ms (calls, losses, memory) ...");
-    let whole = run_case(Case::Baseline, x, 0, opts.page_size, None).await?;
+    eprintln!("{label}, X = {x}, whole run at 0 ms (calls, losses, memory) ...");
+    let whole = run_case(Case::Baseline, scenario, x, 0, opts.page_size, None).await?;
     let per_page_ms = (opts.page_size as u64 + 2)
         .saturating_mul(opts.rtt_ms)
         .max(1);
     let sample_pages = (opts.baseline_budget.as_millis() as u64 / per_page_ms).clamp(1, pages);
     eprintln!(
-        "BASELINE, X = {x}, sample of {sample_pages} pages at {} ms (wall time) ...",
+        "{label}, X = {x}, sample of {sample_pages} pages at {} ms (wall time) ...",
         opts.rtt_ms
     );
     let sample = run_case(
         Case::Baseline,
+        scenario,
         x,
         opts.rtt_ms,
         opts.page_size,
@@ -337,7 +402,7 @@ async fn baseline_case(x: u64, opts: &Options) -> anyhow::Result<CaseRow> {
     )
     .await?;
     let mut row = whole.row(
-        Case::Baseline,
+        label,
         x,
         Measured::Sampled {
             full_rtt_ms: 0,
@@ -354,9 +419,11 @@ async fn baseline_case(x: u64, opts: &Options) -> anyhow::Result<CaseRow> {
     Ok(row)
 }
 
-/// Two fresh orgs, X seeded changes in A, one sync A -> B in a child process, the figures.
+/// Two fresh orgs, X changes in A (for `Updates`: X records seeded, synced to B by orgsync at
+/// 0 ms, then edited in A), one measured sync A -> B in a child process, the figures.
 async fn run_case(
     case: Case,
+    scenario: Scenario,
     x: u64,
     rtt_ms: u64,
     page_size: usize,
@@ -376,11 +443,29 @@ async fn run_case(
             json!({"latency_ms": 0, "api_daily_limit": 1_000_000_000u64}),
         )?;
     }
-    let names = seed(&a, x)?;
+    let seeded = seed(&a, x)?;
+    let state = tempfile::tempdir().context("temporary folder")?;
+    if scenario == Scenario::Updates {
+        let initial = ChildSpec {
+            case: Case::Orgsync,
+            source_url: a.base_url.clone(),
+            target_url: b.base_url.clone(),
+            page_size,
+            max_pages: None,
+            state_dir: state.path().display().to_string(),
+        };
+        run_child(&initial).await.context("the initial sync")?;
+        edit(&a, &initial, &seeded).await?;
+    }
+    let expected: Vec<(String, f64)> = seeded
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), scenario.amount(i)))
+        .collect();
     for org in [&a, &b] {
         set_faults(org, json!({"latency_ms": rtt_ms}))?;
     }
-    let state = tempfile::tempdir().context("temporary folder")?;
     let spec = ChildSpec {
         case,
         source_url: a.base_url.clone(),
@@ -392,7 +477,7 @@ async fn run_case(
     let (before_a, before_b) = (a.stats(), b.stats());
     let result = run_child(&spec).await?;
     let (after_a, after_b) = (a.stats(), b.stats());
-    let (synced, lost, duplicates) = compare(&b, &names)?;
+    let (synced, lost, duplicates) = compare(&b, &expected)?;
     eprintln!(
         "  {:.2} s, synced {synced}, lost {lost}; {}",
         result.wall_secs, result.detail
@@ -424,12 +509,20 @@ fn set_faults(org: &sfsim::SimOrg, patch: Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The records seeded in A.
+struct Seeded {
+    names: Vec<String>,
+    ids: Vec<String>,
+    /// The clock offset of A after seeding (each write got 1 ms more).
+    offset_ms: i64,
+}
+
 /// Seeds X opportunities in A as the human user, in writes of 1 to 100 records that each
-/// share one timestamp; each write is stamped at least 1 ms after the previous one. Returns
-/// the names written.
-fn seed(org: &sfsim::SimOrg, x: u64) -> anyhow::Result<Vec<String>> {
+/// share one timestamp; each write is stamped at least 1 ms after the previous one.
+fn seed(org: &sfsim::SimOrg, x: u64) -> anyhow::Result<Seeded> {
     let x = usize::try_from(x).context("X is too large")?;
     let mut names = Vec::with_capacity(x);
+    let mut ids = Vec::with_capacity(x);
     let mut offset_ms = 0i64;
     for size in report::tie_groups(x, TIE_SEED) {
         offset_ms += 1;
@@ -443,7 +536,7 @@ fn seed(org: &sfsim::SimOrg, x: u64) -> anyhow::Result<Vec<String>> {
                     "Name": name,
                     "StageName": "Prospecting",
                     "CloseDate": "2026-12-31",
-                    "Amount": 5001 + (i % 100_000) as u64,
+                    "Amount": Scenario::Creates.amount(i),
                     "Description": format!("Benchmark opportunity number {i}"),
                 }) else {
                     unreachable!("a JSON object literal")
@@ -454,19 +547,59 @@ fn seed(org: &sfsim::SimOrg, x: u64) -> anyhow::Result<Vec<String>> {
         let results = org
             .seed_records("Opportunity", Some(&org.human_username), records)
             .map_err(|e| anyhow!("seeding: {e:?}"))?;
-        if let Some(bad) = results.iter().find(|r| r["success"] != json!(true)) {
-            bail!("seeding refused a record: {bad}");
+        for r in &results {
+            match r["id"].as_str() {
+                Some(id) if r["success"] == json!(true) => ids.push(id.to_string()),
+                _ => bail!("seeding refused a record: {r}"),
+            }
         }
     }
-    Ok(names)
+    Ok(Seeded {
+        names,
+        ids,
+        offset_ms,
+    })
 }
 
-/// (synced, lost, duplicates): seeded names found in B, missing from B, extra copies in B.
-fn compare(target: &sfsim::SimOrg, names: &[String]) -> anyhow::Result<(u64, u64, u64)> {
+/// A person edits every seeded record in A (a new Amount), through the REST API at 0 ms, in
+/// the same mix of write sizes as the seeding (each write one timestamp, 1 ms apart).
+async fn edit(org: &sfsim::SimOrg, spec: &ChildSpec, seeded: &Seeded) -> anyhow::Result<()> {
+    let mut settings = orgsync_settings(spec)?;
+    settings.a.username = org.human_username.clone();
+    let human = Client::with_options(&settings.a, ClientOptions::default())
+        .map_err(|e| anyhow!("client for the human user: {e}"))?;
+    let mut offset_ms = seeded.offset_ms;
+    let mut next = 0usize;
+    for size in report::tie_groups(seeded.ids.len(), TIE_SEED + 1) {
+        offset_ms += 1;
+        org.set_clock_offset_ms(offset_ms);
+        let edits: Vec<(String, Map<String, Value>)> = (next..next + size)
+            .map(|i| {
+                let mut fields = Map::new();
+                fields.insert("Amount".into(), json!(Scenario::Updates.amount(i)));
+                (seeded.ids[i].clone(), fields)
+            })
+            .collect();
+        next += size;
+        let results = human
+            .update("Opportunity", &edits)
+            .await
+            .map_err(|e| anyhow!("editing A: {e}"))?;
+        ensure!(
+            results.iter().all(Result::is_ok),
+            "editing A: a record was refused"
+        );
+    }
+    Ok(())
+}
+
+/// (synced, lost, duplicates): records found in B with their name and expected Amount,
+/// records missing from B or holding another Amount, extra copies in B.
+fn compare(target: &sfsim::SimOrg, expected: &[(String, f64)]) -> anyhow::Result<(u64, u64, u64)> {
     let rows = target
         .db()
         .query(
-            "SELECT Name FROM Opportunity",
+            "SELECT Name, Amount FROM Opportunity",
             false,
             API_VERSION,
             Utc::now(),
@@ -474,11 +607,15 @@ fn compare(target: &sfsim::SimOrg, names: &[String]) -> anyhow::Result<(u64, u64
         .map_err(|e| anyhow!("reading B: {e:?}"))?;
     let in_b: Vec<&str> = rows.iter().filter_map(|r| r["Name"].as_str()).collect();
     let distinct: BTreeSet<&str> = in_b.iter().copied().collect();
-    let synced = names
+    let amounts: HashMap<&str, f64> = rows
         .iter()
-        .filter(|n| distinct.contains(n.as_str()))
+        .filter_map(|r| Some((r["Name"].as_str()?, r["Amount"].as_f64()?)))
+        .collect();
+    let synced = expected
+        .iter()
+        .filter(|(name, amount)| amounts.get(name.as_str()) == Some(amount))
         .count() as u64;
-    let lost = names.len() as u64 - synced;
+    let lost = expected.len() as u64 - synced;
     let duplicates = (in_b.len() - distinct.len()) as u64;
     Ok((synced, lost, duplicates))
 }
@@ -560,11 +697,17 @@ fn findings(rows: &[CaseRow], opts: &Options) -> Vec<String> {
     for pair in rows.chunks(2) {
         let [ours, base] = pair else { continue };
         let x = ours.x;
+        let updates = ours.case.ends_with("updates");
+        let tag = if updates {
+            format!("X = {x}, updates")
+        } else {
+            format!("X = {x}")
+        };
         let calls_ratio = base.total as f64 / ours.total.max(1) as f64;
         let time_ratio = base.wall.as_secs_f64() / ours.wall.as_secs_f64().max(1e-9);
         let sampled = matches!(base.measured, Measured::Sampled { .. });
         out.push(format!(
-            "X = {x}: orgsync made {} calls against the baseline's {} ({calls_ratio:.0}x fewer) \
+            "{tag}: orgsync made {} calls against the baseline's {} ({calls_ratio:.0}x fewer) \
              and took {:.1} s against {}{:.1} s ({time_ratio:.0}x less). orgsync lost {} \
              records; the baseline lost {} ({:.1} %): rows sharing the timestamp of a poll's \
              last row but cut off by its `LIMIT`, which the next poll's strict `>` skips.",
@@ -580,7 +723,7 @@ fn findings(rows: &[CaseRow], opts: &Options) -> Vec<String> {
         let polls = count(&base.calls_a, "query");
         if polls > 1 {
             out.push(format!(
-                "X = {x}: the baseline ran its {polls} polls back to back. The template waits \
+                "{tag}: the baseline ran its {polls} polls back to back. The template waits \
                  `scheduler.frequency` (10 s by default) between polls and moves at most \
                  `page.size` records per poll, so in production it needs at least {} more \
                  for these changes, whatever the round trip.",
@@ -592,7 +735,7 @@ fn findings(rows: &[CaseRow], opts: &Options) -> Vec<String> {
         if reads > min_reads {
             let saved = reads - min_reads;
             out.push(format!(
-                "X = {x}: orgsync read A in {reads} query calls where 2,000-row batches need \
+                "{tag}: orgsync read A in {reads} query calls where 2,000-row batches need \
                  {min_reads}: `ClientOptions::for_settings` asks for `batchSize` = page size \
                  ({}). Reading 2,000 rows per call and cutting pages of {} locally would save \
                  {saved} calls ({:.1}x the minimum instead of {:.1}x).",
@@ -606,13 +749,23 @@ fn findings(rows: &[CaseRow], opts: &Options) -> Vec<String> {
         let writes = count(&ours.calls_b, "collections_create")
             + count(&ours.calls_b, "collections_update")
             + count(&ours.calls_b, "collections_upsert");
-        out.push(format!(
-            "X = {x}: orgsync's calls in B: {lookups} lookup queries (one per page, for rows not \
-             linked yet) and {writes} writes (the minimum is {}). The lookups are what a \
-             first-time link by Name costs; an external-id upsert (`sync.external_id_field`) \
-             could drop them for records never seen before.",
-            x.div_ceil(report::WRITE_BATCH_MAX)
-        ));
+        out.push(if updates {
+            format!(
+                "{tag}: orgsync's calls in B: {lookups} lookup queries (linked rows by `Id IN`, \
+                 one per page) and {writes} writes (the minimum is {}). The lookup reads B's \
+                 `LastModifiedDate` for last-writer-wins; it is needed unless the conflict \
+                 policy lets A win outright.",
+                x.div_ceil(report::WRITE_BATCH_MAX)
+            )
+        } else {
+            format!(
+                "{tag}: orgsync's calls in B: {lookups} lookup queries (one per page, for rows \
+                 not linked yet) and {writes} writes (the minimum is {}). The lookups are what \
+                 a first-time link by Name costs; an external-id upsert \
+                 (`sync.external_id_field`) could drop them for records never seen before.",
+                x.div_ceil(report::WRITE_BATCH_MAX)
+            )
+        });
         let all_calls: u64 =
             ours.calls_a.values().sum::<u64>() + ours.calls_b.values().sum::<u64>();
         if opts.rtt_ms > 0 && all_calls > 0 {
@@ -624,7 +777,7 @@ fn findings(rows: &[CaseRow], opts: &Options) -> Vec<String> {
             let critical_path = 2.0 + (min_reads as f64).max((2.0 * pages / 4.0).ceil());
             let pipelined = critical_path * per_call / 1000.0;
             out.push(format!(
-                "X = {x}: orgsync's {all_calls} calls (logins included) took {secs:.1} s, \
+                "{tag}: orgsync's {all_calls} calls (logins included) took {secs:.1} s, \
                  {per_call:.0} ms per call at a {} ms round trip: the pass is strictly \
                  sequential (read, lookup, write, commit, next page), so its time is calls x \
                  round trip. Estimate, not measured: reading ahead in 2,000-row batches while \
