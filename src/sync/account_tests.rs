@@ -579,3 +579,76 @@ async fn the_empty_policy_leaves_account_id_empty() {
         empty_policy_leaves_the_parent_out(direction).await;
     }
 }
+
+async fn a_deleted_target_account_is_resolved_again(direction: Direction) {
+    let w = World::new().await;
+    let (src, tgt) = (direction.source(), direction.target());
+    let m = mapping(true);
+    let config = w.config(direction, sync_account());
+    let acme = w
+        .create(src, "Account", vec![json!({"Name": "Acme"})])
+        .await;
+    w.create(
+        src,
+        "Opportunity",
+        vec![opportunity("First", Some(&acme[0]))],
+    )
+    .await;
+    w.pass(&config, &m).await;
+    let first_parent = w.account_link(src, &acme[0]).await.expect("account linked");
+
+    // An admin merges the account away in the target: the link now points to a deleted one.
+    let deleted = w
+        .human(tgt)
+        .delete(std::slice::from_ref(&first_parent))
+        .await
+        .expect("delete");
+    assert!(deleted.iter().all(Result::is_ok));
+    w.create(
+        src,
+        "Opportunity",
+        vec![opportunity("Second", Some(&acme[0]))],
+    )
+    .await;
+    let report = w.pass(&config, &m).await;
+    assert_eq!((report.created, report.failed), (0, 1), "{report:?}");
+    assert_eq!(
+        w.account_link(src, &acme[0]).await,
+        None,
+        "stale link dropped"
+    );
+    let failures = w.store.failures(None).await.expect("failures");
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0].message.contains("is gone from org"),
+        "{}",
+        failures[0].message
+    );
+
+    // The retry resolves the parent again: no account by that name, so one is created.
+    assert_eq!(w.store.retry_all_failures().await.expect("retry"), 1);
+    let report = w.pass(&config, &m).await;
+    assert_eq!((report.created, report.failed), (1, 0), "{report:?}");
+    let accounts = w.accounts(tgt).await;
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    let new_parent = str_of(&accounts[0], "Id").to_string();
+    assert_ne!(new_parent, first_parent);
+    assert_eq!(
+        w.account_link(src, &acme[0]).await,
+        Some(new_parent.clone())
+    );
+    let second = w
+        .query(
+            tgt,
+            "SELECT AccountId FROM Opportunity WHERE Name = 'Second'",
+        )
+        .await;
+    assert_eq!(str_of(&second[0], "AccountId"), new_parent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_to_an_account_deleted_in_the_target_is_dropped_and_the_parent_resolved_again() {
+    for direction in DIRECTIONS {
+        a_deleted_target_account_is_resolved_again(direction).await;
+    }
+}

@@ -219,6 +219,13 @@ pub fn plan_parents(
         .collect()
 }
 
+/// Whether a write's error code says a reference it set points to no live record: for a
+/// row whose `AccountId` came from a stored link, the linked account was deleted (or merged
+/// away) in the target, so the link is stale.
+pub fn is_missing_reference(code: &str) -> bool {
+    matches!(code, "ENTITY_IS_DELETED" | "INVALID_CROSS_REFERENCE_KEY")
+}
+
 /// The relationship fields the source query selects for `mode` (`Account.<field>`): the
 /// parent's `Id` (for its link) and `account.fields`.
 pub fn parent_select_fields(mode: &AccountMode) -> Vec<String> {
@@ -393,6 +400,13 @@ mod tests {
         let plans = plan_parents(&page, &HashMap::new(), &[], &HashSet::new());
         assert!(plans.values().all(|p| *p == ParentPlan::Create));
         assert_eq!(plans.len(), 2);
+    }
+
+    #[test]
+    fn deleted_or_unknown_references_are_missing_references() {
+        assert!(is_missing_reference("ENTITY_IS_DELETED"));
+        assert!(is_missing_reference("INVALID_CROSS_REFERENCE_KEY"));
+        assert!(!is_missing_reference("FIELD_CUSTOM_VALIDATION_EXCEPTION"));
     }
 
     #[test]

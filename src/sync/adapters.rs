@@ -77,6 +77,10 @@ impl PageTxPort for PageTx {
         PageTx::upsert_link(self, link).await
     }
 
+    async fn delete_link(&mut self, object: &str, a_id: &str) -> Result<bool, StoreError> {
+        PageTx::delete_link(self, object, a_id).await
+    }
+
     async fn record_failure(
         &mut self,
         failure: &NewFailure,

@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::accounts::{
     ACCOUNT_ID_FIELD, ACCOUNT_NAME_PATH, ACCOUNT_OBJECT, AMBIGUOUS_ACCOUNT, AccountMode, ParentKey,
-    ParentPlan, account_body, parent_select_fields, plan_parents, unlinked_names,
+    ParentPlan, account_body, is_missing_reference, parent_select_fields, plan_parents,
+    unlinked_names,
 };
 use super::mapping::{Mapping, from_snapshot, lookup, same_value, to_snapshot};
 use super::plan::{
@@ -858,7 +859,7 @@ where
             needs_lookup.iter().copied().zip(decisions.iter()).collect();
 
         // Parent accounts of the writes: one lookup (and creates of missing ones) per page.
-        let account_links = match self
+        let (account_links, from_links) = match self
             .resolve_accounts(&rows, &mut creates, &mut updates, report)
             .await?
         {
@@ -871,7 +872,7 @@ where
                         retryable: e.retryable,
                     };
                 }
-                resolved.links
+                (resolved.links, resolved.from_links)
             }
             Err((org, e)) => return Ok(PageResult::Paused(org, e)),
         };
@@ -889,10 +890,12 @@ where
             return Ok(PageResult::Paused(tgt, e));
         }
 
+        let stale_account_links = self.stale_account_links(&from_links, &mut outcomes);
         let page = PageOutcomes {
             outcomes,
             reverse,
             account_links,
+            stale_account_links,
         };
         self.commit_page(&rows, page, &failures, &mode, page_max, report)
             .await?;
@@ -1031,8 +1034,16 @@ where
             outcomes,
             mut reverse,
             account_links,
+            stale_account_links,
         } = page;
         let mut tx = self.store.begin().await?;
+        for (source_id, target_id) in &stale_account_links {
+            let a_id = match src {
+                Org::A => source_id,
+                Org::B => target_id,
+            };
+            tx.delete_link(ACCOUNT_OBJECT, a_id).await?;
+        }
         for link in &account_links {
             match tx.upsert_link(link).await {
                 Ok(()) => {}
@@ -1155,6 +1166,51 @@ where
         Ok(())
     }
 
+    /// Rows whose write failed because the parent account a stored link gave them is gone
+    /// from the target (deleted, or merged into another account): their failure says so and
+    /// is retried, and the links to drop are returned, so that the retry resolves the parent
+    /// again (by Name, else by creating it).
+    fn stale_account_links(
+        &self,
+        from_links: &[(usize, String, String)],
+        outcomes: &mut [RowOutcome],
+    ) -> Vec<(String, String)> {
+        let cfg = self.config;
+        let tgt = self.target_org().as_str().to_ascii_uppercase();
+        let mut stale: Vec<(String, String)> = Vec::new();
+        for (i, source_id, target_id) in from_links {
+            let Some(RowOutcome::Failed {
+                code,
+                message,
+                retryable,
+                ..
+            }) = outcomes.get_mut(*i)
+            else {
+                continue;
+            };
+            if !is_missing_reference(code) {
+                continue;
+            }
+            *message = format!(
+                "the parent account {target_id} linked to {source_id} is gone from org {tgt} \
+                 ({code}: {message}); the link is dropped and the parent resolved again on retry"
+            );
+            *retryable = true;
+            let pair = (source_id.clone(), target_id.clone());
+            if !stale.contains(&pair) {
+                tracing::warn!(
+                    cycle = cfg.cycle,
+                    direction = %cfg.direction,
+                    source_id = %source_id,
+                    target_id = %target_id,
+                    "parent account link is stale (the target account is gone): dropped"
+                );
+                stale.push(pair);
+            }
+        }
+        stale
+    }
+
     /// Applies `account.sync_policy` to the page's write bodies: `assign` sets the configured
     /// account on creates; `syncAccount` turns the `Account.Name` pseudo-field into the
     /// `AccountId` of the parent's target account: linked in the store, else found by one
@@ -1263,11 +1319,17 @@ where
         let mut done = AccountsResolved::default();
         let mut resolved: HashMap<ParentKey, Result<String, RecordError>> = HashMap::new();
         let mut to_create: Vec<ParentKey> = Vec::new();
+        let mut linked: HashMap<ParentKey, (String, String)> = HashMap::new();
         let tgt_name = tgt.as_str().to_ascii_uppercase();
         for (key, plan) in plan_parents(&parents, &links, &by_name, &linked_targets) {
             let name = parents.get(&key).cloned().unwrap_or_default();
             let outcome = match plan {
-                ParentPlan::Linked(id) => Ok(id),
+                ParentPlan::Linked(id) => {
+                    if let Some(source_id) = key.source_id() {
+                        linked.insert(key.clone(), (source_id.to_string(), id.clone()));
+                    }
+                    Ok(id)
+                }
                 ParentPlan::Found(id) => {
                     if let Some(source_id) = key.source_id() {
                         tracing::info!(
@@ -1390,6 +1452,16 @@ where
                 false
             }
         });
+        let written = creates
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(updates.iter().map(|(i, _, _)| *i));
+        for i in written {
+            if let Some((source_id, target_id)) = row_parent.get(&i).and_then(|k| linked.get(k)) {
+                done.from_links
+                    .push((i, source_id.clone(), target_id.clone()));
+            }
+        }
         Ok(Ok(done))
     }
 
@@ -1586,6 +1658,9 @@ struct AccountsResolved {
     failed: Vec<(usize, Option<String>, RecordError)>,
     /// Account links found by name or created, stored with the page.
     links: Vec<LinkWrite>,
+    /// Writes whose `AccountId` came from a stored link: row, source account id, target
+    /// account id (to drop the link if the target account turns out to be gone).
+    from_links: Vec<(usize, String, String)>,
 }
 
 /// What a page's transaction records besides its inputs.
@@ -1596,6 +1671,8 @@ struct PageOutcomes {
     reverse: Vec<(usize, String)>,
     /// New parent-account links.
     account_links: Vec<LinkWrite>,
+    /// Stale parent-account links to drop: (source account id, target account id).
+    stale_account_links: Vec<(String, String)>,
 }
 
 /// The link of a source parent account to its target account (no modstamps, no snapshot:

@@ -556,6 +556,13 @@ impl StorePort for FakeStore {
 }
 
 impl PageTxPort for FakeTx {
+    async fn delete_link(&mut self, object: &str, a_id: &str) -> Result<bool, StoreError> {
+        let links = &mut self.staged.links;
+        let before = links.len();
+        links.retain(|l| !(l.object == object && l.a_id == a_id));
+        Ok(links.len() < before)
+    }
+
     async fn upsert_link(&mut self, link: &LinkWrite) -> Result<(), StoreError> {
         let conflict = |detail: &str| StoreError::LinkConflict {
             object: link.object.clone(),

@@ -209,6 +209,13 @@ pub trait PageTxPort: Send {
         link: &LinkWrite,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Removes the link of A record `a_id` (a stale parent-account link); whether there was one.
+    fn delete_link(
+        &mut self,
+        object: &str,
+        a_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     fn record_failure(
         &mut self,
         failure: &NewFailure,
