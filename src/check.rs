@@ -90,6 +90,33 @@ pub fn field_problems(describe: &ObjectDescribe, field: &str, need: Need) -> Vec
     problems
 }
 
+/// Problems of `account.sync_policy = "syncAccount"` in an org's Account describe: parents
+/// are looked up by Name (query) and created when missing, from `account.fields`, so the
+/// integration user must be able to query and create Accounts and set every one of those
+/// fields. Accounts are never updated, so updateability does not matter. Pure.
+pub fn account_problems(describe: &ObjectDescribe, fields: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (allowed, what) in [
+        (describe.queryable, "queried (parents are found by Name)"),
+        (describe.createable, "created (missing parents are created)"),
+    ] {
+        if !allowed {
+            problems.push(format!(
+                "Account records cannot be {what} by the integration user (object permissions)"
+            ));
+        }
+    }
+    for f in fields {
+        let need = Need {
+            create: !f.eq_ignore_ascii_case("Id"),
+            update: false,
+            external_id: false,
+        };
+        problems.extend(field_problems(describe, f, need));
+    }
+    problems
+}
+
 /// A hint for a field name that is not in the describe.
 pub fn missing_field_hint(describe: &ObjectDescribe, field: &str) -> String {
     let custom = format!("{field}__c");
@@ -278,8 +305,20 @@ async fn check_org(
                     &mut findings,
                 );
             }
-            if settings.account_policy != AccountPolicy::None {
-                check("AccountId", write, &mut findings);
+            match settings.account_policy {
+                AccountPolicy::None => {}
+                // Set on creates only.
+                AccountPolicy::Assign => check(
+                    "AccountId",
+                    Need {
+                        create: true,
+                        update: false,
+                        external_id: false,
+                    },
+                    &mut findings,
+                ),
+                // Set on creates, changed on updates when the parent changes.
+                AccountPolicy::SyncAccount => check("AccountId", write, &mut findings),
             }
             if problems_found == 0 {
                 findings.push(Finding::ok(format!(
@@ -296,24 +335,14 @@ async fn check_org(
         AccountPolicy::SyncAccount => match client.describe("Account").await {
             Err(e) => findings.push(Finding::problem(format!("cannot describe Account: {e}"))),
             Ok(describe) => {
-                let mut bad = 0;
-                for f in &settings.account_fields {
-                    let need = Need {
-                        create: !f.eq_ignore_ascii_case("Id"),
-                        update: false,
-                        external_id: false,
-                    };
-                    for p in field_problems(&describe, f, need) {
-                        bad += 1;
-                        findings.push(Finding::problem(p));
-                    }
-                }
-                if bad == 0 {
+                let problems = account_problems(&describe, &settings.account_fields);
+                if problems.is_empty() {
                     findings.push(Finding::ok(format!(
-                        "Account: fields {} exist and are createable",
+                        "Account: can be queried and created; fields {} exist and are createable",
                         settings.account_fields.join(", ")
                     )));
                 }
+                findings.extend(problems.into_iter().map(Finding::problem));
             }
         },
         AccountPolicy::Assign => match &org.account_id {
@@ -450,6 +479,39 @@ mod tests {
         assert!(p[0].contains("not createable"));
         assert!(p[1].contains("not updateable"));
         assert!(p[2].contains("External ID"));
+    }
+
+    #[test]
+    fn account_fields_must_exist_and_be_createable() {
+        let account = |createable: bool| -> ObjectDescribe {
+            serde_json::from_value(serde_json::json!({
+                "name": "Account",
+                "createable": createable,
+                "fields": [
+                    {"name": "Id", "type": "id", "createable": false, "updateable": false},
+                    {"name": "Name", "type": "string", "createable": true, "updateable": true},
+                    {"name": "Industry", "type": "picklist", "createable": true, "updateable": true},
+                    {"name": "AnnualRevenue", "type": "currency", "createable": false, "updateable": false},
+                ]
+            }))
+            .unwrap()
+        };
+        let fields = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(account_problems(&account(true), &fields(&["Id", "Name", "industry"])).is_empty());
+        let p = account_problems(
+            &account(true),
+            &fields(&["Name", "AnnualRevenue", "Industri"]),
+        );
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].contains("Account.AnnualRevenue is not createable"),
+            "{}",
+            p[0]
+        );
+        assert!(p[1].contains("did you mean Industry?"), "{}", p[1]);
+        let p = account_problems(&account(false), &fields(&["Name"]));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("cannot be created"), "{}", p[0]);
     }
 
     #[test]
