@@ -55,6 +55,27 @@ pub enum Command {
     /// created and updated, run the filter, report remaining daily API calls. Exit 0 only when
     /// all is well.
     Check,
+
+    // ---- commands that need no configuration (import-properties, demo) ----
+    /// Convert the MuleSoft template's mule.<env>.properties / common.properties into
+    /// config/<env>.toml. Secrets are left out and listed as environment variables to set;
+    /// unknown properties are reported on stderr.
+    ImportProperties(ImportPropertiesArgs),
+}
+
+/// `orgsync import-properties`.
+#[derive(Debug, Args)]
+pub struct ImportPropertiesArgs {
+    /// Properties files, later ones winning (e.g. common.properties mule.prod.properties).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output file; default <config-dir>/<env>.toml, where the environment is --env, else the
+    /// files' mule.env. `-` prints the TOML to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite the output file when it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `orgsync status`.
@@ -89,6 +110,9 @@ pub async fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<O
     match command {
         Command::Status(args) => status_command(settings, &args).await,
         Command::Check => check_command(settings).await,
+        Command::ImportProperties(_) => Err(anyhow::anyhow!(
+            "import-properties runs before the configuration is loaded, not through dispatch"
+        )),
     }
 }
 
@@ -117,6 +141,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Commands that need no configuration run before it is loaded.
+    let command = match run_without_settings(cli.command, &cli.env, &cli.config_dir) {
+        Ok(code) => return code,
+        Err(command) => command,
+    };
     let settings = match Settings::load(&cli.env, &cli.config_dir) {
         Ok(settings) => settings,
         Err(err) => {
@@ -138,12 +167,58 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(dispatch(cli.command, &settings)) {
+    match runtime.block_on(dispatch(command, &settings)) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(EXIT_FAILURE),
         Err(err) => {
             print_error(&err);
             ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Runs the commands that need no configuration (`import-properties`, `demo`) to their exit
+/// code; any other command is handed back.
+fn run_without_settings(
+    command: Command,
+    env: &str,
+    config_dir: &std::path::Path,
+) -> Result<ExitCode, Command> {
+    match command {
+        Command::ImportProperties(args) => Ok(import_properties_command(args, env, config_dir)),
+        other => Err(other),
+    }
+}
+
+fn import_properties_command(
+    args: ImportPropertiesArgs,
+    env: &str,
+    config_dir: &std::path::Path,
+) -> ExitCode {
+    // --env defaults to "dev"; only an explicit choice (flag or ORGSYNC_ENV) beats mule.env.
+    let explicit_env = std::env::args().any(|a| a == "--env" || a.starts_with("--env="))
+        || std::env::var_os("ORGSYNC_ENV").is_some();
+    let request = crate::import_properties::ImportRequest {
+        files: args.files,
+        env: explicit_env.then(|| env.to_string()),
+        out: args.out,
+        config_dir: config_dir.to_path_buf(),
+        force: args.force,
+    };
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    match crate::import_properties::run(&request, &mut stdout, &mut stderr) {
+        Ok(_) => {
+            let _ = stdout.flush();
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            let code = match err {
+                crate::import_properties::ImportError::Write { .. } => EXIT_FAILURE,
+                _ => EXIT_USAGE,
+            };
+            print_error(&anyhow::Error::new(err));
+            ExitCode::from(code)
         }
     }
 }
