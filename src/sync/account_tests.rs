@@ -716,3 +716,103 @@ username = "integration@b.sim"
         "{report}"
     );
 }
+
+async fn differently_named_parents_stay_quiet(direction: Direction) {
+    let w = World::new().await;
+    let (src, tgt) = (direction.source(), direction.target());
+    let m = mapping(true);
+    w.create(tgt, "Account", vec![json!({"Name": "GLOBEX"})])
+        .await;
+    let globex = w
+        .create(src, "Account", vec![json!({"Name": "Globex"})])
+        .await;
+    w.create(
+        src,
+        "Opportunity",
+        vec![opportunity("G1", Some(&globex[0]))],
+    )
+    .await;
+    // The strictest setting: our own writes come back and only the snapshot tells them apart.
+    let mut ab = w.config(Direction::AToB, sync_account());
+    let mut ba = w.config(Direction::BToA, sync_account());
+    ab.skip_integration_user_changes = false;
+    ba.skip_integration_user_changes = false;
+    let cancel = CancellationToken::new();
+    let cycle = async || {
+        let c = run_cycle(
+            &ab,
+            &ba,
+            &m,
+            &w.integration[0],
+            &w.integration[1],
+            &w.store,
+            &cancel,
+        )
+        .await;
+        assert!(c.complete(), "{c:?}");
+        let ab = c
+            .a_to_b
+            .as_ref()
+            .map(|r| r.created + r.updated)
+            .unwrap_or(0);
+        let ba = c
+            .b_to_a
+            .as_ref()
+            .and_then(|r| r.as_ref().ok())
+            .map(|r| r.created + r.updated)
+            .unwrap_or(0);
+        ab + ba
+    };
+    assert_eq!(cycle().await, 1, "the opportunity is created");
+    // "GLOBEX" in one org, "Globex" in the other: the same parent, no write back.
+    assert_eq!(cycle().await, 0);
+    // A rename in the source is not carried (accounts are never overwritten) and writes
+    // nothing.
+    let mut rename = Map::new();
+    rename.insert("Name".into(), json!("Globex Corporation"));
+    w.human(src)
+        .update("Account", &[(globex[0].clone(), rename)])
+        .await
+        .expect("rename");
+    assert_eq!(cycle().await, 0);
+    assert_eq!(cycle().await, 0);
+    let accounts = w.accounts(tgt).await;
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(str_of(&accounts[0], "Name"), "GLOBEX");
+    assert_eq!(w.accounts(src).await.len(), 1);
+
+    // Moving the opportunity to another parent of the same name is a change.
+    let other = w
+        .create(src, "Account", vec![json!({"Name": "GLOBEX"})])
+        .await;
+    let g1 = w
+        .query(src, "SELECT Id FROM Opportunity WHERE Name = 'G1'")
+        .await;
+    let mut move_it = Map::new();
+    move_it.insert("AccountId".into(), json!(other[0]));
+    w.human(src)
+        .update(
+            "Opportunity",
+            &[(str_of(&g1[0], "Id").to_string(), move_it)],
+        )
+        .await
+        .expect("re-parent");
+    assert_eq!(cycle().await, 1);
+    assert_eq!(cycle().await, 0);
+    let accounts = w.accounts(tgt).await;
+    assert_eq!(accounts.len(), 2, "{accounts:?}");
+    let moved = w
+        .query(tgt, "SELECT AccountId FROM Opportunity WHERE Name = 'G1'")
+        .await;
+    assert_eq!(
+        w.account_link(src, &other[0]).await.as_deref(),
+        Some(str_of(&moved[0], "AccountId"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_named_differently_in_the_two_orgs_cause_no_ping_pong() {
+    for direction in DIRECTIONS {
+        differently_named_parents_stay_quiet(direction).await;
+    }
+}

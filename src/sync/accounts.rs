@@ -3,9 +3,14 @@
 //! - `""`: opportunities move without a parent.
 //! - `"assign"`: every opportunity created in the target gets the target org's configured
 //!   `orgs.X.account_id`.
-//! - `"syncAccount"` (the template's): the parent's Name travels with the opportunity as the
+//! - `"syncAccount"` (the template's): the parent travels with the opportunity as the
 //!   canonical pseudo-field `Account.Name` (so a change of parent is merged and detected like any
-//!   field change), and the parent's id and `account.fields` travel with the row. When the pass
+//!   field change), and the parent's id, Name and `account.fields` travel with the row. The
+//!   pseudo-field's canonical value is the parent's identity as org A knows it ([`parent_token`]:
+//!   the A account id, through the Account links for B's parents), not its Name: the two orgs'
+//!   accounts may be named differently (a reused account, a rename: accounts are never
+//!   overwritten), and comparing names would read that as an edit and write it back and forth
+//!   for ever. When the pass
 //!   writes the row, the parent is resolved in the target once per page for all rows: first
 //!   through the Account links of the store, then by one query by Name for the unlinked parents,
 //!   then by one collections call creating the missing ones (from the source parent's
@@ -19,6 +24,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{Map, Value};
+
+use crate::store::Org;
 
 /// The parent object.
 pub const ACCOUNT_OBJECT: &str = "Account";
@@ -219,6 +226,38 @@ pub fn plan_parents(
         .collect()
 }
 
+/// The canonical value of the parent pseudo-field for a row of `org` whose nested `Account`
+/// record is `parent`: the parent's A-side id (its own id in A; in B, the A id its Account
+/// link gives, from `a_ids_of_b`), else, for a B parent not linked yet, its Name. `None` when
+/// the row has no parent (the pseudo-field then stays absent).
+pub fn parent_token(
+    org: Org,
+    parent: Option<&Map<String, Value>>,
+    a_ids_of_b: &HashMap<String, String>,
+) -> Option<String> {
+    let parent = parent?;
+    let text = |field: &str| {
+        parent
+            .get(field)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let id = text("Id");
+    let by_id = match org {
+        Org::A => id.map(str::to_string),
+        Org::B => id.and_then(|id| a_ids_of_b.get(id)).cloned(),
+    };
+    by_id.or_else(|| text("Name").map(str::to_string))
+}
+
+/// The Name of a row's nested parent record, when it has one.
+pub fn parent_name(parent: Option<&Map<String, Value>>) -> Option<&str> {
+    parent?
+        .get("Name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
 /// Whether a write's error code says a reference it set points to no live record: for a
 /// row whose `AccountId` came from a stored link, the linked account was deleted (or merged
 /// away) in the target, so the link is stale.
@@ -400,6 +439,29 @@ mod tests {
         let plans = plan_parents(&page, &HashMap::new(), &[], &HashSet::new());
         assert!(plans.values().all(|p| *p == ParentPlan::Create));
         assert_eq!(plans.len(), 2);
+    }
+
+    #[test]
+    fn the_parent_token_is_the_a_side_identity() {
+        let Value::Object(parent) = json!({"Id": "001X1", "Name": "Acme"}) else {
+            panic!("object")
+        };
+        let links: HashMap<String, String> = [("001X1".to_string(), "001A9".to_string())].into();
+        // A's own id; B's through its link; an unlinked B parent by Name; no parent: none.
+        assert_eq!(
+            parent_token(Org::A, Some(&parent), &HashMap::new()).as_deref(),
+            Some("001X1")
+        );
+        assert_eq!(
+            parent_token(Org::B, Some(&parent), &links).as_deref(),
+            Some("001A9")
+        );
+        assert_eq!(
+            parent_token(Org::B, Some(&parent), &HashMap::new()).as_deref(),
+            Some("Acme")
+        );
+        assert_eq!(parent_token(Org::A, None, &links), None);
+        assert_eq!(parent_name(Some(&parent)), Some("Acme"));
     }
 
     #[test]

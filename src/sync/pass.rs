@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::accounts::{
     ACCOUNT_ID_FIELD, ACCOUNT_NAME_PATH, ACCOUNT_OBJECT, AMBIGUOUS_ACCOUNT, AccountMode, ParentKey,
-    ParentPlan, account_body, is_missing_reference, parent_select_fields, plan_parents,
-    unlinked_names,
+    ParentPlan, account_body, is_missing_reference, parent_name, parent_select_fields,
+    parent_token, plan_parents, unlinked_names,
 };
 use super::mapping::{Mapping, from_snapshot, lookup, same_value, to_snapshot};
 use super::plan::{
@@ -559,6 +559,13 @@ where
 
     fn target_fields(&self) -> Vec<String> {
         let mut fields = self.mapping.field_names(self.target_org());
+        // The target parent's id: its canonical value (see `parent_token`).
+        if matches!(self.config.account, AccountMode::SyncByName { .. }) {
+            let id = format!("{ACCOUNT_OBJECT}.Id");
+            if !fields.iter().any(|f| f.eq_ignore_ascii_case(&id)) {
+                fields.push(id);
+            }
+        }
         if let Some(ext) = &self.config.external_id_field
             && !fields.iter().any(|f| f.eq_ignore_ascii_case(ext))
         {
@@ -655,7 +662,8 @@ where
             conflict: cfg.conflict,
         };
         let page_max = rows.iter().map(|r| r.system_modstamp).max();
-        let rows = dedup_latest(rows);
+        let mut rows = dedup_latest(rows);
+        self.source_parent_tokens(&mut rows).await?;
         report.read += rows.len() as u64;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
 
@@ -734,10 +742,15 @@ where
                 Err(FetchError::Paused(org, e)) => return Ok(PageResult::Paused(org, e)),
                 Err(FetchError::Pass(e)) => return Err(e),
             };
+            let mut parsed = Vec::with_capacity(records.len());
             for record in &records {
                 let row =
                     parse_target_row(tgt, self.mapping, cfg.external_id_field.as_deref(), record)
                         .map_err(|message| PassError::BadRow { org: tgt, message })?;
+                parsed.push(row);
+            }
+            self.target_parent_tokens(&records, &mut parsed).await?;
+            for row in parsed {
                 targets.insert(row.id.clone(), row);
             }
         }
@@ -859,7 +872,7 @@ where
             needs_lookup.iter().copied().zip(decisions.iter()).collect();
 
         // Parent accounts of the writes: one lookup (and creates of missing ones) per page.
-        let (account_links, from_links) = match self
+        let (account_links, from_links, parent_of_row) = match self
             .resolve_accounts(&rows, &mut creates, &mut updates, report)
             .await?
         {
@@ -872,7 +885,7 @@ where
                         retryable: e.retryable,
                     };
                 }
-                (resolved.links, resolved.from_links)
+                (resolved.links, resolved.from_links, resolved.parent_of_row)
             }
             Err((org, e)) => return Ok(PageResult::Paused(org, e)),
         };
@@ -891,6 +904,16 @@ where
         }
 
         let stale_account_links = self.stale_account_links(&from_links, &mut outcomes);
+        if src == Org::B {
+            // The parent's canonical value is its A-side id: the A account just resolved.
+            for (i, account_id) in parent_of_row {
+                if let Some(RowOutcome::Linked { snapshot, .. }) = outcomes.get_mut(i)
+                    && snapshot.contains_key(ACCOUNT_NAME_PATH)
+                {
+                    snapshot.insert(ACCOUNT_NAME_PATH.to_string(), Value::String(account_id));
+                }
+            }
+        }
         let page = PageOutcomes {
             outcomes,
             reverse,
@@ -1166,6 +1189,83 @@ where
         Ok(())
     }
 
+    /// For rows of `org` = B: the A-side ids of their parent accounts, from the Account links
+    /// (one store query). Empty for A (its parents are their own A-side ids).
+    async fn a_ids_of_b_parents<'r>(
+        &self,
+        org: Org,
+        parents: impl Iterator<Item = Option<&'r Map<String, Value>>>,
+    ) -> Result<HashMap<String, String>, PassError> {
+        if org != Org::B {
+            return Ok(HashMap::new());
+        }
+        let mut ids: Vec<String> = parents
+            .flatten()
+            .filter_map(|p| p.get("Id").and_then(Value::as_str))
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(self
+            .store
+            .links_by_ids(Org::B, ACCOUNT_OBJECT, &ids)
+            .await?
+            .into_iter()
+            .map(|l| (l.b_id, l.a_id))
+            .collect())
+    }
+
+    /// With `syncAccount`, sets the source rows' parent pseudo-field to its canonical value
+    /// ([`parent_token`]) so that it compares across orgs and with the snapshot.
+    async fn source_parent_tokens(&self, rows: &mut [SourceRow]) -> Result<(), PassError> {
+        if !matches!(self.config.account, AccountMode::SyncByName { .. }) {
+            return Ok(());
+        }
+        let org = self.source_org();
+        let links = self
+            .a_ids_of_b_parents(org, rows.iter().map(|r| r.parent.as_ref()))
+            .await?;
+        for row in rows.iter_mut() {
+            if let Some(token) = parent_token(org, row.parent.as_ref(), &links) {
+                row.values
+                    .insert(ACCOUNT_NAME_PATH.to_string(), Value::String(token));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::source_parent_tokens`] for the target rows of the lookup (`records[i]` is the
+    /// record `rows[i]` was parsed from).
+    async fn target_parent_tokens(
+        &self,
+        records: &[Map<String, Value>],
+        rows: &mut [TargetRow],
+    ) -> Result<(), PassError> {
+        if !matches!(self.config.account, AccountMode::SyncByName { .. }) {
+            return Ok(());
+        }
+        let org = self.target_org();
+        let parent_of = |r: &Map<String, Value>| match lookup(r, ACCOUNT_OBJECT) {
+            Some(Value::Object(p)) => Some(p.clone()),
+            _ => None,
+        };
+        let parents: Vec<Option<Map<String, Value>>> = records.iter().map(parent_of).collect();
+        let links = self
+            .a_ids_of_b_parents(org, parents.iter().map(Option::as_ref))
+            .await?;
+        for (row, parent) in rows.iter_mut().zip(&parents) {
+            if let Some(token) = parent_token(org, parent.as_ref(), &links) {
+                row.values
+                    .insert(ACCOUNT_NAME_PATH.to_string(), Value::String(token));
+            }
+        }
+        Ok(())
+    }
+
     /// Rows whose write failed because the parent account a stored link gave them is gone
     /// from the target (deleted, or merged into another account): their failure says so and
     /// is retried, and the links to drop are returned, so that the retry resolves the parent
@@ -1250,9 +1350,13 @@ where
             .map(|(i, b)| (*i, b))
             .chain(updates.iter().map(|(i, _, b)| (*i, b)));
         for (i, body) in bodies {
-            if let Some(Value::String(name)) = body.get(ACCOUNT_NAME_PATH) {
-                let key = ParentKey::of(rows[i].parent.as_ref(), name);
-                parents.entry(key.clone()).or_insert_with(|| name.clone());
+            if let Some(Value::String(token)) = body.get(ACCOUNT_NAME_PATH) {
+                let parent = rows[i].parent.as_ref();
+                let name = parent_name(parent).unwrap_or(token);
+                let key = ParentKey::of(parent, name);
+                parents
+                    .entry(key.clone())
+                    .or_insert_with(|| name.to_string());
                 carrier.entry(key.clone()).or_insert(i);
                 row_parent.insert(i, key);
             }
@@ -1457,6 +1561,9 @@ where
             .map(|(i, _)| *i)
             .chain(updates.iter().map(|(i, _, _)| *i));
         for i in written {
+            if let Some(Some(Ok(account_id))) = row_parent.get(&i).map(|k| resolved.get(k)) {
+                done.parent_of_row.push((i, account_id.clone()));
+            }
             if let Some((source_id, target_id)) = row_parent.get(&i).and_then(|k| linked.get(k)) {
                 done.from_links
                     .push((i, source_id.clone(), target_id.clone()));
@@ -1661,6 +1768,8 @@ struct AccountsResolved {
     /// Writes whose `AccountId` came from a stored link: row, source account id, target
     /// account id (to drop the link if the target account turns out to be gone).
     from_links: Vec<(usize, String, String)>,
+    /// Writes with a parent: row, target account id.
+    parent_of_row: Vec<(usize, String)>,
 }
 
 /// What a page's transaction records besides its inputs.
