@@ -37,8 +37,9 @@ pub struct SourceRow {
     pub last_modified_date: DateTime<Utc>,
     pub last_modified_by: Option<String>,
     pub values: Canonical,
-    /// The parent account's fields as the row carried them (`account.sync_policy =
-    /// "syncAccount"`), used to create a missing parent in the target.
+    /// The parent account's record as the row carried it (`account.sync_policy =
+    /// "syncAccount"`): its `Id` (for the Account link and the canonical parent value) and
+    /// `account.fields`, used to create a missing parent in the target.
     pub parent: Option<Map<String, Value>>,
 }
 
