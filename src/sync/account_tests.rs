@@ -816,3 +816,52 @@ async fn parents_named_differently_in_the_two_orgs_cause_no_ping_pong() {
         differently_named_parents_stay_quiet(direction).await;
     }
 }
+
+async fn twin_parents_are_never_guessed(direction: Direction) {
+    let w = World::new().await;
+    let (src, tgt) = (direction.source(), direction.target());
+    let m = mapping(true);
+    w.create(
+        tgt,
+        "Account",
+        vec![json!({"Name": "Twin"}), json!({"Name": "twin"})],
+    )
+    .await;
+    let parents = w
+        .create(
+            src,
+            "Account",
+            vec![json!({"Name": "Twin"}), json!({"Name": "Solo"})],
+        )
+        .await;
+    w.create(
+        src,
+        "Opportunity",
+        vec![
+            opportunity("Of twin", Some(&parents[0])),
+            opportunity("Of solo", Some(&parents[1])),
+        ],
+    )
+    .await;
+    let report = w.pass(&w.config(direction, sync_account()), &m).await;
+    assert_eq!((report.created, report.failed), (1, 1), "{report:?}");
+    let failures = w.store.failures(None).await.expect("failures");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].error_code, "AMBIGUOUS_ACCOUNT");
+    assert!(
+        failures[0].message.contains("2 accounts named \"Twin\""),
+        "{}",
+        failures[0].message
+    );
+    // Nothing guessed, nothing created for the twin; Solo created and linked.
+    assert_eq!(w.accounts(tgt).await.len(), 3);
+    assert_eq!(w.account_link(src, &parents[0]).await, None);
+    assert!(w.account_link(src, &parents[1]).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_target_accounts_with_the_parent_name_fail_the_row_instead_of_a_guess() {
+    for direction in DIRECTIONS {
+        twin_parents_are_never_guessed(direction).await;
+    }
+}
