@@ -7,7 +7,9 @@
 //! API calls per page: at most one lookup query (linked rows by `Id`, unlinked rows by match
 //! key, OR-ed into one query; more only if the lookup itself pages), one collections call per
 //! 200 creates and one per 200 updates. Rows the triage settles (replays, echoes, queued
-//! records) cost nothing.
+//! records) cost nothing. With `account.sync_policy = "syncAccount"`, parents cost at most one
+//! Account query by Name (only for parents without a stored Account link) and one Account
+//! create per 200 missing parents, per page.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
