@@ -15,7 +15,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Settings;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Settings, TriggerPolicy};
+use crate::daemon::{self, Daemon};
+use crate::store::{FailureState, Store};
 use crate::{status, telemetry};
 
 /// Exit code for a runtime failure.
@@ -55,6 +59,15 @@ pub enum Command {
     /// created and updated, run the filter, report remaining daily API calls. Exit 0 only when
     /// all is well.
     Check,
+    /// The daemon: a sync cycle (A -> B, then B -> A) every scheduler.frequency until SIGTERM
+    /// or SIGINT, which finish and commit the page in flight, then exit 0.
+    Run,
+    /// One sync cycle, A -> B then B -> A. Exit 0 when every record read got a durable outcome
+    /// (written, skipped, or kept in the failure queue).
+    Sync(SyncArgs),
+    /// The failed-record queue: list, retry, discard.
+    #[command(subcommand)]
+    Failures(FailuresCommand),
 
     // ---- commands that need no configuration (import-properties, demo) ----
     /// Convert the MuleSoft template's mule.<env>.properties / common.properties into
@@ -76,6 +89,43 @@ pub struct ImportPropertiesArgs {
     /// Overwrite the output file when it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `orgsync sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Run one cycle and exit (the only mode: `orgsync run` is the daemon).
+    #[arg(long, required = true)]
+    pub once: bool,
+}
+
+/// `orgsync failures ...`.
+#[derive(Debug, Subcommand)]
+pub enum FailuresCommand {
+    /// List the failed records (pending retries and dead ones).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only failures in this state.
+        #[arg(long, value_parser = ["pending", "dead"])]
+        state: Option<String>,
+    },
+    /// Make a failed record (or all of them) due now: the next cycle retries it, fetched fresh.
+    Retry {
+        /// The failure's id, as `failures list` shows it.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every failed record, pending or dead.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove a failed record from the queue: orgsync gives up on that version of it (a later
+    /// edit of the record is synced again).
+    Discard {
+        /// The failure's id, as `failures list` shows it.
+        id: i64,
+    },
 }
 
 /// `orgsync status`.
@@ -110,6 +160,9 @@ pub async fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<O
     match command {
         Command::Status(args) => status_command(settings, &args).await,
         Command::Check => check_command(settings).await,
+        Command::Run => run_command(settings).await,
+        Command::Sync(_) => sync_once_command(settings).await,
+        Command::Failures(cmd) => failures_command(settings, cmd).await,
         Command::ImportProperties(_) => Err(anyhow::anyhow!(
             "import-properties runs before the configuration is loaded, not through dispatch"
         )),
@@ -128,6 +181,126 @@ async fn check_command(settings: &Settings) -> anyhow::Result<Outcome> {
     let all_well = crate::check::run(settings, &mut out).await?;
     out.flush()?;
     Ok(Outcome::from(all_well))
+}
+
+async fn run_command(settings: &Settings) -> anyhow::Result<Outcome> {
+    if settings.trigger != TriggerPolicy::Poll {
+        anyhow::bail!(
+            "trigger.policy = {:?} needs the Outbound Messaging listener, which this version does \
+             not have yet; use trigger.policy = \"poll\"",
+            settings.trigger
+        );
+    }
+    let daemon = Daemon::new(settings).await?;
+    let cancel = CancellationToken::new();
+    daemon::cancel_on_signals(cancel.clone())?;
+    daemon.run(&cancel).await?;
+    Ok(Outcome::Ok)
+}
+
+async fn sync_once_command(settings: &Settings) -> anyhow::Result<Outcome> {
+    let daemon = Daemon::new(settings).await?;
+    daemon.recover().await?;
+    let cancel = CancellationToken::new();
+    daemon::cancel_on_signals(cancel.clone())?;
+    let summary = daemon.run_once(&cancel).await;
+    let mut out = std::io::stdout();
+    for d in &summary.directions {
+        match &d.result {
+            Ok(r) => writeln!(
+                out,
+                "{}: read {}, created {}, updated {}, linked {}, skipped {}, failed {}, conflicts {}, api calls {} ({:?})",
+                d.direction,
+                r.read,
+                r.created,
+                r.updated,
+                r.linked,
+                r.skipped,
+                r.failed,
+                r.conflicts,
+                r.api_calls,
+                r.outcome
+            )?,
+            Err(e) => writeln!(out, "{}: did not complete: {e}", d.direction)?,
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::from(summary.complete()))
+}
+
+async fn failures_command(settings: &Settings, cmd: FailuresCommand) -> anyhow::Result<Outcome> {
+    let store = Store::open(&settings.state_url).await?;
+    let mut out = std::io::stdout();
+    match cmd {
+        FailuresCommand::List { json, state } => {
+            let state = match state.as_deref() {
+                Some("pending") => Some(FailureState::Pending),
+                Some("dead") => Some(FailureState::Dead),
+                _ => None,
+            };
+            let failures = store.failures(state).await?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &failures)?;
+                writeln!(out)?;
+            } else if failures.is_empty() {
+                writeln!(out, "no failed records")?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>6}  {:<7} {:<8} {:<18} {:>8}  {:<20} error",
+                    "id", "state", "dir", "source", "attempts", "next attempt"
+                )?;
+                for f in &failures {
+                    let next = f
+                        .next_attempt_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| "-".into());
+                    writeln!(
+                        out,
+                        "{:>6}  {:<7} {:<8} {:<18} {:>8}  {:<20} {}: {}",
+                        f.id,
+                        f.state.as_str(),
+                        f.direction.as_str(),
+                        f.source_id,
+                        f.attempts,
+                        next,
+                        f.error_code,
+                        f.message
+                    )?;
+                }
+            }
+        }
+        FailuresCommand::Retry { all: true, .. } => {
+            let n = store.retry_all_failures().await?;
+            writeln!(
+                out,
+                "{n} failed record(s) due now; the next cycle (or `orgsync sync --once`) retries them"
+            )?;
+        }
+        FailuresCommand::Retry { id: Some(id), .. } => {
+            if !store.retry_failure(id).await? {
+                anyhow::bail!("no failed record with id {id} (see `orgsync failures list`)");
+            }
+            writeln!(
+                out,
+                "failure {id} due now; the next cycle (or `orgsync sync --once`) retries it"
+            )?;
+        }
+        FailuresCommand::Retry {
+            id: None,
+            all: false,
+        } => {
+            anyhow::bail!("name a failure id, or --all");
+        }
+        FailuresCommand::Discard { id } => {
+            if !store.discard_failure(id).await? {
+                anyhow::bail!("no failed record with id {id} (see `orgsync failures list`)");
+            }
+            writeln!(out, "failure {id} discarded")?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Ok)
 }
 
 /// The binary's entry point: parse, configure, run, map to an exit code.

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod import_properties;
 pub mod salesforce;
 pub mod status;
