@@ -204,7 +204,9 @@ pub fn markdown(info: &RunInfo, rows: &[CaseRow], findings: &[String]) -> String
     let _ = writeln!(
         out,
         "- simulated round trip: {} ms per API call; page size {} (both); one direction A -> B; \
-         every seeded record is new to B and passes the filter `Amount > 5000`",
+         every changed record passes the filter `Amount > 5000`. Rows without \"updates\": X \
+         records new to B. Rows \"updates\" (`BENCH_UPDATES=1`): X records synced to B and \
+         linked beforehand (not measured), then edited in A by a person",
         info.rtt_ms, info.page_size
     );
     let _ = writeln!(
@@ -267,7 +269,7 @@ pub fn markdown(info: &RunInfo, rows: &[CaseRow], findings: &[String]) -> String
          ceil(X/{QUERY_BATCH_MAX}) queries + ceil(X/{WRITE_BATCH_MAX}) writes. Wall time: from \
          the logins to the end of the direction pass. Peak RSS: VmHWM of a child process that \
          ran only that sync (the orgs run in the parent); in brackets its RSS just before the \
-         sync. Records lost: seeded records missing from B after the run."
+         sync. Records lost: changed records that B does not hold with A's values after the run."
     );
     for r in rows {
         if r.max_on_one_org > DAILY_ALLOWANCE {
