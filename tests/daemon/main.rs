@@ -1,0 +1,393 @@
+//! The `orgsync` binary end to end against two in-process sfsim orgs: `sync --once`, the
+//! failure queue commands, SIGTERM during a cycle, and kill -9 at random instants (DESIGN §2.4:
+//! no loss, no duplicate).
+//!
+//! The simulated orgs live in this test process, so killing orgsync never kills them.
+//! `ORGSYNC_LONG_TESTS=1` runs 100 kill -9 rounds instead of 10.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orgsync");
+
+/// Two simulated orgs and a configuration folder pointing orgsync at them.
+struct World {
+    a: sfsim::SimOrg,
+    b: sfsim::SimOrg,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let a = sfsim::start_org(sfsim::OrgConfig::named("A"), "127.0.0.1:0")
+            .await
+            .expect("org A starts");
+        let b = sfsim::start_org(sfsim::OrgConfig::named("B"), "127.0.0.1:0")
+            .await
+            .expect("org B starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo_default = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        std::fs::copy(repo_default, dir.path().join("default.toml")).expect("copy default.toml");
+        let state = dir.path().join("state.db");
+        let test_toml = format!(
+            r#"
+[scheduler]
+frequency = "200ms"
+
+[watermark]
+default = "2000-01-01T00:00:00.000Z"
+
+[state]
+url = "sqlite://{state}"
+
+[log]
+format = "json"
+
+[orgs.a]
+login_url = "{a}"
+username = "integration@a.sim"
+
+[orgs.b]
+login_url = "{b}"
+username = "integration@b.sim"
+"#,
+            state = state.display(),
+            a = a.base_url,
+            b = b.base_url,
+        );
+        std::fs::write(dir.path().join("test.toml"), test_toml).expect("write test.toml");
+        World { a, b, dir }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("ORGSYNC__ORGS__A__PASSWORD", "password")
+            .env("ORGSYNC__ORGS__A__SECURITY_TOKEN", "token")
+            .env("ORGSYNC__ORGS__B__PASSWORD", "password")
+            .env("ORGSYNC__ORGS__B__SECURITY_TOKEN", "token")
+            .arg("--config-dir")
+            .arg(self.dir.path())
+            .arg("--env")
+            .arg("test")
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("orgsync runs")
+    }
+
+    fn spawn_daemon(&self, log: &Path) -> Child {
+        let log = std::fs::File::create(log).expect("log file");
+        self.command(&["run"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("orgsync run starts")
+    }
+
+    fn status(&self) -> Value {
+        let out = self.run(&["status", "--json"]);
+        assert!(out.status.success(), "status failed: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status prints JSON")
+    }
+
+    /// `sync --once` until a cycle writes nothing in either direction (at most `max` cycles).
+    fn sync_until_quiet(&self, max: usize) {
+        for _ in 0..max {
+            let out = self.run(&["sync", "--once"]);
+            assert!(
+                out.status.success(),
+                "sync --once failed:\n{}\n{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+            let report = text(&out.stdout);
+            if report.lines().count() == 2
+                && report
+                    .lines()
+                    .all(|l| l.contains("created 0, updated 0, linked 0") && l.contains("failed 0"))
+            {
+                return;
+            }
+        }
+        panic!("orgs still changing after {max} cycles");
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn opportunity(name: &str, amount: i64) -> Map<String, Value> {
+    let Value::Object(map) = json!({
+        "Name": name,
+        "StageName": "Prospecting",
+        "CloseDate": "2026-12-31",
+        "Amount": amount,
+        "Description": format!("seeded {name}"),
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    map
+}
+
+/// Seeds `count` opportunities named `{prefix} {i}` in `org` as its human user, 200 per step
+/// (one timestamp per step, as one collections call would give).
+fn seed(org: &sfsim::SimOrg, prefix: &str, count: usize) {
+    let human = org.human_username.clone();
+    let records: Vec<_> = (0..count)
+        .map(|i| opportunity(&format!("{prefix} {i:05}"), 6_000 + i as i64))
+        .collect();
+    for chunk in records.chunks(200) {
+        org.seed_records("Opportunity", Some(&human), chunk.to_vec())
+            .expect("seeding");
+    }
+}
+
+/// The synced fields of every live opportunity, by Name.
+fn opportunities(org: &sfsim::SimOrg) -> Vec<(String, Value)> {
+    let rows = org
+        .db()
+        .query(
+            "SELECT Name, Amount, StageName, CloseDate, Description FROM Opportunity ORDER BY Name",
+            false,
+            "62.0",
+            Utc::now(),
+        )
+        .expect("query");
+    rows.into_iter()
+        .map(|mut r| {
+            if let Some(o) = r.as_object_mut() {
+                o.remove("attributes");
+            }
+            let name = r["Name"].as_str().unwrap_or_default().to_string();
+            (name, r)
+        })
+        .collect()
+}
+
+/// Both orgs hold the same records with the same synced values, each exactly once, and every
+/// pair is linked once.
+fn assert_converged(world: &World, expected: usize) {
+    let a = opportunities(&world.a);
+    let b = opportunities(&world.b);
+    let unique = |rows: &[(String, Value)]| {
+        let mut names: Vec<_> = rows.iter().map(|(n, _)| n.clone()).collect();
+        names.dedup();
+        names.len()
+    };
+    assert_eq!(a.len(), expected, "records in A");
+    assert_eq!(b.len(), expected, "records in B");
+    assert_eq!(
+        unique(&a),
+        expected,
+        "a Name appears twice in A: a duplicate"
+    );
+    assert_eq!(
+        unique(&b),
+        expected,
+        "a Name appears twice in B: a duplicate"
+    );
+    for ((na, ra), (nb, rb)) in a.iter().zip(b.iter()) {
+        assert_eq!(na, nb);
+        assert_eq!(ra, rb, "values differ for {na}");
+    }
+    let status = world.status();
+    assert_eq!(
+        status["links"]["total"],
+        json!(expected),
+        "one link per pair"
+    );
+    assert_eq!(status["failures"]["pending"], json!(0));
+    assert_eq!(status["failures"]["dead"], json!(0));
+}
+
+fn set_faults(org: &sfsim::SimOrg, faults: Value) {
+    let Value::Object(map) = faults else {
+        panic!("faults must be an object")
+    };
+    org.set_faults(map).expect("faults accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_once_syncs_both_ways_and_status_shows_the_cycles() {
+    let world = World::new().await;
+    seed(&world.a, "From A", 30);
+    seed(&world.b, "From B", 20);
+    let out = tokio::task::block_in_place(|| world.run(&["sync", "--once"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("a_to_b: read 30, created 30"), "{report}");
+    assert!(report.contains("b_to_a: read 20, created 20"), "{report}");
+    tokio::task::block_in_place(|| {
+        world.sync_until_quiet(3);
+        assert_converged(&world, 50);
+        let status = world.status();
+        assert_eq!(status["last_cycles"]["a_to_b"]["outcome"], json!("ok"));
+        assert_eq!(status["last_cycles"]["b_to_a"]["outcome"], json!("ok"));
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_record_is_listed_then_synced_after_failures_retry_all() {
+    let world = World::new().await;
+    set_faults(&world.b, json!({ "reject_name_marker": "REJECTME" }));
+    seed(&world.a, "Deal", 9);
+    world
+        .a
+        .seed_records(
+            "Opportunity",
+            Some(&world.a.human_username.clone()),
+            vec![opportunity("Deal REJECTME", 9_999)],
+        )
+        .expect("seed");
+    tokio::task::block_in_place(|| {
+        let out = world.run(&["sync", "--once"]);
+        // the rejected record has a durable outcome (the queue): the cycle is complete
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(
+            opportunities(&world.b).len(),
+            9,
+            "the rest of the page synced"
+        );
+
+        let out = world.run(&["failures", "list", "--json"]);
+        assert!(out.status.success());
+        let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let list = list.as_array().expect("array");
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(
+            list[0]["error_code"],
+            json!("FIELD_CUSTOM_VALIDATION_EXCEPTION")
+        );
+        let id = list[0]["id"].as_i64().expect("id");
+
+        let out = world.run(&["failures", "retry", "999999"]);
+        assert_eq!(out.status.code(), Some(1), "an unknown id is an error");
+        assert!(text(&out.stderr).contains("no failed record with id 999999"));
+
+        set_faults(&world.b, json!({ "reject_name_marker": "" }));
+        let out = world.run(&["failures", "retry", "--all"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        world.sync_until_quiet(3);
+        assert_converged(&world, 10);
+        let out = world.run(&["failures", "discard", &id.to_string()]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "the failure is gone once synced"
+        );
+    });
+}
+
+/// Waits for `child` to exit, at most `limit`; kills it and fails the test past that.
+fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("orgsync did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn send_sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_cycle_exits_0_and_leaves_a_consistent_store() {
+    let world = World::new().await;
+    // slow orgs so that SIGTERM lands in the middle of the first cycle
+    set_faults(&world.a, json!({ "latency_ms": 40 }));
+    set_faults(&world.b, json!({ "latency_ms": 40 }));
+    seed(&world.a, "Term", 2_000);
+    tokio::task::block_in_place(|| {
+        let log = world.dir.path().join("run.log");
+        let mut child = world.spawn_daemon(&log);
+        // wait until the daemon has committed at least one page, then stop it
+        let start = Instant::now();
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("record written to the target")
+        {
+            assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        send_sigterm(&child);
+        // a bound on liveness (the page in flight is at most a few calls), not a speed claim
+        let status = wait_with_limit(&mut child, Duration::from_secs(60));
+        assert!(status.success(), "exit status {status:?}");
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(log.contains("orgsync stopped"), "{log}");
+
+        set_faults(&world.a, json!({ "latency_ms": 0 }));
+        set_faults(&world.b, json!({ "latency_ms": 0 }));
+        world.sync_until_quiet(4);
+        assert_converged(&world, 2_000);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_instants_loses_and_duplicates_nothing() {
+    let rounds = if std::env::var_os("ORGSYNC_LONG_TESTS").is_some() {
+        100
+    } else {
+        10
+    };
+    let world = World::new().await;
+    set_faults(&world.a, json!({ "latency_ms": 15 }));
+    set_faults(&world.b, json!({ "latency_ms": 15 }));
+    seed(&world.a, "Kill A", 2_500);
+    seed(&world.b, "Kill B", 700);
+    let mut rng = StdRng::seed_from_u64(0x5EED_0009);
+    tokio::task::block_in_place(|| {
+        let log: PathBuf = world.dir.path().join("run.log");
+        for round in 0..rounds {
+            // people keep editing between crashes: a few updates in A
+            if round % 3 == 1 {
+                let human = world.a.human_username.clone();
+                let edits: Vec<_> = (0..5)
+                    .map(|i| {
+                        let mut o = opportunity(&format!("Kill A extra {round:03} {i}"), 7_000);
+                        o.insert("Description".into(), json!(format!("round {round}")));
+                        o
+                    })
+                    .collect();
+                world
+                    .a
+                    .seed_records("Opportunity", Some(&human), edits)
+                    .expect("seed");
+            }
+            let mut child = world.spawn_daemon(&log);
+            let wait = rng.random_range(50..900);
+            std::thread::sleep(Duration::from_millis(wait));
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+        }
+        set_faults(&world.a, json!({ "latency_ms": 0 }));
+        set_faults(&world.b, json!({ "latency_ms": 0 }));
+        world.sync_until_quiet(6);
+        let extras = (0..rounds).filter(|r| r % 3 == 1).count() * 5;
+        assert_converged(&world, 2_500 + 700 + extras);
+    });
+}
