@@ -74,6 +74,23 @@ pub enum Command {
     /// config/<env>.toml. Secrets are left out and listed as environment variables to set;
     /// unknown properties are reported on stderr.
     ImportProperties(ImportPropertiesArgs),
+    /// Two simulated orgs in this process, seeded and synced live by the real engine, with a
+    /// state store in a temporary folder: the zero-setup first run. Ctrl-C stops it.
+    Demo(DemoArgs),
+}
+
+/// `orgsync demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Opportunities to seed in all: 40% only in A, 30% only in B, 30% in both.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub records: u32,
+    /// Simulated round trip added to every API call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Time between sync cycles ("2s", "500ms", or milliseconds).
+    #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 /// `orgsync import-properties`.
@@ -163,8 +180,8 @@ pub async fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<O
         Command::Run => run_command(settings).await,
         Command::Sync(_) => sync_once_command(settings).await,
         Command::Failures(cmd) => failures_command(settings, cmd).await,
-        Command::ImportProperties(_) => Err(anyhow::anyhow!(
-            "import-properties runs before the configuration is loaded, not through dispatch"
+        Command::ImportProperties(_) | Command::Demo(_) => Err(anyhow::anyhow!(
+            "import-properties and demo run before the configuration is loaded, not through dispatch"
         )),
     }
 }
@@ -359,7 +376,49 @@ fn run_without_settings(
 ) -> Result<ExitCode, Command> {
     match command {
         Command::ImportProperties(args) => Ok(import_properties_command(args, env, config_dir)),
+        Command::Demo(args) => Ok(demo_command(&args)),
         other => Err(other),
+    }
+}
+
+/// `orgsync demo`: its own logging (warnings only, as text, unless RUST_LOG says otherwise)
+/// and runtime; progress lines go to stdout.
+fn demo_command(args: &DemoArgs) -> ExitCode {
+    let log = crate::config::LogSettings {
+        format: crate::config::LogFormat::Text,
+        level: "warn".to_string(),
+    };
+    if let Err(err) = telemetry::init(&log) {
+        print_error(&anyhow::Error::new(err));
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let options = crate::demo::DemoOptions {
+        records: usize::try_from(args.records).unwrap_or(crate::demo::MAX_RECORDS),
+        latency_ms: args.latency_ms,
+        interval: args.interval,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            print_error(&anyhow::Error::new(err).context("cannot start the async runtime"));
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        crate::daemon::cancel_on_signals(cancel.clone())?;
+        let mut out = std::io::stdout();
+        crate::demo::run(&options, &mut out, &cancel).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            print_error(&err);
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 
