@@ -396,6 +396,7 @@ fn demo_command(args: &DemoArgs) -> ExitCode {
         records: usize::try_from(args.records).unwrap_or(crate::demo::MAX_RECORDS),
         latency_ms: args.latency_ms,
         interval: args.interval,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

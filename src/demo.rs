@@ -43,6 +43,8 @@ pub struct DemoOptions {
     pub latency_ms: u64,
     /// Time between cycles.
     pub interval: Duration,
+    /// Redraw a progress line while a cycle runs (for a terminal; off when piped).
+    pub progress: bool,
 }
 
 /// What to seed in one org: accounts by name, and opportunities referring to an account name.
@@ -381,7 +383,11 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             _ = ticks.tick() => {}
         }
-        let summary = daemon.run_once(cancel).await;
+        let summary = if options.progress {
+            run_with_progress(&daemon, cancel, [&sim_a, &sim_b], out).await?
+        } else {
+            daemon.run_once(cancel).await
+        };
         cycles += 1;
         for line in cycle_lines(cycles, &summary) {
             writeln!(out, "{line}")?;
@@ -435,6 +441,53 @@ pub async fn run(
     out.flush()?;
     daemon.store().close().await;
     Ok(())
+}
+
+/// Runs one cycle, redrawing one progress line (records written and API calls so far, as the
+/// simulated orgs count them) until it ends, then erases it.
+async fn run_with_progress(
+    daemon: &Daemon,
+    cancel: &CancellationToken,
+    sims: [&sfsim::SimOrg; 2],
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<CycleSummary> {
+    let totals = || {
+        sims.iter().fold((0u64, 0u64), |(written, calls), sim| {
+            let stats = sim.stats();
+            let n = |key: &str| stats.get(key).and_then(Value::as_u64).unwrap_or(0);
+            (written + n("records_written"), calls + n("api_calls_total"))
+        })
+    };
+    let (written_before, calls_before) = totals();
+    let cycle = daemon.run_once(cancel);
+    tokio::pin!(cycle);
+    let mut redraw = tokio::time::interval(Duration::from_millis(250));
+    let started = tokio::time::Instant::now();
+    let mut drawn = false;
+    let summary = loop {
+        tokio::select! {
+            summary = &mut cycle => break summary,
+            _ = redraw.tick() => {
+                // Only cycles long enough to wonder about get a progress line.
+                if started.elapsed() >= Duration::from_millis(500) {
+                    let (written, calls) = totals();
+                    write!(
+                        out,
+                        "\r\x1b[2K  syncing: {} records written, {} API calls so far ({:.0?})",
+                        written.saturating_sub(written_before),
+                        calls.saturating_sub(calls_before),
+                        started.elapsed()
+                    )?;
+                    out.flush()?;
+                    drawn = true;
+                }
+            }
+        }
+    };
+    if drawn {
+        write!(out, "\r\x1b[2K")?;
+    }
+    Ok(summary)
 }
 
 fn seed(sim: &sfsim::SimOrg, plan: &OrgSeed) -> anyhow::Result<()> {
