@@ -85,3 +85,57 @@ fn the_demo_converges_then_stops_cleanly_on_sigint() {
         rest.join("\n")
     );
 }
+
+#[test]
+fn sigterm_during_the_first_sync_finishes_the_page_and_exits_0() {
+    // 3,000 opportunities at 20 ms a call: the first cycle takes dozens of pages, so the
+    // signal lands while it runs.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orgsync"))
+        .args(["demo", "--records", "3000", "--latency-ms", "20"])
+        .env_remove("RUST_LOG")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start orgsync demo");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let started = line.starts_with("syncing every");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.starts_with("syncing every")),
+        "{}",
+        seen.join("\n")
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let rest: Vec<String> = lines.collect();
+    let out = child.wait_with_output().expect("wait for the demo");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        rest.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        rest.iter().any(|l| l.starts_with("stopped")),
+        "{}",
+        rest.join("\n")
+    );
+    // The cycle was cut short: the orgs did not get to agree.
+    assert!(
+        !rest.iter().any(|l| l.starts_with("both orgs agree")),
+        "{}",
+        rest.join("\n")
+    );
+}
