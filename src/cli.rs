@@ -202,11 +202,10 @@ async fn check_command(settings: &Settings) -> anyhow::Result<Outcome> {
 
 async fn run_command(settings: &Settings) -> anyhow::Result<Outcome> {
     if settings.trigger != TriggerPolicy::Poll {
-        anyhow::bail!(
-            "trigger.policy = {:?} needs the Outbound Messaging listener, which this version does \
-             not have yet; use trigger.policy = \"poll\"",
-            settings.trigger
-        );
+        let cancel = CancellationToken::new();
+        daemon::cancel_on_signals(cancel.clone())?;
+        crate::server::run_push(settings, cancel).await?;
+        return Ok(Outcome::Ok);
     }
     let daemon = Daemon::new(settings).await?;
     let cancel = CancellationToken::new();

@@ -101,6 +101,24 @@ impl Daemon {
         &self.store
     }
 
+    /// The settings the daemon was built from (for the push listener).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The client of `org` (the push listener learns the org id through it).
+    pub fn client(&self, org: Org) -> &Client {
+        match org {
+            Org::A => &self.a,
+            Org::B => &self.b,
+        }
+    }
+
+    /// The field mapping (for passes run outside `run_once`, e.g. inbox drains).
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
     /// Marks cycles left `running` by a crashed process as interrupted. Call once at start.
     pub async fn recover(&self) -> anyhow::Result<()> {
         let n = self.store.interrupt_running_cycles().await?;

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod demo;
 pub mod import_properties;
 pub mod salesforce;
+pub mod server;
 pub mod status;
 pub mod store;
 pub mod sync;

@@ -185,7 +185,8 @@ impl PassReport {
         }
     }
 
-    fn absorb(&mut self, other: PassReport) {
+    /// Adds another part of the same pass (retries, inbox) to this report.
+    pub fn absorb(&mut self, other: PassReport) {
         self.read += other.read;
         self.created += other.created;
         self.updated += other.updated;

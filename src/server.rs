@@ -1,0 +1,953 @@
+//! The push trigger and the daemon's HTTP face: one axum server on `http.port` that takes
+//! Outbound Messaging POSTs (`/outbound/a`, `/outbound/b`, and the template's `/?source=A|B`),
+//! stores their notifications in the inbox and commits before it acks, plus `GET /healthz`,
+//! `/readyz`, `/status` and `/metrics`; and the worker that drains the inbox through the
+//! engine's page pipeline as soon as a message arrives (and, for `trigger.policy = "hybrid"`,
+//! runs a full poll cycle every `scheduler.safety_frequency`).
+//!
+//! A message is acked only after its notifications are durably stored: anything wrong (unknown
+//! source, bad or missing secret, oversized body, malformed XML, another org's id, a store
+//! error) is answered with a SOAP fault (HTTP 500, as SOAP does) and a log line, so Salesforce
+//! keeps the message and retries it. The notification's field values are never trusted: the
+//! worker fetches every record fresh from its org.
+//!
+//! The pure parts (routing a request to an org, the secret comparison, the org id check, the
+//! Prometheus text) are separate functions with unit tests; the I/O is in the handlers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::ExposeSecret as _;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Settings, TriggerPolicy};
+use crate::daemon::{CycleSummary, Daemon};
+use crate::salesforce::outbound::{ack_envelope, fault_envelope, parse_notifications};
+use crate::store::{CycleCounts, CycleOutcome, Direction, NewNotification, Org};
+use crate::sync::{Pass, PassConfig, PassOutcome, PassReport};
+
+/// The largest message body accepted. Salesforce sends at most 100 notifications per message;
+/// even with long text fields that stays far below this.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// Shared by the handlers and the worker.
+struct Shared {
+    daemon: Arc<Daemon>,
+    /// Signalled by the listener after a message is stored; the worker drains the inbox.
+    wake: Notify,
+    metrics: Metrics,
+}
+
+/// The listener and its worker, running.
+pub struct Running {
+    /// The address the server is bound to (useful with `http.port = 0`).
+    pub addr: SocketAddr,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    worker: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits until both the server and the worker have stopped (after `cancel` fires).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.server.await.context("the HTTP server task panicked")?;
+        self.worker.await.context("the inbox worker task panicked")?;
+        served.context("the HTTP server failed")
+    }
+}
+
+/// `orgsync run` for `trigger.policy = "push"` or `"hybrid"`: builds the daemon, checks that
+/// both orgs have an outbound secret, then serves on `0.0.0.0:http.port` until `cancel`.
+pub async fn run_push(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<()> {
+    check_push_settings(settings)?;
+    let daemon = Arc::new(Daemon::new(settings).await?);
+    daemon.recover().await?;
+    let addr = SocketAddr::from(([0, 0, 0, 0], settings.http_port));
+    let running = start(daemon, addr, cancel).await?;
+    running.wait().await?;
+    tracing::info!("orgsync stopped: the page in flight was committed");
+    Ok(())
+}
+
+/// The settings push mode needs: a secret per org (a listener without one would accept
+/// anybody's messages).
+pub fn check_push_settings(settings: &Settings) -> anyhow::Result<()> {
+    for org in [&settings.a, &settings.b] {
+        let ok = org
+            .outbound_secret
+            .as_ref()
+            .is_some_and(|s| !s.expose_secret().is_empty());
+        if !ok {
+            anyhow::bail!(
+                "trigger.policy = {:?} needs orgs.{}.outbound_secret (or outbound_secret_file): \
+                 the shared secret carried as ?secret=... in the outbound message's endpoint URL",
+                settings.trigger,
+                org.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Binds `addr`, then runs the HTTP server and the inbox worker until `cancel` fires. Pending
+/// inbox rows (left by a previous process) are drained at once.
+pub async fn start(
+    daemon: Arc<Daemon>,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the HTTP listener on {addr} (http.port)"))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listener's address")?;
+    let shared = Arc::new(Shared {
+        daemon,
+        wake: Notify::new(),
+        metrics: Metrics::default(),
+    });
+    // Whatever a crash left in the inbox is drained first.
+    shared.wake.notify_one();
+    let policy = shared.daemon.settings().trigger;
+    tracing::info!(%addr, policy = ?policy, "orgsync listening for outbound messages");
+    let app = router(shared.clone());
+    let server_cancel = cancel.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
+            .await
+    });
+    let worker = tokio::spawn(worker(shared, cancel));
+    Ok(Running {
+        addr,
+        server,
+        worker,
+    })
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", post(outbound_root))
+        .route("/outbound/{org}", post(outbound_path))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound Messaging
+// ---------------------------------------------------------------------------------------------
+
+/// Why a message was refused: the fault text, whether the sender is at fault, and the log.
+#[derive(Debug)]
+struct Refusal {
+    client: bool,
+    message: String,
+}
+
+impl Refusal {
+    fn client(message: impl Into<String>) -> Refusal {
+        Refusal {
+            client: true,
+            message: message.into(),
+        }
+    }
+
+    fn server(message: impl Into<String>) -> Refusal {
+        Refusal {
+            client: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// The query string's parameters (first value of each name).
+fn query_params(raw: Option<&str>) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::new();
+    if let Some(raw) = raw {
+        for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+            params.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        }
+    }
+    params
+}
+
+/// The org named by `/outbound/{org}` or `?source=`: `a`/`b`, any case.
+fn parse_org(name: &str) -> Option<Org> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "a" => Some(Org::A),
+        "b" => Some(Org::B),
+        _ => None,
+    }
+}
+
+/// Compares two secrets in time independent of where they differ (the length is compared too,
+/// without an early return).
+fn secrets_match(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    let n = given.len().max(expected.len());
+    for i in 0..n {
+        let a = given.get(i).copied().unwrap_or(0);
+        let b = expected.get(i).copied().unwrap_or(0xff);
+        diff |= a ^ b;
+    }
+    diff == 0
+}
+
+/// Whether a message's `OrganizationId` is the org we logged in to: 15- and 18-character ids
+/// of the same org share their first 15 characters (case-sensitive).
+fn same_org_id(message: &str, learned: &str) -> bool {
+    let m = message.trim();
+    let l = learned.trim();
+    matches!(m.len(), 15 | 18)
+        && matches!(l.len(), 15 | 18)
+        && m.is_ascii()
+        && l.is_ascii()
+        && m[..15] == l[..15]
+}
+
+async fn outbound_path(
+    State(shared): State<Arc<Shared>>,
+    Path(org): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Response {
+    let params = query_params(query.as_deref());
+    let org = parse_org(&org).ok_or_else(|| {
+        Refusal::client(format!(
+            "unknown source {org:?} in the path: use /outbound/a or /outbound/b"
+        ))
+    });
+    handle_outbound(&shared, org, params.get("secret").map(String::as_str), body).await
+}
+
+async fn outbound_root(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Response {
+    let params = query_params(query.as_deref());
+    let org = match params.get("source") {
+        None => Err(Refusal::client(
+            "no source: use /outbound/a, /outbound/b or /?source=A|B",
+        )),
+        Some(s) => parse_org(s)
+            .ok_or_else(|| Refusal::client(format!("unknown source {s:?}: use source=A or B"))),
+    };
+    handle_outbound(&shared, org, params.get("secret").map(String::as_str), body).await
+}
+
+async fn handle_outbound(
+    shared: &Shared,
+    org: Result<Org, Refusal>,
+    secret: Option<&str>,
+    body: Body,
+) -> Response {
+    let org_label = org.as_ref().map(|o| o.as_str()).unwrap_or("unknown");
+    match accept(shared, org, secret, body).await {
+        Ok((org, received, new)) => {
+            shared.metrics.message(org_label, "acked", received);
+            tracing::info!(
+                org = org.as_str(),
+                notifications = received,
+                new,
+                "outbound message stored; acked"
+            );
+            if new > 0 {
+                shared.wake.notify_one();
+            }
+            xml_response(StatusCode::OK, ack_envelope(true))
+        }
+        Err(refusal) => {
+            shared.metrics.message(org_label, "refused", 0);
+            if refusal.client {
+                tracing::warn!(org = org_label, reason = %refusal.message, "outbound message refused");
+            } else {
+                tracing::error!(org = org_label, reason = %refusal.message, "outbound message not stored; Salesforce will retry it");
+            }
+            xml_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                fault_envelope(refusal.client, &refusal.message),
+            )
+        }
+    }
+}
+
+/// Checks and stores one message; returns (org, notifications received, newly stored).
+async fn accept(
+    shared: &Shared,
+    org: Result<Org, Refusal>,
+    secret: Option<&str>,
+    body: Body,
+) -> Result<(Org, usize, u64), Refusal> {
+    let org = org?;
+    let settings = shared.daemon.settings();
+    let org_settings = match org {
+        Org::A => &settings.a,
+        Org::B => &settings.b,
+    };
+    let expected = org_settings.outbound_secret.as_ref().ok_or_else(|| {
+        Refusal::server(format!(
+            "orgs.{}.outbound_secret is not set: messages cannot be authenticated",
+            org_settings.name
+        ))
+    })?;
+    let given = secret.unwrap_or("");
+    if !secrets_match(given.as_bytes(), expected.expose_secret().as_bytes()) {
+        return Err(Refusal::client(if secret.is_none() {
+            "no secret: the endpoint URL must carry ?secret=..."
+        } else {
+            "the secret does not match"
+        }));
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            Refusal::client(format!(
+                "the body could not be read or is larger than {MAX_BODY_BYTES} bytes: {e}"
+            ))
+        })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Refusal::client("the body is not UTF-8 text"))?;
+    let message = parse_notifications(text).map_err(|e| Refusal::client(e.to_string()))?;
+    let identity = shared
+        .daemon
+        .client(org)
+        .identity()
+        .await
+        .map_err(|e| Refusal::server(format!("cannot log in to org {}: {e}", org.as_str())))?;
+    let learned = identity.org_id.ok_or_else(|| {
+        Refusal::server(format!(
+            "the login to org {} did not tell its organization id",
+            org.as_str()
+        ))
+    })?;
+    if !same_org_id(&message.organization_id, &learned) {
+        return Err(Refusal::client(format!(
+            "OrganizationId {} is not org {}'s ({})",
+            message.organization_id,
+            org.as_str(),
+            learned
+        )));
+    }
+    let notifications: Vec<NewNotification> = message
+        .notifications
+        .iter()
+        .map(|n| NewNotification {
+            org,
+            notification_id: n.id.clone(),
+            object: n.object.clone(),
+            record_id: n.record_id.clone(),
+        })
+        .collect();
+    let new = shared
+        .daemon
+        .store()
+        .insert_notifications(&notifications)
+        .await
+        .map_err(|e| Refusal::server(format!("cannot store the notifications: {e}")))?;
+    Ok((org, notifications.len(), new))
+}
+
+fn xml_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health, status, metrics
+// ---------------------------------------------------------------------------------------------
+
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let mut problems = Vec::new();
+    if let Err(e) = shared.daemon.store().counts().await {
+        problems.push(format!("state store unreachable: {e}"));
+    }
+    for org in [Org::A, Org::B] {
+        if let Err(e) = shared.daemon.client(org).identity().await {
+            problems.push(format!("org {} not logged in: {e}", org.as_str()));
+        }
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let mut text = problems.join("\n");
+        text.push('\n');
+        (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
+    }
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let daemon = &shared.daemon;
+    match crate::status::collect(daemon.store(), daemon.settings()).await {
+        Ok(report) => match serde_json::to_string_pretty(&report) {
+            Ok(json) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                json,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode the status report");
+                (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the status\n").into_response()
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the status from the store");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read the state store: {e}\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let daemon = &shared.daemon;
+    let mut gauges = Gauges::default();
+    for org in [Org::A, Org::B] {
+        let client = daemon.client(org);
+        let calls = client.calls();
+        for (kind, n) in calls.nonzero() {
+            gauges
+                .api_calls
+                .push((org.as_str(), kind.as_str().to_string(), n));
+        }
+        if let Some((used, max)) = client.api_usage() {
+            gauges.api_usage.push((org.as_str(), used, max));
+        }
+    }
+    match daemon.store().counts().await {
+        Ok(counts) => {
+            let report = crate::status::build_report(daemon.settings(), true, &[], &[], &counts);
+            for org in [Org::A, Org::B] {
+                let depth = report.inbox.by_org.get(org.as_str()).copied().unwrap_or(0);
+                gauges.inbox.push((org.as_str(), depth));
+            }
+            gauges.failures = Some((report.failures.pending, report.failures.dead));
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the store's counts"),
+    }
+    let text = shared.metrics.render(&gauges);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// Values read at scrape time.
+#[derive(Debug, Default)]
+struct Gauges {
+    /// (org, kind, calls this process made).
+    api_calls: Vec<(&'static str, String, u64)>,
+    /// (org, used, max) from the latest `Sforce-Limit-Info`.
+    api_usage: Vec<(&'static str, u64, u64)>,
+    /// (org, pending notifications).
+    inbox: Vec<(&'static str, u64)>,
+    /// (pending, dead) failures.
+    failures: Option<(u64, u64)>,
+}
+
+/// Counters kept by this process.
+#[derive(Debug, Default)]
+struct Metrics {
+    inner: Mutex<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// (direction, outcome) -> records.
+    records: BTreeMap<(&'static str, &'static str), u64>,
+    /// direction -> (passes, total seconds, last seconds).
+    passes: BTreeMap<&'static str, (u64, f64, f64)>,
+    /// (org, result) -> messages.
+    messages: BTreeMap<(&'static str, &'static str), u64>,
+    /// org -> notifications received in acked messages.
+    notifications: BTreeMap<&'static str, u64>,
+}
+
+impl Metrics {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn message(&self, org: &'static str, result: &'static str, notifications: usize) {
+        let mut c = self.lock();
+        *c.messages.entry((org, result)).or_default() += 1;
+        *c.notifications.entry(org).or_default() += notifications as u64;
+    }
+
+    fn pass(&self, direction: Direction, report: &PassReport, elapsed: Duration) {
+        let d = direction.as_str();
+        let mut c = self.lock();
+        for (outcome, n) in [
+            ("created", report.created),
+            ("updated", report.updated),
+            ("linked", report.linked),
+            ("skipped", report.skipped),
+            ("failed", report.failed),
+        ] {
+            *c.records.entry((d, outcome)).or_default() += n;
+        }
+        let secs = elapsed.as_secs_f64();
+        let entry = c.passes.entry(d).or_default();
+        entry.0 += 1;
+        entry.1 += secs;
+        entry.2 = secs;
+    }
+
+    fn render(&self, gauges: &Gauges) -> String {
+        let c = self.lock();
+        render_metrics(&c, gauges)
+    }
+}
+
+/// The Prometheus text exposition (format 0.0.4) of the counters and gauges (pure).
+fn render_metrics(c: &Counters, g: &Gauges) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        }
+    };
+    let by_outcome = |wanted: &[&str]| -> Vec<(String, String)> {
+        Direction::BOTH
+            .iter()
+            .map(|d| {
+                let n: u64 = wanted
+                    .iter()
+                    .map(|o| c.records.get(&(d.as_str(), *o)).copied().unwrap_or(0))
+                    .sum();
+                (format!("direction=\"{}\"", d.as_str()), n.to_string())
+            })
+            .collect()
+    };
+    family(
+        "orgsync_records_synced_total",
+        "counter",
+        "Records written to the target or linked, by direction (since this process started).",
+        by_outcome(&["created", "updated", "linked"]),
+    );
+    family(
+        "orgsync_records_failed_total",
+        "counter",
+        "Records whose write failed (queued for retry), by direction.",
+        by_outcome(&["failed"]),
+    );
+    family(
+        "orgsync_records_skipped_total",
+        "counter",
+        "Records read and skipped (replays, echoes, unchanged, queued), by direction.",
+        by_outcome(&["skipped"]),
+    );
+    let mut count = Vec::new();
+    let mut sum = Vec::new();
+    let mut last = Vec::new();
+    for d in Direction::BOTH {
+        let (n, total, latest) = c.passes.get(d.as_str()).copied().unwrap_or_default();
+        let label = format!("direction=\"{}\"", d.as_str());
+        count.push((label.clone(), n.to_string()));
+        sum.push((label.clone(), format_float(total)));
+        last.push((label, format_float(latest)));
+    }
+    family(
+        "orgsync_cycle_duration_seconds_count",
+        "counter",
+        "Direction passes run (poll cycles and inbox drains), by direction.",
+        count,
+    );
+    family(
+        "orgsync_cycle_duration_seconds_sum",
+        "counter",
+        "Total seconds spent in direction passes, by direction.",
+        sum,
+    );
+    family(
+        "orgsync_last_cycle_duration_seconds",
+        "gauge",
+        "Duration of the latest direction pass, by direction.",
+        last,
+    );
+    family(
+        "orgsync_api_calls_total",
+        "counter",
+        "Salesforce HTTP calls this process made, by org and kind (logins included).",
+        g.api_calls
+            .iter()
+            .map(|(org, kind, n)| (format!("org=\"{org}\",kind=\"{kind}\""), n.to_string()))
+            .collect(),
+    );
+    family(
+        "orgsync_api_usage_used",
+        "gauge",
+        "The org's API requests used in the last 24 h, from the latest Sforce-Limit-Info.",
+        g.api_usage
+            .iter()
+            .map(|(org, used, _)| (format!("org=\"{org}\""), used.to_string()))
+            .collect(),
+    );
+    family(
+        "orgsync_api_usage_max",
+        "gauge",
+        "The org's daily API request limit, from the latest Sforce-Limit-Info.",
+        g.api_usage
+            .iter()
+            .map(|(org, _, max)| (format!("org=\"{org}\""), max.to_string()))
+            .collect(),
+    );
+    family(
+        "orgsync_inbox_pending",
+        "gauge",
+        "Outbound Messaging notifications stored and not yet processed, by org.",
+        g.inbox
+            .iter()
+            .map(|(org, n)| (format!("org=\"{org}\""), n.to_string()))
+            .collect(),
+    );
+    family(
+        "orgsync_failures",
+        "gauge",
+        "Records in the failure queue, by state.",
+        g.failures
+            .map(|(pending, dead)| {
+                vec![
+                    ("state=\"pending\"".to_string(), pending.to_string()),
+                    ("state=\"dead\"".to_string(), dead.to_string()),
+                ]
+            })
+            .unwrap_or_default(),
+    );
+    family(
+        "orgsync_outbound_messages_total",
+        "counter",
+        "Outbound messages received, by org and result (acked or refused with a fault).",
+        c.messages
+            .iter()
+            .map(|((org, result), n)| {
+                (format!("org=\"{org}\",result=\"{result}\""), n.to_string())
+            })
+            .collect(),
+    );
+    family(
+        "orgsync_outbound_notifications_total",
+        "counter",
+        "Notifications in acked outbound messages (redeliveries included), by org.",
+        c.notifications
+            .iter()
+            .map(|(org, n)| (format!("org=\"{org}\""), n.to_string()))
+            .collect(),
+    );
+    out
+}
+
+/// A sample value as Prometheus text writes floats.
+fn format_float(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else if v.is_nan() {
+        "NaN".into()
+    } else if v > 0.0 {
+        "+Inf".into()
+    } else {
+        "-Inf".into()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker
+// ---------------------------------------------------------------------------------------------
+
+/// Drains the inbox when woken, retries due failures every `scheduler.frequency`, and for
+/// `hybrid` runs a full cycle at start and every `scheduler.safety_frequency`. One task, so
+/// passes never overlap.
+async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
+    let settings = shared.daemon.settings();
+    let hybrid = settings.trigger == TriggerPolicy::Hybrid;
+    let mut retries = every(settings.scheduler_frequency);
+    let mut safety = every(settings.scheduler_safety_frequency);
+    // The first tick of an interval fires at once: the retry sweep's is not needed (the wake
+    // permit set at start covers the inbox), the safety poll's is (catches up after downtime).
+    retries.tick().await;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            _ = safety.tick(), if hybrid => {
+                let started = Instant::now();
+                let summary = shared.daemon.run_once(&cancel).await;
+                record_summary(&shared.metrics, &summary, started.elapsed());
+            }
+            _ = shared.wake.notified() => {
+                drain(&shared, false, &cancel).await;
+            }
+            _ = retries.tick() => {
+                drain(&shared, true, &cancel).await;
+            }
+        }
+    }
+    tracing::debug!("inbox worker stopped");
+}
+
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period.max(Duration::from_millis(10)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+fn record_summary(metrics: &Metrics, summary: &CycleSummary, elapsed: Duration) {
+    let n = u32::try_from(summary.directions.len().max(1)).unwrap_or(1);
+    for d in &summary.directions {
+        if let Ok(report) = &d.result {
+            metrics.pass(d.direction, report, elapsed / n);
+        }
+    }
+}
+
+/// Drains both directions whose source has pending notifications (and, with `retries`, due
+/// failures). Repeats while the listener keeps storing new rows, so nothing waits for a tick.
+async fn drain(shared: &Shared, retries: bool, cancel: &CancellationToken) {
+    for direction in Direction::BOTH {
+        if cancel.is_cancelled() {
+            return;
+        }
+        match has_work(shared, direction, retries).await {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => {
+                tracing::error!(direction = %direction, error = %e, "cannot read the inbox");
+                continue;
+            }
+        }
+        let started = Instant::now();
+        if let Ok(report) = drain_direction(shared, direction, retries, cancel).await {
+            shared.metrics.pass(direction, &report, started.elapsed());
+        }
+    }
+}
+
+async fn has_work(
+    shared: &Shared,
+    direction: Direction,
+    retries: bool,
+) -> Result<bool, crate::store::StoreError> {
+    let store = shared.daemon.store();
+    if !store
+        .pending_notifications(direction.source(), 1)
+        .await?
+        .is_empty()
+    {
+        return Ok(true);
+    }
+    if retries {
+        let object = &shared.daemon.settings().object;
+        let due = store
+            .due_failures(direction, object, chrono::Utc::now(), 1)
+            .await?;
+        return Ok(!due.is_empty());
+    }
+    Ok(false)
+}
+
+/// One direction's inbox (and due failures when `retries`) through the page pipeline,
+/// recorded in the `cycles` table like a poll cycle.
+async fn drain_direction(
+    shared: &Shared,
+    direction: Direction,
+    retries: bool,
+    cancel: &CancellationToken,
+) -> Result<PassReport, String> {
+    let daemon = &shared.daemon;
+    let store = daemon.store();
+    let id = store.begin_cycle(direction).await.map_err(|e| {
+        let message = format!("cannot record the drain in the state store: {e}");
+        tracing::error!(direction = %direction, error = %message, "inbox drain skipped");
+        message
+    })?;
+    let cycle = u64::try_from(id).unwrap_or(0);
+    let source = daemon.client(direction.source());
+    let target = daemon.client(direction.target());
+    let result = match source.user_id().await {
+        Err(e) => Err(format!(
+            "cannot log in to org {}: {e}",
+            direction.source().as_str()
+        )),
+        Ok(user) => {
+            let config = PassConfig::from_settings(daemon.settings(), direction, cycle, Some(user));
+            let pass = Pass::new(&config, daemon.mapping(), source, target, store);
+            let mut outcome = Ok(PassReport::default());
+            if retries {
+                outcome = pass.retry_failures(cancel).await.map_err(|e| e.to_string());
+            }
+            match outcome {
+                Ok(mut report) if report.outcome == PassOutcome::Completed => {
+                    match pass.drain_inbox(cancel).await {
+                        Ok(more) => {
+                            report.absorb(more);
+                            Ok(report)
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                other => other,
+            }
+        }
+    };
+    let (counts, outcome, error) = match &result {
+        Ok(report) => {
+            let (outcome, error) = report.cycle_outcome();
+            tracing::info!(
+                cycle,
+                direction = %direction,
+                read = report.read,
+                created = report.created,
+                updated = report.updated,
+                skipped = report.skipped,
+                failed = report.failed,
+                api_calls = report.api_calls,
+                "inbox drained"
+            );
+            (report.cycle_counts(), outcome, error)
+        }
+        Err(message) => {
+            tracing::error!(
+                cycle,
+                direction = %direction,
+                error = %message,
+                "inbox drain failed; the notifications stay pending and are tried again"
+            );
+            (
+                CycleCounts::default(),
+                CycleOutcome::Failed,
+                Some(message.clone()),
+            )
+        }
+    };
+    if let Err(e) = store
+        .finish_cycle(id, &counts, outcome, error.as_deref())
+        .await
+    {
+        tracing::error!(cycle, direction = %direction, error = %e, "cannot record the end of the drain");
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_a_or_b_in_any_case() {
+        assert_eq!(parse_org("a"), Some(Org::A));
+        assert_eq!(parse_org("B"), Some(Org::B));
+        assert_eq!(parse_org(" A "), Some(Org::A));
+        assert_eq!(parse_org("c"), None);
+        assert_eq!(parse_org(""), None);
+    }
+
+    #[test]
+    fn secrets_must_match_exactly() {
+        assert!(secrets_match(b"s3cret", b"s3cret"));
+        assert!(!secrets_match(b"s3cre", b"s3cret"));
+        assert!(!secrets_match(b"s3cretx", b"s3cret"));
+        assert!(!secrets_match(b"S3cret", b"s3cret"));
+        assert!(!secrets_match(b"", b"s3cret"));
+        // an empty expected secret never matches a non-empty one, and is refused at start
+        assert!(!secrets_match(b"x", b""));
+    }
+
+    #[test]
+    fn org_ids_compare_on_their_first_15_characters() {
+        assert!(same_org_id("00D90000000gNcmEAE", "00D90000000gNcm"));
+        assert!(same_org_id("00D90000000gNcm", "00D90000000gNcmEAE"));
+        assert!(same_org_id("00D90000000gNcmEAE", "00D90000000gNcmEAE"));
+        // case matters in 15-character ids
+        assert!(!same_org_id("00D90000000gncmEAE", "00D90000000gNcmEAE"));
+        assert!(!same_org_id("00D90000000gNcXEAE", "00D90000000gNcmEAE"));
+        assert!(!same_org_id("00D9", "00D90000000gNcmEAE"));
+        assert!(!same_org_id("", ""));
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_the_first_value_wins() {
+        let p = query_params(Some("source=A&secret=a%2Bb%20c&secret=other"));
+        assert_eq!(p.get("source").map(String::as_str), Some("A"));
+        assert_eq!(p.get("secret").map(String::as_str), Some("a+b c"));
+        assert!(query_params(None).is_empty());
+    }
+
+    #[test]
+    fn metrics_render_every_family_with_help_and_type() {
+        let metrics = Metrics::default();
+        let report = PassReport {
+            created: 2,
+            updated: 1,
+            skipped: 4,
+            failed: 1,
+            ..PassReport::default()
+        };
+        metrics.pass(Direction::AToB, &report, Duration::from_millis(1500));
+        metrics.message("a", "acked", 3);
+        let gauges = Gauges {
+            api_calls: vec![("a", "query".into(), 7)],
+            api_usage: vec![("b", 10, 15000)],
+            inbox: vec![("a", 0), ("b", 2)],
+            failures: Some((1, 0)),
+        };
+        let text = metrics.render(&gauges);
+        assert!(text.contains("orgsync_records_synced_total{direction=\"a_to_b\"} 3\n"));
+        assert!(text.contains("orgsync_records_synced_total{direction=\"b_to_a\"} 0\n"));
+        assert!(text.contains("orgsync_records_failed_total{direction=\"a_to_b\"} 1\n"));
+        assert!(text.contains("orgsync_records_skipped_total{direction=\"a_to_b\"} 4\n"));
+        assert!(text.contains("orgsync_cycle_duration_seconds_sum{direction=\"a_to_b\"} 1.5\n"));
+        assert!(text.contains("orgsync_api_calls_total{org=\"a\",kind=\"query\"} 7\n"));
+        assert!(text.contains("orgsync_api_usage_max{org=\"b\"} 15000\n"));
+        assert!(text.contains("orgsync_inbox_pending{org=\"b\"} 2\n"));
+        assert!(text.contains("orgsync_outbound_messages_total{org=\"a\",result=\"acked\"} 1\n"));
+        for line in text.lines() {
+            assert!(
+                line.starts_with("# HELP orgsync_")
+                    || line.starts_with("# TYPE orgsync_")
+                    || line.starts_with("orgsync_"),
+                "unexpected line {line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn floats_are_written_as_prometheus_reads_them() {
+        assert_eq!(format_float(1.5), "1.5");
+        assert_eq!(format_float(0.0), "0");
+        assert_eq!(format_float(f64::INFINITY), "+Inf");
+        assert_eq!(format_float(f64::NAN), "NaN");
+    }
+}
