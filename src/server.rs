@@ -61,7 +61,9 @@ impl Running {
     /// Waits until both the server and the worker have stopped (after `cancel` fires).
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.server.await.context("the HTTP server task panicked")?;
-        self.worker.await.context("the inbox worker task panicked")?;
+        self.worker
+            .await
+            .context("the inbox worker task panicked")?;
         served.context("the HTTP server failed")
     }
 }
@@ -179,7 +181,9 @@ fn query_params(raw: Option<&str>) -> BTreeMap<String, String> {
     let mut params = BTreeMap::new();
     if let Some(raw) = raw {
         for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-            params.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            params
+                .entry(k.into_owned())
+                .or_insert_with(|| v.into_owned());
         }
     }
     params
@@ -320,8 +324,8 @@ async fn accept(
                 "the body could not be read or is larger than {MAX_BODY_BYTES} bytes: {e}"
             ))
         })?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| Refusal::client("the body is not UTF-8 text"))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| Refusal::client("the body is not UTF-8 text"))?;
     let message = parse_notifications(text).map_err(|e| Refusal::client(e.to_string()))?;
     let identity = shared
         .daemon
@@ -410,7 +414,11 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
                 .into_response(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode the status report");
-                (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the status\n").into_response()
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot encode the status\n",
+                )
+                    .into_response()
             }
         },
         Err(e) => {
@@ -453,7 +461,10 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let text = shared.metrics.render(&gauges);
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()
@@ -653,9 +664,7 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
         "Outbound messages received, by org and result (acked or refused with a fault).",
         c.messages
             .iter()
-            .map(|((org, result), n)| {
-                (format!("org=\"{org}\",result=\"{result}\""), n.to_string())
-            })
+            .map(|((org, result), n)| (format!("org=\"{org}\",result=\"{result}\""), n.to_string()))
             .collect(),
     );
     family(
