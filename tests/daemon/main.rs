@@ -391,3 +391,51 @@ async fn kill_9_at_random_instants_loses_and_duplicates_nothing() {
         assert_converged(&world, 2_500 + 700 + extras);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_past_its_api_budget_is_paused_and_resumes_when_usage_drops() {
+    let world = World::new().await;
+    // org B has used 900 of its 1000 daily calls; orgsync may use up to 50%
+    set_faults(
+        &world.b,
+        json!({ "api_daily_limit": 1000, "api_usage": 900 }),
+    );
+    seed(&world.a, "Budget", 12);
+    tokio::task::block_in_place(|| {
+        let out = world
+            .command(&["sync", "--once"])
+            .env("ORGSYNC__ORGS__B__API_BUDGET_PERCENT", "50")
+            .output()
+            .expect("orgsync runs");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "a paused direction is not a complete cycle:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            opportunities(&world.b).is_empty(),
+            "nothing written to an org past its budget"
+        );
+        let status = world.status();
+        let errors: Vec<String> = ["a_to_b", "b_to_a"]
+            .iter()
+            .filter_map(|d| status["last_cycles"][d]["error"].as_str().map(String::from))
+            .collect();
+        assert!(
+            errors.iter().any(|e| e.contains("paused")),
+            "the cycle record says why: {status}"
+        );
+        // B's usage drops (a new day): the next cycle resumes on its own
+        set_faults(&world.b, json!({ "api_usage": 0 }));
+        let out = world
+            .command(&["sync", "--once"])
+            .env("ORGSYNC__ORGS__B__API_BUDGET_PERCENT", "50")
+            .output()
+            .expect("orgsync runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        world.sync_until_quiet(3);
+        assert_converged(&world, 12);
+    });
+}
