@@ -362,6 +362,7 @@ async fn kill_9_at_random_instants_loses_and_duplicates_nothing() {
     let mut rng = StdRng::seed_from_u64(0x5EED_0009);
     tokio::task::block_in_place(|| {
         let log: PathBuf = world.dir.path().join("run.log");
+        let mut cut_mid_cycle = 0;
         for round in 0..rounds {
             // people keep editing between crashes: a few updates in A
             if round % 3 == 1 {
@@ -383,7 +384,20 @@ async fn kill_9_at_random_instants_loses_and_duplicates_nothing() {
             std::thread::sleep(Duration::from_millis(wait));
             child.kill().expect("SIGKILL");
             let _ = child.wait();
+            // the process started in this round found the previous round's cycle cut short
+            if std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("found cycles left running")
+            {
+                cut_mid_cycle += 1;
+            }
         }
+        // the kills must have landed inside cycles, not only between them, for this to prove
+        // anything (a count, deterministic for the seed up to scheduling)
+        assert!(
+            cut_mid_cycle >= 1,
+            "no kill landed during a cycle in {rounds} rounds"
+        );
         set_faults(&world.a, json!({ "latency_ms": 0 }));
         set_faults(&world.b, json!({ "latency_ms": 0 }));
         world.sync_until_quiet(6);
