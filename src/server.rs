@@ -317,6 +317,14 @@ async fn accept(
             "the secret does not match"
         }));
     }
+    // A declared length over the limit is refused without reading the body.
+    if let Some(declared) = body_size_hint(&body)
+        && declared > MAX_BODY_BYTES as u64
+    {
+        return Err(Refusal::client(format!(
+            "the body ({declared} bytes) is larger than {MAX_BODY_BYTES} bytes"
+        )));
+    }
     let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|e| {
@@ -364,6 +372,12 @@ async fn accept(
         .await
         .map_err(|e| Refusal::server(format!("cannot store the notifications: {e}")))?;
     Ok((org, notifications.len(), new))
+}
+
+/// The body's exact length when the request declared it (`Content-Length`).
+fn body_size_hint(body: &Body) -> Option<u64> {
+    use axum::body::HttpBody as _;
+    body.size_hint().exact()
 }
 
 fn xml_response(status: StatusCode, body: String) -> Response {

@@ -226,7 +226,7 @@ fn secret_a() -> String {
 }
 
 /// How many inbox rows (processed or not) hold `notification_id`, read straight from the file.
-async fn inbox_rows(db: &PathBuf, notification_id: &str) -> i64 {
+async fn inbox_rows(db: &std::path::Path, notification_id: &str) -> i64 {
     let url = format!("sqlite://{}", db.display());
     let pool = sqlx::SqlitePool::connect(&url)
         .await
@@ -645,4 +645,150 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
     }
     assert!(!samples.is_empty(), "no samples");
     samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_own_writes_echoed_back_by_outbound_messaging_are_skipped() {
+    let world = World::new().await;
+    let listener = world.start("push").await;
+    world.point_a_at(&listener, &format!("secret={}", secret_a()));
+    // B's outbound message fires for orgsync's own writes too (as a real Flow would unless its
+    // entry condition excludes the integration user); those must not travel back to A.
+    world.b.set_outbound(sfsim::outbound::OutboundConfig {
+        endpoint_url: Some(format!(
+            "http://{}/outbound/b?secret={SECRET_B}",
+            listener.addr
+        )),
+        object: "Opportunity".into(),
+        fields: vec!["Name".into()],
+        enabled: true,
+        retry_base_delay_ms: 20,
+        retry_max_delay_ms: 200,
+        give_up_after_ms: 60_000,
+        duplicate_rate: 0.0,
+    });
+    world.create_as_human(&world.a, "Echoed deal", 13_000.0);
+    eventually("the deal reaches B", || {
+        named(&world.b, "Echoed deal").len() == 1
+    })
+    .await;
+    // B announces orgsync's create; the listener acks it and the worker drains it.
+    world.b.wait_outbound(|s| s.messages_acked >= 1).await;
+    let store = Store::open(&format!("sqlite://{}", world.db_path().display()))
+        .await
+        .expect("store");
+    let mut drained = false;
+    for _ in 0..3000 {
+        if store
+            .pending_notifications(Org::B, 10)
+            .await
+            .expect("inbox")
+            .is_empty()
+        {
+            drained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(drained, "B's inbox is drained");
+    let a = named(&world.a, "Echoed deal");
+    assert_eq!(a.len(), 1, "no copy back in A: {a:?}");
+    let a_stats = world.a.outbound_stats();
+    assert_eq!(
+        a_stats.notifications_queued, 1,
+        "A was not written again (only the human's create was announced): {a_stats:?}"
+    );
+    listener.stop().await;
+}
+
+/// `orgsync run` with `trigger.policy = "push"`: the binary serves, answers /healthz, and
+/// exits 0 on SIGTERM; without an outbound secret it refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_push_mode_and_stops_on_sigterm() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
+    let world = World::new().await;
+    let dir = world.dir.path();
+    let repo_default = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    std::fs::copy(repo_default, dir.join("default.toml")).expect("copy default.toml");
+    let toml = format!(
+        "[http]\nport = 0\n[trigger]\npolicy = \"push\"\n[log]\nformat = \"json\"\n\
+         [state]\nurl = {state}\n\
+         [orgs.a]\nlogin_url = {a}\nusername = \"integration@a.sim\"\n\
+         [orgs.b]\nlogin_url = {b}\nusername = \"integration@b.sim\"\n",
+        state = json!(format!("sqlite://{}", world.db_path().display())),
+        a = json!(world.a.base_url),
+        b = json!(world.b.base_url),
+    );
+    std::fs::write(dir.join("test.toml"), toml).expect("write test.toml");
+    let command = |secrets: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgsync"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("ORGSYNC__ORGS__A__PASSWORD", "password")
+            .env("ORGSYNC__ORGS__A__SECURITY_TOKEN", "token")
+            .env("ORGSYNC__ORGS__B__PASSWORD", "password")
+            .env("ORGSYNC__ORGS__B__SECURITY_TOKEN", "token")
+            .args(["--config-dir"])
+            .arg(dir)
+            .args(["--env", "test", "run"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if secrets {
+            cmd.env("ORGSYNC__ORGS__A__OUTBOUND_SECRET", SECRET_A)
+                .env("ORGSYNC__ORGS__B__OUTBOUND_SECRET", SECRET_B);
+        }
+        cmd
+    };
+
+    let refused = command(false).output().expect("orgsync runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("outbound_secret"), "{stderr}");
+
+    let mut child = command(true).spawn().expect("orgsync run starts");
+    let stderr = child.stderr.take().expect("stderr");
+    // The reader keeps draining stderr after the address line: a closed pipe would make the
+    // daemon's log writes fail.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("listening for outbound messages")
+                && let Some(tx) = tx.take()
+            {
+                let value: Value = serde_json::from_str(&line).expect("JSON log line");
+                let addr = value["fields"]["addr"]
+                    .as_str()
+                    .or_else(|| value["addr"].as_str())
+                    .unwrap_or_else(|| panic!("no addr in {line}"))
+                    .to_string();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = tokio::task::spawn_blocking(move || rx.recv())
+        .await
+        .expect("waiter")
+        .expect("orgsync logs its address");
+    let port = addr.rsplit(':').next().expect("port");
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .expect("healthz answers");
+    assert_eq!(health.status().as_u16(), 200);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("waiter")
+        .expect("orgsync exits");
+    assert!(status.success(), "exit status {status:?}");
+    reader.join().expect("stderr reader");
 }
