@@ -67,6 +67,10 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        // A log line that cannot be written (stderr closed: a pipe whose reader went away)
+        // is dropped. By default tracing-subscriber reports that with `eprint!`, which panics
+        // on the same closed stderr and takes the daemon down mid-page.
+        .log_internal_errors(false)
         .with_target(true);
     if use_json(settings.format, destination_is_terminal) {
         Ok(Box::new(

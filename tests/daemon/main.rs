@@ -453,3 +453,32 @@ async fn an_org_past_its_api_budget_is_paused_and_resumes_when_usage_drops() {
         assert_converged(&world, 12);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stderr_does_not_take_the_daemon_down() {
+    let world = World::new().await;
+    seed(&world.a, "Pipe", 50);
+    tokio::task::block_in_place(|| {
+        // stderr is a pipe whose reader goes away, as when `orgsync run | head` ends
+        let mut child = world
+            .command(&["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("orgsync run starts");
+        drop(child.stderr.take());
+        // the daemon keeps syncing: the records reach B although no log line can be written
+        let start = Instant::now();
+        while opportunities(&world.b).len() < 50 {
+            assert!(
+                child.try_wait().expect("try_wait").is_none(),
+                "orgsync exited when its stderr closed"
+            );
+            assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        send_sigterm(&child);
+        let status = wait_with_limit(&mut child, Duration::from_secs(60));
+        assert!(status.success(), "exit status {status:?}");
+    });
+}
