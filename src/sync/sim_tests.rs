@@ -304,21 +304,8 @@ async fn convergence_after_random_edits_by_people_in_both_orgs() {
     let stages = ["Prospecting", "Qualification", "Negotiation", "Closed Won"];
     for seed in 0..seeds {
         let mut rng = StdRng::seed_from_u64(seed);
-        let (sim_a, sim_b) = (start("A").await, start("B").await);
-        let humans = [client(&sim_a, "human"), client(&sim_b, "human")];
-        let (a, b) = (client(&sim_a, "integration"), client(&sim_b, "integration"));
-        let user_a = a.user_id().await.expect("login A");
-        let user_b = b.user_id().await.expect("login B");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("state.db").display()
-        ))
-        .await
-        .expect("store");
-        let m = mapping();
-        let cancel = CancellationToken::new();
-        let mut cycle = 0;
+        let mut p = Pair::new().await;
+        let humans = [client(&p.sim_a, "human"), client(&p.sim_b, "human")];
         let mut created = 0;
         for round in 0..5 {
             for op in 0..rng.random_range(1..12) {
@@ -362,29 +349,18 @@ async fn convergence_after_random_edits_by_people_in_both_orgs() {
                     assert!(done.iter().all(Result::is_ok), "{done:?}");
                 }
             }
-            cycle += 1;
-            let ab = config(Direction::AToB, user_a.clone(), cycle);
-            let ba = config(Direction::BToA, user_b.clone(), cycle);
-            let report = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
-            assert!(report.complete(), "seed {seed} round {round}: {report:?}");
+            p.cycle().await;
         }
         // people stop: within two cycles both orgs agree
-        for _ in 0..2 {
-            cycle += 1;
-            let ab = config(Direction::AToB, user_a.clone(), cycle);
-            let ba = config(Direction::BToA, user_b.clone(), cycle);
-            let report = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
-            assert!(report.complete(), "seed {seed}: {report:?}");
-        }
-        let rows_a = synced_rows(&a).await;
-        let rows_b = synced_rows(&b).await;
+        p.cycle().await;
+        p.cycle().await;
+        let rows_a = synced_rows(&p.a).await;
+        let rows_b = synced_rows(&p.b).await;
         assert_eq!(rows_a.len(), created, "seed {seed}: records in A");
         assert_eq!(
             rows_a, rows_b,
             "seed {seed}: the orgs disagree after two quiet cycles"
         );
-        sim_a.shutdown().await;
-        sim_b.shutdown().await;
     }
 }
 
