@@ -155,6 +155,8 @@ pub struct RunInfo {
     pub machine: String,
     pub rtt_ms: u64,
     pub page_size: usize,
+    /// orgsync's `batch.in_flight`.
+    pub in_flight: usize,
     pub date: String,
 }
 
@@ -203,11 +205,12 @@ pub fn markdown(info: &RunInfo, rows: &[CaseRow], findings: &[String]) -> String
     let _ = writeln!(out, "- date: {}", info.date);
     let _ = writeln!(
         out,
-        "- simulated round trip: {} ms per API call; page size {} (both); one direction A -> B; \
+        "- simulated round trip: {} ms per API call; page size {} (both); orgsync with \
+         `batch.in_flight = {}` (the baseline is sequential, as the template); one direction A -> B; \
          every changed record passes the filter `Amount > 5000`. Rows without \"updates\": X \
          records new to B. Rows \"updates\" (`BENCH_UPDATES=1`): X records synced to B and \
          linked beforehand (not measured), then edited in A by a person",
-        info.rtt_ms, info.page_size
+        info.rtt_ms, info.page_size, info.in_flight
     );
     let _ = writeln!(
         out,
@@ -350,6 +353,7 @@ pub fn self_check() -> anyhow::Result<()> {
         machine: "test".into(),
         rtt_ms: 100,
         page_size: 200,
+        in_flight: 4,
         date: "today".into(),
     };
     let md = markdown(&info, &[row], &["a finding".into()]);

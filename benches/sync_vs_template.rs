@@ -53,6 +53,8 @@ const FILTER: &str = "Amount > 5000";
 /// The template's `watermark.default.expression`.
 const DEFAULT_WATERMARK: &str = "2018-08-25T11:00:00.000Z";
 const API_VERSION: &str = "62.0";
+/// orgsync's `batch.in_flight` default.
+const DEFAULT_IN_FLIGHT: usize = orgsync::config::DEFAULT_IN_FLIGHT;
 /// Seed of the deterministic mix of write sizes.
 const TIE_SEED: u64 = 2026;
 
@@ -102,6 +104,8 @@ struct ChildSpec {
     source_url: String,
     target_url: String,
     page_size: usize,
+    /// orgsync only: `batch.in_flight`.
+    in_flight: usize,
     /// Baseline only: stop after this many polls (a sample).
     max_pages: Option<u64>,
     /// Folder for orgsync's SQLite state.
@@ -174,6 +178,8 @@ struct Options {
     scenarios: Vec<Scenario>,
     rtt_ms: u64,
     page_size: usize,
+    /// orgsync's `batch.in_flight`.
+    in_flight: usize,
     baseline_budget: Duration,
 }
 
@@ -212,6 +218,12 @@ impl Options {
             (1..=2000).contains(&page_size),
             "BENCH_PAGE_SIZE must be 1..=2000"
         );
+        let in_flight = env_number("BENCH_IN_FLIGHT", DEFAULT_IN_FLIGHT as u64)?;
+        ensure!(
+            (1..=orgsync::config::MAX_IN_FLIGHT as u64).contains(&in_flight),
+            "BENCH_IN_FLIGHT must be 1..={}",
+            orgsync::config::MAX_IN_FLIGHT
+        );
         let updates = std::env::var("BENCH_UPDATES").is_ok_and(|v| v == "1" || v == "true");
         Ok(Options {
             xs,
@@ -222,6 +234,7 @@ impl Options {
             },
             rtt_ms: env_number("BENCH_RTT_MS", 100)?,
             page_size: page_size as usize,
+            in_flight: in_flight as usize,
             baseline_budget: Duration::from_secs(env_number("BENCH_BASELINE_BUDGET_S", 120)?),
         })
     }
@@ -277,14 +290,27 @@ async fn bench_main() -> anyhow::Result<()> {
             rows.push(baseline_case(scenario, x, &opts).await?);
         }
     }
+    // What the calls in flight buy: the largest X again, one call at a time.
+    let sequential = match opts.xs.iter().max() {
+        Some(&x) if opts.in_flight > 1 => {
+            let one = Options {
+                in_flight: 1,
+                ..opts.clone()
+            };
+            eprintln!("orgsync with batch.in_flight = 1, for comparison:");
+            Some(orgsync_case(Scenario::Creates, x, &one).await?)
+        }
+        _ => None,
+    };
     let info = RunInfo {
         command: command_line(),
         machine: machine(),
         rtt_ms: opts.rtt_ms,
         page_size: opts.page_size,
+        in_flight: opts.in_flight,
         date: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
     };
-    let md = report::markdown(&info, &rows, &findings(&rows, &opts));
+    let md = report::markdown(&info, &rows, &findings(&rows, &opts, sequential.as_ref()));
     println!("{md}");
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -308,6 +334,7 @@ async fn smoke_main() -> anyhow::Result<()> {
         scenarios: vec![Scenario::Creates, Scenario::Updates],
         rtt_ms: 0,
         page_size: 200,
+        in_flight: DEFAULT_IN_FLIGHT,
         baseline_budget: Duration::from_secs(60),
     };
     let rows = vec![
@@ -341,6 +368,7 @@ async fn smoke_main() -> anyhow::Result<()> {
         machine: machine(),
         rtt_ms: 0,
         page_size: 200,
+        in_flight: DEFAULT_IN_FLIGHT,
         date: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
     };
     eprintln!("{}", report::markdown(&info, &rows, &[]));
@@ -356,7 +384,7 @@ async fn orgsync_case(scenario: Scenario, x: u64, opts: &Options) -> anyhow::Res
         scenario,
         x,
         opts.rtt_ms,
-        opts.page_size,
+        (opts.page_size, opts.in_flight),
         None,
     )
     .await?;
@@ -376,14 +404,14 @@ async fn baseline_case(scenario: Scenario, x: u64, opts: &Options) -> anyhow::Re
             scenario,
             x,
             opts.rtt_ms,
-            opts.page_size,
+            (opts.page_size, 1),
             None,
         )
         .await?;
         return Ok(m.row(label, x, Measured::Full));
     }
     eprintln!("{label}, X = {x}, whole run at 0 ms (calls, losses, memory) ...");
-    let whole = run_case(Case::Baseline, scenario, x, 0, opts.page_size, None).await?;
+    let whole = run_case(Case::Baseline, scenario, x, 0, (opts.page_size, 1), None).await?;
     let per_page_ms = (opts.page_size as u64 + 2)
         .saturating_mul(opts.rtt_ms)
         .max(1);
@@ -397,7 +425,7 @@ async fn baseline_case(scenario: Scenario, x: u64, opts: &Options) -> anyhow::Re
         scenario,
         x,
         opts.rtt_ms,
-        opts.page_size,
+        (opts.page_size, 1),
         Some(sample_pages),
     )
     .await?;
@@ -426,7 +454,7 @@ async fn run_case(
     scenario: Scenario,
     x: u64,
     rtt_ms: u64,
-    page_size: usize,
+    (page_size, in_flight): (usize, usize),
     max_pages: Option<u64>,
 ) -> anyhow::Result<Measurement> {
     let a = sfsim::start_org(sfsim::OrgConfig::named("A"), "127.0.0.1:0")
@@ -451,6 +479,7 @@ async fn run_case(
             source_url: a.base_url.clone(),
             target_url: b.base_url.clone(),
             page_size,
+            in_flight: DEFAULT_IN_FLIGHT,
             max_pages: None,
             state_dir: state.path().display().to_string(),
         };
@@ -471,6 +500,7 @@ async fn run_case(
         source_url: a.base_url.clone(),
         target_url: b.base_url.clone(),
         page_size,
+        in_flight,
         max_pages,
         state_dir: state.path().display().to_string(),
     };
@@ -692,7 +722,7 @@ fn machine() -> String {
 
 /// What the figures show, in words, with the numbers: one comparison per pair of rows, then
 /// where orgsync has room, from the largest X of each scenario. Estimates say so.
-fn findings(rows: &[CaseRow], opts: &Options) -> Vec<String> {
+fn findings(rows: &[CaseRow], opts: &Options, sequential: Option<&CaseRow>) -> Vec<String> {
     let count = |calls: &BTreeMap<String, u64>, kind: &str| calls.get(kind).copied().unwrap_or(0);
     let mut out = Vec::new();
     // The pair with the largest X, per scenario (false: creates, true: updates).
@@ -767,21 +797,37 @@ fn findings(rows: &[CaseRow], opts: &Options) -> Vec<String> {
         if opts.rtt_ms > 0 && all_calls > 0 {
             let secs = ours.wall.as_secs_f64();
             let per_call = secs * 1000.0 / all_calls as f64;
-            // Estimate: the same time per call, with reads in 2,000-row batches on one chain
-            // and the pages' lookups and writes on four connections in parallel with it.
+            // The critical path of the pipeline: the reads of A follow one cursor (each needs
+            // the one before), and a page's write follows its lookup; the pages' lookups and
+            // writes share `in_flight` connections alongside the reads.
             let pages = x.div_ceil(opts.page_size as u64) as f64;
-            let critical_path = 2.0 + (min_reads as f64).max((2.0 * pages / 4.0).ceil());
-            let pipelined = critical_path * per_call / 1000.0;
-            out.push(format!(
-                "Room in orgsync, X = {x}: its {all_calls} calls (logins included) took \
-                 {secs:.1} s, {per_call:.0} ms per call at a {} ms round trip: the pass is \
-                 strictly sequential (read, lookup, write, commit, next page), so its time is \
-                 calls x round trip. Estimate, not measured: reading ahead in 2,000-row batches \
-                 while pages are looked up and written, four lookup/write calls in flight, \
-                 would put about {critical_path:.0} calls on the critical path: about \
-                 {pipelined:.1} s at the same time per call.",
+            let path = (reads as f64).max((2.0 * pages / opts.in_flight as f64).ceil()) + 2.0;
+            let mut line = format!(
+                "Overlap in orgsync, X = {x}: with `batch.in_flight = {}` its {all_calls} calls \
+                 (logins included) took {secs:.1} s, {per_call:.0} ms of wall time per call at a \
+                 {} ms round trip: reads of A run ahead while pages are looked up and written \
+                 in B, and up to {} calls are in flight.",
+                opts.in_flight, opts.rtt_ms, opts.in_flight
+            );
+            if let Some(seq) = sequential.filter(|s| s.x == x) {
+                let seq_secs = seq.wall.as_secs_f64();
+                line.push_str(&format!(
+                    " The same sync with `batch.in_flight = 1` (one call at a time, measured in \
+                     this run) made {} calls in {seq_secs:.1} s: {:.1}x the time for the same \
+                     calls.",
+                    seq.total,
+                    seq_secs / secs.max(1e-9)
+                ));
+            }
+            line.push_str(&format!(
+                " What is left is the critical path: {reads} reads on one cursor, and per page a \
+                 lookup before its write, shared by {} connections: about {path:.0} round trips \
+                 ({:.1} s at {} ms), against {all_calls} one at a time.",
+                opts.in_flight,
+                path * opts.rtt_ms as f64 / 1000.0,
                 opts.rtt_ms
             ));
+            out.push(line);
         }
     }
     if let Some((ours, _)) = largest.get(&true) {
@@ -838,6 +884,7 @@ fn orgsync_settings(spec: &ChildSpec) -> anyhow::Result<orgsync::config::Setting
         r#"
 [batch]
 page_size = {page}
+in_flight = {in_flight}
 [watermark]
 default = "{wm}"
 [sync]
@@ -855,6 +902,7 @@ username = "integration@b.sim"
 api_version = "{API_VERSION}"
 "#,
         page = spec.page_size,
+        in_flight = spec.in_flight,
         wm = DEFAULT_WATERMARK,
         fields = FIELDS.map(|f| format!("\"{f}\"")).join(", "),
         db = db.display(),

@@ -150,6 +150,9 @@ pub struct Settings {
     pub watermark_default: chrono::DateTime<chrono::Utc>,
     /// Rows read per page (1..=2000); writes are further chunked by 200 (sObject Collections).
     pub page_size: usize,
+    /// `batch.in_flight`: Salesforce calls a direction pass keeps in flight at once (1..=10);
+    /// 1 is strictly sequential.
+    pub in_flight: usize,
     pub trigger: TriggerPolicy,
     pub account_policy: AccountPolicy,
     /// Parent fields fetched through the relationship for syncAccount (`account.fields`).
@@ -369,6 +372,7 @@ const LEAVES: &[&str] = &[
     "watermark.default",
     "watermark.lookback",
     "batch.page_size",
+    "batch.in_flight",
     "trigger.policy",
     "account.sync_policy",
     "account.fields",
@@ -832,7 +836,10 @@ impl Default for RawSettings {
                 default: "2018-08-25T11:00:00.000Z".into(),
                 lookback: RawDuration(Duration::from_secs(30)),
             },
-            batch: RawBatch { page_size: 200 },
+            batch: RawBatch {
+                page_size: 200,
+                in_flight: DEFAULT_IN_FLIGHT as i64,
+            },
             trigger: RawTrigger {
                 policy: "poll".into(),
             },
@@ -922,6 +929,8 @@ impl Default for RawWatermark {
 struct RawBatch {
     #[serde(default = "defaults::page_size")]
     page_size: i64,
+    #[serde(default = "defaults::in_flight")]
+    in_flight: i64,
 }
 
 impl Default for RawBatch {
@@ -1127,6 +1136,9 @@ mod defaults {
     pub fn page_size() -> i64 {
         RawSettings::default().batch.page_size
     }
+    pub fn in_flight() -> i64 {
+        RawSettings::default().batch.in_flight
+    }
     pub fn trigger() -> String {
         RawSettings::default().trigger.policy
     }
@@ -1177,6 +1189,13 @@ mod defaults {
 
 /// Largest page the REST query API returns (`batchSize` caps at 2000).
 pub const MAX_PAGE_SIZE: usize = 2000;
+
+/// The most Salesforce calls a pass may keep in flight (`batch.in_flight`). Salesforce
+/// allows 25 concurrent long-running requests per org, shared with every other integration.
+pub const MAX_IN_FLIGHT: usize = 10;
+
+/// `batch.in_flight` when not configured.
+pub const DEFAULT_IN_FLIGHT: usize = 4;
 
 /// Collects problems with their origins while validating.
 struct Checker<'o> {
@@ -1290,6 +1309,20 @@ fn validate(env: &str, raw: RawSettings, origins: &Origins) -> Result<Settings, 
                 ),
             );
             200
+        }
+    };
+
+    let in_flight = match usize::try_from(raw.batch.in_flight) {
+        Ok(n) if (1..=MAX_IN_FLIGHT).contains(&n) => n,
+        _ => {
+            c.problem(
+                "batch.in_flight",
+                format!(
+                    "must be between 1 and {MAX_IN_FLIGHT}, got {}",
+                    raw.batch.in_flight
+                ),
+            );
+            DEFAULT_IN_FLIGHT
         }
     };
 
@@ -1463,6 +1496,7 @@ fn validate(env: &str, raw: RawSettings, origins: &Origins) -> Result<Settings, 
         scheduler_safety_frequency,
         watermark_default,
         page_size,
+        in_flight,
         trigger,
         account_policy,
         account_fields,

@@ -4,6 +4,12 @@
 //! The same page pipeline serves the failure-queue retries and the inbox drain (records
 //! fetched fresh by id; neither moves the watermark).
 //!
+//! Pages of the watermark query overlap (`batch.in_flight` Salesforce calls at once, reads
+//! running ahead of the pages): each page reads its links, triages and looks up its targets
+//! on its own; from the decision on, pages take turns in page order ([`PageGate`]) so that
+//! every page sees the targets earlier pages claimed, exactly as one page at a time would; and
+//! pages commit in page order, so the watermark never passes a page that is not durable.
+//!
 //! API calls per page: at most one lookup query (linked rows by `Id`, unlinked rows by match
 //! key, OR-ed into one query; more only if the lookup itself pages), one collections call per
 //! 200 creates and one per 200 updates. Rows the triage settles (replays, echoes, queued
@@ -12,10 +18,16 @@
 //! create per 200 missing parents, per page.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use futures::stream::{FuturesOrdered, StreamExt};
 use serde_json::{Map, Value};
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::accounts::{
@@ -56,6 +68,9 @@ pub struct PassConfig {
     pub external_id_field: Option<String>,
     /// Rows per page (one store transaction each).
     pub page_size: usize,
+    /// Salesforce calls in flight at once (`batch.in_flight`, at least 1): pages of the
+    /// watermark query overlap up to this many, and the reads run ahead of them.
+    pub in_flight: usize,
     /// Re-read window behind the watermark.
     pub lookback: Duration,
     /// Start of the first read when no watermark is stored.
@@ -89,6 +104,7 @@ impl PassConfig {
             match_by: settings.match_by.clone(),
             external_id_field: settings.external_id_field.clone(),
             page_size: settings.page_size.max(1),
+            in_flight: settings.in_flight.max(1),
             lookback: settings.lookback,
             default_watermark: settings.watermark_default,
             filter: settings.filter.clone(),
@@ -237,6 +253,136 @@ enum PageResult {
     Paused(Org, PortError),
 }
 
+/// A page that went through the pipeline up to its commit.
+enum PageDone {
+    /// Written (or settled without writes): its outcomes wait for the page's transaction.
+    Ready(Box<PageWork>),
+    /// An org's API limit was reached: nothing of the page is recorded.
+    Paused(Org, PortError),
+}
+
+/// What a page's transaction records.
+struct PageWork {
+    /// The page's place in its pipeline.
+    index: usize,
+    rows: Vec<SourceRow>,
+    page: PageOutcomes,
+    failures: HashMap<String, QueuedFailure>,
+    mode: PipelineMode,
+    page_max: Option<DateTime<Utc>>,
+    /// The page's counts, added to the pass's report when the page commits.
+    counts: PassReport,
+}
+
+/// What a page waits for before it decides (see [`PageGate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Earlier pages have decided: the targets they link or update are claimed.
+    Decided,
+    /// Earlier pages have also written: the targets they created are claimed too. Needed when
+    /// the page's lookup found candidates for unlinked rows, since a candidate may be a
+    /// record an earlier page has just created.
+    Written,
+}
+
+/// The turn a page waits for before deciding: [`Turn::Written`] when its lookup found a
+/// candidate for some unlinked row, else [`Turn::Decided`].
+fn turn_for(has_candidates: bool) -> Turn {
+    if has_candidates {
+        Turn::Written
+    } else {
+        Turn::Decided
+    }
+}
+
+/// Whether pages must go one at a time from their start (after the previous page's commit):
+/// with `syncAccount`, a page reads the parent-account links that earlier pages store.
+fn pages_one_at_a_time(account: &AccountMode) -> bool {
+    matches!(account, AccountMode::SyncByName { .. })
+}
+
+/// Progress of the pages in flight, in page order.
+#[derive(Debug, Default)]
+struct GateState {
+    /// Pages `0..decided` have decided.
+    decided: usize,
+    /// Pages `0..committed` have committed.
+    committed: usize,
+    /// `written[i]`: page `i` has made its writes.
+    written: Vec<bool>,
+}
+
+impl GateState {
+    fn ready(&self, index: usize, turn: Turn) -> bool {
+        self.decided >= index
+            && match turn {
+                Turn::Decided => true,
+                Turn::Written => (0..index).all(|i| self.written.get(i).copied().unwrap_or(false)),
+            }
+    }
+}
+
+/// How the pages of one pipeline, in flight together, take turns: each decides after the
+/// pages before it (and, when its lookup found candidates, after their writes), and no page
+/// takes a target another page of the pass has claimed (linked, updated or created), which
+/// the store does not show until that page commits.
+struct PageGate {
+    state: watch::Sender<GateState>,
+    claims: Mutex<HashSet<String>>,
+}
+
+impl PageGate {
+    fn new() -> PageGate {
+        PageGate {
+            state: watch::Sender::new(GateState::default()),
+            claims: Mutex::new(HashSet::new()),
+        }
+    }
+
+    async fn wait(&self, ready: impl FnMut(&GateState) -> bool) {
+        let mut rx = self.state.subscribe();
+        // The sender lives as long as the gate: waiting cannot fail.
+        let _ = rx.wait_for(ready).await;
+    }
+
+    async fn wait_turn(&self, index: usize, turn: Turn) {
+        self.wait(|s| s.ready(index, turn)).await;
+    }
+
+    async fn wait_committed(&self, index: usize) {
+        self.wait(|s| s.committed >= index).await;
+    }
+
+    fn decided(&self, index: usize) {
+        self.state
+            .send_modify(|s| s.decided = s.decided.max(index + 1));
+    }
+
+    fn written(&self, index: usize) {
+        self.state.send_modify(|s| {
+            if s.written.len() <= index {
+                s.written.resize(index + 1, false);
+            }
+            s.written[index] = true;
+        });
+    }
+
+    fn committed(&self, index: usize) {
+        self.state
+            .send_modify(|s| s.committed = s.committed.max(index + 1));
+    }
+
+    fn claim<'i>(&self, ids: impl IntoIterator<Item = &'i str>) {
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        claims.extend(ids.into_iter().map(str::to_string));
+    }
+
+    fn is_claimed(&self, id: &str) -> bool {
+        let claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        claims.contains(id)
+    }
+}
+
 /// One direction pass over its ports.
 pub struct Pass<'p, S, T, St> {
     config: &'p PassConfig,
@@ -244,6 +390,10 @@ pub struct Pass<'p, S, T, St> {
     source: &'p S,
     target: &'p T,
     store: &'p St,
+    /// Salesforce calls made so far (every part of the pass).
+    calls: AtomicU64,
+    /// `batch.in_flight` permits: one per Salesforce call in flight.
+    permits: Semaphore,
 }
 
 /// A row's final outcome, recorded in the page transaction.
@@ -283,7 +433,22 @@ where
             source,
             target,
             store,
+            calls: AtomicU64::new(0),
+            permits: Semaphore::new(config.in_flight.max(1)),
         }
+    }
+
+    /// Makes one Salesforce call, counted, when a `batch.in_flight` permit is free.
+    async fn call<F: Future>(&self, call: F) -> F::Output {
+        // The semaphore is never closed; without a permit the call would still be bounded
+        // by the pages in flight.
+        let _permit = self.permits.acquire().await.ok();
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        call.await
+    }
+
+    fn calls_made(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     fn source_org(&self) -> Org {
@@ -322,8 +487,20 @@ where
         Ok(report)
     }
 
-    /// The watermark query, cursor-paged, one committed page of `page_size` rows at a time.
+    /// The watermark query, cursor-paged, in committed pages of `page_size` rows: up to
+    /// `in_flight` pages overlap, the next batch is read while they are looked up and
+    /// written, and they commit in page order.
     pub async fn sync_changes(&self, cancel: &CancellationToken) -> Result<PassReport, PassError> {
+        let before = self.calls_made();
+        let mut report = self.sync_changes_pages(cancel).await?;
+        report.api_calls = self.calls_made() - before;
+        Ok(report)
+    }
+
+    async fn sync_changes_pages(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         let org = self.source_org();
         let watermark = self
@@ -355,14 +532,14 @@ where
             direction = %self.config.direction,
             watermark = %watermark,
             since = %since,
+            in_flight = self.config.in_flight,
             "reading changes"
         );
         if cancel.is_cancelled() {
             report.outcome = PassOutcome::Cancelled;
             return Ok(report);
         }
-        report.api_calls += 1;
-        let first = match self.source.query(&query).await {
+        let first = match self.call(self.source.query(&query)).await {
             Ok(batch) => batch,
             Err(e) if e.kind == ErrorKind::LimitExceeded => {
                 report.outcome = self.paused(org, e);
@@ -370,49 +547,99 @@ where
             }
             Err(e) => return Err(PassError::Query { org, source: e }),
         };
+
+        let page_size = self.config.page_size.max(1);
+        let depth = self.config.in_flight.max(1);
+        let gate = PageGate::new();
         let mut buffer: VecDeque<Map<String, Value>> = first.records.into();
         let mut next = first.next;
+        let mut reading = None;
+        let mut pages = FuturesOrdered::new();
+        let mut index = 0usize;
+        // Why no more pages start: cancelled, paused, or an error returned once the pages
+        // in flight have committed.
+        let mut stop: Option<Result<PassOutcome, PassError>> = None;
         loop {
-            while buffer.len() < self.config.page_size
+            if stop.is_none() && cancel.is_cancelled() {
+                stop = Some(Ok(PassOutcome::Cancelled));
+            }
+            if stop.is_some() {
+                reading = None;
+            } else if reading.is_none()
+                && buffer.len() < page_size * depth
                 && let Some(cursor) = next.take()
             {
-                report.api_calls += 1;
-                match self.source.query_more(&cursor).await {
-                    Ok(batch) => {
-                        buffer.extend(batch.records);
-                        next = batch.next;
+                reading = Some(Box::pin(self.read_more(cursor)));
+            }
+            while stop.is_none() && pages.len() < depth {
+                // A whole page, or the rest of the rows once nothing more is to come.
+                let rest = next.is_none() && reading.is_none() && !buffer.is_empty();
+                if buffer.len() < page_size && !rest {
+                    break;
+                }
+                let take = page_size.min(buffer.len());
+                let rows = buffer
+                    .drain(..take)
+                    .map(|r| self.parse_source(&r))
+                    .collect();
+                match rows {
+                    Ok(rows) => {
+                        pages.push_back(self.run_page(rows, PipelineMode::Changes, index, &gate));
+                        index += 1;
                     }
-                    Err(e) if e.kind == ErrorKind::LimitExceeded => {
-                        report.outcome = self.paused(org, e);
-                        return Ok(report);
-                    }
-                    Err(e) => return Err(PassError::Query { org, source: e }),
+                    Err(e) => stop = Some(Err(e)),
                 }
             }
-            if buffer.is_empty() {
+            if pages.is_empty() && reading.is_none() {
                 break;
             }
-            if cancel.is_cancelled() {
-                report.outcome = PassOutcome::Cancelled;
-                break;
-            }
-            let take = self.config.page_size.min(buffer.len());
-            let rows = buffer
-                .drain(..take)
-                .map(|r| self.parse_source(&r))
-                .collect::<Result<Vec<_>, _>>()?;
-            match self
-                .process_page(rows, PipelineMode::Changes, &mut report)
-                .await?
-            {
-                PageResult::Committed => {}
-                PageResult::Paused(org, e) => {
-                    report.outcome = self.paused(org, e);
-                    return Ok(report);
+            tokio::select! {
+                batch = async {
+                    match reading.as_mut() {
+                        Some(read) => read.await,
+                        None => std::future::pending().await,
+                    }
+                }, if reading.is_some() => {
+                    reading = None;
+                    match batch {
+                        Ok(batch) => {
+                            buffer.extend(batch.records);
+                            next = batch.next;
+                        }
+                        Err(e) if e.kind == ErrorKind::LimitExceeded => {
+                            stop = Some(Ok(self.paused(org, e)));
+                        }
+                        Err(e) => stop = Some(Err(PassError::Query { org, source: e })),
+                    }
                 }
+                Some(done) = pages.next() => {
+                    match done? {
+                        PageDone::Ready(work) => {
+                            let index = work.index;
+                            self.commit_work(*work, &mut report).await?;
+                            gate.committed(index);
+                        }
+                        // The pages after it are dropped: nothing of theirs is recorded.
+                        PageDone::Paused(org, e) => {
+                            report.outcome = self.paused(org, e);
+                            return Ok(report);
+                        }
+                    }
+                }
+                else => break,
             }
         }
+        match stop {
+            Some(Ok(outcome)) => report.outcome = outcome,
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
         Ok(report)
+    }
+
+    /// The batch after `cursor` of the watermark query.
+    async fn read_more(&self, cursor: String) -> Result<Batch, PortError> {
+        self.call(self.source.query_more(&cursor)).await
     }
 
     /// Retries the failure queue's due records, fetched fresh by id, page by page.
@@ -421,6 +648,7 @@ where
         cancel: &CancellationToken,
     ) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
+        let before = self.calls_made();
         let mut seen: HashSet<i64> = HashSet::new();
         let limit = u32::try_from(self.config.page_size).unwrap_or(u32::MAX);
         loop {
@@ -444,7 +672,7 @@ where
                 break;
             }
             let ids: Vec<String> = due.iter().map(|f| f.source_id.clone()).collect();
-            let rows = match self.fetch_by_ids(&ids, &mut report).await {
+            let rows = match self.fetch_by_ids(&ids).await {
                 Ok(rows) => rows,
                 Err(FetchError::Paused(org, e)) => {
                     report.outcome = self.paused(org, e);
@@ -469,6 +697,7 @@ where
                 }
             }
         }
+        report.api_calls = self.calls_made() - before;
         Ok(report)
     }
 
@@ -476,6 +705,7 @@ where
     /// fetched fresh by id and run through the page pipeline.
     pub async fn drain_inbox(&self, cancel: &CancellationToken) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
+        let before = self.calls_made();
         let mut seen: HashSet<i64> = HashSet::new();
         let limit = u32::try_from(self.config.page_size).unwrap_or(u32::MAX);
         loop {
@@ -513,7 +743,7 @@ where
                     ids.push(item.record_id.clone());
                 }
             }
-            let rows = match self.fetch_by_ids(&ids, &mut report).await {
+            let rows = match self.fetch_by_ids(&ids).await {
                 Ok(rows) => rows,
                 Err(FetchError::Paused(org, e)) => {
                     report.outcome = self.paused(org, e);
@@ -533,6 +763,7 @@ where
                 }
             }
         }
+        report.api_calls = self.calls_made() - before;
         Ok(report)
     }
 
@@ -586,18 +817,14 @@ where
         })
     }
 
-    async fn fetch_by_ids(
-        &self,
-        ids: &[String],
-        report: &mut PassReport,
-    ) -> Result<Vec<SourceRow>, FetchError> {
+    async fn fetch_by_ids(&self, ids: &[String]) -> Result<Vec<SourceRow>, FetchError> {
         let query = RecordQuery {
             object: self.config.object.clone(),
             fields: self.source_fields(),
             kind: QueryKind::ByIds(ids.to_vec()),
         };
         let records = self
-            .query_all(self.source, self.source_org(), &query, report)
+            .query_all(self.source, self.source_org(), &query)
             .await?;
         records
             .iter()
@@ -612,12 +839,10 @@ where
         port: &O,
         org: Org,
         query: &RecordQuery,
-        report: &mut PassReport,
     ) -> Result<Vec<Map<String, Value>>, FetchError> {
         let mut out = Vec::new();
-        report.api_calls += 1;
-        let mut batch: Batch = port
-            .query(query)
+        let mut batch: Batch = self
+            .call(port.query(query))
             .await
             .map_err(|e| FetchError::from_port(org, e))?;
         loop {
@@ -625,9 +850,8 @@ where
             let Some(cursor) = batch.next.take() else {
                 break;
             };
-            report.api_calls += 1;
-            batch = port
-                .query_more(&cursor)
+            batch = self
+                .call(port.query_more(&cursor))
                 .await
                 .map_err(|e| FetchError::from_port(org, e))?;
         }
@@ -642,28 +866,53 @@ where
         mode: PipelineMode,
         report: &mut PassReport,
     ) -> Result<PageResult, PassError> {
-        let before = report.clone();
-        let result = self.process_page_inner(rows, mode, report).await;
-        if !matches!(result, Ok(PageResult::Committed)) {
-            let api_calls = report.api_calls;
-            *report = before;
-            report.api_calls = api_calls;
+        match self.run_page(rows, mode, 0, &PageGate::new()).await? {
+            PageDone::Ready(work) => {
+                self.commit_work(*work, report).await?;
+                Ok(PageResult::Committed)
+            }
+            PageDone::Paused(org, e) => Ok(PageResult::Paused(org, e)),
         }
-        result
     }
 
-    async fn process_page_inner(
+    /// Records a page's outcomes in its transaction, then adds its counts to `report`. The
+    /// counts of a page that did not commit are not reported (only the calls it made).
+    async fn commit_work(&self, work: PageWork, report: &mut PassReport) -> Result<(), PassError> {
+        let PageWork {
+            rows,
+            page,
+            failures,
+            mode,
+            page_max,
+            mut counts,
+            ..
+        } = work;
+        self.commit_page(&rows, page, &failures, &mode, page_max, &mut counts)
+            .await?;
+        report.absorb(counts);
+        Ok(())
+    }
+
+    /// The page pipeline up to the commit: triage, one lookup, plan, writes. Page `index` of
+    /// the pages sharing `gate` decides after the pages before it (see [`PageGate`]).
+    async fn run_page(
         &self,
         rows: Vec<SourceRow>,
         mode: PipelineMode,
-        report: &mut PassReport,
-    ) -> Result<PageResult, PassError> {
+        index: usize,
+        gate: &PageGate,
+    ) -> Result<PageDone, PassError> {
         let cfg = self.config;
         let (src, tgt) = (self.source_org(), self.target_org());
         let policy = Policy {
             direction: cfg.direction,
             conflict: cfg.conflict,
         };
+        if pages_one_at_a_time(&cfg.account) {
+            gate.wait_committed(index).await;
+        }
+        let mut counts = PassReport::default();
+        let report = &mut counts;
         let page_max = rows.iter().map(|r| r.system_modstamp).max();
         let mut rows = dedup_latest(rows);
         self.source_parent_tokens(&mut rows).await?;
@@ -740,9 +989,9 @@ where
         let mut targets: HashMap<String, TargetRow> = HashMap::new();
         if !needs_lookup.is_empty() {
             let query = self.lookup_query(&rows, &needs_lookup, &views);
-            let records = match self.query_all(self.target, tgt, &query, report).await {
+            let records = match self.query_all(self.target, tgt, &query).await {
                 Ok(records) => records,
-                Err(FetchError::Paused(org, e)) => return Ok(PageResult::Paused(org, e)),
+                Err(FetchError::Paused(org, e)) => return Ok(PageDone::Paused(org, e)),
                 Err(FetchError::Pass(e)) => return Err(e),
             };
             let mut parsed = Vec::with_capacity(records.len());
@@ -764,6 +1013,13 @@ where
             if !views.contains_key(rows[i].id.as_str()) {
                 candidates.insert(i, self.candidates_for(&rows[i], &targets));
             }
+        }
+        // From here on, pages take their turn: targets that earlier pages of the pass link,
+        // update or create are theirs, though not yet in the store.
+        let turn = turn_for(candidates.values().any(|list| !list.is_empty()));
+        gate.wait_turn(index, turn).await;
+        for list in candidates.values_mut() {
+            list.retain(|t| !gate.is_claimed(&t.id));
         }
         let candidate_ids: Vec<String> = {
             let mut set: Vec<String> = candidates
@@ -873,10 +1129,12 @@ where
         }
         let decision_of: HashMap<usize, &Decision> =
             needs_lookup.iter().copied().zip(decisions.iter()).collect();
+        gate.claim(decisions.iter().filter_map(Decision::target_id));
+        gate.decided(index);
 
         // Parent accounts of the writes: one lookup (and creates of missing ones) per page.
         let (account_links, from_links, parent_of_row) = match self
-            .resolve_accounts(&rows, &mut creates, &mut updates, report)
+            .resolve_accounts(&rows, &mut creates, &mut updates)
             .await?
         {
             Ok(resolved) => {
@@ -890,21 +1148,27 @@ where
                 }
                 (resolved.links, resolved.from_links, resolved.parent_of_row)
             }
-            Err((org, e)) => return Ok(PageResult::Paused(org, e)),
+            Err((org, e)) => return Ok(PageDone::Paused(org, e)),
         };
 
         if let Some(e) = self
-            .write_creates(&rows, &creates, &decision_of, &mut outcomes, report)
+            .write_page(
+                &rows,
+                &creates,
+                &updates,
+                &decision_of,
+                &mut outcomes,
+                report,
+            )
             .await
         {
-            return Ok(PageResult::Paused(tgt, e));
+            return Ok(PageDone::Paused(tgt, e));
         }
-        if let Some(e) = self
-            .write_updates(&rows, &updates, &decision_of, &mut outcomes, report)
-            .await
-        {
-            return Ok(PageResult::Paused(tgt, e));
-        }
+        gate.claim(outcomes.iter().filter_map(|o| match o {
+            RowOutcome::Linked { target_id, .. } => Some(target_id.as_str()),
+            _ => None,
+        }));
+        gate.written(index);
 
         let stale_account_links = self.stale_account_links(&from_links, &mut outcomes);
         if src == Org::B {
@@ -923,35 +1187,63 @@ where
             account_links,
             stale_account_links,
         };
-        self.commit_page(&rows, page, &failures, &mode, page_max, report)
-            .await?;
-        Ok(PageResult::Committed)
+        Ok(PageDone::Ready(Box::new(PageWork {
+            index,
+            rows,
+            page,
+            failures,
+            mode,
+            page_max,
+            counts,
+        })))
     }
 
-    /// Creates (or upserts on the external id field) in calls of at most 200 records, each
+    /// Writes the page: creates (or upserts on the external id field) and updates in calls of
+    /// at most 200 records, all calls in flight together (within `batch.in_flight`), each
     /// record's outcome mapped back to its row. Returns the limit error that pauses the page.
-    async fn write_creates(
+    async fn write_page(
         &self,
         rows: &[SourceRow],
         creates: &[(usize, Map<String, Value>)],
+        updates: &[(usize, String, Map<String, Value>)],
         decision_of: &HashMap<usize, &Decision>,
         outcomes: &mut [RowOutcome],
         report: &mut PassReport,
     ) -> Option<PortError> {
         let cfg = self.config;
-        for chunk in creates.chunks(COLLECTION_LIMIT) {
+        let create_calls = creates.chunks(COLLECTION_LIMIT).map(|chunk| async move {
             let bodies: Vec<Map<String, Value>> = chunk.iter().map(|(_, b)| b.clone()).collect();
-            report.api_calls += 1;
-            let result = match &cfg.external_id_field {
-                Some(ext) => self.target.upsert(&cfg.object, ext, &bodies).await,
-                None => self.target.create(&cfg.object, &bodies).await,
-            };
-            let results = match result {
-                Err(e) if e.kind == ErrorKind::LimitExceeded => {
-                    return Some(e);
+            match &cfg.external_id_field {
+                Some(ext) => {
+                    self.call(self.target.upsert(&cfg.object, ext, &bodies))
+                        .await
                 }
-                other => per_record(other, chunk.len()),
-            };
+                None => self.call(self.target.create(&cfg.object, &bodies)).await,
+            }
+        });
+        let update_calls = updates.chunks(COLLECTION_LIMIT).map(|chunk| async move {
+            let bodies: Vec<(String, Map<String, Value>)> = chunk
+                .iter()
+                .map(|(_, id, b)| (id.clone(), b.clone()))
+                .collect();
+            self.call(self.target.update(&cfg.object, &bodies)).await
+        });
+        let (created, updated) = futures::join!(join_all(create_calls), join_all(update_calls));
+        if let Some(e) = created.iter().chain(&updated).find_map(|r| {
+            r.as_ref()
+                .err()
+                .filter(|e| e.kind == ErrorKind::LimitExceeded)
+        }) {
+            return Some(e.clone());
+        }
+        let snapshot_of = |i: &usize| {
+            decision_of
+                .get(i)
+                .and_then(|d| d.snapshot.clone())
+                .unwrap_or_default()
+        };
+        for (chunk, result) in creates.chunks(COLLECTION_LIMIT).zip(created) {
+            let results = per_record(result, chunk.len());
             for ((i, _), outcome) in chunk.iter().zip(results) {
                 let row = &rows[*i];
                 outcomes[*i] = match outcome {
@@ -968,10 +1260,7 @@ where
                         );
                         RowOutcome::Linked {
                             target_id: ok.id,
-                            snapshot: decision_of
-                                .get(i)
-                                .and_then(|d| d.snapshot.clone())
-                                .unwrap_or_default(),
+                            snapshot: snapshot_of(i),
                         }
                     }
                     Err(e) => RowOutcome::Failed {
@@ -983,31 +1272,8 @@ where
                 };
             }
         }
-        None
-    }
-
-    /// Updates in calls of at most 200 records; as [`Self::write_creates`].
-    async fn write_updates(
-        &self,
-        rows: &[SourceRow],
-        updates: &[(usize, String, Map<String, Value>)],
-        decision_of: &HashMap<usize, &Decision>,
-        outcomes: &mut [RowOutcome],
-        report: &mut PassReport,
-    ) -> Option<PortError> {
-        let cfg = self.config;
-        for chunk in updates.chunks(COLLECTION_LIMIT) {
-            let bodies: Vec<(String, Map<String, Value>)> = chunk
-                .iter()
-                .map(|(_, id, b)| (id.clone(), b.clone()))
-                .collect();
-            report.api_calls += 1;
-            let results = match self.target.update(&cfg.object, &bodies).await {
-                Err(e) if e.kind == ErrorKind::LimitExceeded => {
-                    return Some(e);
-                }
-                other => per_record(other, chunk.len()),
-            };
+        for (chunk, result) in updates.chunks(COLLECTION_LIMIT).zip(updated) {
+            let results = per_record(result, chunk.len());
             for ((i, target_id, _), outcome) in chunk.iter().zip(results) {
                 let row = &rows[*i];
                 outcomes[*i] = match outcome {
@@ -1022,10 +1288,7 @@ where
                         );
                         RowOutcome::Linked {
                             target_id: target_id.clone(),
-                            snapshot: decision_of
-                                .get(i)
-                                .and_then(|d| d.snapshot.clone())
-                                .unwrap_or_default(),
+                            snapshot: snapshot_of(i),
                         }
                     }
                     Err(e) => RowOutcome::Failed {
@@ -1037,7 +1300,6 @@ where
                 };
             }
         }
-
         None
     }
 
@@ -1326,7 +1588,6 @@ where
         rows: &[SourceRow],
         creates: &mut Vec<(usize, Map<String, Value>)>,
         updates: &mut Vec<(usize, String, Map<String, Value>)>,
-        report: &mut PassReport,
     ) -> Result<Result<AccountsResolved, (Org, PortError)>, PassError> {
         let (src, tgt) = (self.source_org(), self.target_org());
         let cfg = self.config;
@@ -1395,7 +1656,7 @@ where
                     }]],
                 },
             };
-            let records = match self.query_all(self.target, tgt, &query, report).await {
+            let records = match self.query_all(self.target, tgt, &query).await {
                 Ok(records) => records,
                 Err(FetchError::Paused(org, e)) => return Ok(Err((org, e))),
                 Err(FetchError::Pass(e)) => return Err(e),
@@ -1489,8 +1750,7 @@ where
                     account_body(name, parent, fields)
                 })
                 .collect();
-            report.api_calls += 1;
-            let results = match self.target.create(ACCOUNT_OBJECT, &bodies).await {
+            let results = match self.call(self.target.create(ACCOUNT_OBJECT, &bodies)).await {
                 Err(e) if e.kind == ErrorKind::LimitExceeded => return Ok(Err((tgt, e))),
                 other => per_record(other, chunk.len()),
             };

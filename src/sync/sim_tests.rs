@@ -68,6 +68,7 @@ fn config(direction: Direction, integration_user_id: String, cycle: u64) -> Pass
         match_by: vec!["Name".into()],
         external_id_field: None,
         page_size: 200,
+        in_flight: 4,
         lookback: Duration::from_secs(30),
         default_watermark: Utc
             .with_ymd_and_hms(2020, 1, 1, 0, 0, 0)

@@ -341,6 +341,7 @@ fn bad_values_are_all_reported_with_their_keys() {
     let env_file = r#"
 [batch]
 page_size = 0
+in_flight = 11
 [trigger]
 policy = "sometimes"
 [account]
@@ -365,6 +366,7 @@ username = "integration@b.sim"
     let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
     for key in [
         "batch.page_size",
+        "batch.in_flight",
         "trigger.policy",
         "account.sync_policy",
         "sync.filter",
