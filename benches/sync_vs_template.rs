@@ -836,8 +836,9 @@ fn findings(rows: &[CaseRow], opts: &Options, sequential: Option<&CaseRow>) -> V
         out.push(format!(
             "Updates, X = {}: orgsync's calls in B were {lookups} lookups of linked rows (`Id \
              IN`, one per page) and {writes} writes (the minimum is {}). The lookup reads B's \
-             `LastModifiedDate` for last-writer-wins, so it stays unless a policy lets A win \
-             outright; the reads of A have the same room as above.",
+             current values and `LastModifiedDate`, which the field-level merge and every \
+             conflict policy need (a person may have edited B since the last sync), so it \
+             stays; it overlaps with the writes of other pages like the lookups above.",
             ours.x,
             ours.x.div_ceil(report::WRITE_BATCH_MAX)
         ));

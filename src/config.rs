@@ -1221,6 +1221,17 @@ impl Checker<'_> {
         });
     }
 
+    /// A count in `1..=max`; else a problem, and `fallback` so that checking goes on.
+    fn count(&mut self, key: &str, value: i64, max: usize, fallback: usize) -> usize {
+        match usize::try_from(value) {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                self.problem(key, format!("must be between 1 and {max}, got {value}"));
+                fallback
+            }
+        }
+    }
+
     fn positive(&mut self, key: &str, value: Duration) -> Duration {
         if value.is_zero() {
             self.problem(key, "must be greater than zero");
@@ -1298,33 +1309,13 @@ fn validate(env: &str, raw: RawSettings, origins: &Origins) -> Result<Settings, 
         });
     let lookback = raw.watermark.lookback.0;
 
-    let page_size = match usize::try_from(raw.batch.page_size) {
-        Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-        _ => {
-            c.problem(
-                "batch.page_size",
-                format!(
-                    "must be between 1 and {MAX_PAGE_SIZE}, got {}",
-                    raw.batch.page_size
-                ),
-            );
-            200
-        }
-    };
-
-    let in_flight = match usize::try_from(raw.batch.in_flight) {
-        Ok(n) if (1..=MAX_IN_FLIGHT).contains(&n) => n,
-        _ => {
-            c.problem(
-                "batch.in_flight",
-                format!(
-                    "must be between 1 and {MAX_IN_FLIGHT}, got {}",
-                    raw.batch.in_flight
-                ),
-            );
-            DEFAULT_IN_FLIGHT
-        }
-    };
+    let page_size = c.count("batch.page_size", raw.batch.page_size, MAX_PAGE_SIZE, 200);
+    let in_flight = c.count(
+        "batch.in_flight",
+        raw.batch.in_flight,
+        MAX_IN_FLIGHT,
+        DEFAULT_IN_FLIGHT,
+    );
 
     let trigger = match raw.trigger.policy.as_str() {
         "poll" => TriggerPolicy::Poll,
