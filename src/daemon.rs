@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::salesforce::{Client, ClientOptions};
-use crate::store::{CycleCounts, CycleOutcome, Direction, Org, Store};
+use crate::store::{CycleCounts, CycleOutcome, Direction, Org, StateLock, Store};
 use crate::sync::{Mapping, Pass, PassConfig, PassOutcome, PassReport};
 
 /// What one direction of a cycle came to.
@@ -72,15 +72,19 @@ pub struct Daemon {
     b: Client,
     /// Field names and value translations between the orgs.
     mapping: Mapping,
+    /// This process's hold on the state database (none for an in-memory one).
+    _lock: Option<StateLock>,
 }
 
 impl Daemon {
-    /// Opens the store (applying migrations) and builds both clients. Does not log in: the
-    /// first cycle does, and a login failure is that cycle's error, not a crash.
+    /// Opens the store (applying migrations), locks it for this process (another daemon on
+    /// the same database is refused: see [`StateLock`]) and builds both clients. Does not log
+    /// in: the first cycle does, and a login failure is that cycle's error, not a crash.
     pub async fn new(settings: &Settings) -> anyhow::Result<Daemon> {
         let store = Store::open(&settings.state_url)
             .await
             .with_context(|| format!("opening the state store {}", settings.state_url))?;
+        let lock = StateLock::acquire(&settings.state_url).await?;
         let mapping = Mapping::from_settings(settings).context("building the field mapping")?;
         let options = ClientOptions::for_settings(settings);
         let a = Client::with_options(&settings.a, options.clone())
@@ -93,6 +97,7 @@ impl Daemon {
             a,
             b,
             mapping,
+            _lock: lock,
         })
     }
 

@@ -482,3 +482,37 @@ async fn a_closed_stderr_does_not_take_the_daemon_down() {
         assert!(status.success(), "exit status {status:?}");
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_state_database_is_refused() {
+    let world = World::new().await;
+    seed(&world.a, "Lock", 20);
+    tokio::task::block_in_place(|| {
+        let log = world.dir.path().join("run.log");
+        let mut child = world.spawn_daemon(&log);
+        // the daemon holds the state once it has started syncing
+        let start = Instant::now();
+        while opportunities(&world.b).len() < 20 {
+            assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = world.run(&["sync", "--once"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("in use by another orgsync process")
+                && stderr.contains(&format!("(pid {})", child.id())),
+            "{stderr}"
+        );
+        // reading and repairing stay available beside the daemon
+        world.status();
+        let list = world.run(&["failures", "list"]);
+        assert!(list.status.success(), "{}", text(&list.stderr));
+
+        send_sigterm(&child);
+        let status = wait_with_limit(&mut child, Duration::from_secs(60));
+        assert!(status.success(), "exit status {status:?}");
+        // once the daemon is gone, the database is free again
+        world.sync_until_quiet(3);
+    });
+}
