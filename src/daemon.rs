@@ -74,7 +74,17 @@ pub struct Daemon {
     mapping: Mapping,
     /// This process's hold on the state database (none for an in-memory one).
     _lock: Option<StateLock>,
+    /// When housekeeping last ran (see [`Daemon::housekeeping`]).
+    housekept: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often housekeeping runs.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// Processed inbox rows are kept this long: well past Salesforce's 24 hours of redelivery, so
+/// that a late duplicate is still recognised, and long enough to look into a recent message.
+const KEEP_PROCESSED_INBOX: chrono::Duration = chrono::Duration::days(7);
+/// Finished cycles are kept this long (the history `status` and the logs refer to).
+const KEEP_CYCLES: chrono::Duration = chrono::Duration::days(30);
 
 impl Daemon {
     /// Opens the store (applying migrations), locks it for this process (another daemon on
@@ -98,6 +108,7 @@ impl Daemon {
             b,
             mapping,
             _lock: lock,
+            housekept: std::sync::Mutex::new(None),
         })
     }
 
@@ -150,7 +161,48 @@ impl Daemon {
             }
             directions.push(DirectionResult { direction, result });
         }
+        self.housekeeping().await;
         CycleSummary { cycle, directions }
+    }
+
+    /// At most once an hour: deletes processed inbox rows older than 7 days and finished
+    /// cycles older than 30 days, so that the state database does not grow without end.
+    /// Links, watermarks and the failure queue are never touched. A failure is logged and
+    /// tried again at the next hour.
+    pub async fn housekeeping(&self) {
+        {
+            let mut last = self.housekept.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < HOUSEKEEPING_EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let now = chrono::Utc::now();
+        let inbox = self
+            .store
+            .purge_processed_notifications(now - KEEP_PROCESSED_INBOX)
+            .await;
+        let cycles = self.store.purge_cycles(now - KEEP_CYCLES).await;
+        match (inbox, cycles) {
+            (Ok(inbox), Ok(cycles)) => {
+                if inbox + cycles > 0 {
+                    tracing::info!(
+                        inbox_rows = inbox,
+                        cycles,
+                        "housekeeping: old processed notifications and cycles deleted"
+                    );
+                }
+            }
+            (inbox, cycles) => {
+                let error = [inbox.err(), cycles.err()]
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::warn!(error = %error, "housekeeping failed; tried again in an hour");
+            }
+        }
     }
 
     async fn run_direction(
@@ -305,6 +357,84 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(35));
         ticks.tick().await; // ...and the next one is a full period later, not a catch-up burst
         assert_eq!(start.elapsed(), Duration::from_secs(45));
+    }
+
+    /// A daemon on a state file in `dir` (its orgs are never called).
+    async fn daemon_in(dir: &std::path::Path) -> Daemon {
+        let toml = format!(
+            "[state]\nurl = \"sqlite://{}\"\n[orgs.a]\nusername = \"a@example.com\"\n\
+             [orgs.b]\nusername = \"b@example.com\"\n",
+            dir.join("state.db").display()
+        );
+        let vars = [
+            ("ORGSYNC__ORGS__A__PASSWORD", "p"),
+            ("ORGSYNC__ORGS__A__SECURITY_TOKEN", "t"),
+            ("ORGSYNC__ORGS__B__PASSWORD", "p"),
+            ("ORGSYNC__ORGS__B__SECURITY_TOKEN", "t"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let settings =
+            crate::config::load_str("test", &[("test", &toml)], &vars).expect("settings load");
+        Daemon::new(&settings).await.expect("daemon builds")
+    }
+
+    async fn count(store: &Store, table: &str) -> i64 {
+        let sql = match table {
+            "inbox" => "SELECT count(*) FROM inbox",
+            _ => "SELECT count(*) FROM cycles",
+        };
+        sqlx::query_scalar(sql)
+            .fetch_one(&store.pool)
+            .await
+            .expect("count")
+    }
+
+    /// An inbox row processed long ago, and one processed now; a cycle finished long ago.
+    async fn age_rows(store: &Store, tag: &str) {
+        for (received, processed) in [
+            ("2020-01-01T00:00:00.000Z", Some("2020-01-01T00:00:01.000Z")),
+            ("2020-01-01T00:00:00.000Z", None),
+        ] {
+            sqlx::query(
+                "INSERT INTO inbox (org, notification_id, object, record_id, received_at, \
+                 processed_at) VALUES ('a', ?, 'Opportunity', '006000000000001AAA', ?, ?)",
+            )
+            .bind(format!("{tag}-{}", processed.is_some()))
+            .bind(received)
+            .bind(processed)
+            .execute(&store.pool)
+            .await
+            .expect("insert inbox row");
+        }
+        for _ in 0..2 {
+            sqlx::query(
+                "INSERT INTO cycles (direction, started_at, finished_at, outcome) \
+                 VALUES ('a_to_b', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:01.000Z', 'ok')",
+            )
+            .execute(&store.pool)
+            .await
+            .expect("insert cycle");
+        }
+    }
+
+    #[tokio::test]
+    async fn housekeeping_deletes_old_processed_notifications_and_cycles_once_an_hour() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let daemon = daemon_in(dir.path()).await;
+        let store = daemon.store();
+        age_rows(store, "first").await;
+        daemon.housekeeping().await;
+        // The unprocessed notification stays, however old; of the two old cycles, the last
+        // one of its direction stays.
+        assert_eq!(count(store, "inbox").await, 1);
+        assert_eq!(count(store, "cycles").await, 1);
+        // Within the hour, housekeeping does not run again.
+        age_rows(store, "second").await;
+        daemon.housekeeping().await;
+        assert_eq!(count(store, "inbox").await, 3);
+        assert_eq!(count(store, "cycles").await, 3);
     }
 
     #[tokio::test(start_paused = true)]

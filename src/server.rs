@@ -735,6 +735,7 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
             }
             _ = retries.tick() => {
                 drain(&shared, true, &cancel).await;
+                shared.daemon.housekeeping().await;
             }
         }
     }

@@ -158,6 +158,19 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Deletes finished cycles that started before `before` (housekeeping: a cycle every
+    /// 10 s is 17,280 rows a day). The latest cycles, which `status` shows, stay.
+    pub async fn purge_cycles(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM cycles WHERE finished_at IS NOT NULL AND started_at < ?
+                 AND id NOT IN (SELECT max(id) FROM cycles GROUP BY direction)",
+        )
+        .bind(format_timestamp(before))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Marks cycles still `running` as `interrupted`. Call once at daemon start, before the
     /// first cycle (never from a second process while a daemon runs).
     pub async fn interrupt_running_cycles(&self) -> Result<u64, StoreError> {

@@ -492,6 +492,33 @@ async fn readers_are_not_blocked_by_an_open_page_on_a_file_store() {
 }
 
 #[tokio::test]
+async fn old_finished_cycles_are_purged_but_each_direction_keeps_its_last() {
+    let store = memory().await;
+    let counts = CycleCounts::default();
+    let mut finished = Vec::new();
+    for direction in [Direction::AToB, Direction::BToA, Direction::AToB] {
+        let id = store.begin_cycle(direction).await.unwrap();
+        store
+            .finish_cycle(id, &counts, CycleOutcome::Ok, None)
+            .await
+            .unwrap();
+        finished.push(id);
+    }
+    let running = store.begin_cycle(Direction::BToA).await.unwrap();
+    // Nothing is old enough yet.
+    let day_ago = Utc::now() - chrono::Duration::days(1);
+    assert_eq!(store.purge_cycles(day_ago).await.unwrap(), 0);
+    // Everything is old: the first A->B cycle and the finished B->A cycle go; the last cycle
+    // of each direction stays (B->A's is the running one, which is never purged).
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.purge_cycles(later).await.unwrap(), 2);
+    let last_a = store.last_cycle(Direction::AToB).await.unwrap().unwrap();
+    assert_eq!(last_a.id, finished[2]);
+    let last_b = store.last_cycle(Direction::BToA).await.unwrap().unwrap();
+    assert_eq!(last_b.id, running);
+}
+
+#[tokio::test]
 async fn cycles_record_counts_and_outcomes() {
     let store = memory().await;
     assert!(store.last_cycle(Direction::AToB).await.unwrap().is_none());
