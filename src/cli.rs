@@ -335,7 +335,14 @@ pub fn main() -> ExitCode {
         Ok(code) => return code,
         Err(command) => command,
     };
-    let settings = match Settings::load(&cli.env, &cli.config_dir) {
+    // `status` and `failures` only read (and repair) the state database: they never call an
+    // org, so they run without the org secrets.
+    let load = if matches!(command, Command::Status(_) | Command::Failures(_)) {
+        Settings::load_without_secrets
+    } else {
+        Settings::load
+    };
+    let settings = match load(&cli.env, &cli.config_dir) {
         Ok(settings) => settings,
         Err(err) => {
             print_error(&anyhow::Error::new(err));

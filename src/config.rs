@@ -200,6 +200,17 @@ impl Settings {
         load(env, config_dir, &vars)
     }
 
+    /// [`Settings::load`] for commands that only read the state database (`status`,
+    /// `failures`): missing org secrets are not an error (they are `None`), so an operator
+    /// can run them from a shell that does not hold the service's secrets. Every other
+    /// problem is reported as by `load`.
+    pub fn load_without_secrets(env: &str, config_dir: &Path) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        load_files(env, config_dir, &vars, Secrets::Optional)
+    }
+
     /// The settings of one org.
     pub fn org(&self, org: crate::store::Org) -> &OrgSettings {
         match org {
@@ -601,6 +612,23 @@ pub fn load(
     config_dir: &Path,
     vars: &HashMap<String, String>,
 ) -> Result<Settings, ConfigError> {
+    load_files(env, config_dir, vars, Secrets::Required)
+}
+
+/// Whether missing org secrets are problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    Required,
+    /// For commands that never call an org.
+    Optional,
+}
+
+fn load_files(
+    env: &str,
+    config_dir: &Path,
+    vars: &HashMap<String, String>,
+    secrets: Secrets,
+) -> Result<Settings, ConfigError> {
     let valid_env = !env.is_empty()
         && env
             .chars()
@@ -626,7 +654,7 @@ pub fn load(
         };
         layers.push((Origin::File(path), text));
     }
-    load_layers(env, &layers, vars)
+    load_layers(env, &layers, vars, secrets)
 }
 
 /// Loads from TOML texts instead of files: each layer is `(name, toml)`, later layers win,
@@ -641,13 +669,14 @@ pub fn load_str(
         .iter()
         .map(|(name, text)| (Origin::Inline((*name).to_string()), (*text).to_string()))
         .collect();
-    load_layers(env, &layers, vars)
+    load_layers(env, &layers, vars, Secrets::Required)
 }
 
 fn load_layers(
     env: &str,
     layers: &[(Origin, String)],
     vars: &HashMap<String, String>,
+    secrets: Secrets,
 ) -> Result<Settings, ConfigError> {
     let mut origins = Origins::default();
     let mut problems = Vec::new();
@@ -676,7 +705,7 @@ fn load_layers(
     let raw: RawSettings = merged
         .try_deserialize()
         .map_err(|err| ConfigError::Invalid(vec![problem_from_config(err, &origins)]))?;
-    validate(env, raw, &origins)
+    validate(env, raw, &origins, secrets)
 }
 
 fn parse_message(err: &config::ConfigError) -> String {
@@ -1201,6 +1230,7 @@ pub const DEFAULT_IN_FLIGHT: usize = 4;
 struct Checker<'o> {
     origins: &'o Origins,
     problems: Vec<Problem>,
+    secrets: Secrets,
 }
 
 impl Checker<'_> {
@@ -1275,10 +1305,16 @@ fn is_record_id(id: &str, prefix: &str) -> bool {
 }
 
 /// Validates the raw configuration into [`Settings`], reporting every problem at once.
-fn validate(env: &str, raw: RawSettings, origins: &Origins) -> Result<Settings, ConfigError> {
+fn validate(
+    env: &str,
+    raw: RawSettings,
+    origins: &Origins,
+    secrets: Secrets,
+) -> Result<Settings, ConfigError> {
     let mut c = Checker {
         origins,
         problems: Vec::new(),
+        secrets,
     };
 
     let http_port = u16::try_from(raw.http.port).unwrap_or_else(|_| {
@@ -1732,7 +1768,7 @@ fn validate_org(
         };
     let auth_origin = c.origins.of(&key("auth"));
     let require = |c: &mut Checker<'_>, field: &str, present: bool, secret: bool| {
-        if present {
+        if present || (secret && c.secrets == Secrets::Optional) {
             return;
         }
         let k = key(field);
@@ -1776,7 +1812,7 @@ fn validate_org(
         };
         c.problem(&k, "is not an RSA private key in PEM format");
     }
-    if needs_outbound_secret && outbound_secret.is_none() {
+    if needs_outbound_secret && outbound_secret.is_none() && c.secrets == Secrets::Required {
         let k = key("outbound_secret");
         c.missing(
             &k,

@@ -18,15 +18,8 @@ fn state_url(dir: &Path) -> String {
 /// `orgsync <args>` with a clean environment: the dev config, the sim's users, secrets from
 /// the environment, the state in `dir`.
 fn orgsync(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_orgsync"));
+    let mut command = without_secrets(dir, args);
     command
-        .env_clear()
-        .current_dir(dir)
-        .arg("--config-dir")
-        .arg(repo_config_dir())
-        .args(args)
-        .env("ORGSYNC_ENV", "dev")
-        .env("ORGSYNC__STATE__URL", state_url(dir))
         .env("ORGSYNC__ORGS__A__PASSWORD", SECRET)
         .env("ORGSYNC__ORGS__A__SECURITY_TOKEN", SECRET)
         .env("ORGSYNC__ORGS__B__PASSWORD", SECRET)
@@ -35,6 +28,21 @@ fn orgsync(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
         command.env(k, v);
     }
     command.output().expect("run orgsync")
+}
+
+/// `orgsync <args>` as an operator's shell runs it: the dev config and the state in `dir`,
+/// none of the service's secrets.
+fn without_secrets(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orgsync"));
+    command
+        .env_clear()
+        .current_dir(dir)
+        .arg("--config-dir")
+        .arg(repo_config_dir())
+        .args(args)
+        .env("ORGSYNC_ENV", "dev")
+        .env("ORGSYNC__STATE__URL", state_url(dir));
+    command
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -229,4 +237,42 @@ fn runtime_failure_exits_1_with_the_cause_chain() {
     assert!(stderr.contains("caused by"), "{stderr}");
     assert!(stderr.contains("file is not a database"), "{stderr}");
     assert!(!stderr.contains(SECRET), "{stderr}");
+}
+
+#[test]
+fn status_and_failures_run_without_the_org_secrets_but_sync_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        Store::open(&state_url(dir.path()))
+            .await
+            .unwrap()
+            .close()
+            .await;
+    });
+    let run = |args: &[&str]| {
+        without_secrets(dir.path(), args)
+            .output()
+            .expect("run orgsync")
+    };
+    for args in [&["status"][..], &["failures", "list"][..]] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(&["sync", "--once"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("orgs.a.password"), "{stderr}");
+    // Other problems are still reported to the read-only commands.
+    let out = without_secrets(dir.path(), &["status"])
+        .env("ORGSYNC__BATCH__IN_FLIGHT", "0")
+        .output()
+        .expect("run orgsync");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("batch.in_flight"));
 }
