@@ -23,6 +23,9 @@ pub enum CycleOutcome {
     Failed,
     /// The process stopped while the cycle ran.
     Interrupted,
+    /// An org reached its API limit or `api_budget_percent`: the pages done are committed,
+    /// the rest waits for the next cycle (the error says which org).
+    Paused,
 }
 
 impl CycleOutcome {
@@ -33,6 +36,7 @@ impl CycleOutcome {
             CycleOutcome::Partial => "partial",
             CycleOutcome::Failed => "failed",
             CycleOutcome::Interrupted => "interrupted",
+            CycleOutcome::Paused => "paused",
         }
     }
 
@@ -43,6 +47,7 @@ impl CycleOutcome {
             "partial" => CycleOutcome::Partial,
             "failed" => CycleOutcome::Failed,
             "interrupted" => CycleOutcome::Interrupted,
+            "paused" => CycleOutcome::Paused,
             other => return Err(StoreError::Corrupt(format!("cycle outcome {other:?}"))),
         })
     }

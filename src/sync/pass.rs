@@ -185,14 +185,14 @@ impl PassReport {
 
     /// How the cycle ended, for the `cycles` table: `ok` when every record read got a
     /// durable outcome and none failed, `partial` when some went to the failure queue,
-    /// `interrupted` when cancelled, `failed` when paused by an API limit (with the reason).
+    /// `interrupted` when cancelled, `paused` by an API limit (with the reason).
     pub fn cycle_outcome(&self) -> (CycleOutcome, Option<String>) {
         match &self.outcome {
             PassOutcome::Completed if self.failed == 0 => (CycleOutcome::Ok, None),
             PassOutcome::Completed => (CycleOutcome::Partial, None),
             PassOutcome::Cancelled => (CycleOutcome::Interrupted, None),
             PassOutcome::Paused { org, message } => (
-                CycleOutcome::Failed,
+                CycleOutcome::Paused,
                 Some(format!(
                     "paused: org {} is at its API limit ({message}); resuming next cycle",
                     org.as_str().to_ascii_uppercase()

@@ -1656,7 +1656,7 @@ fn reports_map_to_cycle_rows() {
         message: "REQUEST_LIMIT_EXCEEDED".into(),
     };
     let (outcome, error) = report.cycle_outcome();
-    assert_eq!(outcome, CycleOutcome::Failed);
+    assert_eq!(outcome, CycleOutcome::Paused);
     assert!(error.is_some_and(|e| e.contains("org B")));
 }
 

@@ -441,6 +441,11 @@ async fn an_org_past_its_api_budget_is_paused_and_resumes_when_usage_drops() {
             errors.iter().any(|e| e.contains("paused")),
             "the cycle record says why: {status}"
         );
+        assert_eq!(
+            status["last_cycles"]["a_to_b"]["outcome"],
+            json!("paused"),
+            "a pause is not a failure: {status}"
+        );
         // B's usage drops (a new day): the next cycle resumes on its own
         set_faults(&world.b, json!({ "api_usage": 0 }));
         let out = world

@@ -564,3 +564,62 @@ async fn cycles_record_counts_and_outcomes() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_database_of_the_first_version_is_migrated_and_its_paused_cycles_say_so() {
+    // A state database as the first release left it: only the initial migration applied.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let first = dir.path().join("migrations");
+    std::fs::create_dir(&first).unwrap();
+    let initial = "20261123000001_initial.sql";
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(initial),
+        first.join(initial),
+    )
+    .unwrap();
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    sqlx::migrate::Migrator::new(first.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for (direction, error) in [
+        (
+            "a_to_b",
+            "paused: org B is at its API limit (REQUEST_LIMIT_EXCEEDED); resuming",
+        ),
+        ("b_to_a", "cannot log in to org b"),
+    ] {
+        sqlx::query(
+            "INSERT INTO cycles (direction, started_at, finished_at, outcome, error)
+             VALUES (?, '2026-11-23T10:00:00.000Z', '2026-11-23T10:00:01.000Z', 'failed', ?)",
+        )
+        .bind(direction)
+        .bind(error)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let a = store.last_cycle(Direction::AToB).await.unwrap().unwrap();
+    assert_eq!((a.id, a.outcome), (1, CycleOutcome::Paused));
+    assert!(a.error.is_some_and(|e| e.starts_with("paused:")));
+    let b = store.last_cycle(Direction::BToA).await.unwrap().unwrap();
+    assert_eq!((b.id, b.outcome), (2, CycleOutcome::Failed));
+    // Ids go on after the migrated rows.
+    assert_eq!(store.begin_cycle(Direction::AToB).await.unwrap(), 3);
+}
