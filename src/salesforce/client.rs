@@ -111,7 +111,13 @@ struct Inner {
     usage: Mutex<Option<UsageSeen>>,
     /// Calls sent by this process, by kind.
     calls: CallCounters,
+    /// Field types by object, described once per process (see [`Client::field_types`]).
+    field_types: Mutex<std::collections::HashMap<String, Arc<FieldTypes>>>,
 }
+
+/// An object's field types: lower-cased field name to the describe `type` (`date`,
+/// `datetime`, `string`...).
+pub type FieldTypes = std::collections::HashMap<String, String>;
 
 /// A Salesforce client for one org.
 #[derive(Clone)]
@@ -196,6 +202,7 @@ impl Client {
                 session: tokio::sync::Mutex::new(SessionSlot::default()),
                 usage: Mutex::new(None),
                 calls: CallCounters::default(),
+                field_types: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -242,6 +249,36 @@ impl Client {
     /// Calls this process made to the org, by kind (logins included).
     pub fn calls(&self) -> CallCounts {
         self.inner.calls.snapshot()
+    }
+
+    /// The types of `object`'s fields: one describe call the first time, then from memory
+    /// (field types do not change while a process runs; a restart reads them again).
+    pub async fn field_types(&self, object: &str) -> Result<Arc<FieldTypes>, SalesforceError> {
+        let key = object.to_ascii_lowercase();
+        let cached = self
+            .inner
+            .field_types
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(types) = cached {
+            return Ok(types);
+        }
+        let described = self.describe(object).await?;
+        let types: Arc<FieldTypes> = Arc::new(
+            described
+                .fields
+                .iter()
+                .map(|f| (f.name.to_ascii_lowercase(), f.field_type.clone()))
+                .collect(),
+        );
+        self.inner
+            .field_types
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, types.clone());
+        Ok(types)
     }
 
     /// Logs in now (again, if already logged in) and returns who we are.

@@ -23,11 +23,11 @@ pub use auth::{
     Session, SoapLoginReply, ids_from_identity_url, instance_origin, jwt_assertion, jwt_audience,
     parse_soap_login_reply, soap_login_envelope,
 };
-pub use client::{CALL_OPTIONS, Client, ClientOptions, Identity};
+pub use client::{CALL_OPTIONS, Client, ClientOptions, FieldTypes, Identity};
 pub use collections::{COLLECTION_LIMIT, ItemError, ItemResult, RecordFailure, Saved};
 pub use describe::{FieldDescribe, Limits, ObjectDescribe, parse_limits};
 pub use error::{ErrorClass, SalesforceError, classify, parse_rest_error_body};
-pub use org_port::{build_record_queries, port_error};
+pub use org_port::{build_record_queries, build_typed_record_queries, port_error};
 pub use query::{QueryPage, QueryPager};
 pub use retry::RetryPolicy;
 pub use soql::{Cond, Literal, Op, Order, Soql, SoqlError};

@@ -10,9 +10,10 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
-use super::client::Client;
+use super::client::{Client, FieldTypes};
 use super::collections::{ItemResult, RecordFailure};
 use super::error::SalesforceError;
 use super::soql::{
@@ -73,7 +74,10 @@ fn base_query(query: &RecordQuery) -> Soql {
 /// `field IN (values)` conditions ANDed together.
 type Conjunction = Vec<(String, Vec<Literal>)>;
 
-fn conjunction(conds: &[FieldIn]) -> Result<Option<Conjunction>, SoqlError> {
+fn conjunction(
+    conds: &[FieldIn],
+    types: Option<&FieldTypes>,
+) -> Result<Option<Conjunction>, SoqlError> {
     let mut out = Vec::with_capacity(conds.len());
     for c in conds {
         if c.values.is_empty() {
@@ -82,11 +86,57 @@ fn conjunction(conds: &[FieldIn]) -> Result<Option<Conjunction>, SoqlError> {
         let literals = c
             .values
             .iter()
-            .map(Literal::from_json)
+            .map(|v| literal(&c.field, v, types))
             .collect::<Result<Vec<_>, _>>()?;
         out.push((c.field.clone(), literals));
     }
     Ok((!out.is_empty()).then_some(out))
+}
+
+/// The SOQL literal of `value` compared with `field`: dates and datetimes unquoted (SOQL
+/// rejects a quoted date), when the field's type says so; else as its JSON form.
+fn literal(field: &str, value: &Value, types: Option<&FieldTypes>) -> Result<Literal, SoqlError> {
+    if let (Some(types), Value::String(text)) = (types, value) {
+        match types.get(&field.to_ascii_lowercase()).map(String::as_str) {
+            Some("date") => {
+                if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                    return Ok(Literal::Date(date));
+                }
+            }
+            Some("datetime") => {
+                if let Some(at) = parse_datetime(text) {
+                    return Ok(Literal::DateTime(at));
+                }
+            }
+            _ => {}
+        }
+    }
+    Literal::from_json(value)
+}
+
+/// A Salesforce datetime as the REST API returns it (`2026-06-30T10:00:00.000+0000`) or
+/// RFC 3339.
+fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(text))
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// Whether a lookup compares a field other than `Id` with a string shaped like a date or a
+/// datetime: only then does rendering it need the field's type (one describe per process).
+fn needs_field_types(query: &RecordQuery) -> bool {
+    let QueryKind::Lookup { any_of } = &query.kind else {
+        return false;
+    };
+    any_of.iter().flatten().any(|c| {
+        !c.field.eq_ignore_ascii_case("Id")
+            && c.values.iter().any(|v| {
+                v.as_str().is_some_and(|s| {
+                    NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() || parse_datetime(s).is_some()
+                })
+            })
+    })
 }
 
 fn conj_cond(conj: &[(String, Vec<Literal>)]) -> Cond {
@@ -134,6 +184,15 @@ fn split_conjunction(conj: Conjunction, budget: usize) -> Result<Vec<Cond>, Soql
 /// The SOQL statement(s) of a record query; several when `IN` lists would make the URL too
 /// long. An empty list means the query can match nothing (no call needed).
 pub fn build_record_queries(query: &RecordQuery) -> Result<Vec<String>, SoqlError> {
+    build_typed_record_queries(query, None)
+}
+
+/// [`build_record_queries`] knowing the object's field types, so that lookup values of date
+/// and datetime fields are rendered as SOQL dates and datetimes, not quoted strings.
+pub fn build_typed_record_queries(
+    query: &RecordQuery,
+    types: Option<&FieldTypes>,
+) -> Result<Vec<String>, SoqlError> {
     let base = base_query(query);
     match &query.kind {
         QueryKind::Changes {
@@ -159,18 +218,23 @@ pub fn build_record_queries(query: &RecordQuery) -> Result<Vec<String>, SoqlErro
                 field: "Id".into(),
                 values: ids.iter().map(|id| Value::String(id.clone())).collect(),
             }]],
+            None,
         ),
-        QueryKind::Lookup { any_of } => lookup_queries(&base, any_of),
+        QueryKind::Lookup { any_of } => lookup_queries(&base, any_of, types),
     }
 }
 
-fn lookup_queries(base: &Soql, any_of: &[Vec<FieldIn>]) -> Result<Vec<String>, SoqlError> {
+fn lookup_queries(
+    base: &Soql,
+    any_of: &[Vec<FieldIn>],
+    types: Option<&FieldTypes>,
+) -> Result<Vec<String>, SoqlError> {
     let budget = MAX_ENCODED_SOQL_BYTES
         .saturating_sub(encoded_len(&base.build()?))
         .saturating_sub(JOIN_OVERHEAD);
     let mut pieces: Vec<Cond> = Vec::new();
     for conds in any_of {
-        if let Some(conj) = conjunction(conds)? {
+        if let Some(conj) = conjunction(conds, types)? {
             pieces.extend(split_conjunction(conj, budget)?);
         }
     }
@@ -212,7 +276,16 @@ fn outcome(result: ItemResult) -> WriteOutcome {
 
 impl OrgPort for Client {
     async fn query(&self, query: &RecordQuery) -> Result<Batch, PortError> {
-        let statements = build_record_queries(query).map_err(soql_error)?;
+        let types = if needs_field_types(query) {
+            Some(
+                self.field_types(&query.object)
+                    .await
+                    .map_err(|e| port_error(&e))?,
+            )
+        } else {
+            None
+        };
+        let statements = build_typed_record_queries(query, types.as_deref()).map_err(soql_error)?;
         match statements.as_slice() {
             [] => Ok(Batch::default()),
             [one] => {
@@ -303,6 +376,61 @@ mod tests {
             fields: vec!["Name".into(), "Amount".into(), "Account.Name".into()],
             kind,
         }
+    }
+
+    #[test]
+    fn lookup_values_of_date_and_datetime_fields_are_unquoted_when_the_types_are_known() {
+        let lookup = rq(QueryKind::Lookup {
+            any_of: vec![vec![
+                FieldIn {
+                    field: "Name".into(),
+                    values: vec![json!("2026-06-30")],
+                },
+                FieldIn {
+                    field: "CloseDate".into(),
+                    values: vec![json!("2026-06-30")],
+                },
+                FieldIn {
+                    field: "Signed__c".into(),
+                    values: vec![json!("2026-06-30T10:00:00.000+0000")],
+                },
+            ]],
+        });
+        assert!(needs_field_types(&lookup));
+        let types: FieldTypes = [
+            ("name", "string"),
+            ("closedate", "date"),
+            ("signed__c", "datetime"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let q = build_typed_record_queries(&lookup, Some(&types)).unwrap();
+        assert_eq!(q.len(), 1);
+        assert!(
+            q[0].contains("Name IN ('2026-06-30')")
+                && q[0].contains("CloseDate IN (2026-06-30)")
+                && q[0].contains("Signed__c IN (2026-06-30T10:00:00Z)"),
+            "{}",
+            q[0]
+        );
+        // Without the types (no date-like value needs them), everything is as JSON says.
+        let plain = build_record_queries(&lookup).unwrap();
+        assert!(
+            plain[0].contains("CloseDate IN ('2026-06-30')"),
+            "{}",
+            plain[0]
+        );
+        let names = rq(QueryKind::Lookup {
+            any_of: vec![vec![FieldIn {
+                field: "Name".into(),
+                values: vec![json!("Acme"), json!(5000)],
+            }]],
+        });
+        assert!(!needs_field_types(&names));
+        assert!(!needs_field_types(&rq(QueryKind::ByIds(vec![
+            "006000000000001AAA".into()
+        ]))));
     }
 
     #[test]

@@ -525,3 +525,45 @@ async fn last_writer_wins_a_target_edited_after_the_source_is_not_overwritten() 
     assert_eq!(rows_b[0]["Amount"], json!(3000.0), "B's later edit stands");
     assert_eq!(rows_a, rows_b, "and A converged to it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_by_a_date_field_looks_it_up_as_a_date() {
+    // Salesforce rejects a quoted date (`CloseDate IN ('2026-06-30')`), as sfsim does.
+    let p = Pair::new().await;
+    let mut acme_june = opportunity("Acme", 7000);
+    let mut acme_july = opportunity("Acme", 7000);
+    acme_july.insert("CloseDate".into(), json!("2026-07-31"));
+    let in_b = client(&p.sim_b, "human")
+        .create("Opportunity", &[acme_june.clone(), acme_july])
+        .await
+        .expect("seed B");
+    let june_b = in_b[0].as_ref().expect("created").id.clone();
+    acme_june.insert("Amount".into(), json!(7000));
+    client(&p.sim_a, "human")
+        .create("Opportunity", &[acme_june])
+        .await
+        .expect("seed A");
+    let cfg = PassConfig {
+        match_by: vec!["Name".into(), "CloseDate".into()],
+        ..config(Direction::AToB, p.user_a.clone(), 1)
+    };
+    let report = Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store)
+        .run(&CancellationToken::new())
+        .await
+        .expect("the lookup by Name and CloseDate runs");
+    assert_eq!(
+        (
+            report.linked + report.updated,
+            report.created,
+            report.failed
+        ),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    let links = p
+        .store
+        .links_by_b_ids("Opportunity", std::slice::from_ref(&june_b))
+        .await
+        .expect("links");
+    assert_eq!(links.len(), 1, "linked to the record of the same date");
+}
