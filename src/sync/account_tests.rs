@@ -3,17 +3,13 @@
 //! Every scenario runs in both directions. API calls are counted by sfsim (`/__sim/stats`,
 //! `/__sim/requests`), never by the engine's own report.
 
-use std::time::Duration;
-
-use chrono::{TimeZone, Utc};
-use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AuthMode, ConflictPolicy, OrgSettings};
 use crate::salesforce::{Client, ClientOptions};
-use crate::store::{Direction, Org, RetryPolicy, Store};
+use crate::store::{Direction, Org, Store};
 use crate::sync::accounts::ACCOUNT_NAME_PATH;
+use crate::sync::sim_tests::{client, config as sim_config, file_store, start};
 use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, PassReport, run_cycle};
 
 /// The default `account.fields`.
@@ -35,28 +31,6 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn client(sim: &sfsim::SimOrg, user: &str) -> Client {
-    let name = sim.name.to_ascii_lowercase();
-    let settings = OrgSettings {
-        name: name.clone(),
-        login_url: sim.base_url.trim_end_matches('/').to_string(),
-        auth: AuthMode::Password,
-        username: format!("{user}@{name}.sim"),
-        password: Some(SecretString::from("password")),
-        security_token: Some(SecretString::from("token")),
-        client_id: String::new(),
-        client_secret: None,
-        private_key: None,
-        refresh_token: None,
-        integration_user_id: None,
-        account_id: None,
-        api_version: "62.0".to_string(),
-        api_budget_percent: 100,
-        outbound_secret: None,
-    };
-    Client::with_options(&settings, ClientOptions::fast()).expect("client")
-}
-
 fn idx(org: Org) -> usize {
     match org {
         Org::A => 0,
@@ -66,28 +40,14 @@ fn idx(org: Org) -> usize {
 
 impl World {
     async fn new() -> World {
-        let mut sims = Vec::new();
-        for name in ["A", "B"] {
-            sims.push(
-                sfsim::start_org(sfsim::OrgConfig::named(name), "127.0.0.1:0")
-                    .await
-                    .expect("sfsim starts"),
-            );
-        }
-        let [sim_a, sim_b]: [sfsim::SimOrg; 2] = sims.try_into().ok().expect("two orgs");
+        let (sim_a, sim_b) = (start("A").await, start("B").await);
         let integration = [client(&sim_a, "integration"), client(&sim_b, "integration")];
         let human = [client(&sim_a, "human"), client(&sim_b, "human")];
         let users = [
             integration[0].user_id().await.expect("login A"),
             integration[1].user_id().await.expect("login B"),
         ];
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("state.db").display()
-        ))
-        .await
-        .expect("store");
+        let (store, dir) = file_store().await;
         World {
             sims: [sim_a, sim_b],
             integration,
@@ -108,28 +68,8 @@ impl World {
 
     fn config(&self, direction: Direction, account: AccountMode) -> PassConfig {
         PassConfig {
-            cycle: 1,
-            direction,
-            object: "Opportunity".into(),
-            conflict: ConflictPolicy::LastWriterWins,
-            match_by: vec!["Name".into()],
-            external_id_field: None,
-            page_size: 200,
-            in_flight: 4,
-            lookback: Duration::from_secs(30),
-            default_watermark: Utc
-                .with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
-                .single()
-                .expect("time"),
-            filter: None,
-            integration_user_id: Some(self.users[idx(direction.source())].clone()),
-            skip_integration_user_changes: true,
-            retry: RetryPolicy {
-                max_attempts: 3,
-                initial_delay: Duration::from_secs(30),
-                max_delay: Duration::from_secs(600),
-            },
             account,
+            ..sim_config(direction, self.users[idx(direction.source())].clone(), 1)
         }
     }
 

@@ -13,13 +13,14 @@ use crate::salesforce::{Client, ClientOptions};
 use crate::store::{Direction, RetryPolicy, Store};
 use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, run_cycle};
 
-async fn start(name: &str) -> sfsim::SimOrg {
+pub(super) async fn start(name: &str) -> sfsim::SimOrg {
     sfsim::start_org(sfsim::OrgConfig::named(name), "127.0.0.1:0")
         .await
         .expect("sfsim starts")
 }
 
-fn client(sim: &sfsim::SimOrg, user: &str) -> Client {
+/// A client of `sim` logging in as `user` (`integration` or `human`).
+pub(super) fn client(sim: &sfsim::SimOrg, user: &str) -> Client {
     let name = sim.name.to_ascii_lowercase();
     let settings = OrgSettings {
         name: name.clone(),
@@ -41,6 +42,18 @@ fn client(sim: &sfsim::SimOrg, user: &str) -> Client {
     Client::with_options(&settings, ClientOptions::fast()).expect("client")
 }
 
+/// A SQLite state store in a fresh folder (kept as long as the folder lives).
+pub(super) async fn file_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("state.db").display()
+    ))
+    .await
+    .expect("store");
+    (store, dir)
+}
+
 async fn api_calls(sim: &sfsim::SimOrg) -> u64 {
     let stats: Value = reqwest::get(format!("{}/__sim/stats", sim.base_url))
         .await
@@ -59,7 +72,9 @@ fn mapping() -> Mapping {
     Mapping::new(&fields, &Default::default(), &Default::default()).expect("mapping")
 }
 
-fn config(direction: Direction, integration_user_id: String, cycle: u64) -> PassConfig {
+/// The pass configuration of the sfsim tests: Opportunity by Name, last writer wins, no
+/// parent accounts.
+pub(super) fn config(direction: Direction, integration_user_id: String, cycle: u64) -> PassConfig {
     PassConfig {
         cycle,
         direction,
@@ -103,13 +118,7 @@ async fn two_simulated_orgs_sync_1000_records_within_the_call_bound_then_go_quie
     let (a, b) = (client(&sim_a, "integration"), client(&sim_b, "integration"));
     let user_a = a.user_id().await.expect("login A");
     let user_b = b.user_id().await.expect("login B");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("state.db").display()
-    ))
-    .await
-    .expect("store");
+    let (store, _dir) = file_store().await;
     let m = mapping();
 
     let bodies: Vec<_> = (0..1000)
@@ -187,13 +196,7 @@ async fn a_rejected_record_waits_in_the_queue_and_syncs_after_an_operator_retry(
         a.user_id().await.expect("login A"),
         b.user_id().await.expect("login B"),
     );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("state.db").display()
-    ))
-    .await
-    .expect("store");
+    let (store, _dir) = file_store().await;
     let m = mapping();
     set_faults(&sim_b, json!({"reject_name_marker": "REJECT"})).await;
     let bodies = vec![
@@ -235,13 +238,7 @@ async fn a_row_visible_late_behind_the_watermark_arrives_through_the_lookback() 
     let human_a = client(&sim_a, "human");
     let (a, b) = (client(&sim_a, "integration"), client(&sim_b, "integration"));
     let user_a = a.user_id().await.expect("login A");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("state.db").display()
-    ))
-    .await
-    .expect("store");
+    let (store, _dir) = file_store().await;
     let m = mapping();
     let ab = config(Direction::AToB, user_a, 1);
     let cancel = CancellationToken::new();
@@ -384,13 +381,7 @@ impl Pair {
         let (a, b) = (client(&sim_a, "integration"), client(&sim_b, "integration"));
         let user_a = a.user_id().await.expect("login A");
         let user_b = b.user_id().await.expect("login B");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("state.db").display()
-        ))
-        .await
-        .expect("store");
+        let (store, dir) = file_store().await;
         Pair {
             sim_a,
             sim_b,
