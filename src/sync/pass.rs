@@ -672,29 +672,18 @@ where
                 break;
             }
             let ids: Vec<String> = due.iter().map(|f| f.source_id.clone()).collect();
-            let rows = match self.fetch_by_ids(&ids).await {
-                Ok(rows) => rows,
-                Err(FetchError::Paused(org, e)) => {
-                    report.outcome = self.paused(org, e);
-                    break;
-                }
-                Err(FetchError::Pass(e)) => return Err(e),
+            let retry = |rows: &[SourceRow]| {
+                let found: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+                let missing = ids
+                    .iter()
+                    .filter(|id| !found.contains(id.as_str()))
+                    .cloned()
+                    .collect();
+                PipelineMode::Retry { missing }
             };
-            let found: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            let missing: Vec<String> = ids
-                .iter()
-                .filter(|id| !found.contains(id.as_str()))
-                .cloned()
-                .collect();
-            match self
-                .process_page(rows, PipelineMode::Retry { missing }, &mut report)
-                .await?
-            {
-                PageResult::Committed => {}
-                PageResult::Paused(org, e) => {
-                    report.outcome = self.paused(org, e);
-                    break;
-                }
+            if let Some(paused) = self.process_fetched(&ids, retry, &mut report).await? {
+                report.outcome = paused;
+                break;
             }
         }
         report.api_calls = self.calls_made() - before;
@@ -743,28 +732,36 @@ where
                     ids.push(item.record_id.clone());
                 }
             }
-            let rows = match self.fetch_by_ids(&ids).await {
-                Ok(rows) => rows,
-                Err(FetchError::Paused(org, e)) => {
-                    report.outcome = self.paused(org, e);
-                    break;
-                }
-                Err(FetchError::Pass(e)) => return Err(e),
+            let inbox = |_: &[SourceRow]| PipelineMode::Inbox {
+                item_ids: ours.iter().map(|i| i.id).collect(),
             };
-            let item_ids = ours.iter().map(|i| i.id).collect();
-            match self
-                .process_page(rows, PipelineMode::Inbox { item_ids }, &mut report)
-                .await?
-            {
-                PageResult::Committed => {}
-                PageResult::Paused(org, e) => {
-                    report.outcome = self.paused(org, e);
-                    break;
-                }
+            if let Some(paused) = self.process_fetched(&ids, inbox, &mut report).await? {
+                report.outcome = paused;
+                break;
             }
         }
         report.api_calls = self.calls_made() - before;
         Ok(report)
+    }
+
+    /// Fetches `ids` fresh from the source and runs the rows found through the page pipeline
+    /// as one page, in the mode `mode` makes of them. Returns the pause that ends the loop.
+    async fn process_fetched(
+        &self,
+        ids: &[String],
+        mode: impl FnOnce(&[SourceRow]) -> PipelineMode,
+        report: &mut PassReport,
+    ) -> Result<Option<PassOutcome>, PassError> {
+        let rows = match self.fetch_by_ids(ids).await {
+            Ok(rows) => rows,
+            Err(FetchError::Paused(org, e)) => return Ok(Some(self.paused(org, e))),
+            Err(FetchError::Pass(e)) => return Err(e),
+        };
+        let mode = mode(&rows);
+        match self.process_page(rows, mode, report).await? {
+            PageResult::Committed => Ok(None),
+            PageResult::Paused(org, e) => Ok(Some(self.paused(org, e))),
+        }
     }
 
     fn paused(&self, org: Org, e: PortError) -> PassOutcome {
