@@ -549,9 +549,21 @@ async fn hybrid_polls_at_start_and_the_http_endpoints_answer() {
     let status: Value = serde_json::from_str(&text).expect("/status is JSON");
     assert!(status["last_cycles"].is_object(), "{status}");
 
-    let (code, text) = listener.get("/metrics").await;
-    assert_eq!(code, 200);
-    let samples = parse_prometheus(&text);
+    // The poll's counts reach the metrics when its cycle ends (both directions, then
+    // housekeeping), a moment after the deal reached B.
+    let mut last = String::new();
+    let mut samples = BTreeMap::new();
+    for _ in 0..500 {
+        let (code, text) = listener.get("/metrics").await;
+        assert_eq!(code, 200);
+        samples = parse_prometheus(&text);
+        last = text;
+        if samples["orgsync_records_synced_total{direction=\"a_to_b\"}"] >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = last;
     assert!(
         samples["orgsync_records_synced_total{direction=\"a_to_b\"}"] >= 1.0,
         "{text}"
