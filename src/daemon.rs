@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::salesforce::{Client, ClientOptions};
-use crate::store::{CycleCounts, CycleOutcome, Direction, Org, StateLock, Store};
+use crate::store::{Direction, Org, StateLock, Store};
 use crate::sync::{Mapping, Pass, PassConfig, PassOutcome, PassReport};
 
 /// What one direction of a cycle came to.
@@ -237,25 +237,15 @@ impl Daemon {
                     .map_err(|e| e.to_string())
             }
         };
-        let (counts, outcome, error) = match &result {
-            Ok(report) => {
-                let (outcome, error) = report.cycle_outcome();
-                (report.cycle_counts(), outcome, error)
-            }
-            Err(message) => {
-                tracing::error!(
-                    cycle,
-                    direction = %direction,
-                    error = %message,
-                    "direction pass failed; what did not commit is read again next cycle"
-                );
-                (
-                    CycleCounts::default(),
-                    CycleOutcome::Failed,
-                    Some(message.clone()),
-                )
-            }
-        };
+        if let Err(message) = &result {
+            tracing::error!(
+                cycle,
+                direction = %direction,
+                error = %message,
+                "direction pass failed; what did not commit is read again next cycle"
+            );
+        }
+        let (counts, outcome, error) = PassReport::cycle_record(&result);
         if let Err(e) = self
             .store
             .finish_cycle(id, &counts, outcome, error.as_deref())

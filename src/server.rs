@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Settings, TriggerPolicy};
 use crate::daemon::{CycleSummary, Daemon};
 use crate::salesforce::outbound::{ack_envelope, fault_envelope, parse_notifications};
-use crate::store::{CycleCounts, CycleOutcome, Direction, NewNotification, Org};
+use crate::store::{Direction, NewNotification, Org};
 use crate::sync::{Pass, PassConfig, PassOutcome, PassReport};
 
 /// The largest message body accepted. Salesforce sends at most 100 notifications per message;
@@ -846,9 +846,8 @@ async fn drain_direction(
             }
         }
     };
-    let (counts, outcome, error) = match &result {
+    match &result {
         Ok(report) => {
-            let (outcome, error) = report.cycle_outcome();
             tracing::info!(
                 cycle,
                 direction = %direction,
@@ -860,7 +859,6 @@ async fn drain_direction(
                 api_calls = report.api_calls,
                 "inbox drained"
             );
-            (report.cycle_counts(), outcome, error)
         }
         Err(message) => {
             tracing::error!(
@@ -869,13 +867,9 @@ async fn drain_direction(
                 error = %message,
                 "inbox drain failed; the notifications stay pending and are tried again"
             );
-            (
-                CycleCounts::default(),
-                CycleOutcome::Failed,
-                Some(message.clone()),
-            )
         }
-    };
+    }
+    let (counts, outcome, error) = PassReport::cycle_record(&result);
     if let Err(e) = store
         .finish_cycle(id, &counts, outcome, error.as_deref())
         .await

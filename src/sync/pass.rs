@@ -201,6 +201,24 @@ impl PassReport {
         }
     }
 
+    /// The `cycles` row of a pass that ran (`Ok`) or stopped with an error message (`Err`):
+    /// its counts, outcome and error.
+    pub fn cycle_record(
+        result: &Result<PassReport, String>,
+    ) -> (CycleCounts, CycleOutcome, Option<String>) {
+        match result {
+            Ok(report) => {
+                let (outcome, error) = report.cycle_outcome();
+                (report.cycle_counts(), outcome, error)
+            }
+            Err(message) => (
+                CycleCounts::default(),
+                CycleOutcome::Failed,
+                Some(message.clone()),
+            ),
+        }
+    }
+
     /// Adds another part of the same pass (retries, inbox) to this report.
     pub fn absorb(&mut self, other: PassReport) {
         self.read += other.read;

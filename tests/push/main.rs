@@ -183,6 +183,21 @@ impl Listener {
         (status, response.text().await.expect("body"))
     }
 
+    /// GETs `path` until `ready` holds for the body (up to 10 s); returns the last body.
+    async fn get_until(&self, path: &str, mut ready: impl FnMut(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..500 {
+            let (code, text) = self.get(path).await;
+            assert_eq!(code, 200, "{path}: {text}");
+            last = text;
+            if ready(&last) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        last
+    }
+
     async fn stop(mut self) {
         self.cancel.cancel();
         if let Some(running) = self.running.take() {
@@ -262,15 +277,14 @@ async fn a_change_by_a_human_in_a_reaches_b_through_outbound_messaging_with_poll
 
     // push, not poll: nothing ever queried A by watermark (the drain fetches by Id). The
     // notification is marked processed in the page's commit, a moment after the write.
-    let mut status = Value::Null;
-    for _ in 0..500 {
-        let (_, text) = listener.get("/status").await;
-        status = serde_json::from_str(&text).expect("/status is JSON");
-        if status["inbox"]["pending"] == json!(0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let pending = |text: &str| -> Value {
+        let status: Value = serde_json::from_str(text).expect("/status is JSON");
+        status["inbox"]["pending"].clone()
+    };
+    let text = listener
+        .get_until("/status", |t| pending(t) == json!(0))
+        .await;
+    let status: Value = serde_json::from_str(&text).expect("/status is JSON");
     assert_eq!(status["inbox"]["pending"], json!(0), "{status}");
     listener.stop().await;
 }
@@ -559,19 +573,11 @@ async fn hybrid_polls_at_start_and_the_http_endpoints_answer() {
 
     // The poll's counts reach the metrics when its cycle ends (both directions, then
     // housekeeping), a moment after the deal reached B.
-    let mut last = String::new();
-    let mut samples = BTreeMap::new();
-    for _ in 0..500 {
-        let (code, text) = listener.get("/metrics").await;
-        assert_eq!(code, 200);
-        samples = parse_prometheus(&text);
-        last = text;
-        if samples["orgsync_records_synced_total{direction=\"a_to_b\"}"] >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let text = last;
+    let synced = "orgsync_records_synced_total{direction=\"a_to_b\"}";
+    let text = listener
+        .get_until("/metrics", |t| parse_prometheus(t)[synced] >= 1.0)
+        .await;
+    let samples = parse_prometheus(&text);
     assert!(
         samples["orgsync_records_synced_total{direction=\"a_to_b\"}"] >= 1.0,
         "{text}"
