@@ -59,12 +59,10 @@ USER 10001:10001
 # http.port: Outbound Messaging listener, /healthz, /metrics, /status.
 EXPOSE 9090
 
-# The HTTP listener with /healthz is not built yet (issue 6). Until it is, the health check
-# asks `orgsync status`: healthy when the configuration loads and the state store opens and
-# answers. It does not prove the sync loop is making progress. When the listener lands,
-# replace it with a probe of http://127.0.0.1:9090/healthz.
-HEALTHCHECK --interval=60s --timeout=20s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/orgsync", "status", "--json"]
+# The listener answers /healthz in every trigger mode. The slim image has no curl: bash's
+# /dev/tcp sends the request (port 9090, the default http.port; change it here if you move it).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 
 ENTRYPOINT ["/usr/local/bin/orgsync"]
 CMD ["run"]

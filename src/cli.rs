@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Settings, TriggerPolicy};
+use crate::config::Settings;
 use crate::daemon::{self, Daemon};
 use crate::store::{FailureState, Store};
 use crate::{status, telemetry};
@@ -201,16 +201,9 @@ async fn check_command(settings: &Settings) -> anyhow::Result<Outcome> {
 }
 
 async fn run_command(settings: &Settings) -> anyhow::Result<Outcome> {
-    if settings.trigger != TriggerPolicy::Poll {
-        let cancel = CancellationToken::new();
-        daemon::cancel_on_signals(cancel.clone())?;
-        crate::server::run_push(settings, cancel).await?;
-        return Ok(Outcome::Ok);
-    }
-    let daemon = Daemon::new(settings).await?;
     let cancel = CancellationToken::new();
     daemon::cancel_on_signals(cancel.clone())?;
-    daemon.run(&cancel).await?;
+    crate::server::serve(settings, cancel).await?;
     Ok(Outcome::Ok)
 }
 

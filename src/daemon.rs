@@ -1,24 +1,31 @@
 //! The imperative shell around the sync engine: builds the clients, the store and the mapping
-//! from [`Settings`], runs one cycle (A -> B, then B -> A) with its bookkeeping in the store's
-//! `cycles` table, and repeats it on the poll schedule until cancelled.
+//! from [`Settings`], and runs direction passes with their bookkeeping: a cycle number, a row
+//! in the store's `cycles` table, the pass metrics, the org states `status` shows, one summary
+//! log line. [`Daemon::run_pass`] is that bookkeeping for every caller: the poll cycle
+//! ([`Daemon::run_once`], A -> B then B -> A), the push worker's inbox drains and failure
+//! retries ([`Daemon::drain`]); the scheduling loop that calls them is [`crate::worker`].
 //!
-//! [`Daemon::run_once`] is the one-step function: `orgsync sync --once` calls it once,
-//! `orgsync run` calls it on a schedule, and tests call it directly. Cancellation
-//! (SIGTERM/SIGINT in `run`) reaches the passes, which stop between pages: the page in flight
-//! is finished and committed, so nothing read is lost and nothing is left half-recorded.
+//! [`Daemon::run_once`] is the one-step function: `orgsync sync` calls it once, the worker
+//! calls it on a schedule, and tests call it directly. Cancellation (SIGTERM/SIGINT in `run`)
+//! reaches the passes, which stop between pages: the pages in flight are finished and
+//! committed, so nothing read is lost and nothing is left half-recorded.
 //!
-//! The API budget (`orgs.X.api_budget_percent`) is enforced by the client itself (it refuses
-//! calls past the budget, letting a probe through each minute); the pass turns that refusal, like
-//! a daily-limit error, into a pause that records nothing and resumes on a later cycle.
+//! The API budget (`orgs.X.api_budget_percent`), the daily limit and refused logins are
+//! enforced by each client's gates (see [`crate::salesforce::gate`]): a pass that meets one
+//! is paused (limits) or fails at its login (credentials), records nothing, and the next
+//! pass tries again; the gates keep those retries from reaching the org more than their
+//! back-off allows, and log each change of state once.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::salesforce::{Client, ClientOptions};
-use crate::store::{Direction, Org, StateLock, Store};
+use crate::metrics::Metrics;
+use crate::salesforce::{AUTH_FAILED, AuthFailureView, Client, ClientOptions};
+use crate::store::{AuthFailed, Direction, Org, StateLock, Store};
 use crate::sync::{Mapping, Pass, PassConfig, PassOutcome, PassReport};
 
 /// What one direction of a cycle came to.
@@ -39,6 +46,7 @@ impl DirectionResult {
 /// One cycle: A -> B, then B -> A (absent when cancelled before it started).
 #[derive(Debug)]
 pub struct CycleSummary {
+    /// The cycle's number: both directions' `cycles` rows and log lines carry it.
     pub cycle: u64,
     pub directions: Vec<DirectionResult>,
 }
@@ -61,6 +69,25 @@ impl CycleSummary {
     }
 }
 
+/// What a direction pass does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassKind {
+    /// The watermark query, then due failure retries, then the inbox (a poll cycle).
+    Poll,
+    /// The inbox only, or (`retries`) due failure retries then the inbox (push worker).
+    Drain { retries: bool },
+}
+
+impl PassKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Poll => "poll",
+            PassKind::Drain { retries: false } => "inbox",
+            PassKind::Drain { retries: true } => "retries",
+        }
+    }
+}
+
 /// The daemon's long-lived parts.
 pub struct Daemon {
     settings: Settings,
@@ -75,7 +102,12 @@ pub struct Daemon {
     /// This process's hold on the state database (none for an in-memory one).
     _lock: Option<StateLock>,
     /// When housekeeping last ran (see [`Daemon::housekeeping`]).
-    housekept: std::sync::Mutex<Option<std::time::Instant>>,
+    housekept: Mutex<Option<Instant>>,
+    /// Counters for `/metrics`, recorded by every pass whatever triggered it.
+    metrics: Metrics,
+    /// The refused-login state last written to the store, per org (A, B): written again only
+    /// when it changes, so a daemon backing off does not write every cycle.
+    auth_written: Mutex<[Option<Option<AuthFailureView>>; 2]>,
 }
 
 /// How often housekeeping runs.
@@ -85,7 +117,6 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 const KEEP_PROCESSED_INBOX: chrono::Duration = chrono::Duration::days(7);
 /// Finished cycles are kept this long (the history `status` and the logs refer to).
 const KEEP_CYCLES: chrono::Duration = chrono::Duration::days(30);
-
 impl Daemon {
     /// Opens the store (applying migrations), locks it for this process (another daemon on
     /// the same database is refused: see [`StateLock`]) and builds both clients. Does not log
@@ -108,7 +139,9 @@ impl Daemon {
             b,
             mapping,
             _lock: lock,
-            housekept: std::sync::Mutex::new(None),
+            housekept: Mutex::new(None),
+            metrics: Metrics::default(),
+            auth_written: Mutex::new([None, None]),
         })
     }
 
@@ -147,22 +180,246 @@ impl Daemon {
         Ok(())
     }
 
-    /// One cycle, A -> B then B -> A, each recorded in the `cycles` table.
+    /// The counters of `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Logs in to both orgs and logs who we are, or why not (a refused login starts its
+    /// back-off here, so a wrong password shows at start in every mode, not at the first
+    /// notification). Never fails: the passes try again.
+    pub async fn login_all(&self) {
+        for org in [Org::A, Org::B] {
+            match self.client(org).login().await {
+                Ok(identity) => tracing::info!(
+                    org = org.as_str(),
+                    user_id = identity.user_id.as_deref().unwrap_or(""),
+                    org_id = identity.org_id.as_deref().unwrap_or(""),
+                    instance_url = %identity.instance_url,
+                    "logged in"
+                ),
+                // A refusal of the credentials was logged by the client with its back-off.
+                Err(e) if e.class == crate::salesforce::ErrorClass::Auth => {}
+                Err(e) => tracing::warn!(
+                    org = org.as_str(),
+                    error = %e,
+                    "cannot log in yet; the passes try again"
+                ),
+            }
+        }
+        self.record_org_states().await;
+    }
+
+    /// Writes each org's refused-login state to the store when it changed.
+    async fn record_org_states(&self) {
+        for (i, org) in [Org::A, Org::B].into_iter().enumerate() {
+            let now = self.client(org).auth_failure();
+            let changed = {
+                let written = self.auth_written.lock().unwrap_or_else(|e| e.into_inner());
+                match &written[i] {
+                    // The same failure (same code and attempt count) is already stored.
+                    Some(Some(w)) => now
+                        .as_ref()
+                        .is_none_or(|n| n.code != w.code || n.attempts != w.attempts),
+                    Some(None) => now.is_some(),
+                    None => true,
+                }
+            };
+            if !changed {
+                continue;
+            }
+            let stored = now.as_ref().map(|f| AuthFailed {
+                code: f.code.clone(),
+                message: f.message.clone(),
+                attempts: f.attempts,
+                since: Some(f.since),
+                next_attempt: Some(f.next_attempt),
+            });
+            match self.store.set_auth_failed(org, stored.as_ref()).await {
+                Ok(()) => {
+                    self.auth_written.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(now);
+                }
+                Err(e) => {
+                    tracing::warn!(org = org.as_str(), error = %e, "cannot store the org's login state")
+                }
+            }
+        }
+    }
+
+    /// One cycle, A -> B then B -> A, both under one cycle number, each recorded in the
+    /// `cycles` table.
     pub async fn run_once(&self, cancel: &CancellationToken) -> CycleSummary {
-        let mut directions = Vec::with_capacity(2);
-        let mut cycle = 0;
-        for direction in [Direction::AToB, Direction::BToA] {
+        let summary = self
+            .run_cycle(&Direction::BOTH, PassKind::Poll, cancel)
+            .await;
+        self.housekeeping().await;
+        summary
+    }
+
+    /// For the push worker: drains the inbox of each direction that has pending
+    /// notifications (and, with `retries`, due failures), both under one cycle number.
+    /// `None` when there was nothing to do (no cycle is recorded then).
+    pub async fn drain(&self, retries: bool, cancel: &CancellationToken) -> Option<CycleSummary> {
+        let mut busy = Vec::new();
+        for direction in Direction::BOTH {
+            match self.has_work(direction, retries).await {
+                Ok(true) => busy.push(direction),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(direction = %direction, error = %e, "cannot read the inbox")
+                }
+            }
+        }
+        if busy.is_empty() {
+            return None;
+        }
+        Some(
+            self.run_cycle(&busy, PassKind::Drain { retries }, cancel)
+                .await,
+        )
+    }
+
+    async fn has_work(
+        &self,
+        direction: Direction,
+        retries: bool,
+    ) -> Result<bool, crate::store::StoreError> {
+        if !self
+            .store
+            .pending_notifications(direction.source(), 1)
+            .await?
+            .is_empty()
+        {
+            return Ok(true);
+        }
+        if retries {
+            let due = self
+                .store
+                .due_failures(direction, &self.settings.object, chrono::Utc::now(), 1)
+                .await?;
+            return Ok(!due.is_empty());
+        }
+        Ok(false)
+    }
+
+    async fn run_cycle(
+        &self,
+        directions: &[Direction],
+        kind: PassKind,
+        cancel: &CancellationToken,
+    ) -> CycleSummary {
+        let cycle = match self.store.next_cycle_number().await {
+            Ok(n) => n,
+            Err(e) => {
+                let message = format!("cannot record the cycle in the state store: {e}");
+                tracing::error!(error = %message, "cycle skipped");
+                return CycleSummary {
+                    cycle: 0,
+                    directions: directions
+                        .iter()
+                        .map(|&direction| DirectionResult {
+                            direction,
+                            result: Err(message.clone()),
+                        })
+                        .collect(),
+                };
+            }
+        };
+        let mut results = Vec::with_capacity(directions.len());
+        for &direction in directions {
             if cancel.is_cancelled() {
                 break;
             }
-            let (id, result) = self.run_direction(direction, cancel).await;
-            if cycle == 0 {
-                cycle = u64::try_from(id).unwrap_or(0);
-            }
-            directions.push(DirectionResult { direction, result });
+            results.push(self.run_pass(cycle, direction, kind, cancel).await);
         }
-        self.housekeeping().await;
-        CycleSummary { cycle, directions }
+        self.record_org_states().await;
+        CycleSummary {
+            cycle: u64::try_from(cycle).unwrap_or(0),
+            directions: results,
+        }
+    }
+
+    /// One direction pass of cycle `cycle` with all its bookkeeping: the `cycles` row, the
+    /// integration user, the pass itself, the metrics and one summary log line (at debug when
+    /// the pass found nothing to do, so a quiet daemon's log stays quiet).
+    pub async fn run_pass(
+        &self,
+        cycle: i64,
+        direction: Direction,
+        kind: PassKind,
+        cancel: &CancellationToken,
+    ) -> DirectionResult {
+        let started = Instant::now();
+        let id = match self.store.begin_direction(cycle, direction).await {
+            Ok(id) => id,
+            Err(e) => {
+                let message = format!("cannot record the cycle in the state store: {e}");
+                tracing::error!(cycle, direction = %direction, error = %message, "direction skipped");
+                return DirectionResult {
+                    direction,
+                    result: Err(message),
+                };
+            }
+        };
+        let (source, target) = match direction.source() {
+            Org::A => (&self.a, &self.b),
+            Org::B => (&self.b, &self.a),
+        };
+        let mut quiet_error = false;
+        let result = match source.user_id().await {
+            Err(e) => {
+                // A login not even attempted (backing off from a refusal) was logged once
+                // by the client when it was refused: not again every cycle.
+                quiet_error = e.code == AUTH_FAILED;
+                Err(format!(
+                    "cannot log in to org {}: {e}",
+                    direction.source().as_str()
+                ))
+            }
+            Ok(user) => {
+                let config = PassConfig::from_settings(
+                    &self.settings,
+                    direction,
+                    u64::try_from(cycle).unwrap_or(0),
+                    Some(user),
+                );
+                let pass = Pass::new(&config, &self.mapping, source, target, &self.store);
+                match kind {
+                    PassKind::Poll => pass.run(cancel).await.map_err(|e| e.to_string()),
+                    PassKind::Drain { retries } => drain_pass(&pass, retries, cancel).await,
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(report) => {
+                self.metrics.pass(direction, report, elapsed);
+                log_pass(cycle, direction, kind, report, elapsed);
+            }
+            Err(message) if quiet_error => tracing::debug!(
+                cycle,
+                direction = %direction,
+                kind = kind.as_str(),
+                error = %message,
+                "direction pass skipped: the org's login is backing off"
+            ),
+            Err(message) => tracing::error!(
+                cycle,
+                direction = %direction,
+                kind = kind.as_str(),
+                error = %message,
+                "direction pass failed; what did not commit is read again next time"
+            ),
+        }
+        let (counts, outcome, error) = PassReport::cycle_record(&result);
+        if let Err(e) = self
+            .store
+            .finish_cycle(id, &counts, outcome, error.as_deref())
+            .await
+        {
+            tracing::error!(cycle, direction = %direction, error = %e, "cannot record the end of the cycle");
+        }
+        DirectionResult { direction, result }
     }
 
     /// At most once an hour: deletes processed inbox rows older than 7 days and finished
@@ -204,116 +461,74 @@ impl Daemon {
             }
         }
     }
+}
 
-    async fn run_direction(
-        &self,
-        direction: Direction,
-        cancel: &CancellationToken,
-    ) -> (i64, Result<PassReport, String>) {
-        let id = match self.store.begin_cycle(direction).await {
-            Ok(id) => id,
-            Err(e) => {
-                let message = format!("cannot record the cycle in the state store: {e}");
-                tracing::error!(direction = %direction, error = %message, "direction skipped");
-                return (0, Err(message));
-            }
-        };
-        let cycle = u64::try_from(id).unwrap_or(0);
-        let (source, target) = match direction.source() {
-            Org::A => (&self.a, &self.b),
-            Org::B => (&self.b, &self.a),
-        };
-        let result = match source.user_id().await {
-            Err(e) => Err(format!(
-                "cannot log in to org {}: {e}",
-                direction.source().as_str()
-            )),
-            Ok(user) => {
-                let config =
-                    PassConfig::from_settings(&self.settings, direction, cycle, Some(user));
-                Pass::new(&config, &self.mapping, source, target, &self.store)
-                    .run(cancel)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        };
-        if let Err(message) = &result {
-            tracing::error!(
+/// The push worker's pass: due failure retries (with `retries`), then the inbox.
+async fn drain_pass(
+    pass: &Pass<'_, Client, Client, Store>,
+    retries: bool,
+    cancel: &CancellationToken,
+) -> Result<PassReport, String> {
+    let mut report = PassReport::default();
+    if retries {
+        report = pass
+            .retry_failures(cancel)
+            .await
+            .map_err(|e| e.to_string())?;
+        if report.outcome != PassOutcome::Completed {
+            return Ok(report);
+        }
+    }
+    let more = pass.drain_inbox(cancel).await.map_err(|e| e.to_string())?;
+    report.absorb(more);
+    Ok(report)
+}
+
+/// Whether a pass did anything worth a line at info: wrote, linked or failed records, or was
+/// cancelled. Rows read again and skipped (the lookback's replays, echoes of our own writes)
+/// are not; nor is a pass paused by an API limit that got nothing done: the client logs the
+/// pause once when it begins and once when it ends.
+fn did_something(report: &PassReport) -> bool {
+    report.created + report.updated + report.linked + report.failed + report.conflicts > 0
+        || report.outcome == PassOutcome::Cancelled
+}
+
+/// The summary line of a pass: at info when it did something, at debug when idle.
+fn log_pass(
+    cycle: i64,
+    direction: Direction,
+    kind: PassKind,
+    report: &PassReport,
+    elapsed: Duration,
+) {
+    macro_rules! summary {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
                 cycle,
                 direction = %direction,
-                error = %message,
-                "direction pass failed; what did not commit is read again next cycle"
-            );
-        }
-        let (counts, outcome, error) = PassReport::cycle_record(&result);
-        if let Err(e) = self
-            .store
-            .finish_cycle(id, &counts, outcome, error.as_deref())
-            .await
-        {
-            tracing::error!(cycle, direction = %direction, error = %e, "cannot record the end of the cycle");
-        }
-        (id, result)
+                kind = kind.as_str(),
+                read = report.read,
+                created = report.created,
+                updated = report.updated,
+                linked = report.linked,
+                skipped = report.skipped,
+                failed = report.failed,
+                conflicts = report.conflicts,
+                reversed = report.reversed,
+                api_calls = report.api_calls,
+                pages = report.pages,
+                outcome = ?report.outcome,
+                elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                "direction pass finished"
+            )
+        };
     }
-
-    /// `orgsync run` in poll mode: waits `scheduler.start_delay`, then runs a cycle every
-    /// `scheduler.frequency` until `cancel` fires. Cycles never overlap: a slow cycle delays
-    /// the next one (the next starts `frequency` after the previous one started, or at once if
-    /// it took longer).
-    pub async fn run(&self, cancel: &CancellationToken) -> anyhow::Result<()> {
-        self.recover().await?;
-        tracing::info!(
-            frequency_ms = duration_ms(self.settings.scheduler_frequency),
-            start_delay_ms = duration_ms(self.settings.scheduler_start_delay),
-            object = %self.settings.object,
-            "orgsync started (poll)"
-        );
-        if !sleep_or_cancel(self.settings.scheduler_start_delay, cancel).await {
-            return Ok(());
-        }
-        let mut ticks = schedule(self.settings.scheduler_frequency);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = ticks.tick() => {}
-            }
-            let summary = self.run_once(cancel).await;
-            let (created, updated, failed) = summary.totals();
-            tracing::debug!(
-                cycle = summary.cycle,
-                created,
-                updated,
-                failed,
-                complete = summary.complete(),
-                "cycle finished"
-            );
-            if cancel.is_cancelled() {
-                break;
-            }
-        }
-        tracing::info!("orgsync stopped: the page in flight was committed");
-        Ok(())
+    if did_something(report) {
+        summary!(tracing::Level::INFO);
+    } else {
+        summary!(tracing::Level::DEBUG);
     }
-}
-
-/// The poll schedule: a tick at once, then every `frequency`; a late tick is delayed, never
-/// bunched (no burst of catch-up cycles after a slow one).
-fn schedule(frequency: Duration) -> tokio::time::Interval {
-    let mut interval = tokio::time::interval(frequency.max(Duration::from_millis(1)));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    interval
-}
-
-/// Sleeps, unless cancelled first; returns whether the sleep completed.
-async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = cancel.cancelled() => false,
-        _ = tokio::time::sleep(duration) => true,
-    }
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Cancels `token` on SIGTERM or SIGINT (Ctrl-C).
@@ -334,20 +549,6 @@ pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_slow_cycle_delays_the_next_tick_instead_of_bunching_them() {
-        let start = tokio::time::Instant::now();
-        let mut ticks = schedule(Duration::from_secs(10));
-        ticks.tick().await; // at once
-        assert_eq!(start.elapsed(), Duration::ZERO);
-        // a cycle that takes 35 s (three and a half periods)
-        tokio::time::sleep(Duration::from_secs(35)).await;
-        ticks.tick().await; // the late tick fires at once...
-        assert_eq!(start.elapsed(), Duration::from_secs(35));
-        ticks.tick().await; // ...and the next one is a full period later, not a catch-up burst
-        assert_eq!(start.elapsed(), Duration::from_secs(45));
-    }
 
     /// A daemon on a state file in `dir` (its orgs are never called).
     async fn daemon_in(dir: &std::path::Path) -> Daemon {
@@ -425,19 +626,5 @@ mod tests {
         daemon.housekeeping().await;
         assert_eq!(count(store, "inbox").await, 3);
         assert_eq!(count(store, "cycles").await, 3);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_start_delay_is_cut_short_by_cancellation() {
-        let cancel = CancellationToken::new();
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            c.cancel();
-        });
-        let start = tokio::time::Instant::now();
-        assert!(!sleep_or_cancel(Duration::from_secs(3600), &cancel).await);
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
-        assert!(sleep_or_cancel(Duration::from_secs(5), &CancellationToken::new()).await);
     }
 }

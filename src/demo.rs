@@ -3,7 +3,7 @@
 //! with different values), and the real daemon ([`Daemon::run_once`], the code path of
 //! `orgsync run`) keeps them in sync with a SQLite store in a temporary folder. After the
 //! first cycle the `human@` users of both orgs edit a few records; every cycle prints one line
-//! per direction (read, created, updated, skipped, failed, API calls), and once both orgs hold
+//! per direction (read, created, updated, linked, conflicts, skipped, failed, API calls), and once both orgs hold
 //! the same opportunities the demo says so, with counts, then keeps syncing until Ctrl-C.
 //!
 //! The pure parts (what to seed, what to edit, whether the orgs agree, how a cycle reads)
@@ -224,7 +224,7 @@ pub fn cycle_lines(n: u64, summary: &CycleSummary) -> Vec<String> {
     let quiet = summary.complete()
         && reports
             .iter()
-            .all(|r| r.created == 0 && r.updated == 0 && r.failed == 0);
+            .all(|r| r.created == 0 && r.updated == 0 && r.linked == 0 && r.failed == 0);
     if quiet {
         let calls: u64 = reports.iter().map(|r| r.api_calls).sum();
         return vec![format!(
@@ -241,11 +241,13 @@ pub fn cycle_lines(n: u64, summary: &CycleSummary) -> Vec<String> {
             };
             match &d.result {
                 Ok(r) => format!(
-                    "cycle {n:>3}  {arrow}  read {:>5}  created {:>5}  updated {:>5}  skipped {:>5}  failed {:>3}  API calls {:>3}",
+                    "cycle {n:>3}  {arrow}  read {:>5}  created {:>5}  updated {:>5}  linked {:>5}  conflicts {:>4}  skipped {:>5}  failed {:>3}  API calls {:>3}",
                     r.read,
                     r.created,
                     r.updated,
-                    r.skipped + r.linked,
+                    r.linked,
+                    r.conflicts,
+                    r.skipped,
                     r.failed,
                     r.api_calls
                 ),

@@ -1,9 +1,9 @@
-//! The push trigger and the daemon's HTTP face: one axum server on `http.port` that takes
-//! Outbound Messaging POSTs (`/outbound/a`, `/outbound/b`, and the template's `/?source=A|B`),
-//! stores their notifications in the inbox and commits before it acks, plus `GET /healthz`,
-//! `/readyz`, `/status` and `/metrics`; and the worker that drains the inbox through the
-//! engine's page pipeline as soon as a message arrives (and, for `trigger.policy = "hybrid"`,
-//! runs a full poll cycle every `scheduler.safety_frequency`).
+//! The daemon's HTTP face, started in every trigger mode on `http.bind`:`http.port`: one axum
+//! server that takes Outbound Messaging POSTs (`/outbound/a`, `/outbound/b`, and the template's
+//! `/?source=A|B`; push and hybrid only), stores their notifications in the inbox and commits
+//! before it acks, plus `GET /healthz`, `/readyz`, `/status` and `/metrics`. [`start`] also
+//! starts the scheduling loop ([`crate::worker`]) that the listener wakes after storing a
+//! message.
 //!
 //! A message is acked only after its notifications are durably stored: anything wrong (unknown
 //! source, bad or missing secret, oversized body, malformed XML, another org's id, a store
@@ -17,8 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -32,10 +31,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Settings, TriggerPolicy};
-use crate::daemon::{CycleSummary, Daemon};
+use crate::daemon::Daemon;
+use crate::metrics::Counters;
 use crate::salesforce::outbound::{ack_envelope, fault_envelope, parse_notifications};
 use crate::store::{Direction, NewNotification, Org};
-use crate::sync::{Pass, PassConfig, PassOutcome, PassReport};
 
 /// The largest message body accepted. Salesforce sends at most 100 notifications per message;
 /// even with long text fields that stays far below this.
@@ -45,8 +44,7 @@ pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 struct Shared {
     daemon: Arc<Daemon>,
     /// Signalled by the listener after a message is stored; the worker drains the inbox.
-    wake: Notify,
-    metrics: Metrics,
+    wake: Arc<Notify>,
 }
 
 /// The listener and its worker, running.
@@ -61,23 +59,41 @@ impl Running {
     /// Waits until both the server and the worker have stopped (after `cancel` fires).
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.server.await.context("the HTTP server task panicked")?;
-        self.worker
-            .await
-            .context("the inbox worker task panicked")?;
+        self.worker.await.context("the worker task panicked")?;
         served.context("the HTTP server failed")
     }
 }
 
-/// `orgsync run` for `trigger.policy = "push"` or `"hybrid"`: builds the daemon, checks that
-/// both orgs have an outbound secret, then serves on `0.0.0.0:http.port` until `cancel`.
-pub async fn run_push(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<()> {
-    check_push_settings(settings)?;
+/// `orgsync run`, in every trigger mode: builds the daemon (push and hybrid check that both
+/// orgs have an outbound secret first), logs in to both orgs, then serves HTTP on
+/// `http.bind`:`http.port` and runs the worker until `cancel`. In poll mode a listener that
+/// cannot bind is logged and the daemon syncs without it (monitoring is lost, not data); in
+/// push and hybrid modes it is the trigger, so it is an error.
+pub async fn serve(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<()> {
+    let push = settings.trigger != TriggerPolicy::Poll;
+    if push {
+        check_push_settings(settings)?;
+    }
     let daemon = Arc::new(Daemon::new(settings).await?);
     daemon.recover().await?;
-    let addr = SocketAddr::from(([0, 0, 0, 0], settings.http_port));
-    let running = start(daemon, addr, cancel).await?;
-    running.wait().await?;
-    tracing::info!("orgsync stopped: the page in flight was committed");
+    daemon.login_all().await;
+    let addr = SocketAddr::new(
+        std::net::IpAddr::from([0, 0, 0, 0]), /*MERGE:http_bind*/
+        settings.http_port,
+    );
+    match start(daemon.clone(), addr, cancel.clone()).await {
+        Ok(running) => running.wait().await?,
+        Err(e) if !push => {
+            tracing::error!(
+                error = %format!("{e:#}"),
+                "no HTTP listener (health, readiness, metrics, status): syncing without it; \
+                 set http.port (and http.bind) to a free address"
+            );
+            crate::worker::run(daemon, Arc::new(Notify::new()), cancel).await;
+        }
+        Err(e) => return Err(e),
+    }
+    tracing::info!("orgsync stopped: the pages in flight were committed");
     Ok(())
 }
 
@@ -101,8 +117,9 @@ pub fn check_push_settings(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds `addr`, then runs the HTTP server and the inbox worker until `cancel` fires. Pending
-/// inbox rows (left by a previous process) are drained at once.
+/// Binds `addr`, then runs the HTTP server and the worker ([`crate::worker::run`]) until
+/// `cancel` fires. In push and hybrid modes, pending inbox rows (left by a previous process)
+/// are drained at once.
 pub async fn start(
     daemon: Arc<Daemon>,
     addr: SocketAddr,
@@ -110,19 +127,20 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding the HTTP listener on {addr} (http.port)"))?;
+        .with_context(|| format!("binding the HTTP listener on {addr} (http.bind, http.port)"))?;
     let addr = listener
         .local_addr()
         .context("reading the listener's address")?;
     let shared = Arc::new(Shared {
         daemon,
-        wake: Notify::new(),
-        metrics: Metrics::default(),
+        wake: Arc::new(Notify::new()),
     });
-    // Whatever a crash left in the inbox is drained first.
-    shared.wake.notify_one();
     let policy = shared.daemon.settings().trigger;
-    tracing::info!(%addr, policy = ?policy, "orgsync listening for outbound messages");
+    if policy == TriggerPolicy::Poll {
+        tracing::info!(%addr, policy = ?policy, "orgsync listening (health, readiness, metrics, status)");
+    } else {
+        tracing::info!(%addr, policy = ?policy, "orgsync listening for outbound messages (and health, readiness, metrics, status)");
+    }
     let app = router(shared.clone());
     let server_cancel = cancel.clone();
     let server = tokio::spawn(async move {
@@ -130,7 +148,11 @@ pub async fn start(
             .with_graceful_shutdown(async move { server_cancel.cancelled().await })
             .await
     });
-    let worker = tokio::spawn(worker(shared, cancel));
+    let worker = tokio::spawn(crate::worker::run(
+        shared.daemon.clone(),
+        shared.wake.clone(),
+        cancel,
+    ));
     Ok(Running {
         addr,
         server,
@@ -263,7 +285,10 @@ async fn handle_outbound(
     let org_label = org.as_ref().map(|o| o.as_str()).unwrap_or("unknown");
     match accept(shared, org, secret, body).await {
         Ok((org, received, new)) => {
-            shared.metrics.message(org_label, "acked", received);
+            shared
+                .daemon
+                .metrics()
+                .message(org_label, "acked", received);
             tracing::info!(
                 org = org.as_str(),
                 notifications = received,
@@ -276,7 +301,7 @@ async fn handle_outbound(
             xml_response(StatusCode::OK, ack_envelope(true))
         }
         Err(refusal) => {
-            shared.metrics.message(org_label, "refused", 0);
+            shared.daemon.metrics().message(org_label, "refused", 0);
             if refusal.client {
                 tracing::warn!(org = org_label, reason = %refusal.message, "outbound message refused");
             } else {
@@ -299,6 +324,12 @@ async fn accept(
 ) -> Result<(Org, usize, u64), Refusal> {
     let org = org?;
     let settings = shared.daemon.settings();
+    if settings.trigger == TriggerPolicy::Poll {
+        return Err(Refusal::client(
+            "trigger.policy is \"poll\": outbound messages are not accepted (set trigger.policy \
+             to \"push\" or \"hybrid\")",
+        ));
+    }
     let org_settings = match org {
         Org::A => &settings.a,
         Org::B => &settings.b,
@@ -403,7 +434,19 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         problems.push(format!("state store unreachable: {e}"));
     }
     for org in [Org::A, Org::B] {
-        if let Err(e) = shared.daemon.client(org).identity().await {
+        let client = shared.daemon.client(org);
+        // A refused login is reported as such, and never tried again from here (a probe
+        // every few seconds would lock the user out).
+        if let Some(f) = client.auth_failure() {
+            problems.push(format!(
+                "org {} auth_failed: {}: {} ({} refused login(s) in a row; next attempt at {})",
+                org.as_str(),
+                f.code,
+                f.message,
+                f.attempts,
+                crate::store::format_timestamp(f.next_attempt)
+            ));
+        } else if let Err(e) = client.identity().await {
             problems.push(format!("org {} not logged in: {e}", org.as_str()));
         }
     }
@@ -460,6 +503,19 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         if let Some((used, max)) = client.api_usage() {
             gauges.api_usage.push((org.as_str(), used, max));
         }
+        gauges
+            .auth_failed
+            .push((org.as_str(), client.auth_failure().is_some()));
+        gauges
+            .paused
+            .push((org.as_str(), client.paused_for().is_some()));
+    }
+    for direction in Direction::BOTH {
+        match daemon.store().last_success(direction).await {
+            Ok(Some(at)) => gauges.last_success.push((direction.as_str(), at)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot read the last successful cycle"),
+        }
     }
     match daemon.store().counts().await {
         Ok(counts) => {
@@ -472,7 +528,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the store's counts"),
     }
-    let text = shared.metrics.render(&gauges);
+    let text = render_metrics(&daemon.metrics().lock(), &gauges);
     (
         StatusCode::OK,
         [(
@@ -495,76 +551,18 @@ struct Gauges {
     inbox: Vec<(&'static str, u64)>,
     /// (pending, dead) failures.
     failures: Option<(u64, u64)>,
-}
-
-/// Counters kept by this process.
-#[derive(Debug, Default)]
-struct Metrics {
-    inner: Mutex<Counters>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    /// (direction, outcome) -> records.
-    records: BTreeMap<(&'static str, &'static str), u64>,
-    /// direction -> (passes, total seconds, last seconds).
-    passes: BTreeMap<&'static str, (u64, f64, f64)>,
-    /// (org, result) -> messages.
-    messages: BTreeMap<(&'static str, &'static str), u64>,
-    /// org -> notifications received in acked messages.
-    notifications: BTreeMap<&'static str, u64>,
-}
-
-impl Metrics {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn message(&self, org: &'static str, result: &'static str, notifications: usize) {
-        let mut c = self.lock();
-        *c.messages.entry((org, result)).or_default() += 1;
-        *c.notifications.entry(org).or_default() += notifications as u64;
-    }
-
-    fn pass(&self, direction: Direction, report: &PassReport, elapsed: Duration) {
-        let d = direction.as_str();
-        let mut c = self.lock();
-        for (outcome, n) in [
-            ("created", report.created),
-            ("updated", report.updated),
-            ("linked", report.linked),
-            ("skipped", report.skipped),
-            ("failed", report.failed),
-        ] {
-            *c.records.entry((d, outcome)).or_default() += n;
-        }
-        let secs = elapsed.as_secs_f64();
-        let entry = c.passes.entry(d).or_default();
-        entry.0 += 1;
-        entry.1 += secs;
-        entry.2 = secs;
-    }
-
-    fn render(&self, gauges: &Gauges) -> String {
-        let c = self.lock();
-        render_metrics(&c, gauges)
-    }
+    /// (org, whether its logins are refused and backing off).
+    auth_failed: Vec<(&'static str, bool)>,
+    /// (org, whether it is paused on its API limit or budget).
+    paused: Vec<(&'static str, bool)>,
+    /// (direction, when it last finished a pass with every record handled).
+    last_success: Vec<(&'static str, chrono::DateTime<chrono::Utc>)>,
 }
 
 /// The Prometheus text exposition (format 0.0.4) of the counters and gauges (pure).
 fn render_metrics(c: &Counters, g: &Gauges) -> String {
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            if labels.is_empty() {
-                let _ = writeln!(out, "{name} {value}");
-            } else {
-                let _ = writeln!(out, "{name}{{{labels}}} {value}");
-            }
-        }
-    };
+    let out = &mut out;
     let by_outcome = |wanted: &[&str]| -> Vec<(String, String)> {
         Direction::BOTH
             .iter()
@@ -578,52 +576,99 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
             .collect()
     };
     family(
+        out,
         "orgsync_records_synced_total",
         "counter",
         "Records written to the target or linked, by direction (since this process started).",
         by_outcome(&["created", "updated", "linked"]),
     );
     family(
+        out,
         "orgsync_records_failed_total",
         "counter",
         "Records whose write failed (queued for retry), by direction.",
         by_outcome(&["failed"]),
     );
     family(
+        out,
         "orgsync_records_skipped_total",
         "counter",
         "Records read and skipped (replays, echoes, unchanged, queued), by direction.",
         by_outcome(&["skipped"]),
     );
-    let mut count = Vec::new();
-    let mut sum = Vec::new();
+    let mut histogram = Vec::new();
     let mut last = Vec::new();
     for d in Direction::BOTH {
-        let (n, total, latest) = c.passes.get(d.as_str()).copied().unwrap_or_default();
+        let h = c.passes.get(d.as_str()).cloned().unwrap_or_default();
         let label = format!("direction=\"{}\"", d.as_str());
-        count.push((label.clone(), n.to_string()));
-        sum.push((label.clone(), format_float(total)));
+        for (le, n) in h.cumulative() {
+            histogram.push((
+                format!("orgsync_cycle_duration_seconds_bucket{{{label},le=\"{le}\"}}"),
+                n.to_string(),
+            ));
+        }
+        histogram.push((
+            format!("orgsync_cycle_duration_seconds_sum{{{label}}}"),
+            format_float(h.sum),
+        ));
+        histogram.push((
+            format!("orgsync_cycle_duration_seconds_count{{{label}}}"),
+            h.count.to_string(),
+        ));
+        let latest = c.last_pass.get(d.as_str()).copied().unwrap_or_default();
         last.push((label, format_float(latest)));
     }
-    family(
-        "orgsync_cycle_duration_seconds_count",
-        "counter",
-        "Direction passes run (poll cycles and inbox drains), by direction.",
-        count,
+    series_family(
+        out,
+        "orgsync_cycle_duration_seconds",
+        "histogram",
+        "Durations of direction passes (poll cycles, inbox drains, retries), by direction.",
+        histogram,
     );
     family(
-        "orgsync_cycle_duration_seconds_sum",
-        "counter",
-        "Total seconds spent in direction passes, by direction.",
-        sum,
-    );
-    family(
+        out,
         "orgsync_last_cycle_duration_seconds",
         "gauge",
         "Duration of the latest direction pass, by direction.",
         last,
     );
     family(
+        out,
+        "orgsync_last_success_timestamp_seconds",
+        "gauge",
+        "When each direction last finished a pass with every record read durably handled (Unix time).",
+        g.last_success
+            .iter()
+            .map(|(d, at)| {
+                (
+                    format!("direction=\"{d}\""),
+                    format_float(at.timestamp_millis() as f64 / 1000.0),
+                )
+            })
+            .collect(),
+    );
+    family(
+        out,
+        "orgsync_auth_failed",
+        "gauge",
+        "1 while the org's logins are refused for their credentials (the daemon backs off, 1 min doubling to 1 h), else 0.",
+        g.auth_failed
+            .iter()
+            .map(|(org, failed)| (format!("org=\"{org}\""), u8::from(*failed).to_string()))
+            .collect(),
+    );
+    family(
+        out,
+        "orgsync_api_paused",
+        "gauge",
+        "1 while the org is paused on its daily API limit or api_budget_percent, else 0.",
+        g.paused
+            .iter()
+            .map(|(org, paused)| (format!("org=\"{org}\""), u8::from(*paused).to_string()))
+            .collect(),
+    );
+    family(
+        out,
         "orgsync_api_calls_total",
         "counter",
         "Salesforce HTTP calls this process made, by org and kind (logins included).",
@@ -633,6 +678,7 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
             .collect(),
     );
     family(
+        out,
         "orgsync_api_usage_used",
         "gauge",
         "The org's API requests used in the last 24 h, from the latest Sforce-Limit-Info.",
@@ -642,6 +688,7 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
             .collect(),
     );
     family(
+        out,
         "orgsync_api_usage_max",
         "gauge",
         "The org's daily API request limit, from the latest Sforce-Limit-Info.",
@@ -651,6 +698,7 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
             .collect(),
     );
     family(
+        out,
         "orgsync_inbox_pending",
         "gauge",
         "Outbound Messaging notifications stored and not yet processed, by org.",
@@ -660,6 +708,7 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
             .collect(),
     );
     family(
+        out,
         "orgsync_failures",
         "gauge",
         "Records in the failure queue, by state.",
@@ -673,6 +722,7 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
             .unwrap_or_default(),
     );
     family(
+        out,
         "orgsync_outbound_messages_total",
         "counter",
         "Outbound messages received, by org and result (acked or refused with a fault).",
@@ -682,6 +732,7 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
             .collect(),
     );
     family(
+        out,
         "orgsync_outbound_notifications_total",
         "counter",
         "Notifications in acked outbound messages (redeliveries included), by org.",
@@ -690,7 +741,36 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
             .map(|(org, n)| (format!("org=\"{org}\""), n.to_string()))
             .collect(),
     );
-    out
+    std::mem::take(out)
+}
+
+/// Writes one metric family whose samples are `(labels, value)`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<(String, String)>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// Writes one metric family whose samples name their own series (a histogram's `_bucket`,
+/// `_sum` and `_count`): `(series with labels, value)`.
+fn series_family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    series: Vec<(String, String)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (series, value) in series {
+        let _ = writeln!(out, "{series} {value}");
+    }
 }
 
 /// A sample value as Prometheus text writes floats.
@@ -704,179 +784,6 @@ fn format_float(v: f64) -> String {
     } else {
         "-Inf".into()
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The worker
-// ---------------------------------------------------------------------------------------------
-
-/// Drains the inbox when woken, retries due failures every `scheduler.frequency`, and for
-/// `hybrid` runs a full cycle at start and every `scheduler.safety_frequency`. One task, so
-/// passes never overlap.
-async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
-    let settings = shared.daemon.settings();
-    let hybrid = settings.trigger == TriggerPolicy::Hybrid;
-    let mut retries = every(settings.scheduler_frequency);
-    let mut safety = every(settings.scheduler_safety_frequency);
-    // The first tick of an interval fires at once: the retry sweep's is not needed (the wake
-    // permit set at start covers the inbox), the safety poll's is (catches up after downtime).
-    retries.tick().await;
-    loop {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break,
-            _ = safety.tick(), if hybrid => {
-                let started = Instant::now();
-                let summary = shared.daemon.run_once(&cancel).await;
-                record_summary(&shared.metrics, &summary, started.elapsed());
-            }
-            _ = shared.wake.notified() => {
-                drain(&shared, false, &cancel).await;
-            }
-            _ = retries.tick() => {
-                drain(&shared, true, &cancel).await;
-                shared.daemon.housekeeping().await;
-            }
-        }
-    }
-    tracing::debug!("inbox worker stopped");
-}
-
-fn every(period: Duration) -> tokio::time::Interval {
-    let mut interval = tokio::time::interval(period.max(Duration::from_millis(10)));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    interval
-}
-
-fn record_summary(metrics: &Metrics, summary: &CycleSummary, elapsed: Duration) {
-    let n = u32::try_from(summary.directions.len().max(1)).unwrap_or(1);
-    for d in &summary.directions {
-        if let Ok(report) = &d.result {
-            metrics.pass(d.direction, report, elapsed / n);
-        }
-    }
-}
-
-/// Drains both directions whose source has pending notifications (and, with `retries`, due
-/// failures). Repeats while the listener keeps storing new rows, so nothing waits for a tick.
-async fn drain(shared: &Shared, retries: bool, cancel: &CancellationToken) {
-    for direction in Direction::BOTH {
-        if cancel.is_cancelled() {
-            return;
-        }
-        match has_work(shared, direction, retries).await {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(e) => {
-                tracing::error!(direction = %direction, error = %e, "cannot read the inbox");
-                continue;
-            }
-        }
-        let started = Instant::now();
-        if let Ok(report) = drain_direction(shared, direction, retries, cancel).await {
-            shared.metrics.pass(direction, &report, started.elapsed());
-        }
-    }
-}
-
-async fn has_work(
-    shared: &Shared,
-    direction: Direction,
-    retries: bool,
-) -> Result<bool, crate::store::StoreError> {
-    let store = shared.daemon.store();
-    if !store
-        .pending_notifications(direction.source(), 1)
-        .await?
-        .is_empty()
-    {
-        return Ok(true);
-    }
-    if retries {
-        let object = &shared.daemon.settings().object;
-        let due = store
-            .due_failures(direction, object, chrono::Utc::now(), 1)
-            .await?;
-        return Ok(!due.is_empty());
-    }
-    Ok(false)
-}
-
-/// One direction's inbox (and due failures when `retries`) through the page pipeline,
-/// recorded in the `cycles` table like a poll cycle.
-async fn drain_direction(
-    shared: &Shared,
-    direction: Direction,
-    retries: bool,
-    cancel: &CancellationToken,
-) -> Result<PassReport, String> {
-    let daemon = &shared.daemon;
-    let store = daemon.store();
-    let id = store.begin_cycle(direction).await.map_err(|e| {
-        let message = format!("cannot record the drain in the state store: {e}");
-        tracing::error!(direction = %direction, error = %message, "inbox drain skipped");
-        message
-    })?;
-    let cycle = u64::try_from(id).unwrap_or(0);
-    let source = daemon.client(direction.source());
-    let target = daemon.client(direction.target());
-    let result = match source.user_id().await {
-        Err(e) => Err(format!(
-            "cannot log in to org {}: {e}",
-            direction.source().as_str()
-        )),
-        Ok(user) => {
-            let config = PassConfig::from_settings(daemon.settings(), direction, cycle, Some(user));
-            let pass = Pass::new(&config, daemon.mapping(), source, target, store);
-            let mut outcome = Ok(PassReport::default());
-            if retries {
-                outcome = pass.retry_failures(cancel).await.map_err(|e| e.to_string());
-            }
-            match outcome {
-                Ok(mut report) if report.outcome == PassOutcome::Completed => {
-                    match pass.drain_inbox(cancel).await {
-                        Ok(more) => {
-                            report.absorb(more);
-                            Ok(report)
-                        }
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-                other => other,
-            }
-        }
-    };
-    match &result {
-        Ok(report) => {
-            tracing::info!(
-                cycle,
-                direction = %direction,
-                read = report.read,
-                created = report.created,
-                updated = report.updated,
-                skipped = report.skipped,
-                failed = report.failed,
-                api_calls = report.api_calls,
-                "inbox drained"
-            );
-        }
-        Err(message) => {
-            tracing::error!(
-                cycle,
-                direction = %direction,
-                error = %message,
-                "inbox drain failed; the notifications stay pending and are tried again"
-            );
-        }
-    }
-    let (counts, outcome, error) = PassReport::cycle_record(&result);
-    if let Err(e) = store
-        .finish_cycle(id, &counts, outcome, error.as_deref())
-        .await
-    {
-        tracing::error!(cycle, direction = %direction, error = %e, "cannot record the end of the drain");
-    }
-    result
 }
 
 #[cfg(test)]
@@ -925,28 +832,56 @@ mod tests {
 
     #[test]
     fn metrics_render_every_family_with_help_and_type() {
-        let metrics = Metrics::default();
-        let report = PassReport {
+        let metrics = crate::metrics::Metrics::default();
+        let report = crate::sync::PassReport {
             created: 2,
             updated: 1,
             skipped: 4,
             failed: 1,
-            ..PassReport::default()
+            ..crate::sync::PassReport::default()
         };
-        metrics.pass(Direction::AToB, &report, Duration::from_millis(1500));
+        metrics.pass(
+            Direction::AToB,
+            &report,
+            std::time::Duration::from_millis(1500),
+        );
         metrics.message("a", "acked", 3);
         let gauges = Gauges {
             api_calls: vec![("a", "query".into(), 7)],
             api_usage: vec![("b", 10, 15000)],
             inbox: vec![("a", 0), ("b", 2)],
             failures: Some((1, 0)),
+            auth_failed: vec![("a", true), ("b", false)],
+            paused: vec![("a", false), ("b", true)],
+            last_success: vec![(
+                "a_to_b",
+                chrono::DateTime::from_timestamp(1_700_000_000, 500_000_000).expect("time"),
+            )],
         };
-        let text = metrics.render(&gauges);
+        let text = render_metrics(&metrics.lock(), &gauges);
         assert!(text.contains("orgsync_records_synced_total{direction=\"a_to_b\"} 3\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"b_to_a\"} 0\n"));
         assert!(text.contains("orgsync_records_failed_total{direction=\"a_to_b\"} 1\n"));
         assert!(text.contains("orgsync_records_skipped_total{direction=\"a_to_b\"} 4\n"));
         assert!(text.contains("orgsync_cycle_duration_seconds_sum{direction=\"a_to_b\"} 1.5\n"));
+        assert!(text.contains("# TYPE orgsync_cycle_duration_seconds histogram\n"));
+        assert!(
+            text.contains(
+                "orgsync_cycle_duration_seconds_bucket{direction=\"a_to_b\",le=\"1\"} 0\n"
+            )
+        );
+        assert!(text.contains(
+            "orgsync_cycle_duration_seconds_bucket{direction=\"a_to_b\",le=\"2.5\"} 1\n"
+        ));
+        assert!(text.contains(
+            "orgsync_cycle_duration_seconds_bucket{direction=\"a_to_b\",le=\"+Inf\"} 1\n"
+        ));
+        assert!(text.contains("orgsync_cycle_duration_seconds_count{direction=\"a_to_b\"} 1\n"));
+        assert!(text.contains("orgsync_auth_failed{org=\"a\"} 1\n"));
+        assert!(text.contains("orgsync_api_paused{org=\"b\"} 1\n"));
+        assert!(text.contains(
+            "orgsync_last_success_timestamp_seconds{direction=\"a_to_b\"} 1700000000.5\n"
+        ));
         assert!(text.contains("orgsync_api_calls_total{org=\"a\",kind=\"query\"} 7\n"));
         assert!(text.contains("orgsync_api_usage_max{org=\"b\"} 15000\n"));
         assert!(text.contains("orgsync_inbox_pending{org=\"b\"} 2\n"));

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::store::{
-    Cycle, CycleOutcome, Direction, Org, Store, StoreCounts, StoreError, WatermarkRow,
+    AuthFailed, Cycle, CycleOutcome, Direction, Org, Store, StoreCounts, StoreError, WatermarkRow,
     format_timestamp,
 };
 
@@ -28,6 +28,12 @@ pub struct StatusReport {
     pub watermarks: Vec<WatermarkStatus>,
     /// The last cycle of each direction, `null` before the first.
     pub last_cycles: BTreeMap<&'static str, Option<CycleStatus>>,
+    /// When each direction last finished a pass with every record read durably handled
+    /// (outcome `ok` or `partial`), `null` before the first.
+    pub last_success: BTreeMap<&'static str, Option<String>>,
+    /// Per org: `auth_failed` while its logins are refused for their credentials (the daemon
+    /// backs off, 1 min doubling to 1 h), else `null`.
+    pub orgs: BTreeMap<&'static str, OrgStatus>,
     pub links: LinkCounts,
     pub failures: FailureCounts,
     pub inbox: InboxCounts,
@@ -54,18 +60,30 @@ pub struct WatermarkStatus {
     pub source: &'static str,
 }
 
+/// What the daemon last saw of an org's logins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct OrgStatus {
+    /// `"ok"`, or `"auth_failed"` while logins are refused.
+    pub state: &'static str,
+    pub auth_failed: Option<AuthFailed>,
+}
+
 /// A cycle, flattened for display.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CycleStatus {
     pub id: i64,
+    /// The cycle's number, shared by its two directions (and their log lines' `cycle`).
+    pub cycle: i64,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub outcome: CycleOutcome,
     pub read: u64,
     pub created: u64,
     pub updated: u64,
+    pub linked: u64,
     pub skipped: u64,
     pub failed: u64,
+    pub conflicts: u64,
     pub api_calls: u64,
     pub error: Option<String>,
 }
@@ -143,6 +161,19 @@ pub fn build_report(
         },
         watermarks,
         last_cycles,
+        last_success: Direction::BOTH.iter().map(|d| (d.as_str(), None)).collect(),
+        orgs: [Org::A, Org::B]
+            .iter()
+            .map(|o| {
+                (
+                    o.as_str(),
+                    OrgStatus {
+                        state: "ok",
+                        auth_failed: None,
+                    },
+                )
+            })
+            .collect(),
         links: LinkCounts {
             total: counts.links.values().sum(),
             by_object: counts.links.clone(),
@@ -161,14 +192,17 @@ pub fn build_report(
 fn cycle_status(cycle: &Cycle) -> CycleStatus {
     CycleStatus {
         id: cycle.id,
+        cycle: cycle.cycle,
         started_at: format_timestamp(cycle.started_at),
         finished_at: cycle.finished_at.map(format_timestamp),
         outcome: cycle.outcome,
         read: cycle.counts.read,
         created: cycle.counts.created,
         updated: cycle.counts.updated,
+        linked: cycle.counts.linked,
         skipped: cycle.counts.skipped,
         failed: cycle.counts.failed,
+        conflicts: cycle.counts.conflicts,
         api_calls: cycle.counts.api_calls,
         error: cycle.error.clone(),
     }
@@ -182,7 +216,25 @@ pub async fn collect(store: &Store, settings: &Settings) -> Result<StatusReport,
         cycles.push((direction, store.last_cycle(direction).await?));
     }
     let counts = store.counts().await?;
-    Ok(build_report(settings, true, &stored, &cycles, &counts))
+    let mut report = build_report(settings, true, &stored, &cycles, &counts);
+    for direction in Direction::BOTH {
+        let at = store.last_success(direction).await?;
+        report
+            .last_success
+            .insert(direction.as_str(), at.map(format_timestamp));
+    }
+    for org in [Org::A, Org::B] {
+        if let Some(failed) = store.auth_failed(org).await? {
+            report.orgs.insert(
+                org.as_str(),
+                OrgStatus {
+                    state: "auth_failed",
+                    auth_failed: Some(failed),
+                },
+            );
+        }
+    }
+    Ok(report)
 }
 
 /// The report as a table for people (pure).
@@ -222,8 +274,8 @@ pub fn render_text(report: &StatusReport) -> String {
             Some(c) => {
                 let _ = writeln!(
                     out,
-                    "  {direction:<7} #{} {} started {}{}",
-                    c.id,
+                    "  {direction:<7} cycle {} {} started {}{}",
+                    c.cycle,
                     c.outcome.as_str(),
                     c.started_at,
                     c.finished_at
@@ -233,12 +285,52 @@ pub fn render_text(report: &StatusReport) -> String {
                 );
                 let _ = writeln!(
                     out,
-                    "          read {}  created {}  updated {}  skipped {}  failed {}  api calls {}",
-                    c.read, c.created, c.updated, c.skipped, c.failed, c.api_calls
+                    "          read {}  created {}  updated {}  linked {}  skipped {}  failed {}  conflicts {}  api calls {}",
+                    c.read,
+                    c.created,
+                    c.updated,
+                    c.linked,
+                    c.skipped,
+                    c.failed,
+                    c.conflicts,
+                    c.api_calls
                 );
                 if let Some(error) = &c.error {
                     let _ = writeln!(out, "          error: {error}");
                 }
+            }
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Last successful cycle");
+    for (direction, at) in &report.last_success {
+        let _ = writeln!(
+            out,
+            "  {direction:<7} {}",
+            at.as_deref().unwrap_or("none yet")
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Orgs");
+    for (org, o) in &report.orgs {
+        match &o.auth_failed {
+            None => {
+                let _ = writeln!(out, "  {org:<3} ok");
+            }
+            Some(f) => {
+                let _ = writeln!(
+                    out,
+                    "  {org:<3} auth_failed: {}: {} ({} refused login(s) in a row{}{})",
+                    f.code,
+                    f.message,
+                    f.attempts,
+                    f.since
+                        .map(|t| format!(", since {}", format_timestamp(t)))
+                        .unwrap_or_default(),
+                    f.next_attempt
+                        .map(|t| format!(", next attempt {}", format_timestamp(t)))
+                        .unwrap_or_default(),
+                );
             }
         }
     }
@@ -353,6 +445,7 @@ mod tests {
         ];
         let cycle = Cycle {
             id: 7,
+            cycle: 4,
             direction: Direction::AToB,
             started_at: at,
             finished_at: None,
@@ -391,7 +484,7 @@ mod tests {
         assert_eq!(report.inbox.pending, 4);
         assert_eq!(report.inbox.by_org["a"], 0);
         let text = render_text(&report);
-        assert!(text.contains("#7 running"), "{text}");
+        assert!(text.contains("cycle 4 running"), "{text}");
         assert!(text.contains("b_to_a  none yet"), "{text}");
         assert!(
             text.contains("Links     4 (Account 1, Opportunity 3)"),

@@ -27,11 +27,10 @@ use tracing::{debug, warn};
 
 use super::auth::{self, Session};
 use super::error::{ErrorClass, SalesforceError};
+use super::gate::{Admission, AuthGate, LimitGate, LimitTransition};
 use super::retry::RetryPolicy;
 use super::soql::{MAX_URI_BYTES, encoded_len};
-use super::usage::{
-    CallCounters, CallCounts, CallKind, UsageSeen, budget_allows, parse_limit_info,
-};
+use super::usage::{CallCounters, CallCounts, CallKind, UsageSeen, over_budget, parse_limit_info};
 use crate::config::OrgSettings;
 
 /// The value of `Sforce-Call-Options` on every request.
@@ -47,8 +46,6 @@ pub struct ClientOptions {
     /// `Sforce-Query-Options: batchSize=N` for queries (200..=2000; Salesforce may return
     /// fewer). `None`: Salesforce's default (2,000).
     pub query_batch_size: Option<u32>,
-    /// Over budget, one call is let through this long after the last usage seen.
-    pub budget_probe_interval: Duration,
 }
 
 impl Default for ClientOptions {
@@ -58,7 +55,6 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(15),
             query_batch_size: None,
-            budget_probe_interval: Duration::from_secs(60),
         }
     }
 }
@@ -113,6 +109,25 @@ struct Inner {
     calls: CallCounters,
     /// Field types by object, described once per process (see [`Client::field_types`]).
     field_types: Mutex<std::collections::HashMap<String, Arc<FieldTypes>>>,
+    /// Login back-off after a refusal of the credentials (see [`super::gate`]).
+    auth_gate: Mutex<AuthGate>,
+    /// The pause on the org's API limit or our budget, with its probes.
+    limit_gate: Mutex<LimitGate>,
+    /// The last limit error the org answered (code, message), for refusals while paused.
+    last_limit: Mutex<Option<(String, String)>>,
+}
+
+/// A login refused for its credentials, as `status`, `/readyz` and the metrics show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuthFailureView {
+    /// Salesforce's code (`INVALID_LOGIN`, `invalid_grant`, ...).
+    pub code: String,
+    /// Salesforce's message.
+    pub message: String,
+    /// Refused logins in a row.
+    pub attempts: u32,
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub next_attempt: chrono::DateTime<chrono::Utc>,
 }
 
 /// An object's field types: lower-cased field name to the describe `type` (`date`,
@@ -203,6 +218,9 @@ impl Client {
                 usage: Mutex::new(None),
                 calls: CallCounters::default(),
                 field_types: Mutex::new(std::collections::HashMap::new()),
+                auth_gate: Mutex::new(AuthGate::default()),
+                limit_gate: Mutex::new(LimitGate::default()),
+                last_limit: Mutex::new(None),
             }),
         })
     }
@@ -239,11 +257,36 @@ impl Client {
             .inner
             .usage
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(UsageSeen {
-            used,
-            max,
-            at: Instant::now(),
-        });
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(UsageSeen { used, max });
+    }
+
+    /// The refused login this client is backing off from, if any.
+    pub fn auth_failure(&self) -> Option<AuthFailureView> {
+        let gate = lock(&self.inner.auth_gate);
+        let f = gate.failure()?;
+        let now = Instant::now();
+        let wall = chrono::Utc::now();
+        let to_wall = |at: Instant| {
+            if at >= now {
+                wall + chrono::Duration::from_std(at - now).unwrap_or_default()
+            } else {
+                wall - chrono::Duration::from_std(now - at).unwrap_or_default()
+            }
+        };
+        Some(AuthFailureView {
+            code: f.code.clone(),
+            message: f.message.clone(),
+            attempts: f.attempts,
+            since: to_wall(f.since),
+            next_attempt: to_wall(f.next_attempt),
+        })
+    }
+
+    /// How long the org has been paused on its API limit or our budget, if it is.
+    pub fn paused_for(&self) -> Option<Duration> {
+        lock(&self.inner.limit_gate)
+            .paused_since()
+            .map(|since| since.elapsed())
     }
 
     /// Calls this process made to the org, by kind (logins included).
@@ -348,11 +391,37 @@ impl Client {
         let policy = &self.inner.options.retry;
         let mut attempt = 1;
         loop {
+            if let Err(failure) = lock(&self.inner.auth_gate).check(Instant::now()) {
+                // Backing off from a refusal: no call, so the org never sees a burst of bad
+                // logins (it would lock the user out). Logged once per attempt, not here.
+                let wait = failure
+                    .next_attempt
+                    .saturating_duration_since(Instant::now());
+                return Err(SalesforceError::client(
+                    &settings.name,
+                    AUTH_FAILED,
+                    format!(
+                        "the login was refused ({}: {}); {} refusal(s) in a row, next attempt in {} s",
+                        failure.code,
+                        failure.message,
+                        failure.attempts,
+                        wait.as_secs() + 1
+                    ),
+                    ErrorClass::Auth,
+                ));
+            }
             self.inner.calls.add(CallKind::Login);
             match auth::login(&self.inner.http, settings, rotated.as_ref()).await {
                 Ok(mut session) => {
                     if session.refresh_token.is_none() {
                         session.refresh_token = rotated.clone();
+                    }
+                    if let Some(ended) = lock(&self.inner.auth_gate).succeeded() {
+                        tracing::info!(
+                            org = %settings.name,
+                            refusals = ended.attempts,
+                            "login accepted again; the org is no longer paused"
+                        );
                     }
                     debug!(
                         org = %settings.name,
@@ -368,6 +437,23 @@ impl Client {
                     warn!(org = %settings.name, attempt, error = %err, ?delay, "login failed, retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
+                }
+                Err(err) if err.class == ErrorClass::Auth => {
+                    let wait = lock(&self.inner.auth_gate).refused(
+                        Instant::now(),
+                        &err.code,
+                        &err.message,
+                    );
+                    tracing::error!(
+                        org = %settings.name,
+                        auth = settings.auth.as_str(),
+                        code = %err.code,
+                        error = %err.message,
+                        next_attempt_in_s = wait.as_secs(),
+                        "login refused for its credentials: org paused, not tried again before the wait (fix the credentials; orgs.{}.*)",
+                        settings.name
+                    );
+                    return Err(err);
                 }
                 Err(err) => return Err(err),
             }
@@ -412,26 +498,30 @@ impl Client {
         let mut attempt: u32 = 1;
         let mut renewed = false;
         loop {
-            if !budget_allows(
-                self.usage_seen(),
-                self.inner.settings.api_budget_percent,
-                self.inner.options.budget_probe_interval,
-                Instant::now(),
-            ) {
-                let (used, max) = self.api_usage().unwrap_or((0, 0));
-                return Err(SalesforceError::client(
-                    org,
-                    "API_BUDGET_EXCEEDED",
-                    format!(
-                        "{used} of {max} daily API calls used, over the budget of {}% \
-                         (orgs.{org}.api_budget_percent)",
-                        self.inner.settings.api_budget_percent
-                    ),
-                    ErrorClass::LimitExceeded,
-                ));
+            let admission = lock(&self.inner.limit_gate).admit(Instant::now());
+            if let Admission::Refuse { since, log } = admission {
+                let err = self.paused_error();
+                if log {
+                    warn!(
+                        org,
+                        paused_for_s = since.elapsed().as_secs(),
+                        code = %err.code,
+                        "org still paused on its API limit; probing with back-off"
+                    );
+                }
+                return Err(err);
             }
             let (session, generation) = self.session().await?;
-            let err = match self.send_once(req, &session).await {
+            let sent = self.send_once(req, &session).await;
+            let limited = match &sent {
+                Err(err) if err.is_limit_exceeded() => {
+                    *lock(&self.inner.last_limit) = Some((err.code.clone(), err.message.clone()));
+                    true
+                }
+                _ => self.over_budget(),
+            };
+            self.observe_limit(limited);
+            let err = match sent {
                 Ok(body) => return Ok(body),
                 Err(err) => err,
             };
@@ -457,6 +547,61 @@ impl Client {
             }
             return Err(err);
         }
+    }
+
+    /// Whether the latest usage seen is over `api_budget_percent`.
+    fn over_budget(&self) -> bool {
+        over_budget(self.usage_seen(), self.inner.settings.api_budget_percent)
+    }
+
+    /// Tells the limit gate what a reply said, and logs a pause or a resume once.
+    fn observe_limit(&self, limited: bool) {
+        let transition = lock(&self.inner.limit_gate).observe(Instant::now(), limited);
+        let org = self.org_name();
+        match transition {
+            Some(LimitTransition::Paused) => {
+                let err = self.paused_error();
+                warn!(
+                    org,
+                    code = %err.code,
+                    error = %err.message,
+                    "org paused on its API limit: no calls but a probe (after 2 s, doubling up to 1 min) until it answers again"
+                );
+            }
+            Some(LimitTransition::Resumed(lasted)) => {
+                tracing::info!(
+                    org,
+                    paused_for_s = lasted.as_secs(),
+                    "org resumed: its API limit allows calls again"
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// The error a call gets while the org is paused: our budget, or the org's own limit.
+    fn paused_error(&self) -> SalesforceError {
+        let org = self.org_name();
+        if self.over_budget() {
+            let (used, max) = self.api_usage().unwrap_or((0, 0));
+            return SalesforceError::client(
+                org,
+                "API_BUDGET_EXCEEDED",
+                format!(
+                    "{used} of {max} daily API calls used, over the budget of {}% \
+                     (orgs.{org}.api_budget_percent)",
+                    self.inner.settings.api_budget_percent
+                ),
+                ErrorClass::LimitExceeded,
+            );
+        }
+        let (code, message) = lock(&self.inner.last_limit).clone().unwrap_or_else(|| {
+            (
+                "REQUEST_LIMIT_EXCEEDED".to_string(),
+                "the org refused calls at its API limit".to_string(),
+            )
+        });
+        SalesforceError::client(org, &code, message, ErrorClass::LimitExceeded)
     }
 
     async fn send_once(
@@ -540,6 +685,15 @@ impl Client {
             )
         })
     }
+}
+
+/// The error code of a login not attempted because an earlier one was refused (the message
+/// carries Salesforce's code and message of that refusal).
+pub const AUTH_FAILED: &str = "AUTH_FAILED";
+
+/// Locks a mutex, taking the value over from a task that panicked while holding it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn identity_of(session: &Session) -> Identity {

@@ -12,6 +12,7 @@ mod client;
 mod collections;
 mod describe;
 mod error;
+pub mod gate;
 mod org_port;
 pub mod outbound;
 mod query;
@@ -23,7 +24,9 @@ pub use auth::{
     Session, SoapLoginReply, ids_from_identity_url, instance_origin, jwt_assertion, jwt_audience,
     parse_soap_login_reply, soap_login_envelope,
 };
-pub use client::{CALL_OPTIONS, Client, ClientOptions, FieldTypes, Identity};
+pub use client::{
+    AUTH_FAILED, AuthFailureView, CALL_OPTIONS, Client, ClientOptions, FieldTypes, Identity,
+};
 pub use collections::{COLLECTION_LIMIT, ItemError, ItemResult, RecordFailure, Saved};
 pub use describe::{FieldDescribe, Limits, ObjectDescribe, parse_limits};
 pub use error::{ErrorClass, SalesforceError, classify, parse_rest_error_body};

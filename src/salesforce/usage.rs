@@ -7,7 +7,6 @@
 //! cases are tested without a server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 /// The kinds of calls the client makes, for counts in logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,31 +137,23 @@ pub fn parse_limit_info(header: &str) -> Option<(u64, u64)> {
     })
 }
 
-/// The latest usage seen, and when.
+/// The latest usage seen.
 #[derive(Debug, Clone, Copy)]
 pub struct UsageSeen {
     pub used: u64,
     pub max: u64,
-    pub at: Instant,
 }
 
-/// Whether a call may go out under a budget of `budget_percent` of the daily max.
-///
-/// Over budget, calls are refused, except one probe every `probe_interval` after the last
-/// observation: the usage is a rolling 24-hour count that falls again, and only a call's reply
-/// tells us that it did. 100 % leaves the limit to Salesforce (`REQUEST_LIMIT_EXCEEDED`).
-pub fn budget_allows(
-    seen: Option<UsageSeen>,
-    budget_percent: u8,
-    probe_interval: Duration,
-    now: Instant,
-) -> bool {
-    let Some(seen) = seen else { return true };
+/// Whether the latest usage seen is over `budget_percent` of the daily max. 100 % leaves the
+/// limit to Salesforce (`REQUEST_LIMIT_EXCEEDED`). While over, the client refuses calls but
+/// its probes (see [`super::gate::LimitGate`]): the usage is a rolling 24-hour count that
+/// falls again, and only a call's reply tells us that it did.
+pub fn over_budget(seen: Option<UsageSeen>, budget_percent: u8) -> bool {
+    let Some(seen) = seen else { return false };
     if budget_percent >= 100 || seen.max == 0 {
-        return true;
+        return false;
     }
-    let within = u128::from(seen.used) * 100 < u128::from(seen.max) * u128::from(budget_percent);
-    within || now.saturating_duration_since(seen.at) >= probe_interval
+    u128::from(seen.used) * 100 >= u128::from(seen.max) * u128::from(budget_percent)
 }
 
 #[cfg(test)]
@@ -210,20 +201,10 @@ mod tests {
 
     #[test]
     fn budget() {
-        let now = Instant::now();
-        let probe = Duration::from_secs(60);
-        let seen = |used, at| {
-            Some(UsageSeen {
-                used,
-                max: 1000,
-                at,
-            })
-        };
-        assert!(budget_allows(None, 80, probe, now));
-        assert!(budget_allows(seen(799, now), 80, probe, now));
-        assert!(!budget_allows(seen(800, now), 80, probe, now));
-        assert!(budget_allows(seen(1000, now), 100, probe, now));
-        // A probe is let through once the observation is old enough.
-        assert!(budget_allows(seen(900, now), 80, probe, now + probe));
+        let seen = |used| Some(UsageSeen { used, max: 1000 });
+        assert!(!over_budget(None, 80));
+        assert!(!over_budget(seen(799), 80));
+        assert!(over_budget(seen(800), 80));
+        assert!(!over_budget(seen(1000), 100));
     }
 }

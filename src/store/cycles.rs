@@ -59,8 +59,14 @@ pub struct CycleCounts {
     pub read: u64,
     pub created: u64,
     pub updated: u64,
+    /// Linked to an existing record in the target (a namesake or an external-id match),
+    /// nothing written.
+    pub linked: u64,
+    /// Replays, echoes of our own writes, unchanged rows and rows left to the failure queue.
     pub skipped: u64,
     pub failed: u64,
+    /// Fields changed on both sides since the last sync, resolved by `sync.conflict`.
+    pub conflicts: u64,
     pub api_calls: u64,
 }
 
@@ -68,6 +74,8 @@ pub struct CycleCounts {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Cycle {
     pub id: i64,
+    /// The cycle's number: both directions of one cycle (A->B then B->A) share it.
+    pub cycle: i64,
     pub direction: Direction,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -87,8 +95,10 @@ fn to_i64(value: u64) -> i64 {
 
 fn from_row(row: &SqliteRow) -> Result<Cycle, StoreError> {
     let direction: String = row.try_get("direction")?;
+    let id: i64 = row.try_get("id")?;
     Ok(Cycle {
-        id: row.try_get("id")?,
+        id,
+        cycle: row.try_get::<Option<i64>, _>("cycle")?.unwrap_or(id),
         direction: direction.parse().map_err(StoreError::Corrupt)?,
         started_at: parse_timestamp(&row.try_get::<String, _>("started_at")?)?,
         finished_at: parse_opt(row.try_get("finished_at")?)?,
@@ -96,8 +106,10 @@ fn from_row(row: &SqliteRow) -> Result<Cycle, StoreError> {
             read: count(row, "read")?,
             created: count(row, "created")?,
             updated: count(row, "updated")?,
+            linked: count(row, "linked")?,
             skipped: count(row, "skipped")?,
             failed: count(row, "failed")?,
+            conflicts: count(row, "conflicts")?,
             api_calls: count(row, "api_calls")?,
         },
         outcome: CycleOutcome::parse(&row.try_get::<String, _>("outcome")?)?,
@@ -106,12 +118,34 @@ fn from_row(row: &SqliteRow) -> Result<Cycle, StoreError> {
 }
 
 impl Store {
-    /// Records the start of a cycle; returns its id for [`Store::finish_cycle`].
+    /// Records the start of a direction pass as a cycle of its own (a new cycle number);
+    /// returns its row id for [`Store::finish_cycle`].
     pub async fn begin_cycle(&self, direction: Direction) -> Result<i64, StoreError> {
+        let cycle = self.next_cycle_number().await?;
+        self.begin_direction(cycle, direction).await
+    }
+
+    /// The number the next cycle gets: one more than any recorded (housekeeping keeps the
+    /// last cycle of each direction, so numbers never repeat).
+    pub async fn next_cycle_number(&self) -> Result<i64, StoreError> {
+        let max: Option<i64> = sqlx::query_scalar("SELECT max(coalesce(cycle, id)) FROM cycles")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(max.unwrap_or(0) + 1)
+    }
+
+    /// Records the start of `direction`'s pass in cycle number `cycle`; returns its row id for
+    /// [`Store::finish_cycle`].
+    pub async fn begin_direction(
+        &self,
+        cycle: i64,
+        direction: Direction,
+    ) -> Result<i64, StoreError> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO cycles (direction, started_at, outcome) VALUES (?, ?, 'running')
+            "INSERT INTO cycles (cycle, direction, started_at, outcome) VALUES (?, ?, ?, 'running')
              RETURNING id",
         )
+        .bind(cycle)
         .bind(direction.as_str())
         .bind(format_timestamp(Utc::now()))
         .fetch_one(&self.pool)
@@ -128,16 +162,18 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE cycles SET finished_at = ?, read = ?, created = ?, updated = ?, skipped = ?,
-                 failed = ?, api_calls = ?, outcome = ?, error = ?
+            "UPDATE cycles SET finished_at = ?, read = ?, created = ?, updated = ?, linked = ?,
+                 skipped = ?, failed = ?, conflicts = ?, api_calls = ?, outcome = ?, error = ?
              WHERE id = ?",
         )
         .bind(format_timestamp(Utc::now()))
         .bind(to_i64(counts.read))
         .bind(to_i64(counts.created))
         .bind(to_i64(counts.updated))
+        .bind(to_i64(counts.linked))
         .bind(to_i64(counts.skipped))
         .bind(to_i64(counts.failed))
+        .bind(to_i64(counts.conflicts))
         .bind(to_i64(counts.api_calls))
         .bind(outcome.as_str())
         .bind(error)
@@ -153,14 +189,30 @@ impl Store {
     /// The most recent cycle of `direction`.
     pub async fn last_cycle(&self, direction: Direction) -> Result<Option<Cycle>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, direction, started_at, finished_at, read, created, updated, skipped,
-                 failed, api_calls, outcome, error
+            "SELECT id, cycle, direction, started_at, finished_at, read, created, updated, linked,
+                 skipped, failed, conflicts, api_calls, outcome, error
              FROM cycles WHERE direction = ? ORDER BY id DESC LIMIT 1",
         )
         .bind(direction.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(from_row).transpose()
+    }
+
+    /// When `direction` last finished a pass that got every record read a durable outcome
+    /// (`ok` or `partial`): the "last successful cycle" of `status` and `/metrics`.
+    pub async fn last_success(
+        &self,
+        direction: Direction,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> = sqlx::query_scalar(
+            "SELECT max(finished_at) FROM cycles
+             WHERE direction = ? AND outcome IN ('ok', 'partial')",
+        )
+        .bind(direction.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        parse_opt(at)
     }
 
     /// Deletes finished cycles that started before `before` (housekeeping: a cycle every

@@ -25,6 +25,7 @@ mod failures;
 mod inbox;
 mod links;
 mod lock;
+mod org_state;
 mod time;
 mod types;
 mod watermarks;
@@ -36,6 +37,7 @@ pub use failures::{Failure, FailureState, NewFailure, RetryPolicy, schedule_afte
 pub use inbox::{InboxItem, NewNotification};
 pub use links::{Link, LinkWrite};
 pub use lock::{LockError, StateLock};
+pub use org_state::AuthFailed;
 pub use time::{format_timestamp, parse_timestamp};
 pub use types::{Direction, Org};
 pub use watermarks::WatermarkRow;

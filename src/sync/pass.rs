@@ -177,8 +177,10 @@ impl PassReport {
             read: self.read,
             created: self.created,
             updated: self.updated,
-            skipped: self.skipped + self.linked,
+            linked: self.linked,
+            skipped: self.skipped,
             failed: self.failed,
+            conflicts: self.conflicts,
             api_calls: self.api_calls,
         }
     }
@@ -486,22 +488,7 @@ where
         if report.outcome == PassOutcome::Completed {
             report.absorb(self.drain_inbox(cancel).await?);
         }
-        tracing::info!(
-            cycle = self.config.cycle,
-            direction = %self.config.direction,
-            read = report.read,
-            created = report.created,
-            updated = report.updated,
-            linked = report.linked,
-            skipped = report.skipped,
-            failed = report.failed,
-            conflicts = report.conflicts,
-            reversed = report.reversed,
-            api_calls = report.api_calls,
-            pages = report.pages,
-            outcome = ?report.outcome,
-            "direction pass finished"
-        );
+        // The summary line is the shell's (daemon::run_pass), for every kind of pass.
         Ok(report)
     }
 
@@ -783,7 +770,9 @@ where
     }
 
     fn paused(&self, org: Org, e: PortError) -> PassOutcome {
-        tracing::warn!(
+        // At debug: the client logs the pause once when it begins and once when it ends;
+        // a line per pass would repeat it every cycle for as long as the pause lasts.
+        tracing::debug!(
             cycle = self.config.cycle,
             direction = %self.config.direction,
             org = %org,
@@ -1289,17 +1278,29 @@ where
         }
         for (chunk, result) in updates.chunks(COLLECTION_LIMIT).zip(updated) {
             let results = per_record(result, chunk.len());
-            for ((i, target_id, _), outcome) in chunk.iter().zip(results) {
+            for ((i, target_id, values), outcome) in chunk.iter().zip(results) {
                 let row = &rows[*i];
                 outcomes[*i] = match outcome {
                     Ok(_) => {
                         report.updated += 1;
+                        // Field names at info (what changed), values at debug (they may be
+                        // business data an operator does not want in every log).
+                        let fields = values.keys().cloned().collect::<Vec<_>>().join(",");
                         tracing::info!(
                             cycle = cfg.cycle,
                             direction = %cfg.direction,
                             source_id = %row.id,
                             target_id = %target_id,
+                            fields = %fields,
                             "record updated in the target"
+                        );
+                        tracing::debug!(
+                            cycle = cfg.cycle,
+                            direction = %cfg.direction,
+                            source_id = %row.id,
+                            target_id = %target_id,
+                            values = %serde_json::Value::Object(values.clone()),
+                            "values written to the target"
                         );
                         RowOutcome::Linked {
                             target_id: target_id.clone(),

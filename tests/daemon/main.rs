@@ -16,6 +16,8 @@ use serde_json::{Map, Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_orgsync");
 
+mod shell;
+
 /// Two simulated orgs and a configuration folder pointing orgsync at them.
 struct World {
     a: sfsim::SimOrg,
@@ -37,6 +39,9 @@ impl World {
         let state = dir.path().join("state.db");
         let test_toml = format!(
             r#"
+[http]
+port = 0
+
 [scheduler]
 frequency = "200ms"
 
@@ -235,6 +240,11 @@ async fn sync_once_syncs_both_ways_and_status_shows_the_cycles() {
         let status = world.status();
         assert_eq!(status["last_cycles"]["a_to_b"]["outcome"], json!("ok"));
         assert_eq!(status["last_cycles"]["b_to_a"]["outcome"], json!("ok"));
+        // A cycle is A->B then B->A: both directions carry the cycle's one number.
+        let cycle = &status["last_cycles"]["a_to_b"]["cycle"];
+        assert!(cycle.as_i64().is_some_and(|n| n >= 1), "{status}");
+        assert_eq!(&status["last_cycles"]["b_to_a"]["cycle"], cycle, "{status}");
+        assert!(status["last_success"]["a_to_b"].is_string(), "{status}");
     });
 }
 

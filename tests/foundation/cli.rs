@@ -131,6 +131,7 @@ fn status_shows_what_the_store_holds() {
             skipped: 1,
             failed: 0,
             api_calls: 4,
+            ..CycleCounts::default()
         };
         store
             .finish_cycle(id, &counts, CycleOutcome::Ok, None)

@@ -527,8 +527,10 @@ async fn cycles_record_counts_and_outcomes() {
         read: 10,
         created: 4,
         updated: 3,
+        linked: 6,
         skipped: 2,
         failed: 1,
+        conflicts: 7,
         api_calls: 5,
     };
     store

@@ -663,7 +663,21 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
             }
         };
         assert!(name_ok(name), "bad name in {line:?}");
-        assert!(types.contains_key(name), "sample before its TYPE: {line:?}");
+        // A histogram's samples are its name with `_bucket` (an `le` label), `_sum`, `_count`.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                let base = name.strip_suffix(suffix)?;
+                (types.get(base).map(String::as_str) == Some("histogram")).then_some(base)
+            })
+            .unwrap_or(name);
+        if family != name && name.ends_with("_bucket") {
+            assert!(series.contains("le=\""), "a bucket without le: {line:?}");
+        }
+        assert!(
+            types.contains_key(family),
+            "sample before its TYPE: {line:?}"
+        );
         assert!(
             samples.insert(series.to_string(), value).is_none(),
             "series twice: {line:?}"
