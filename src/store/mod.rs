@@ -37,5 +37,5 @@ pub use inbox::{InboxItem, NewNotification};
 pub use links::{Link, LinkWrite};
 pub use lock::{LockError, StateLock};
 pub use time::{format_timestamp, parse_timestamp};
-pub use types::{Direction, Org};
+pub use types::{Direction, FailureClass, Org};
 pub use watermarks::WatermarkRow;
