@@ -13,13 +13,17 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::builder::StyledStr;
+use clap::error::{ContextKind, ContextValue};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::daemon::{self, Daemon};
-use crate::store::{FailureState, Store};
+use crate::store::{Failure, FailureState, Store};
 use crate::{status, telemetry};
 
 /// Exit code for a runtime failure.
@@ -65,7 +69,7 @@ pub enum Command {
     /// One sync cycle, A -> B then B -> A. Exit 0 when every record read got a durable outcome
     /// (written, skipped, or kept in the failure queue).
     Sync(SyncArgs),
-    /// The failed-record queue: list, retry, discard.
+    /// The failed-record queue: list, show, retry, discard.
     #[command(subcommand)]
     Failures(FailuresCommand),
 
@@ -91,6 +95,13 @@ pub struct DemoArgs {
     /// Time between sync cycles ("2s", "500ms", or milliseconds).
     #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
     pub interval: std::time::Duration,
+    /// Unused: demo reads no configuration. Declared here, hidden, so that the global
+    /// `--env` is neither listed by `demo --help` nor refused after `demo`.
+    #[arg(long, hide = true)]
+    pub env: Option<String>,
+    /// Unused, hidden, as `env`.
+    #[arg(long, hide = true)]
+    pub config_dir: Option<PathBuf>,
 }
 
 /// `orgsync import-properties`.
@@ -111,29 +122,43 @@ pub struct ImportPropertiesArgs {
 /// `orgsync sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Run one cycle and exit (the only mode: `orgsync run` is the daemon).
-    #[arg(long, required = true)]
+    /// Accepted for compatibility: `sync` always runs one cycle and exits (`orgsync run` is
+    /// the daemon).
+    #[arg(long)]
     pub once: bool,
 }
 
 /// `orgsync failures ...`.
 #[derive(Debug, Subcommand)]
 pub enum FailuresCommand {
-    /// List the failed records (pending retries and dead ones).
+    /// List the failed records: pending (transient, retried on a timer), waiting (needs an
+    /// edit of the source record) and dead (needs an operator, or out of attempts).
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
         /// Only failures in this state.
-        #[arg(long, value_parser = ["pending", "dead"])]
+        #[arg(long, value_parser = ["pending", "waiting", "dead"])]
         state: Option<String>,
+        /// Only failures with this error code (e.g. FIELD_CUSTOM_VALIDATION_EXCEPTION).
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
+    },
+    /// Show one failed record in full: both ids, error code and message, class, attempts,
+    /// next attempt, and the values that were sent to the target.
+    Show {
+        /// The failure's id, as `failures list` shows it.
+        id: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Make a failed record (or all of them) due now: the next cycle retries it, fetched fresh.
     Retry {
         /// The failure's id, as `failures list` shows it.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         id: Option<i64>,
-        /// Every failed record, pending or dead.
+        /// Every failed record, pending, waiting or dead.
         #[arg(long)]
         all: bool,
     },
@@ -241,42 +266,27 @@ async fn failures_command(settings: &Settings, cmd: FailuresCommand) -> anyhow::
     let store = Store::open(&settings.state_url).await?;
     let mut out = std::io::stdout();
     match cmd {
-        FailuresCommand::List { json, state } => {
-            let state = match state.as_deref() {
-                Some("pending") => Some(FailureState::Pending),
-                Some("dead") => Some(FailureState::Dead),
-                _ => None,
-            };
-            let failures = store.failures(state).await?;
+        FailuresCommand::List { json, state, code } => {
+            let state = state.as_deref().and_then(FailureState::parse);
+            let failures = store.failures_where(state, code.as_deref()).await?;
             if json {
                 serde_json::to_writer_pretty(&mut out, &failures)?;
                 writeln!(out)?;
             } else if failures.is_empty() {
                 writeln!(out, "no failed records")?;
             } else {
-                writeln!(
-                    out,
-                    "{:>6}  {:<7} {:<8} {:<18} {:>8}  {:<20} error",
-                    "id", "state", "dir", "source", "attempts", "next attempt"
-                )?;
-                for f in &failures {
-                    let next = f
-                        .next_attempt_at
-                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-                        .unwrap_or_else(|| "-".into());
-                    writeln!(
-                        out,
-                        "{:>6}  {:<7} {:<8} {:<18} {:>8}  {:<20} {}: {}",
-                        f.id,
-                        f.state.as_str(),
-                        f.direction.as_str(),
-                        f.source_id,
-                        f.attempts,
-                        next,
-                        f.error_code,
-                        f.message
-                    )?;
-                }
+                write_failure_table(&mut out, &failures)?;
+            }
+        }
+        FailuresCommand::Show { id, json } => {
+            let Some(failure) = store.failure(id).await? else {
+                anyhow::bail!("no failed record with id {id} (see `orgsync failures list`)");
+            };
+            if json {
+                serde_json::to_writer_pretty(&mut out, &failure)?;
+                writeln!(out)?;
+            } else {
+                write_failure(&mut out, &failure)?;
             }
         }
         FailuresCommand::Retry { all: true, .. } => {
@@ -312,9 +322,143 @@ async fn failures_command(settings: &Settings, cmd: FailuresCommand) -> anyhow::
     Ok(Outcome::Ok)
 }
 
+fn format_time(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `failures list`: one line per failure.
+fn write_failure_table(out: &mut impl std::io::Write, failures: &[Failure]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>6}  {:<7} {:<14} {:<6} {:<18} {:>8}  {:<19}  error",
+        "id", "state", "class", "dir", "source", "attempts", "next attempt"
+    )?;
+    for f in failures {
+        writeln!(
+            out,
+            "{:>6}  {:<7} {:<14} {:<6} {:<18} {:>8}  {:<19}  {}: {}",
+            f.id,
+            f.state.as_str(),
+            f.class.as_str(),
+            f.direction.as_str(),
+            f.source_id,
+            f.attempts,
+            format_time(f.next_attempt_at),
+            f.error_code,
+            f.message
+        )?;
+    }
+    Ok(())
+}
+
+/// `failures show`: one failure in full.
+fn write_failure(out: &mut impl std::io::Write, f: &Failure) -> anyhow::Result<()> {
+    let what_next = match f.state {
+        FailureState::Pending => "retried at the next attempt",
+        FailureState::Waiting => {
+            "retried when the source record is edited, or by `orgsync failures retry`"
+        }
+        FailureState::Dead => "waits for `orgsync failures retry` or `orgsync failures discard`",
+    };
+    let source = f.direction.source().as_str().to_ascii_uppercase();
+    let target = f.direction.target().as_str().to_ascii_uppercase();
+    writeln!(out, "failure {}", f.id)?;
+    writeln!(out, "  state         {} ({what_next})", f.state.as_str())?;
+    writeln!(out, "  class         {}", f.class.as_str())?;
+    writeln!(
+        out,
+        "  direction     {} ({})",
+        f.direction.as_str(),
+        f.object
+    )?;
+    writeln!(out, "  source id     {} (org {source})", f.source_id)?;
+    writeln!(
+        out,
+        "  target id     {} (org {target})",
+        f.target_id.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "  source stamp  {}",
+        f.source_modstamp
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_else(|| "-".into())
+    )?;
+    writeln!(out, "  error code    {}", f.error_code)?;
+    writeln!(out, "  message       {}", f.message)?;
+    writeln!(out, "  attempts      {}", f.attempts)?;
+    writeln!(out, "  next attempt  {}", format_time(f.next_attempt_at))?;
+    writeln!(out, "  first failed  {}", format_time(Some(f.created_at)))?;
+    writeln!(out, "  last failed   {}", format_time(Some(f.updated_at)))?;
+    match &f.sent {
+        None => writeln!(out, "  values sent   - (no write was tried)")?,
+        Some(values) => {
+            writeln!(out, "  values sent")?;
+            let text = serde_json::to_string_pretty(values)?;
+            for line in text.lines() {
+                writeln!(out, "    {line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The command line as parsed: [`Cli`], built (every subcommand knows its full name).
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd
+}
+
+/// Parses the arguments (the first is the program). A usage error shows the command's own
+/// usage line: clap's would list the options given, so that `--env <ENV>` looked required.
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut cmd = command();
+    let parsed = cmd
+        .try_get_matches_from_mut(&args)
+        .and_then(|matches| Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd)));
+    parsed.map_err(|mut err| {
+        if err.get(ContextKind::Usage).is_some() {
+            err.insert(ContextKind::Usage, ContextValue::StyledStr(usage_of(&args)));
+        }
+        err
+    })
+}
+
+/// `Usage: orgsync <subcommand...> [OPTIONS] ...` of the deepest subcommand named in `args`,
+/// as its `--help` shows it.
+fn usage_of(args: &[OsString]) -> StyledStr {
+    let mut path: Vec<String> = Vec::new();
+    if let Ok(matches) = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+    {
+        let mut current = &matches;
+        while let Some((name, sub)) = current.subcommand() {
+            path.push(name.to_string());
+            current = sub;
+        }
+    }
+    let cmd = command();
+    let mut current = &cmd;
+    for name in &path {
+        match current.find_subcommand(name) {
+            Some(sub) => current = sub,
+            None => break,
+        }
+    }
+    current.clone().render_usage()
+}
+
 /// The binary's entry point: parse, configure, run, map to an exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(err) => {
             // --help and --version are "errors" that print to stdout and exit 0.
@@ -477,7 +621,6 @@ fn print_error(err: &anyhow::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -524,7 +524,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
                 let depth = report.inbox.by_org.get(org.as_str()).copied().unwrap_or(0);
                 gauges.inbox.push((org.as_str(), depth));
             }
-            gauges.failures = Some((report.failures.pending, report.failures.dead));
+            gauges.failures = vec![
+                ("pending", report.failures.pending),
+                ("waiting", report.failures.waiting),
+                ("dead", report.failures.dead),
+            ];
+            gauges.failures_by_class = report.failures.by_class.into_iter().collect();
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the store's counts"),
     }
@@ -549,8 +554,10 @@ struct Gauges {
     api_usage: Vec<(&'static str, u64, u64)>,
     /// (org, pending notifications).
     inbox: Vec<(&'static str, u64)>,
-    /// (pending, dead) failures.
-    failures: Option<(u64, u64)>,
+    /// (state, failures): pending, waiting, dead.
+    failures: Vec<(&'static str, u64)>,
+    /// (class, failures): transient, needs_edit, needs_operator.
+    failures_by_class: Vec<(String, u64)>,
     /// (org, whether its logins are refused and backing off).
     auth_failed: Vec<(&'static str, bool)>,
     /// (org, whether it is paused on its API limit or budget).
@@ -713,13 +720,19 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
         "gauge",
         "Records in the failure queue, by state.",
         g.failures
-            .map(|(pending, dead)| {
-                vec![
-                    ("state=\"pending\"".to_string(), pending.to_string()),
-                    ("state=\"dead\"".to_string(), dead.to_string()),
-                ]
-            })
-            .unwrap_or_default(),
+            .iter()
+            .map(|(state, n)| (format!("state=\"{state}\""), n.to_string()))
+            .collect(),
+    );
+    family(
+        out,
+        "orgsync_failures_by_class",
+        "gauge",
+        "Records in the failure queue, by class (transient, needs_edit, needs_operator).",
+        g.failures_by_class
+            .iter()
+            .map(|(class, n)| (format!("class=\"{class}\""), n.to_string()))
+            .collect(),
     );
     family(
         out,
@@ -850,7 +863,12 @@ mod tests {
             api_calls: vec![("a", "query".into(), 7)],
             api_usage: vec![("b", 10, 15000)],
             inbox: vec![("a", 0), ("b", 2)],
-            failures: Some((1, 0)),
+            failures: vec![("pending", 1), ("waiting", 2), ("dead", 0)],
+            failures_by_class: vec![
+                ("needs_edit".into(), 2),
+                ("needs_operator".into(), 0),
+                ("transient".into(), 1),
+            ],
             auth_failed: vec![("a", true), ("b", false)],
             paused: vec![("a", false), ("b", true)],
             last_success: vec![(
@@ -885,6 +903,9 @@ mod tests {
         assert!(text.contains("orgsync_api_calls_total{org=\"a\",kind=\"query\"} 7\n"));
         assert!(text.contains("orgsync_api_usage_max{org=\"b\"} 15000\n"));
         assert!(text.contains("orgsync_inbox_pending{org=\"b\"} 2\n"));
+        assert!(text.contains("orgsync_failures{state=\"waiting\"} 2\n"));
+        assert!(text.contains("orgsync_failures_by_class{class=\"needs_edit\"} 2\n"));
+        assert!(text.contains("orgsync_failures_by_class{class=\"transient\"} 1\n"));
         assert!(text.contains("orgsync_outbound_messages_total{org=\"a\",result=\"acked\"} 1\n"));
         for line in text.lines() {
             assert!(

@@ -96,8 +96,14 @@ pub struct LinkCounts {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailureCounts {
+    /// Transient, retried on a timer.
     pub pending: u64,
+    /// Needs an edit: waits for its source record to change.
+    pub waiting: u64,
+    /// Needs an operator, or out of attempts.
     pub dead: u64,
+    /// Every class (`transient`, `needs_edit`, `needs_operator`) with its count.
+    pub by_class: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -180,7 +186,9 @@ pub fn build_report(
         },
         failures: FailureCounts {
             pending: counts.failures_pending,
+            waiting: counts.failures_waiting,
             dead: counts.failures_dead,
+            by_class: counts.failures_by_class.clone(),
         },
         inbox: InboxCounts {
             pending: by_org.values().sum(),
@@ -354,13 +362,20 @@ pub fn render_text(report: &StatusReport) -> String {
     );
     let _ = writeln!(
         out,
-        "Failures  {} pending, {} dead{}",
+        "Failures  {} pending, {} waiting, {} dead{}",
         report.failures.pending,
+        report.failures.waiting,
         report.failures.dead,
-        if report.failures.pending + report.failures.dead > 0 {
-            "  (orgsync failures list)"
+        if report.failures.by_class.values().sum::<u64>() > 0 {
+            let classes: Vec<String> = report
+                .failures
+                .by_class
+                .iter()
+                .map(|(class, n)| format!("{n} {class}"))
+                .collect();
+            format!(" ({})  (orgsync failures list)", classes.join(", "))
         } else {
-            ""
+            String::new()
         }
     );
     let _ = writeln!(

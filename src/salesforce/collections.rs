@@ -20,6 +20,7 @@ use super::client::{ApiRequest, Client, Target};
 use super::error::{ErrorClass, SalesforceError};
 use super::soql::is_field_path;
 use super::usage::CallKind;
+use crate::store::FailureClass;
 
 /// Records per sObject Collections call.
 pub const COLLECTION_LIMIT: usize = 200;
@@ -67,14 +68,21 @@ impl RecordFailure {
             .join("; ")
     }
 
+    /// What the record needs, by [`FailureClass::of_code`] of its errors: the most demanding
+    /// of them (transient < needs_edit < needs_operator), so a write is retried on a timer only
+    /// when every error is transient. No error at all counts as an unknown code.
+    pub fn class(&self) -> FailureClass {
+        self.errors
+            .iter()
+            .map(|e| FailureClass::of_code(&e.status_code))
+            .max()
+            .unwrap_or_else(|| FailureClass::of_code(self.code()))
+    }
+
     /// True when every error is transient (lock contention, server trouble): the same write
     /// can succeed later unchanged.
     pub fn is_retryable(&self) -> bool {
-        !self.errors.is_empty()
-            && self
-                .errors
-                .iter()
-                .all(|e| is_transient_item_code(&e.status_code))
+        self.class() == FailureClass::Transient
     }
 
     /// True when the only trouble is a row lock.
@@ -95,24 +103,6 @@ impl RecordFailure {
             }],
         }
     }
-}
-
-/// Per-record codes that mean "try again later" (lock contention, and the codes a failed
-/// call's error is given when it is spread over its records).
-fn is_transient_item_code(code: &str) -> bool {
-    matches!(
-        code,
-        "UNABLE_TO_LOCK_ROW"
-            | "SERVER_UNAVAILABLE"
-            | "REQUEST_RUNNING_TOO_LONG"
-            | "TIMEOUT"
-            | "CONNECTION_FAILED"
-            | "SERVER_ERROR"
-            | "BAD_GATEWAY"
-            | "GATEWAY_TIMEOUT"
-            | "REQUEST_LIMIT_EXCEEDED"
-            | "API_BUDGET_EXCEEDED"
-    )
 }
 
 /// A record written: its id, and for upserts whether it was created.
@@ -485,6 +475,38 @@ mod tests {
             "Required fields are missing [StageName, CloseDate]"
         );
         assert!(!RecordFailure { errors: vec![] }.is_retryable());
+    }
+
+    #[test]
+    fn a_record_is_in_the_most_demanding_class_of_its_errors() {
+        let error = |code: &str| ItemError {
+            status_code: code.into(),
+            message: String::new(),
+            fields: vec![],
+        };
+        let of = |codes: &[&str]| {
+            RecordFailure {
+                errors: codes.iter().map(|c| error(c)).collect(),
+            }
+            .class()
+        };
+        assert_eq!(of(&["UNABLE_TO_LOCK_ROW"]), FailureClass::Transient);
+        assert_eq!(
+            of(&["FIELD_CUSTOM_VALIDATION_EXCEPTION"]),
+            FailureClass::NeedsEdit
+        );
+        assert_eq!(
+            of(&["UNABLE_TO_LOCK_ROW", "REQUIRED_FIELD_MISSING"]),
+            FailureClass::NeedsEdit
+        );
+        assert_eq!(
+            of(&[
+                "STRING_TOO_LONG",
+                "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY"
+            ]),
+            FailureClass::NeedsOperator
+        );
+        assert_eq!(of(&[]), FailureClass::NeedsEdit);
     }
 
     #[test]

@@ -270,7 +270,7 @@ fn outcome(result: ItemResult) -> WriteOutcome {
         .map_err(|failure: RecordFailure| RecordError {
             code: failure.code().to_string(),
             message: failure.message(),
-            retryable: failure.is_retryable(),
+            class: failure.class(),
         })
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{FailureClass, Store, StoreError};
 
 /// Sizes of the store's tables.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -12,7 +12,11 @@ pub struct StoreCounts {
     /// Links per object (e.g. `Opportunity`, `Account`).
     pub links: BTreeMap<String, u64>,
     pub failures_pending: u64,
+    /// Needs-edit failures waiting for their source record to change.
+    pub failures_waiting: u64,
     pub failures_dead: u64,
+    /// Failures per class (`transient`, `needs_edit`, `needs_operator`), every class present.
+    pub failures_by_class: BTreeMap<String, u64>,
     /// Unprocessed notifications per org (`a`, `b`).
     pub inbox_pending: BTreeMap<String, u64>,
 }
@@ -33,6 +37,21 @@ impl Store {
                 .links
                 .insert(row.try_get("object")?, to_u64(row.try_get("n")?));
         }
+        for class in FailureClass::ALL {
+            counts
+                .failures_by_class
+                .insert(class.as_str().to_string(), 0);
+        }
+        for row in sqlx::query("SELECT class, count(*) AS n FROM failures GROUP BY class")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let class: String = row.try_get("class")?;
+            let class: FailureClass = class.parse().map_err(StoreError::Corrupt)?;
+            counts
+                .failures_by_class
+                .insert(class.as_str().to_string(), to_u64(row.try_get("n")?));
+        }
         for row in sqlx::query("SELECT state, count(*) AS n FROM failures GROUP BY state")
             .fetch_all(&self.pool)
             .await?
@@ -41,6 +60,7 @@ impl Store {
             let n = to_u64(row.try_get("n")?);
             match state.as_str() {
                 "pending" => counts.failures_pending = n,
+                "waiting" => counts.failures_waiting = n,
                 "dead" => counts.failures_dead = n,
                 other => return Err(StoreError::Corrupt(format!("failure state {other:?}"))),
             }

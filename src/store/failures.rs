@@ -1,26 +1,32 @@
 //! The failed-record queue: records whose write was rejected or could not be attempted, one
-//! row per (direction, object, source record). As in supabase/etl, the kind of error decides
-//! the outcome: a retryable error is retried on a timer with exponential backoff, up to
-//! `max_attempts`; a permanent one (or the last attempt) makes the row `dead`, waiting for an
-//! operator to retry or discard it. A newer version of the source record starts a fresh
-//! series of attempts. The schedule itself is the pure [`schedule_after_failure`].
+//! row per (direction, object, source record), with the error, its [`FailureClass`] and the
+//! values that were sent. The class decides the state: a `transient` failure is `pending`,
+//! retried on a timer with exponential backoff up to `max_attempts`, then `dead`; a
+//! `needs_edit` one is `waiting` for the source record to change (or an operator's retry),
+//! never for a timer; a `needs_operator` one is `dead` until an operator retries or discards
+//! it. A newer version of the source record, read by a pass, replaces the failure and is tried
+//! at once, whatever its state. The schedule itself is the pure [`schedule_after_failure`].
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::time::{format_timestamp, parse_opt, parse_timestamp};
-use super::{Direction, PageTx, Store, StoreError};
+use super::{Direction, FailureClass, PageTx, Store, StoreError};
 
 /// Where a failure stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureState {
-    /// Will be retried at `next_attempt_at`.
+    /// Transient: will be retried at `next_attempt_at`.
     Pending,
-    /// Out of attempts or not retryable: waits for `failures retry` or `failures discard`.
+    /// Needs an edit: retried when the source record changes, or by `failures retry`.
+    Waiting,
+    /// Needs an operator, or a transient failure out of attempts: waits for `failures retry`
+    /// or `failures discard`.
     Dead,
 }
 
@@ -28,15 +34,18 @@ impl FailureState {
     pub fn as_str(self) -> &'static str {
         match self {
             FailureState::Pending => "pending",
+            FailureState::Waiting => "waiting",
             FailureState::Dead => "dead",
         }
     }
 
-    fn parse(text: &str) -> Result<Self, StoreError> {
+    /// `pending`, `waiting` or `dead`.
+    pub fn parse(text: &str) -> Option<Self> {
         match text {
-            "pending" => Ok(FailureState::Pending),
-            "dead" => Ok(FailureState::Dead),
-            other => Err(StoreError::Corrupt(format!("failure state {other:?}"))),
+            "pending" => Some(FailureState::Pending),
+            "waiting" => Some(FailureState::Waiting),
+            "dead" => Some(FailureState::Dead),
+            _ => None,
         }
     }
 }
@@ -53,6 +62,10 @@ pub struct Failure {
     /// Salesforce's `errorCode`/`statusCode`, or orgsync's own code (e.g. `AMBIGUOUS_MATCH`).
     pub error_code: String,
     pub message: String,
+    /// What the record needs before it can succeed (decides `state`).
+    pub class: FailureClass,
+    /// The record as written to the target, when a write was tried (the last attempt's).
+    pub sent: Option<Map<String, Value>>,
     /// Attempts made in the current series (reset by an operator's retry).
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -72,8 +85,10 @@ pub struct NewFailure {
     pub source_modstamp: Option<DateTime<Utc>>,
     pub error_code: String,
     pub message: String,
-    /// Whether trying the same version again can succeed (lock, timeout, 5xx, limits).
-    pub retryable: bool,
+    /// What the record needs (usually [`FailureClass::of_code`] of `error_code`).
+    pub class: FailureClass,
+    /// The record as written to the target, when a write was tried.
+    pub sent: Option<Map<String, Value>>,
 }
 
 /// How failures are retried (`sync.max_attempts`, `sync.retry_*_delay`).
@@ -94,15 +109,22 @@ impl RetryPolicy {
     }
 }
 
-/// After the `attempts`-th failed attempt (1 = the first): the new state and when to try
-/// again. Delay = initial * 2^(attempts-1), capped at `max_delay`.
+/// After the `attempts`-th failed attempt (1 = the first) of a failure of `class`: the new
+/// state and when to try again. Only a transient failure is retried on a timer: delay =
+/// initial * 2^(attempts-1), capped at `max_delay`, until `max_attempts` makes it dead. A
+/// needs_edit failure waits (for an edit or an operator), a needs_operator one is dead.
 pub fn schedule_after_failure(
     attempts: u32,
-    retryable: bool,
+    class: FailureClass,
     policy: &RetryPolicy,
     now: DateTime<Utc>,
 ) -> (FailureState, Option<DateTime<Utc>>) {
-    if !retryable || attempts >= policy.max_attempts {
+    match class {
+        FailureClass::Transient => {}
+        FailureClass::NeedsEdit => return (FailureState::Waiting, None),
+        FailureClass::NeedsOperator => return (FailureState::Dead, None),
+    }
+    if attempts >= policy.max_attempts {
         return (FailureState::Dead, None);
     }
     let exponent = attempts.saturating_sub(1).min(30);
@@ -120,6 +142,15 @@ pub fn schedule_after_failure(
 fn from_row(row: &SqliteRow) -> Result<Failure, StoreError> {
     let direction: String = row.try_get("direction")?;
     let attempts: i64 = row.try_get("attempts")?;
+    let state: String = row.try_get("state")?;
+    let class: String = row.try_get("class")?;
+    let sent = match row.try_get::<Option<String>, _>("sent")? {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("failure values sent: {e}")))?,
+        ),
+    };
     Ok(Failure {
         id: row.try_get("id")?,
         direction: direction.parse().map_err(StoreError::Corrupt)?,
@@ -129,10 +160,13 @@ fn from_row(row: &SqliteRow) -> Result<Failure, StoreError> {
         source_modstamp: parse_opt(row.try_get("source_modstamp")?)?,
         error_code: row.try_get("error_code")?,
         message: row.try_get("message")?,
+        class: class.parse().map_err(StoreError::Corrupt)?,
+        sent,
         attempts: u32::try_from(attempts)
             .map_err(|_| StoreError::Corrupt(format!("failure attempts {attempts}")))?,
         next_attempt_at: parse_opt(row.try_get("next_attempt_at")?)?,
-        state: FailureState::parse(&row.try_get::<String, _>("state")?)?,
+        state: FailureState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("failure state {state:?}")))?,
         created_at: parse_timestamp(&row.try_get::<String, _>("created_at")?)?,
         updated_at: parse_timestamp(&row.try_get::<String, _>("updated_at")?)?,
     })
@@ -143,7 +177,8 @@ macro_rules! select {
     ($tail:literal) => {
         concat!(
             "SELECT id, direction, object, source_id, target_id, source_modstamp, error_code, ",
-            "message, attempts, next_attempt_at, state, created_at, updated_at FROM failures ",
+            "message, class, sent, attempts, next_attempt_at, state, created_at, updated_at ",
+            "FROM failures ",
             $tail
         )
     };
@@ -187,17 +222,25 @@ async fn record(
         Some(old) => old.attempts.saturating_add(1),
         None => 1,
     };
-    let (state, next_attempt_at) = schedule_after_failure(attempts, new.retryable, policy, now);
+    let (state, next_attempt_at) = schedule_after_failure(attempts, new.class, policy, now);
     let now_text = format_timestamp(now);
+    let sent = new
+        .sent
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("failure values sent: {e}")))?;
     sqlx::query(
         "INSERT INTO failures (direction, object, source_id, target_id, source_modstamp, error_code,
-             message, attempts, next_attempt_at, state, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             message, class, sent, attempts, next_attempt_at, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (direction, object, source_id) DO UPDATE SET
              target_id = coalesce(excluded.target_id, failures.target_id),
              source_modstamp = excluded.source_modstamp,
              error_code = excluded.error_code,
              message = excluded.message,
+             class = excluded.class,
+             sent = excluded.sent,
              attempts = excluded.attempts,
              next_attempt_at = excluded.next_attempt_at,
              state = excluded.state,
@@ -210,6 +253,8 @@ async fn record(
     .bind(new.source_modstamp.map(format_timestamp))
     .bind(&new.error_code)
     .bind(&new.message)
+    .bind(new.class.as_str())
+    .bind(sent)
     .bind(i64::from(attempts))
     .bind(next_attempt_at.map(format_timestamp))
     .bind(state.as_str())
@@ -284,10 +329,23 @@ impl Store {
 
     /// All failures, or those in `state`, oldest first.
     pub async fn failures(&self, state: Option<FailureState>) -> Result<Vec<Failure>, StoreError> {
-        let rows = sqlx::query(select!("WHERE (?1 IS NULL OR state = ?1) ORDER BY id"))
-            .bind(state.map(FailureState::as_str))
-            .fetch_all(&self.pool)
-            .await?;
+        self.failures_where(state, None).await
+    }
+
+    /// The failures in `state` (any when `None`) with error code `code` (any when `None`),
+    /// oldest first.
+    pub async fn failures_where(
+        &self,
+        state: Option<FailureState>,
+        code: Option<&str>,
+    ) -> Result<Vec<Failure>, StoreError> {
+        let rows = sqlx::query(select!(
+            "WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR error_code = ?2) ORDER BY id"
+        ))
+        .bind(state.map(FailureState::as_str))
+        .bind(code)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -328,7 +386,7 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Operator's `retry --all`: every failure, pending or dead, is due now with a fresh
+    /// Operator's `retry --all`: every failure, pending, waiting or dead, is due now with a fresh
     /// series of attempts. Returns how many.
     pub async fn retry_all_failures(&self) -> Result<u64, StoreError> {
         let now = format_timestamp(Utc::now());
@@ -402,31 +460,46 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
         let at = |secs| Some(now + chrono::Duration::seconds(secs));
         let p = policy();
+        let t = FailureClass::Transient;
         assert_eq!(
-            schedule_after_failure(1, true, &p, now),
+            schedule_after_failure(1, t, &p, now),
             (FailureState::Pending, at(60))
         );
         assert_eq!(
-            schedule_after_failure(2, true, &p, now),
+            schedule_after_failure(2, t, &p, now),
             (FailureState::Pending, at(120))
         );
         assert_eq!(
-            schedule_after_failure(3, true, &p, now),
+            schedule_after_failure(3, t, &p, now),
             (FailureState::Pending, at(150))
         );
         assert_eq!(
-            schedule_after_failure(4, true, &p, now),
+            schedule_after_failure(4, t, &p, now),
             (FailureState::Dead, None)
         );
     }
 
     #[test]
-    fn permanent_errors_die_at_once() {
+    fn only_transient_failures_wait_for_a_timer() {
         let now = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        // Needs an edit: waits for the source record to change, on no timer.
         assert_eq!(
-            schedule_after_failure(1, false, &policy(), now),
+            schedule_after_failure(1, FailureClass::NeedsEdit, &policy(), now),
+            (FailureState::Waiting, None)
+        );
+        // Needs an operator: dead at once.
+        assert_eq!(
+            schedule_after_failure(1, FailureClass::NeedsOperator, &policy(), now),
             (FailureState::Dead, None)
         );
+        for state in [
+            FailureState::Pending,
+            FailureState::Waiting,
+            FailureState::Dead,
+        ] {
+            assert_eq!(FailureState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(FailureState::parse("done"), None);
     }
 
     #[test]
@@ -437,7 +510,7 @@ mod tests {
             initial_delay: Duration::from_secs(u64::MAX / 4),
             max_delay: Duration::from_secs(u64::MAX / 2),
         };
-        let (state, at) = schedule_after_failure(1000, true, &p, now);
+        let (state, at) = schedule_after_failure(1000, FailureClass::Transient, &p, now);
         assert_eq!(state, FailureState::Pending);
         assert!(at.is_some());
     }

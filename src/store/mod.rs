@@ -39,5 +39,5 @@ pub use links::{Link, LinkWrite};
 pub use lock::{LockError, StateLock};
 pub use org_state::AuthFailed;
 pub use time::{format_timestamp, parse_timestamp};
-pub use types::{Direction, Org};
+pub use types::{Direction, FailureClass, Org};
 pub use watermarks::WatermarkRow;

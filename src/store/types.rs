@@ -1,4 +1,6 @@
-//! The two words every table uses: which org, and which way a record moves.
+//! The words the tables use: which org, which way a record moves, and which class a failed
+//! record is in. [`FailureClass::of_code`] is the one table from Salesforce's status codes (and
+//! orgsync's own codes) to the three classes that decide how the failure queue retries.
 
 use std::fmt;
 use std::str::FromStr;
@@ -96,6 +98,141 @@ impl FromStr for Direction {
     }
 }
 
+/// What a failed record needs before it can succeed; decides how the failure queue retries it.
+/// Stored (and serialized) as `transient` / `needs_edit` / `needs_operator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Lock contention, server trouble, timeouts, limits: the same write can succeed later
+    /// unchanged. Retried on a timer with backoff, up to `sync.max_attempts`.
+    Transient,
+    /// The record's values were refused (validation rule, required field, bad value,
+    /// duplicate): it waits until the source record is edited, or an operator retries it.
+    NeedsEdit,
+    /// Something only an operator can settle (an ambiguous match, a missing linked target, a
+    /// permission or configuration problem): dead until an operator retries or discards it.
+    NeedsOperator,
+}
+
+impl FailureClass {
+    pub const ALL: [FailureClass; 3] = [
+        FailureClass::Transient,
+        FailureClass::NeedsEdit,
+        FailureClass::NeedsOperator,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Transient => "transient",
+            FailureClass::NeedsEdit => "needs_edit",
+            FailureClass::NeedsOperator => "needs_operator",
+        }
+    }
+
+    /// The class of a status code: Salesforce's per-record `StatusCode` (the `statusCode` of an
+    /// sObject Collections item; the full list is in the org's WSDL, see "Core Data Types Used
+    /// in API Calls", <https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm>),
+    /// a whole call's `errorCode` spread over its records, orgsync's client codes (`TIMEOUT`,
+    /// `CONNECTION_FAILED`, ...) and the pass's own codes (`AMBIGUOUS_MATCH`, ...).
+    ///
+    /// A code not in the table is `needs_edit`: most per-record status codes name something
+    /// wrong with the record's values, so retrying the same values on a timer would fail the
+    /// same way and spend API calls, while `needs_operator` would keep the record dead even
+    /// after someone fixed it in the source. `needs_edit` retries on the next edit of the
+    /// source record, and `failures retry` covers the rest.
+    pub fn of_code(code: &str) -> FailureClass {
+        match code {
+            // Row locks (a transaction held the row more than 10 s), server trouble, limits,
+            // an expired session, and our client's transport codes.
+            "UNABLE_TO_LOCK_ROW"
+            | "SERVER_UNAVAILABLE"
+            | "SERVER_ERROR"
+            | "BAD_GATEWAY"
+            | "GATEWAY_TIMEOUT"
+            | "REQUEST_RUNNING_TOO_LONG"
+            | "UNKNOWN_EXCEPTION"
+            | "TIMEOUT"
+            | "CONNECTION_FAILED"
+            | "BAD_RESPONSE"
+            | "HTTP_ERROR"
+            | "TOO_MANY_REQUESTS"
+            | "REQUEST_LIMIT_EXCEEDED"
+            | "API_BUDGET_EXCEEDED"
+            | "INVALID_SESSION_ID"
+            // Rolled back only because another record of an all-or-none call failed.
+            | "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+            // orgsync's: the reply had no item for the record; the parent account could not
+            // be resolved this time.
+            | "NO_RESULT"
+            | "ACCOUNT_UNRESOLVED" => FailureClass::Transient,
+
+            // The values sent were refused: an edit of the source record fixes them.
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+            | "FIELD_FILTER_VALIDATION_EXCEPTION"
+            | "FIELD_INTEGRITY_EXCEPTION"
+            | "REQUIRED_FIELD_MISSING"
+            | "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+            | "STRING_TOO_LONG"
+            | "INVALID_TYPE_ON_FIELD_IN_RECORD"
+            | "NUMBER_OUTSIDE_VALID_RANGE"
+            | "INVALID_EMAIL_ADDRESS"
+            | "MALFORMED_ID"
+            | "TOO_MANY_ENUM_VALUE"
+            | "DUPLICATE_VALUE"
+            | "DUPLICATES_DETECTED"
+            // A trigger or flow of the target org threw on these values.
+            | "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY" => FailureClass::NeedsEdit,
+
+            // orgsync never guesses: a match or link only an operator can settle.
+            "AMBIGUOUS_MATCH"
+            | "AMBIGUOUS_ACCOUNT"
+            | "LINKED_TARGET_MISSING"
+            | "LINK_CONFLICT"
+            // The target record or a record it points to is gone, or matched twice.
+            | "ENTITY_IS_DELETED"
+            | "INVALID_CROSS_REFERENCE_KEY"
+            | "DUPLICATE_EXTERNAL_ID"
+            | "INVALID_ID_FIELD"
+            // Locked by an approval process: someone must approve or unlock it.
+            | "ENTITY_IS_LOCKED"
+            // Permissions and configuration: the integration user or the mapping.
+            | "INVALID_FIELD"
+            | "INVALID_FIELD_FOR_INSERT_UPDATE"
+            | "INVALID_TYPE"
+            | "MALFORMED_QUERY"
+            | "INVALID_QUERY_FILTER_OPERATOR"
+            | "NOT_FOUND"
+            | "FORBIDDEN"
+            | "API_DISABLED_FOR_ORG"
+            | "API_CURRENTLY_DISABLED" => FailureClass::NeedsOperator,
+            // INSUFFICIENT_ACCESS, INSUFFICIENT_ACCESS_OR_READONLY,
+            // INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY, ...
+            c if c.starts_with("INSUFFICIENT_ACCESS") => FailureClass::NeedsOperator,
+            _ => FailureClass::NeedsEdit,
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FailureClass {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FailureClass::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown failure class {s:?} (expected transient, needs_edit or needs_operator)"
+                )
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +245,54 @@ mod tests {
         }
         assert_eq!("a".parse::<Org>(), Ok(Org::A));
         assert!("c".parse::<Org>().is_err());
+    }
+
+    #[test]
+    fn status_codes_map_to_failure_classes() {
+        use FailureClass::*;
+        let table = [
+            ("UNABLE_TO_LOCK_ROW", Transient),
+            ("SERVER_UNAVAILABLE", Transient),
+            ("SERVER_ERROR", Transient),
+            ("GATEWAY_TIMEOUT", Transient),
+            ("TIMEOUT", Transient),
+            ("CONNECTION_FAILED", Transient),
+            ("REQUEST_LIMIT_EXCEEDED", Transient),
+            ("FIELD_CUSTOM_VALIDATION_EXCEPTION", NeedsEdit),
+            ("REQUIRED_FIELD_MISSING", NeedsEdit),
+            ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", NeedsEdit),
+            ("STRING_TOO_LONG", NeedsEdit),
+            ("INVALID_TYPE_ON_FIELD_IN_RECORD", NeedsEdit),
+            ("DUPLICATE_VALUE", NeedsEdit),
+            ("DUPLICATES_DETECTED", NeedsEdit),
+            ("FIELD_INTEGRITY_EXCEPTION", NeedsEdit),
+            ("AMBIGUOUS_MATCH", NeedsOperator),
+            ("AMBIGUOUS_ACCOUNT", NeedsOperator),
+            ("LINKED_TARGET_MISSING", NeedsOperator),
+            ("LINK_CONFLICT", NeedsOperator),
+            ("INSUFFICIENT_ACCESS", NeedsOperator),
+            ("INSUFFICIENT_ACCESS_OR_READONLY", NeedsOperator),
+            (
+                "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY",
+                NeedsOperator,
+            ),
+            ("ENTITY_IS_DELETED", NeedsOperator),
+            ("INVALID_CROSS_REFERENCE_KEY", NeedsOperator),
+            ("INVALID_FIELD_FOR_INSERT_UPDATE", NeedsOperator),
+            // Unknown codes wait for an edit: never retried on a timer, never stuck forever.
+            ("SOME_FUTURE_STATUS_CODE", NeedsEdit),
+            ("", NeedsEdit),
+        ];
+        for (code, class) in table {
+            assert_eq!(FailureClass::of_code(code), class, "{code}");
+        }
+        for class in FailureClass::ALL {
+            assert_eq!(class.as_str().parse::<FailureClass>(), Ok(class));
+            assert_eq!(
+                serde_json::to_value(class).unwrap(),
+                serde_json::json!(class.as_str())
+            );
+        }
+        assert!("dead".parse::<FailureClass>().is_err());
     }
 }

@@ -46,8 +46,8 @@ use super::ports::{
 };
 use crate::config::{AccountPolicy, ConflictPolicy, Settings};
 use crate::store::{
-    CycleCounts, CycleOutcome, Direction, Link, LinkWrite, NewFailure, NewNotification, Org,
-    RetryPolicy, StoreError,
+    CycleCounts, CycleOutcome, Direction, FailureClass, Link, LinkWrite, NewFailure,
+    NewNotification, Org, RetryPolicy, StoreError,
 };
 
 /// Records per sObject Collections call (Salesforce's limit).
@@ -425,12 +425,13 @@ enum RowOutcome {
         target_id: String,
         snapshot: BTreeMap<String, Value>,
     },
-    /// Into the failure queue.
+    /// Into the failure queue, with the body written to the target when there was a write.
     Failed {
         target_id: Option<String>,
         code: String,
         message: String,
-        retryable: bool,
+        class: FailureClass,
+        sent: Option<Map<String, Value>>,
     },
 }
 
@@ -1118,7 +1119,8 @@ where
                         target_id: views.get(row.id.as_str()).map(|v| v.target_id.clone()),
                         code: code.as_str().to_string(),
                         message: message.clone(),
-                        retryable: false,
+                        class: FailureClass::of_code(code.as_str()),
+                        sent: None,
                     };
                 }
             }
@@ -1147,7 +1149,8 @@ where
                         target_id,
                         code: e.code,
                         message: e.message,
-                        retryable: e.retryable,
+                        class: e.class,
+                        sent: None,
                     };
                 }
                 (resolved.links, resolved.from_links, resolved.parent_of_row)
@@ -1248,7 +1251,7 @@ where
         };
         for (chunk, result) in creates.chunks(COLLECTION_LIMIT).zip(created) {
             let results = per_record(result, chunk.len());
-            for ((i, _), outcome) in chunk.iter().zip(results) {
+            for ((i, body), outcome) in chunk.iter().zip(results) {
                 let row = &rows[*i];
                 outcomes[*i] = match outcome {
                     Ok(ok) => {
@@ -1271,21 +1274,22 @@ where
                         target_id: None,
                         code: e.code,
                         message: e.message,
-                        retryable: e.retryable,
+                        class: e.class,
+                        sent: Some(body.clone()),
                     },
                 };
             }
         }
         for (chunk, result) in updates.chunks(COLLECTION_LIMIT).zip(updated) {
             let results = per_record(result, chunk.len());
-            for ((i, target_id, values), outcome) in chunk.iter().zip(results) {
+            for ((i, target_id, body), outcome) in chunk.iter().zip(results) {
                 let row = &rows[*i];
                 outcomes[*i] = match outcome {
                     Ok(_) => {
                         report.updated += 1;
                         // Field names at info (what changed), values at debug (they may be
                         // business data an operator does not want in every log).
-                        let fields = values.keys().cloned().collect::<Vec<_>>().join(",");
+                        let fields = body.keys().cloned().collect::<Vec<_>>().join(",");
                         tracing::info!(
                             cycle = cfg.cycle,
                             direction = %cfg.direction,
@@ -1299,7 +1303,7 @@ where
                             direction = %cfg.direction,
                             source_id = %row.id,
                             target_id = %target_id,
-                            values = %serde_json::Value::Object(values.clone()),
+                            values = %serde_json::Value::Object(body.clone()),
                             "values written to the target"
                         );
                         RowOutcome::Linked {
@@ -1311,7 +1315,8 @@ where
                         target_id: Some(target_id.clone()),
                         code: e.code,
                         message: e.message,
-                        retryable: e.retryable,
+                        class: e.class,
+                        sent: Some(body.clone()),
                     },
                 };
             }
@@ -1388,15 +1393,9 @@ where
                         }
                         Err(StoreError::LinkConflict { detail, .. }) => {
                             report.failed += 1;
-                            self.record_failure(
-                                &mut tx,
-                                row,
-                                Some(target_id),
-                                "LINK_CONFLICT",
-                                &detail,
-                                false,
-                            )
-                            .await?;
+                            let error = RecordError::new("LINK_CONFLICT", detail);
+                            self.record_failure(&mut tx, row, Some(target_id), error, None)
+                                .await?;
                         }
                         Err(e) => return Err(e.into()),
                     }
@@ -1405,10 +1404,16 @@ where
                     target_id,
                     code,
                     message,
-                    retryable,
+                    class,
+                    sent,
                 } => {
                     report.failed += 1;
-                    self.record_failure(&mut tx, row, target_id, &code, &message, retryable)
+                    let error = RecordError {
+                        code,
+                        message,
+                        class,
+                    };
+                    self.record_failure(&mut tx, row, target_id, error, sent)
                         .await?;
                     // A failed row is not carried back: its reverse waits for its success.
                     reverse.retain(|(r, _)| *r != i);
@@ -1563,7 +1568,7 @@ where
             let Some(RowOutcome::Failed {
                 code,
                 message,
-                retryable,
+                class,
                 ..
             }) = outcomes.get_mut(*i)
             else {
@@ -1576,7 +1581,7 @@ where
                 "the parent account {target_id} linked to {source_id} is gone from org {tgt} \
                  ({code}: {message}); the link is dropped and the parent resolved again on retry"
             );
-            *retryable = true;
+            *class = FailureClass::Transient;
             let pair = (source_id.clone(), target_id.clone());
             if !stale.contains(&pair) {
                 tracing::warn!(
@@ -1732,26 +1737,24 @@ where
                     to_create.push(key);
                     continue;
                 }
-                ParentPlan::Ambiguous(ids) => Err(RecordError {
-                    code: AMBIGUOUS_ACCOUNT.to_string(),
-                    message: format!(
+                ParentPlan::Ambiguous(ids) => Err(RecordError::new(
+                    AMBIGUOUS_ACCOUNT,
+                    format!(
                         "{} accounts named {name:?} in org {tgt_name}: {}; the parent is never \
                          guessed: rename or merge them, or link one by hand",
                         ids.len(),
                         ids.join(", ")
                     ),
-                    retryable: false,
-                }),
-                ParentPlan::Twins { target_id, parents } => Err(RecordError {
-                    code: AMBIGUOUS_ACCOUNT.to_string(),
-                    message: format!(
+                )),
+                ParentPlan::Twins { target_id, parents } => Err(RecordError::new(
+                    AMBIGUOUS_ACCOUNT,
+                    format!(
                         "{parents} accounts of org {} named {name:?} are not yet linked, and \
                          org {tgt_name} has one such account ({target_id}): which one it \
                          mirrors is never guessed: rename one of them",
                         src.as_str().to_ascii_uppercase()
                     ),
-                    retryable: false,
-                }),
+                )),
             };
             resolved.insert(key, outcome);
         }
@@ -1790,7 +1793,7 @@ where
                     Err(e) => Err(RecordError {
                         code: e.code,
                         message: format!("creating the parent account {name:?}: {}", e.message),
-                        retryable: e.retryable,
+                        class: e.class,
                     }),
                 };
                 resolved.insert(key.clone(), outcome);
@@ -1807,11 +1810,10 @@ where
                             Ok(())
                         }
                         Some(Err(e)) => Err(e.clone()),
-                        None => Err(RecordError {
-                            code: "ACCOUNT_UNRESOLVED".to_string(),
-                            message: format!("the parent account {name:?} could not be resolved"),
-                            retryable: true,
-                        }),
+                        None => Err(RecordError::new(
+                            "ACCOUNT_UNRESOLVED",
+                            format!("the parent account {name:?} could not be resolved"),
+                        )),
                     }
                 }
                 // No parent in the source: clear it in the target.
@@ -1856,9 +1858,8 @@ where
         tx: &mut St::Tx,
         row: &SourceRow,
         target_id: Option<String>,
-        code: &str,
-        message: &str,
-        retryable: bool,
+        error: RecordError,
+        sent: Option<Map<String, Value>>,
     ) -> Result<(), PassError> {
         let cfg = self.config;
         tracing::warn!(
@@ -1866,9 +1867,9 @@ where
             direction = %cfg.direction,
             source_id = %row.id,
             target_id = target_id.as_deref().unwrap_or(""),
-            code,
-            message,
-            retryable,
+            code = %error.code,
+            message = %error.message,
+            class = error.class.as_str(),
             "record failed: kept in the failure queue"
         );
         let failure = NewFailure {
@@ -1877,9 +1878,10 @@ where
             source_id: row.id.clone(),
             target_id,
             source_modstamp: Some(row.system_modstamp),
-            error_code: code.to_string(),
-            message: message.to_string(),
-            retryable,
+            error_code: error.code,
+            message: error.message,
+            class: error.class,
+            sent,
         };
         tx.record_failure(&failure, &cfg.retry).await?;
         Ok(())
@@ -2102,11 +2104,10 @@ fn per_record(result: Result<Vec<WriteOutcome>, PortError>, len: usize) -> Vec<W
     match result {
         Ok(mut outcomes) => {
             while outcomes.len() < len {
-                outcomes.push(Err(RecordError {
-                    code: "NO_RESULT".to_string(),
-                    message: "the org's reply had no result for this record".to_string(),
-                    retryable: true,
-                }));
+                outcomes.push(Err(RecordError::new(
+                    "NO_RESULT",
+                    "the org's reply had no result for this record",
+                )));
             }
             outcomes.truncate(len);
             outcomes
@@ -2116,7 +2117,10 @@ fn per_record(result: Result<Vec<WriteOutcome>, PortError>, len: usize) -> Vec<W
                 Err(RecordError {
                     code: e.code.clone(),
                     message: e.message.clone(),
-                    retryable: e.kind != ErrorKind::Permanent,
+                    class: match e.kind {
+                        ErrorKind::Permanent => FailureClass::of_code(&e.code),
+                        ErrorKind::Retryable | ErrorKind::LimitExceeded => FailureClass::Transient,
+                    },
                 })
             })
             .collect(),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::TimeZone;
 use serde_json::json;
 
-use crate::store::{Failure, FailureState, InboxItem, schedule_after_failure};
+use crate::store::{Failure, FailureClass, FailureState, InboxItem, schedule_after_failure};
 use crate::sync::ports::{RecordError, WriteOk};
 
 // ---------------------------------------------------------------------------------------------
@@ -191,10 +191,11 @@ impl OrgState {
     fn rejects(&self, body: &Map<String, Value>) -> Option<RecordError> {
         let marker = self.reject_marker.as_ref()?;
         let name = body.get("Name").and_then(Value::as_str)?;
-        name.contains(marker.as_str()).then(|| RecordError {
-            code: "FIELD_CUSTOM_VALIDATION_EXCEPTION".into(),
-            message: "rejected by a validation rule".into(),
-            retryable: false,
+        name.contains(marker.as_str()).then(|| {
+            RecordError::new(
+                "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                "rejected by a validation rule",
+            )
         })
     }
 
@@ -357,11 +358,7 @@ impl OrgPort for FakeOrg {
                     return Err(e);
                 }
                 if !s.records.contains_key(id) {
-                    return Err(RecordError {
-                        code: "ENTITY_IS_DELETED".into(),
-                        message: "entity is deleted".into(),
-                        retryable: false,
-                    });
+                    return Err(RecordError::new("ENTITY_IS_DELETED", "entity is deleted"));
                 }
                 s.apply(id, body.clone(), &user);
                 Ok(WriteOk {
@@ -613,8 +610,7 @@ impl PageTxPort for FakeTx {
             Some(i) => failures[i].attempts + 1,
             None => 1,
         };
-        let (state, next_attempt_at) =
-            schedule_after_failure(attempts, failure.retryable, policy, now);
+        let (state, next_attempt_at) = schedule_after_failure(attempts, failure.class, policy, now);
         self.staged.next_id += 1;
         let row = Failure {
             id: existing.map_or(self.staged.next_id, |i| failures[i].id),
@@ -625,6 +621,8 @@ impl PageTxPort for FakeTx {
             source_modstamp: failure.source_modstamp,
             error_code: failure.error_code.clone(),
             message: failure.message.clone(),
+            class: failure.class,
+            sent: failure.sent.clone(),
             attempts,
             next_attempt_at,
             state,
@@ -945,8 +943,13 @@ async fn failing_record_does_not_block_its_page_and_is_retried() {
     let failure = &state.failures[0];
     assert_eq!(failure.source_id, ids[1]);
     assert_eq!(failure.error_code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
-    // Permanent: dead until an operator retries it.
-    assert_eq!(failure.state, FailureState::Dead);
+    // Needs an edit: waits for the source record to change (or an operator), on no timer.
+    assert_eq!(failure.state, FailureState::Waiting);
+    assert_eq!(failure.class, FailureClass::NeedsEdit);
+    assert_eq!(failure.next_attempt_at, None);
+    // The values that were sent are kept with it.
+    let sent = failure.sent.as_ref().expect("values sent");
+    assert_eq!(sent.get("Name"), Some(&json!("Bad REJECT")));
     // The watermark moved past the page anyway: the outcome is durable.
     assert!(state.watermarks.contains_key(&Org::A));
 

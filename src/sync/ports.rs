@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::store::{
-    Direction, Failure, InboxItem, Link, LinkWrite, NewFailure, NewNotification, Org, RetryPolicy,
-    StoreError,
+    Direction, Failure, FailureClass, InboxItem, Link, LinkWrite, NewFailure, NewNotification, Org,
+    RetryPolicy, StoreError,
 };
 
 /// `field IN (values)`: one condition of a lookup.
@@ -113,8 +113,20 @@ pub struct RecordError {
     /// `statusCode`, e.g. `FIELD_CUSTOM_VALIDATION_EXCEPTION`, `UNABLE_TO_LOCK_ROW`.
     pub code: String,
     pub message: String,
-    /// Whether the same write can succeed later without anyone fixing anything.
-    pub retryable: bool,
+    /// What the record needs before the write can succeed: decides how it is retried.
+    pub class: FailureClass,
+}
+
+impl RecordError {
+    /// An error of `code`, classed by the one table, [`FailureClass::of_code`].
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> RecordError {
+        let code = code.into();
+        RecordError {
+            class: FailureClass::of_code(&code),
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 /// The outcome of one record of a write call.

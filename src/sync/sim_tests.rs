@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{AuthMode, ConflictPolicy, OrgSettings};
 use crate::salesforce::{Client, ClientOptions};
-use crate::store::{Direction, RetryPolicy, Store};
+use crate::store::{Direction, FailureClass, FailureState, RetryPolicy, Store};
 use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, run_cycle};
 
 pub(super) async fn start(name: &str) -> sfsim::SimOrg {
@@ -227,6 +227,78 @@ async fn a_rejected_record_waits_in_the_queue_and_syncs_after_an_operator_retry(
     assert!(store.failures(None).await.expect("failures").is_empty());
     let rows = b
         .query_collect("SELECT Id FROM Opportunity WHERE Name = 'Bad REJECT'")
+        .await
+        .expect("query B");
+    assert_eq!(rows.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validation_rejection_needs_an_edit_retried_when_the_source_changes_not_on_a_timer() {
+    let (sim_a, sim_b) = (start("A").await, start("B").await);
+    let human_a = client(&sim_a, "human");
+    let (a, b) = (client(&sim_a, "integration"), client(&sim_b, "integration"));
+    let (user_a, user_b) = (
+        a.user_id().await.expect("login A"),
+        b.user_id().await.expect("login B"),
+    );
+    let (store, _dir) = file_store().await;
+    let m = mapping();
+    // A validation rule of B refuses this Name, for good.
+    set_faults(&sim_b, json!({"reject_name_marker": "REJECT"})).await;
+    let created = human_a
+        .create("Opportunity", &[opportunity("Deal REJECT", 7000)])
+        .await
+        .expect("seed");
+    let id = created[0].clone().expect("created").id;
+
+    // A transient failure would be due again at once: no delay at all.
+    let (mut ab, mut ba) = (
+        config(Direction::AToB, user_a, 1),
+        config(Direction::BToA, user_b, 1),
+    );
+    for cfg in [&mut ab, &mut ba] {
+        cfg.retry.initial_delay = Duration::ZERO;
+        cfg.retry.max_attempts = 5;
+    }
+    let cancel = CancellationToken::new();
+    let cycle = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
+    assert_eq!(cycle.a_to_b.as_ref().map(|r| r.failed).ok(), Some(1));
+    let failures = store.failures(None).await.expect("failures");
+    assert_eq!(failures.len(), 1);
+    let f = &failures[0];
+    assert_eq!(f.error_code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
+    assert_eq!(
+        (f.class, f.state, f.attempts, f.next_attempt_at),
+        (FailureClass::NeedsEdit, FailureState::Waiting, 1, None)
+    );
+    let sent = f.sent.as_ref().expect("the values sent are kept");
+    assert_eq!(sent.get("Name"), Some(&json!("Deal REJECT")));
+    assert_eq!(sent.get("Amount").and_then(Value::as_f64), Some(7000.0));
+
+    // Cycles go by: the same version is never tried again on a timer.
+    for _ in 0..2 {
+        let cycle = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
+        assert!(cycle.complete(), "{cycle:?}");
+        assert_eq!(cycle.a_to_b.as_ref().map(|r| r.failed).ok(), Some(0));
+    }
+    let f = &store.failures(None).await.expect("failures")[0];
+    assert_eq!((f.state, f.attempts), (FailureState::Waiting, 1));
+
+    // Someone fixes the record in A: the new version is tried at once, and syncs.
+    let mut fix = Map::new();
+    fix.insert("Name".into(), json!("Deal fixed"));
+    human_a
+        .update("Opportunity", &[(id, fix)])
+        .await
+        .expect("edit in A")[0]
+        .clone()
+        .expect("edited");
+    let cycle = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;
+    assert!(cycle.complete(), "{cycle:?}");
+    assert_eq!(cycle.a_to_b.as_ref().map(|r| r.created).ok(), Some(1));
+    assert!(store.failures(None).await.expect("failures").is_empty());
+    let rows = b
+        .query_collect("SELECT Id FROM Opportunity WHERE Name = 'Deal fixed'")
         .await
         .expect("query B");
     assert_eq!(rows.len(), 1);

@@ -209,7 +209,7 @@ async fn locked_records_are_retried_alone_then_reported_retryable() {
         .await
         .unwrap();
     let err = out[0].clone().unwrap_err();
-    assert!(err.retryable);
+    assert_eq!(err.class, orgsync::store::FailureClass::Transient);
     assert_eq!(err.code, "UNABLE_TO_LOCK_ROW");
 
     sim_post(&org, "faults", json!({"lock_error_rate": 0.0})).await;

@@ -277,3 +277,221 @@ fn status_and_failures_run_without_the_org_secrets_but_sync_does_not() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("batch.in_flight"));
 }
+
+/// A store holding a validation rejection (with the values sent) and an ambiguous match.
+fn store_with_failures(dir: &Path) -> (i64, i64) {
+    use orgsync::store::{FailureClass, NewFailure, RetryPolicy};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&state_url(dir)).await.unwrap();
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            initial_delay: std::time::Duration::from_secs(60),
+            max_delay: std::time::Duration::from_secs(600),
+        };
+        let new = |source: &str, target: Option<&str>, code: &str| NewFailure {
+            direction: Direction::AToB,
+            object: "Opportunity".into(),
+            source_id: source.into(),
+            target_id: target.map(str::to_string),
+            source_modstamp: None,
+            error_code: code.into(),
+            message: format!("{code} happened"),
+            class: FailureClass::of_code(code),
+            sent: None,
+        };
+        let mut rejected = new(
+            "006A00000000001AAA",
+            Some("006B00000000001AAA"),
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        );
+        rejected.sent = serde_json::json!({"Name": "Deal REJECTME", "Amount": 9999})
+            .as_object()
+            .cloned();
+        let v = store.record_failure(&rejected, &policy).await.unwrap();
+        let a = store
+            .record_failure(&new("006A00000000002AAA", None, "AMBIGUOUS_MATCH"), &policy)
+            .await
+            .unwrap();
+        store.close().await;
+        (v.id, a.id)
+    })
+}
+
+#[test]
+fn failures_show_prints_one_failure_in_full_and_list_filters_by_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rejected, ambiguous) = store_with_failures(dir.path());
+
+    let out = orgsync(
+        dir.path(),
+        &["failures", "show", &rejected.to_string()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for expected in [
+        "006A00000000001AAA",
+        "006B00000000001AAA",
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION happened",
+        "needs_edit",
+        "waiting",
+        "attempts      1",
+        "next attempt  -",
+        "\"Name\": \"Deal REJECTME\"",
+        "\"Amount\": 9999",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "{expected:?} missing from:\n{shown}"
+        );
+    }
+
+    let out = orgsync(
+        dir.path(),
+        &["failures", "show", &ambiguous.to_string(), "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["id"], ambiguous);
+    assert_eq!(json["class"], "needs_operator");
+    assert_eq!(json["state"], "dead");
+    assert_eq!(json["error_code"], "AMBIGUOUS_MATCH");
+    assert!(json["sent"].is_null());
+    assert!(json["target_id"].is_null());
+
+    let out = orgsync(dir.path(), &["failures", "show", "424242"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no failed record with id 424242"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The list by code, alone and with a state, as a table (with the class) and as JSON.
+    let out = orgsync(
+        dir.path(),
+        &["failures", "list", "--code", "AMBIGUOUS_MATCH"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.contains("class"), "{table}");
+    assert!(table.contains("needs_operator"), "{table}");
+    assert!(table.contains("006A00000000002AAA"), "{table}");
+    assert!(!table.contains("006A00000000001AAA"), "{table}");
+
+    let list = |args: &[&str]| -> Vec<i64> {
+        let out = orgsync(dir.path(), args, &[]);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_i64().unwrap())
+            .collect()
+    };
+    let code = "FIELD_CUSTOM_VALIDATION_EXCEPTION";
+    assert_eq!(
+        list(&["failures", "list", "--json", "--code", code]),
+        [rejected]
+    );
+    assert_eq!(
+        list(&[
+            "failures", "list", "--json", "--code", code, "--state", "waiting"
+        ]),
+        [rejected]
+    );
+    assert!(
+        list(&[
+            "failures", "list", "--json", "--code", code, "--state", "dead"
+        ])
+        .is_empty()
+    );
+    assert_eq!(
+        list(&["failures", "list", "--json", "--state", "dead"]),
+        [ambiguous]
+    );
+    assert_eq!(list(&["failures", "list", "--json"]), [rejected, ambiguous]);
+
+    // status counts the queue by class.
+    let out = orgsync(dir.path(), &["status", "--json"], &[]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failures"]["waiting"], 1);
+    assert_eq!(report["failures"]["dead"], 1);
+    assert_eq!(report["failures"]["by_class"]["needs_edit"], 1);
+    assert_eq!(report["failures"]["by_class"]["needs_operator"], 1);
+    assert_eq!(report["failures"]["by_class"]["transient"], 0);
+    let out = orgsync(dir.path(), &["status"], &[]);
+    let table = text(&out.stdout);
+    assert!(table.contains("1 needs_edit"), "{table}");
+    assert!(table.contains("1 needs_operator"), "{table}");
+}
+
+#[test]
+fn sync_needs_no_once_and_usage_lines_show_no_global_option_as_required() {
+    let dir = tempfile::tempdir().unwrap();
+    // `sync` alone is accepted: it goes on to load the configuration (and wants the secrets).
+    for args in [&["sync"][..], &["sync", "--once"][..]] {
+        let out = without_secrets(dir.path(), args).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("orgs.a.password"), "{args:?}: {stderr}");
+    }
+
+    let help = orgsync(dir.path(), &["sync", "--help"], &[]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = text(&help.stdout);
+    assert!(help.contains("Usage: orgsync sync [OPTIONS]\n"), "{help}");
+
+    // Errors after global options (the helper passes --config-dir; add --env): the usage
+    // line is the command's own.
+    for (args, usage) in [
+        (
+            &["failures", "retry", "--env", "dev"][..],
+            "Usage: orgsync failures retry [OPTIONS] [ID]\n",
+        ),
+        (
+            &["sync", "--env", "dev", "--bogus"][..],
+            "Usage: orgsync sync [OPTIONS]\n",
+        ),
+        (
+            &["failures", "show"][..],
+            "Usage: orgsync failures show [OPTIONS] <ID>\n",
+        ),
+    ] {
+        let out = orgsync(dir.path(), args, &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(usage), "{args:?}: {stderr}");
+        assert!(!stderr.contains("<ENV>"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("<CONFIG_DIR>"), "{args:?}: {stderr}");
+    }
+    let help = orgsync(dir.path(), &["failures", "retry", "--help"], &[]);
+    assert!(
+        text(&help.stdout).contains("Usage: orgsync failures retry [OPTIONS] [ID]\n"),
+        "{}",
+        text(&help.stdout)
+    );
+}
+
+#[test]
+fn demo_help_lists_only_the_demo_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orgsync(dir.path(), &["demo", "--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(help.contains("--records"), "{help}");
+    assert!(help.contains("--interval"), "{help}");
+    assert!(!help.contains("--env"), "{help}");
+    assert!(!help.contains("--config-dir"), "{help}");
+    // Still listed where they apply.
+    let out = orgsync(dir.path(), &["status", "--help"], &[]);
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("--env") && help.contains("--config-dir"),
+        "{help}"
+    );
+}
