@@ -125,8 +125,18 @@ fn env_var_key(name: &str) -> String {
         .join(".")
 }
 
-/// Loads `<config_dir>/default.toml`, `<config_dir>/<env>.toml` and the `ORGSYNC__*` entries
-/// of `vars` (the process environment in production, a map in tests), then validates.
+/// `config/default.toml`, built into the binary: the base layer of every load, so that a
+/// config folder needs only `<env>.toml`.
+pub(super) const BUILT_IN_DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// Loads the built-in defaults, `<config_dir>/default.toml` when there is one,
+/// `<config_dir>/<env>.toml` and the `ORGSYNC__*` entries of `vars` (the process environment in
+/// production, a map in tests), then validates.
+///
+/// `<env>.toml` is required: a misspelled `--env` must not run with the defaults alone (which
+/// log in to login.salesforce.com as nobody). `default.toml` is optional: deployments that keep
+/// a copy of it (the Dockerfile, the systemd set-up) load it between the built-in defaults and
+/// `<env>.toml`, as before.
 pub fn load(
     env: &str,
     config_dir: &Path,
@@ -157,12 +167,13 @@ pub(super) fn load_files(
         return Err(ConfigError::BadEnvName(env.to_string()));
     }
     let mut layers = Vec::new();
-    for path in [
-        config_dir.join("default.toml"),
-        config_dir.join(format!("{env}.toml")),
+    for (path, required) in [
+        (config_dir.join("default.toml"), false),
+        (config_dir.join(format!("{env}.toml")), true),
     ] {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => continue,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ConfigError::MissingFile {
                     path,
@@ -178,8 +189,8 @@ pub(super) fn load_files(
 }
 
 /// Loads from TOML texts instead of files: each layer is `(name, toml)`, later layers win,
-/// then the `ORGSYNC__*` entries of `vars`. Keys not set anywhere take their built-in default
-/// (the same values as `config/default.toml`). For tests and the demo.
+/// over the built-in defaults (`config/default.toml`), then the `ORGSYNC__*` entries of `vars`.
+/// For tests and the demo.
 pub fn load_str(
     env: &str,
     layers: &[(&str, &str)],
@@ -201,7 +212,8 @@ fn load_layers(
     let mut origins = Origins::default();
     let mut problems = Vec::new();
     let mut builder = Config::builder();
-    for (origin, text) in layers {
+    let built_in = (Origin::Default, BUILT_IN_DEFAULTS.to_string());
+    for (origin, text) in std::iter::once(&built_in).chain(layers) {
         let file = File::from_str(text, FileFormat::Toml);
         let table = config::Source::collect(&file).map_err(|err| ConfigError::Parse {
             origin: origin.clone(),
@@ -271,6 +283,18 @@ fn problem_from_config(err: config::ConfigError, origins: &Origins) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The built-in file is the base layer of every load, and the serde defaults fill what a
+    /// layer leaves out: they must say the same.
+    #[test]
+    fn the_built_in_file_and_the_serde_defaults_agree() {
+        let merged = Config::builder()
+            .add_source(File::from_str(BUILT_IN_DEFAULTS, FileFormat::Toml))
+            .build()
+            .unwrap();
+        let raw: RawSettings = merged.try_deserialize().unwrap();
+        assert_eq!(raw, RawSettings::default());
+    }
 
     #[test]
     fn env_var_names_map_to_keys() {

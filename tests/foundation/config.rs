@@ -491,3 +491,100 @@ fn data_tables_cannot_come_from_the_environment() {
     let text = problems(result);
     assert!(text.contains("ORGSYNC__SYNC__FIELD_MAP__AMOUNT"), "{text}");
 }
+
+/// A config dir holding only `test.toml`: no default.toml, as `import-properties` leaves it.
+fn bare_config_dir(env_file: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test.toml"), env_file).unwrap();
+    dir
+}
+
+#[test]
+fn a_config_dir_with_only_the_environment_file_loads_with_the_built_in_defaults() {
+    let dir = bare_config_dir(USERS);
+    let settings = config::load("test", dir.path(), &creds(&[])).unwrap();
+    // The same settings as with the repository's default.toml beside it.
+    let (_with_default, with_default) = load(USERS, &creds(&[]));
+    assert_eq!(
+        format!("{settings:?}"),
+        format!("{:?}", with_default.unwrap())
+    );
+    assert_eq!(settings.page_size, 200);
+    assert_eq!(settings.filter.as_deref(), Some("Amount > 5000"));
+    assert_eq!(settings.a.username, "integration@a.sim");
+}
+
+#[test]
+fn a_default_toml_in_the_config_dir_still_loads_between_the_built_in_one_and_the_env_file() {
+    let dir = bare_config_dir(&format!("{USERS}\n[scheduler]\nfrequency = \"7s\"\n"));
+    std::fs::write(
+        dir.path().join("default.toml"),
+        "[batch]\npage_size = 100\n[scheduler]\nfrequency = \"3s\"\n",
+    )
+    .unwrap();
+    let settings = config::load("test", dir.path(), &creds(&[])).unwrap();
+    assert_eq!(settings.page_size, 100);
+    assert_eq!(settings.scheduler_frequency, Duration::from_secs(7));
+    // Keys neither file sets keep the built-in default.
+    assert_eq!(settings.in_flight, config::DEFAULT_IN_FLIGHT);
+    // A bad value in it still names it.
+    std::fs::write(dir.path().join("default.toml"), "[batch]\npage_size = 0\n").unwrap();
+    let text = problems(config::load("test", dir.path(), &creds(&[])));
+    assert!(text.contains("batch.page_size"), "{text}");
+    assert!(
+        text.contains(&dir.path().join("default.toml").display().to_string()),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_shorter_list_in_the_environment_file_replaces_the_default_list() {
+    let dir = bare_config_dir(&format!(
+        "{USERS}\n[sync]\nfields = [\"Name\", \"Amount\"]\n"
+    ));
+    let settings = config::load("test", dir.path(), &creds(&[])).unwrap();
+    assert_eq!(settings.fields, ["Name", "Amount"]);
+}
+
+#[test]
+fn a_bare_config_dir_without_the_environment_file_names_it() {
+    let dir = bare_config_dir(USERS);
+    let err = config::load("prod", dir.path(), &creds(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::MissingFile { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&dir.path().join("prod.toml").display().to_string()),
+        "{err}"
+    );
+}
+
+/// `orgsync --config-dir <dir> --env test <args>` with a clean environment plus `env`.
+fn orgsync_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"));
+    command
+        .env_clear()
+        .current_dir(dir)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["--env", "test"])
+        .args(args)
+        .env(
+            "ORGSYNC__STATE__URL",
+            format!("sqlite://{}", dir.join("state.db").display()),
+        );
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run orgsync")
+}
+
+#[test]
+fn the_binary_runs_from_a_folder_holding_only_the_environment_file() {
+    let dir = bare_config_dir(USERS);
+    let out = orgsync_in(dir.path(), &["status", "--json"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["env"], "test");
+    assert_eq!(report["object"], "Opportunity");
+}
