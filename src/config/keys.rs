@@ -33,6 +33,7 @@ const SECTIONS: &[&str] = &[
 
 const LEAVES: &[&str] = &[
     "http.port",
+    "http.bind",
     "scheduler.frequency",
     "scheduler.start_delay",
     "scheduler.safety_frequency",

@@ -68,7 +68,10 @@ pub(super) struct RawSettings {
 impl Default for RawSettings {
     fn default() -> Self {
         RawSettings {
-            http: RawHttp { port: 9090 },
+            http: RawHttp {
+                port: 9090,
+                bind: "0.0.0.0".into(),
+            },
             scheduler: RawScheduler {
                 frequency: RawDuration(Duration::from_secs(10)),
                 start_delay: RawDuration(Duration::ZERO),
@@ -126,6 +129,8 @@ impl Default for RawSettings {
 pub(super) struct RawHttp {
     #[serde(default = "defaults::port")]
     pub(super) port: i64,
+    #[serde(default = "defaults::bind")]
+    pub(super) bind: String,
 }
 
 impl Default for RawHttp {
@@ -359,6 +364,9 @@ mod defaults {
 
     pub fn port() -> i64 {
         RawSettings::default().http.port
+    }
+    pub fn bind() -> String {
+        RawSettings::default().http.bind
     }
     pub fn frequency() -> RawDuration {
         RawSettings::default().scheduler.frequency

@@ -127,6 +127,9 @@ pub struct Settings {
     /// The environment whose file was loaded (`dev`, `qa`, `prod`, ...).
     pub env: String,
     pub http_port: u16,
+    /// `http.bind`: the address the HTTP listener binds (`0.0.0.0` every IPv4 interface, `::`
+    /// every interface, `127.0.0.1` behind a local reverse proxy).
+    pub http_bind: std::net::IpAddr,
     pub scheduler_frequency: Duration,
     pub scheduler_start_delay: Duration,
     /// `scheduler.safety_frequency`: the slow poll of `trigger.policy = "hybrid"`.

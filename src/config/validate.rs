@@ -120,6 +120,10 @@ pub(super) fn validate(
         );
         0
     });
+    let http_bind = parse_bind(&raw.http.bind).unwrap_or_else(|message| {
+        c.problem("http.bind", message);
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    });
     let scheduler_frequency = c.positive("scheduler.frequency", raw.scheduler.frequency.0);
     let scheduler_start_delay = raw.scheduler.start_delay.0;
     let scheduler_safety_frequency = c.positive(
@@ -314,6 +318,7 @@ pub(super) fn validate(
     Ok(Settings {
         env: env.to_string(),
         http_port,
+        http_bind,
         scheduler_frequency,
         scheduler_start_delay,
         scheduler_safety_frequency,
@@ -340,6 +345,24 @@ pub(super) fn validate(
         log,
         a,
         b,
+    })
+}
+
+/// `http.bind`: an IPv4 or IPv6 address, the latter with or without brackets (`::1`, `[::1]`).
+/// No host names (the listener binds one address, and resolving a name at start would make
+/// the address depend on DNS) and no port (that is `http.port`).
+fn parse_bind(text: &str) -> Result<std::net::IpAddr, String> {
+    let trimmed = text.trim();
+    let unbracketed = trimmed
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(trimmed);
+    unbracketed.parse().map_err(|_| {
+        format!(
+            "{text:?} is not an IP address: use \"0.0.0.0\" (every interface), \"127.0.0.1\" \
+             (behind a local reverse proxy), \"::\" or another IPv4 or IPv6 address; the port \
+             is http.port"
+        )
     })
 }
 

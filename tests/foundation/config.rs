@@ -588,3 +588,37 @@ fn the_binary_runs_from_a_folder_holding_only_the_environment_file() {
     assert_eq!(report["env"], "test");
     assert_eq!(report["object"], "Opportunity");
 }
+
+#[test]
+fn http_bind_defaults_to_every_interface_and_takes_v4_and_v6_addresses() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let (_dir, result) = load(USERS, &creds(&[]));
+    assert_eq!(result.unwrap().http_bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let (_dir, result) = load(
+        &format!("{USERS}\n[http]\nbind = \"127.0.0.1\"\n"),
+        &creds(&[]),
+    );
+    assert_eq!(result.unwrap().http_bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let (_dir, result) = load(USERS, &creds(&[("ORGSYNC__HTTP__BIND", "::1")]));
+    assert_eq!(result.unwrap().http_bind, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    let (_dir, result) = load(&format!("{USERS}\n[http]\nbind = \"[::]\"\n"), &creds(&[]));
+    assert_eq!(result.unwrap().http_bind, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+}
+
+#[test]
+fn a_bad_http_bind_names_the_key_and_its_source() {
+    for bad in ["localhost", "127.0.0.1:9090", "300.1.1.1", ""] {
+        let (dir, result) = load(&format!("{USERS}\n[http]\nbind = {bad:?}\n"), &creds(&[]));
+        let err = result.unwrap_err();
+        let problem = &err.problems()[0];
+        assert_eq!(problem.key, "http.bind", "{err}");
+        assert_eq!(problem.origin, Origin::File(dir.path().join("test.toml")));
+        assert!(err.to_string().contains("IP address"), "{err}");
+    }
+    let (_dir, result) = load(USERS, &creds(&[("ORGSYNC__HTTP__BIND", "any")]));
+    let text = problems(result);
+    assert!(
+        text.contains("http.bind (from environment variable ORGSYNC__HTTP__BIND)"),
+        "{text}"
+    );
+}
