@@ -353,6 +353,9 @@ pub fn main() -> ExitCode {
         print_error(&anyhow::Error::new(err));
         return ExitCode::from(EXIT_USAGE);
     }
+    for warning in &settings.warnings {
+        tracing::warn!(env = %settings.env, "{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,6 +10,7 @@ use config::{Config, Environment, File, FileFormat};
 use super::error::{ConfigError, Origin, Origins, Problem};
 use super::keys::{DATA_TABLES, ENV_PREFIX, KeyKind, known_key, unknown_key_message};
 use super::raw::RawSettings;
+use super::secrets::secrets_written_in;
 use super::settings::Settings;
 use super::validate::validate;
 
@@ -211,6 +212,7 @@ fn load_layers(
 ) -> Result<Settings, ConfigError> {
     let mut origins = Origins::default();
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     let mut builder = Config::builder();
     let built_in = (Origin::Default, BUILT_IN_DEFAULTS.to_string());
     for (origin, text) in std::iter::once(&built_in).chain(layers) {
@@ -220,6 +222,9 @@ fn load_layers(
             message: parse_message(&err),
         })?;
         walk_table(&table, "", origin, &mut origins, &mut problems);
+        if let Origin::File(path) = origin {
+            warnings.extend(secrets_written_in(&table, path));
+        }
         builder = builder.add_source(file);
     }
     let env_vars = check_env(vars, &mut origins, &mut problems);
@@ -237,7 +242,9 @@ fn load_layers(
     let raw: RawSettings = merged
         .try_deserialize()
         .map_err(|err| ConfigError::Invalid(vec![problem_from_config(err, &origins)]))?;
-    validate(env, raw, &origins, secrets)
+    let mut settings = validate(env, raw, &origins, secrets)?;
+    settings.warnings = warnings;
+    Ok(settings)
 }
 
 fn parse_message(err: &config::ConfigError) -> String {

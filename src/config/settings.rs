@@ -175,6 +175,10 @@ pub struct Settings {
     pub log: LogSettings,
     pub a: OrgSettings,
     pub b: OrgSettings,
+    /// Things worth an operator's attention that do not stop orgsync (a secret written in a
+    /// configuration file), one sentence each, never holding a secret. Logging is set up only
+    /// after the settings load, so the binary logs them then.
+    pub warnings: Vec<String>,
 }
 
 impl Settings {

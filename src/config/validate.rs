@@ -345,6 +345,7 @@ pub(super) fn validate(
         log,
         a,
         b,
+        warnings: Vec::new(),
     })
 }
 

@@ -622,3 +622,57 @@ fn a_bad_http_bind_names_the_key_and_its_source() {
         "{text}"
     );
 }
+
+#[test]
+fn a_secret_in_a_config_file_loads_with_a_warning_naming_key_and_file() {
+    let mut vars = creds(&[]);
+    vars.remove("ORGSYNC__ORGS__A__PASSWORD");
+    let env_file = format!(
+        "[orgs.a]\nusername = \"integration@a.sim\"\npassword = {PASSWORD_A:?}\n\
+         [orgs.b]\nusername = \"integration@b.sim\"\n"
+    );
+    let (dir, result) = load(&env_file, &vars);
+    let settings = result.unwrap();
+    assert_eq!(
+        settings.a.password.as_ref().unwrap().expose_secret(),
+        PASSWORD_A
+    );
+    let file = dir.path().join("test.toml").display().to_string();
+    assert_eq!(settings.warnings.len(), 1, "{:?}", settings.warnings);
+    let warning = &settings.warnings[0];
+    assert!(
+        warning.starts_with("orgs.a.password is set in "),
+        "{warning}"
+    );
+    assert!(warning.contains(&file), "{warning}");
+    assert!(warning.contains("orgs.a.password_file"), "{warning}");
+    assert!(!warning.contains(PASSWORD_A), "{warning}");
+    // Overridden from the environment, the file still holds it: still a warning.
+    let (_dir, result) = load(&env_file, &creds(&[]));
+    assert_eq!(result.unwrap().warnings.len(), 1);
+    // Secrets from the environment or from *_file keys: no warning.
+    let (_dir, result) = load(USERS, &creds(&[]));
+    assert_eq!(result.unwrap().warnings, Vec::<String>::new());
+}
+
+#[test]
+fn the_binary_logs_a_warning_for_a_secret_in_a_config_file_without_its_value() {
+    let secret = "outbound-in-a-file-7f3a";
+    let dir = bare_config_dir(&format!(
+        "[orgs.a]\nusername = \"integration@a.sim\"\n\
+         [orgs.b]\nusername = \"integration@b.sim\"\noutbound_secret = {secret:?}\n\
+         security_token = \"\"\n"
+    ));
+    let out = orgsync_in(dir.path(), &["status", "--json"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("orgs.b.outbound_secret is set in"))
+        .unwrap_or_else(|| panic!("no warning in {stderr}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("test.toml"), "{line}");
+    assert!(!stderr.contains(secret), "{stderr}");
+    // The empty security_token is not a secret written in the file.
+    assert!(!stderr.contains("orgs.b.security_token is set"), "{stderr}");
+}
