@@ -13,7 +13,8 @@ const MIN_API_VERSION: (u32, u32) = (42, 0);
 /// What [`convert`] produced.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Conversion {
-    /// The TOML text of the environment layer (loads over `config/default.toml`).
+    /// The TOML text of the environment layer (loads over the built-in defaults,
+    /// `config/default.toml`).
     pub toml: String,
     /// Environment variables that must hold the secrets left out of the file.
     pub secret_vars: Vec<String>,
@@ -22,8 +23,19 @@ pub struct Conversion {
     /// Known keys whose value could not be converted, or was converted with a change worth
     /// knowing, one sentence each.
     pub notes: Vec<String>,
+    /// Every property left out of the file: unknown keys and values that could not be
+    /// converted, in input order. Not empty: the import is partial.
+    pub not_converted: Vec<String>,
     /// `mule.env`, when set.
     pub mule_env: Option<String>,
+}
+
+impl Conversion {
+    /// `key`'s value could not be converted: `why` says so, in a sentence.
+    fn reject(&mut self, key: &str, why: String) {
+        self.notes.push(why);
+        self.not_converted.push(key.to_string());
+    }
 }
 
 /// One `key = value` line of the output, in its TOML table.
@@ -42,6 +54,7 @@ pub fn convert(props: &[(String, String)]) -> Conversion {
     let mut conv = Conversion::default();
     let mut entries: Vec<Entry> = Vec::new();
     let mut secrets: BTreeSet<String> = BTreeSet::new();
+    let mut needs_outbound_secret = false;
     // Later pairs win: keep the last value of each key, in first-seen order.
     let mut merged: Vec<(&str, &str)> = Vec::new();
     for (key, value) in props {
@@ -68,17 +81,19 @@ pub fn convert(props: &[(String, String)]) -> Conversion {
             }
             "http.port" => match value.parse::<u16>() {
                 Ok(port) if port > 0 => put("http", "port", port.to_string()),
-                _ => conv.notes.push(format!(
-                    "http.port = {value:?} is not a port number (1-65535): not converted"
-                )),
+                _ => conv.reject(
+                    key,
+                    format!("http.port = {value:?} is not a port number (1-65535): not converted"),
+                ),
             },
             "page.size" => match value.parse::<u32>() {
                 Ok(size) if (1..=2000).contains(&size) => {
                     put("batch", "page_size", size.to_string())
                 }
-                _ => conv.notes.push(format!(
-                    "page.size = {value:?} is not a number from 1 to 2000: not converted"
-                )),
+                _ => conv.reject(
+                    key,
+                    format!("page.size = {value:?} is not a number from 1 to 2000: not converted"),
+                ),
             },
             "scheduler.frequency" | "scheduler.startDelay" => {
                 let toml_key = if key == "scheduler.frequency" {
@@ -88,9 +103,10 @@ pub fn convert(props: &[(String, String)]) -> Conversion {
                 };
                 match value.parse::<u64>() {
                     Ok(ms) => put("scheduler", toml_key, ms.to_string()),
-                    Err(_) => conv.notes.push(format!(
-                        "{key} = {value:?} is not a number of milliseconds: not converted"
-                    )),
+                    Err(_) => conv.reject(
+                        key,
+                        format!("{key} = {value:?} is not a number of milliseconds: not converted"),
+                    ),
                 }
             }
             "watermark.default.expression" => match convert_watermark(value) {
@@ -98,40 +114,62 @@ pub fn convert(props: &[(String, String)]) -> Conversion {
                     put("watermark", "default", toml_string(&stamp));
                     conv.notes.extend(note);
                 }
-                Err(why) => conv.notes.push(format!(
-                    "watermark.default.expression = {value:?} {why}: not converted; set \
-                     watermark.default to the date-time the first sync should start from \
-                     (e.g. \"2018-08-25T11:00:00.000Z\")"
-                )),
+                Err(why) => conv.reject(
+                    key,
+                    format!(
+                        "watermark.default.expression = {value:?} {why}: not converted; set \
+                         watermark.default to the date-time the first sync should start from \
+                         (e.g. \"2018-08-25T11:00:00.000Z\")"
+                    ),
+                ),
             },
             "trigger.policy" => match value.to_ascii_lowercase().as_str() {
-                policy @ ("poll" | "push") => put("trigger", "policy", toml_string(policy)),
-                _ => conv.notes.push(format!(
-                    "trigger.policy = {value:?} is neither poll nor push: not converted"
-                )),
+                policy @ ("poll" | "push" | "hybrid") => {
+                    put("trigger", "policy", toml_string(policy));
+                    // The listener rejects notifications without the URL's shared secret.
+                    needs_outbound_secret = policy != "poll";
+                }
+                _ => conv.reject(
+                    key,
+                    format!(
+                        "trigger.policy = {value:?} is not poll, push or hybrid: not converted"
+                    ),
+                ),
             },
             "account.sync.policy" => match value {
                 "" | "syncAccount" => put("account", "sync_policy", toml_string(value)),
-                "assignDummyAccount" => conv.notes.push(
+                "assignDummyAccount" => conv.reject(
+                    key,
                     "account.sync.policy = \"assignDummyAccount\": orgsync's equivalent is \
                      account.sync_policy = \"assign\" with orgs.a.account_id and \
                      orgs.b.account_id; set those by hand"
                         .to_string(),
                 ),
-                _ => conv.notes.push(format!(
-                    "account.sync.policy = {value:?} is neither empty nor syncAccount: not converted"
-                )),
+                _ => conv.reject(
+                    key,
+                    format!(
+                        "account.sync.policy = {value:?} is neither empty nor syncAccount: not \
+                         converted"
+                    ),
+                ),
             },
             _ => match org_key(key) {
                 Some((org, field)) => {
                     convert_org_key(key, org, field, value, &mut put, &mut secrets, &mut conv)
                 }
-                None => conv.unknown.push(key.to_string()),
+                None => {
+                    conv.unknown.push(key.to_string());
+                    conv.not_converted.push(key.to_string());
+                }
             },
         }
     }
+    if needs_outbound_secret {
+        secrets.insert("ORGSYNC__ORGS__A__OUTBOUND_SECRET".to_string());
+        secrets.insert("ORGSYNC__ORGS__B__OUTBOUND_SECRET".to_string());
+    }
     conv.secret_vars = secrets.into_iter().collect();
-    conv.toml = render(&entries, &conv.secret_vars);
+    conv.toml = render(&entries, &conv.secret_vars, &conv.not_converted);
     conv
 }
 
@@ -178,10 +216,13 @@ fn convert_org_key(
             if value.len() == 15 || value.len() == 18 {
                 put(table, "integration_user_id", toml_string(value));
             } else {
-                conv.notes.push(format!(
-                    "{key} = {value:?} is not a 15- or 18-character user id: not converted \
-                     (left empty, orgsync learns it at login)"
-                ));
+                conv.reject(
+                    key,
+                    format!(
+                        "{key} = {value:?} is not a 15- or 18-character user id: not converted \
+                         (left empty, orgsync learns it at login)"
+                    ),
+                );
             }
         }
         "url" if value.is_empty() => {}
@@ -202,9 +243,10 @@ fn convert_org_key(
                     None => {}
                 }
             }
-            None => conv.notes.push(format!(
-                "{key} = {value:?} is not an http(s) URL: not converted"
-            )),
+            None => conv.reject(
+                key,
+                format!("{key} = {value:?} is not an http(s) URL: not converted"),
+            ),
         },
         _ => {}
     }
@@ -309,11 +351,21 @@ fn toml_string(text: &str) -> String {
     out
 }
 
-fn render(entries: &[Entry], secret_vars: &[String]) -> String {
+fn render(entries: &[Entry], secret_vars: &[String], not_converted: &[String]) -> String {
     let mut out = String::from(
         "# Converted from the MuleSoft template's properties by `orgsync import-properties`.\n\
-         # Loads over config/default.toml; every key not set here keeps its default there.\n",
+         # Loads over orgsync's built-in defaults (config/default.toml); every key not set here\n\
+         # keeps its default.\n",
     );
+    if !not_converted.is_empty() {
+        out.push_str(
+            "# Written with --allow-partial: these properties were not converted (the import's\n\
+             # report says why); set their orgsync keys by hand:\n",
+        );
+        for key in not_converted {
+            let _ = writeln!(out, "#   {key}");
+        }
+    }
     if !secret_vars.is_empty() {
         out.push_str(
             "# Secrets are not in this file. Set them in the environment (or through the\n\
@@ -458,6 +510,73 @@ mod tests {
         ]));
         assert_eq!(conv.notes.len(), 6, "{:?}", conv.notes);
         assert!(!conv.toml.contains(" = "), "{}", conv.toml);
+        assert_eq!(
+            conv.not_converted,
+            [
+                "http.port",
+                "page.size",
+                "scheduler.frequency",
+                "trigger.policy",
+                "sfdc.a.url",
+                "sfdc.a.integration.user.id",
+            ]
+        );
+    }
+
+    #[test]
+    fn not_converted_lists_unknown_keys_and_bad_values_in_input_order_and_the_file_names_them() {
+        let conv = convert(&pairs(&[
+            ("smtp.host", "mail"),
+            ("page.size", "200"),
+            ("trigger.policy", "cron"),
+            ("account.sync.policy", "assignDummyAccount"),
+        ]));
+        assert_eq!(
+            conv.not_converted,
+            ["smtp.host", "trigger.policy", "account.sync.policy"]
+        );
+        assert!(conv.toml.contains("#   smtp.host\n"), "{}", conv.toml);
+        assert!(
+            conv.toml.contains("#   account.sync.policy\n"),
+            "{}",
+            conv.toml
+        );
+        assert!(conv.toml.contains("page_size = 200"), "{}", conv.toml);
+    }
+
+    #[test]
+    fn notes_that_still_convert_are_not_a_partial_import() {
+        let conv = convert(&pairs(&[
+            ("watermark.default.expression", "2018-08-25T11:00:00.000"),
+            (
+                "sfdc.a.url",
+                "https://test.salesforce.com/services/Soap/u/40.0",
+            ),
+            ("sfdc.a.username", ""),
+            ("sfdc.a.password", "secret"),
+        ]));
+        assert_eq!(conv.notes.len(), 3, "{:?}", conv.notes);
+        assert!(conv.not_converted.is_empty(), "{:?}", conv.not_converted);
+        assert!(!conv.toml.contains("--allow-partial"), "{}", conv.toml);
+    }
+
+    #[test]
+    fn hybrid_converts_and_push_modes_list_the_outbound_secrets() {
+        for policy in ["hybrid", "push", "Hybrid"] {
+            let conv = convert(&pairs(&[("trigger.policy", policy)]));
+            assert!(conv.not_converted.is_empty(), "{policy}: {:?}", conv.notes);
+            let expected = format!("policy = \"{}\"", policy.to_ascii_lowercase());
+            assert!(conv.toml.contains(&expected), "{}", conv.toml);
+            assert_eq!(
+                conv.secret_vars,
+                [
+                    "ORGSYNC__ORGS__A__OUTBOUND_SECRET",
+                    "ORGSYNC__ORGS__B__OUTBOUND_SECRET"
+                ]
+            );
+        }
+        let conv = convert(&pairs(&[("trigger.policy", "poll")]));
+        assert!(conv.secret_vars.is_empty(), "{:?}", conv.secret_vars);
     }
 
     #[test]

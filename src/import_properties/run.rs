@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use super::convert::{Conversion, convert};
 use super::properties::parse_properties;
 
-/// A properties file could not be read or parsed.
+/// The import did not write its output: a properties file could not be read or parsed, the
+/// request was wrong, some properties could not be converted, or the output could not be
+/// written.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("cannot read {}: {source}", path.display())]
@@ -30,12 +32,33 @@ pub enum ImportError {
     BadEnv(String),
     #[error("{} already exists: pass --force to overwrite it, or --out another file", .0.display())]
     Exists(PathBuf),
+    /// Some properties could not be converted and `--allow-partial` was not given: nothing
+    /// was written. A "problems found" outcome (the binary exits 1), not a usage error.
+    #[error(
+        "{} could not be converted ({}): nothing written; fix {} in the properties and run \
+         again, or pass --allow-partial to write the file without {}",
+        count(.0.len()), .0.join(", "), them(.0.len()), them(.0.len())
+    )]
+    Partial(Vec<String>),
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// "1 property", "3 properties".
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 property".to_string()
+    } else {
+        format!("{n} properties")
+    }
+}
+
+fn them(n: usize) -> &'static str {
+    if n == 1 { "it" } else { "them" }
 }
 
 /// Reads a properties file: UTF-8, or ISO-8859-1 (the format's historical encoding) when the
@@ -68,10 +91,15 @@ pub struct ImportRequest {
     pub config_dir: PathBuf,
     /// Overwrite an existing output file.
     pub force: bool,
+    /// Write the output even when some properties could not be converted (they are listed
+    /// in the report and in the file's header); else nothing is written.
+    pub allow_partial: bool,
 }
 
 /// Converts the files and writes the result; the report goes to `report` (stderr in the
-/// binary), the TOML to `stdout` when the output is `-`. Returns the conversion.
+/// binary), the TOML to `stdout` when the output is `-`. The output's folder is created when
+/// missing (`config/` in a new folder). Returns the conversion; when some properties could not
+/// be converted, [`ImportError::Partial`] after the report, unless `allow_partial`.
 pub fn run(
     request: &ImportRequest,
     stdout: &mut dyn Write,
@@ -101,19 +129,15 @@ pub fn run(
             request.config_dir.join(format!("{env}.toml"))
         }
     };
-    let write_err = |source| ImportError::Write {
-        path: out_path.clone(),
-        source,
-    };
-    if to_stdout {
-        stdout.write_all(conv.toml.as_bytes()).map_err(write_err)?;
-    } else {
-        if out_path.exists() && !request.force {
-            return Err(ImportError::Exists(out_path));
+    if !to_stdout && out_path.exists() && !request.force {
+        return Err(ImportError::Exists(out_path));
+    }
+    let partial = !conv.not_converted.is_empty();
+    if !partial || request.allow_partial {
+        write_output(&conv.toml, &out_path, to_stdout, stdout)?;
+        if !to_stdout {
+            let _ = writeln!(report, "wrote {}", out_path.display());
         }
-        std::fs::write(&out_path, &conv.toml).map_err(write_err)?;
-        tracing::info!(path = %out_path.display(), "configuration written");
-        let _ = writeln!(report, "wrote {}", out_path.display());
     }
     for key in &conv.unknown {
         let _ = writeln!(
@@ -135,5 +159,39 @@ pub fn run(
             let _ = writeln!(report, "  {var}");
         }
     }
+    if partial {
+        if !request.allow_partial {
+            return Err(ImportError::Partial(conv.not_converted));
+        }
+        let _ = writeln!(
+            report,
+            "warning: written without {} that could not be converted ({}): set {} by hand",
+            count(conv.not_converted.len()),
+            conv.not_converted.join(", "),
+            them(conv.not_converted.len())
+        );
+    }
     Ok(conv)
+}
+
+/// Writes the TOML to stdout, or to `path`, creating its folder when missing.
+fn write_output(
+    toml: &str,
+    path: &Path,
+    to_stdout: bool,
+    stdout: &mut dyn Write,
+) -> Result<(), ImportError> {
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ImportError::Write { path, source }
+    };
+    if to_stdout {
+        return stdout.write_all(toml.as_bytes()).map_err(write_err(path));
+    }
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(write_err(folder))?;
+    }
+    std::fs::write(path, toml).map_err(write_err(path))?;
+    tracing::info!(path = %path.display(), "configuration written");
+    Ok(())
 }
