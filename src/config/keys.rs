@@ -16,7 +16,8 @@ pub enum KeyKind {
     DataTable,
 }
 
-const SECTIONS: &[&str] = &[
+/// The sections (TOML tables) orgsync knows, in the order `config/default.toml` lists them.
+pub const SECTIONS: &[&str] = &[
     "http",
     "scheduler",
     "watermark",

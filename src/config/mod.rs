@@ -30,7 +30,7 @@ mod validate;
 
 pub use duration::parse_duration;
 pub use error::{ConfigError, Origin, Origins, Problem};
-pub use keys::{ENV_PREFIX, KeyKind, known_key};
+pub use keys::{ENV_PREFIX, KeyKind, SECTIONS, known_key};
 pub use load::{load, load_str};
 pub use settings::{
     AccountPolicy, AuthMode, ConflictPolicy, LogFormat, LogSettings, OrgSettings, Settings,

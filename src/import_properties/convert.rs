@@ -51,6 +51,13 @@ struct Entry {
 /// Converts template properties (later pairs win over earlier ones with the same key) into
 /// orgsync's TOML, the secret variables to set and the keys it does not know.
 pub fn convert(props: &[(String, String)]) -> Conversion {
+    let (mut conv, entries) = convert_to_entries(props);
+    conv.toml = render(&entries, &conv.secret_vars, &conv.not_converted);
+    conv
+}
+
+/// [`convert`] before rendering: the conversion without its TOML, and the lines to write.
+fn convert_to_entries(props: &[(String, String)]) -> (Conversion, Vec<Entry>) {
     let mut conv = Conversion::default();
     let mut entries: Vec<Entry> = Vec::new();
     let mut secrets: BTreeSet<String> = BTreeSet::new();
@@ -169,8 +176,7 @@ pub fn convert(props: &[(String, String)]) -> Conversion {
         secrets.insert("ORGSYNC__ORGS__B__OUTBOUND_SECRET".to_string());
     }
     conv.secret_vars = secrets.into_iter().collect();
-    conv.toml = render(&entries, &conv.secret_vars, &conv.not_converted);
-    conv
+    (conv, entries)
 }
 
 /// `sfdc.a.password` -> `("a", "password")`.
@@ -375,16 +381,8 @@ fn render(entries: &[Entry], secret_vars: &[String], not_converted: &[String]) -
             let _ = writeln!(out, "#   {var}");
         }
     }
-    for table in [
-        "http",
-        "scheduler",
-        "watermark",
-        "batch",
-        "trigger",
-        "account",
-        "orgs.a",
-        "orgs.b",
-    ] {
+    // Tables in the order of orgsync's own list of sections (that of config/default.toml).
+    for &table in crate::config::SECTIONS {
         let rows: Vec<&Entry> = entries.iter().filter(|e| e.table == table).collect();
         if rows.is_empty() {
             continue;
@@ -475,6 +473,44 @@ mod tests {
             "{:?}",
             conv.notes
         );
+    }
+
+    /// The keys the import writes come from orgsync's own list of keys (`config::known_key`),
+    /// so a renamed setting cannot leave the import writing the old name.
+    #[test]
+    fn every_key_the_import_writes_is_a_key_orgsync_knows() {
+        let (conv, entries) = convert_to_entries(&pairs(&[
+            ("http.port", "8081"),
+            ("page.size", "200"),
+            ("scheduler.frequency", "10000"),
+            ("scheduler.startDelay", "500"),
+            ("watermark.default.expression", "2018-08-25T11:00:00.000Z"),
+            ("trigger.policy", "hybrid"),
+            ("account.sync.policy", "syncAccount"),
+            ("sfdc.a.username", "int@a.example.com"),
+            (
+                "sfdc.a.url",
+                "https://login.salesforce.com/services/Soap/u/45.0",
+            ),
+            ("sfdc.a.integration.user.id", "005000000000001AAA"),
+            ("sfdc.b.username", "int@b.example.com"),
+            (
+                "sfdc.b.url",
+                "https://test.salesforce.com/services/Soap/u/62.0",
+            ),
+            ("sfdc.b.integration.user.id", "005000000000002AAA"),
+        ]));
+        assert!(conv.not_converted.is_empty(), "{:?}", conv.notes);
+        assert_eq!(entries.len(), 15);
+        for entry in &entries {
+            let key = format!("{}.{}", entry.table, entry.key);
+            assert_eq!(
+                crate::config::known_key(&key),
+                Some(crate::config::KeyKind::Leaf),
+                "{key} (from {})",
+                entry.source
+            );
+        }
     }
 
     #[test]
