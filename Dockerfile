@@ -42,8 +42,9 @@ RUN apt-get update \
     && install -d -o orgsync -g orgsync -m 0700 /var/lib/orgsync
 
 COPY --from=builder /out/orgsync /usr/local/bin/orgsync
-# The repository's config/ is baked in; mount a folder over /etc/orgsync to replace it, or set
-# single keys with ORGSYNC__SECTION__KEY variables (they win over the files).
+# The repository's config/ is baked in; mount a folder over /etc/orgsync to replace it (it
+# needs only <env>.toml: the defaults are built into the binary), or set single keys with
+# ORGSYNC__SECTION__KEY variables (they win over the files).
 COPY config/ /etc/orgsync/
 
 ENV ORGSYNC_CONFIG_DIR=/etc/orgsync \

@@ -117,6 +117,10 @@ pub struct ImportPropertiesArgs {
     /// Overwrite the output file when it exists.
     #[arg(long)]
     pub force: bool,
+    /// Write the file even when some properties could not be converted (each is named on
+    /// stderr and in the file); without it such an import writes nothing and exits 1.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// `orgsync sync`.
@@ -490,6 +494,9 @@ pub fn main() -> ExitCode {
         print_error(&anyhow::Error::new(err));
         return ExitCode::from(EXIT_USAGE);
     }
+    for warning in &settings.warnings {
+        tracing::warn!(env = %settings.env, "{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -580,6 +587,7 @@ fn import_properties_command(
         out: args.out,
         config_dir: config_dir.to_path_buf(),
         force: args.force,
+        allow_partial: args.allow_partial,
     };
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
@@ -590,7 +598,8 @@ fn import_properties_command(
         }
         Err(err) => {
             let code = match err {
-                crate::import_properties::ImportError::Write { .. } => EXIT_FAILURE,
+                crate::import_properties::ImportError::Write { .. }
+                | crate::import_properties::ImportError::Partial(_) => EXIT_FAILURE,
                 _ => EXIT_USAGE,
             };
             print_error(&anyhow::Error::new(err));

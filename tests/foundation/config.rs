@@ -491,3 +491,188 @@ fn data_tables_cannot_come_from_the_environment() {
     let text = problems(result);
     assert!(text.contains("ORGSYNC__SYNC__FIELD_MAP__AMOUNT"), "{text}");
 }
+
+/// A config dir holding only `test.toml`: no default.toml, as `import-properties` leaves it.
+fn bare_config_dir(env_file: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test.toml"), env_file).unwrap();
+    dir
+}
+
+#[test]
+fn a_config_dir_with_only_the_environment_file_loads_with_the_built_in_defaults() {
+    let dir = bare_config_dir(USERS);
+    let settings = config::load("test", dir.path(), &creds(&[])).unwrap();
+    // The same settings as with the repository's default.toml beside it.
+    let (_with_default, with_default) = load(USERS, &creds(&[]));
+    assert_eq!(
+        format!("{settings:?}"),
+        format!("{:?}", with_default.unwrap())
+    );
+    assert_eq!(settings.page_size, 200);
+    assert_eq!(settings.filter.as_deref(), Some("Amount > 5000"));
+    assert_eq!(settings.a.username, "integration@a.sim");
+}
+
+#[test]
+fn a_default_toml_in_the_config_dir_still_loads_between_the_built_in_one_and_the_env_file() {
+    let dir = bare_config_dir(&format!("{USERS}\n[scheduler]\nfrequency = \"7s\"\n"));
+    std::fs::write(
+        dir.path().join("default.toml"),
+        "[batch]\npage_size = 100\n[scheduler]\nfrequency = \"3s\"\n",
+    )
+    .unwrap();
+    let settings = config::load("test", dir.path(), &creds(&[])).unwrap();
+    assert_eq!(settings.page_size, 100);
+    assert_eq!(settings.scheduler_frequency, Duration::from_secs(7));
+    // Keys neither file sets keep the built-in default.
+    assert_eq!(settings.in_flight, config::DEFAULT_IN_FLIGHT);
+    // A bad value in it still names it.
+    std::fs::write(dir.path().join("default.toml"), "[batch]\npage_size = 0\n").unwrap();
+    let text = problems(config::load("test", dir.path(), &creds(&[])));
+    assert!(text.contains("batch.page_size"), "{text}");
+    assert!(
+        text.contains(&dir.path().join("default.toml").display().to_string()),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_shorter_list_in_the_environment_file_replaces_the_default_list() {
+    let dir = bare_config_dir(&format!(
+        "{USERS}\n[sync]\nfields = [\"Name\", \"Amount\"]\n"
+    ));
+    let settings = config::load("test", dir.path(), &creds(&[])).unwrap();
+    assert_eq!(settings.fields, ["Name", "Amount"]);
+}
+
+#[test]
+fn a_bare_config_dir_without_the_environment_file_names_it() {
+    let dir = bare_config_dir(USERS);
+    let err = config::load("prod", dir.path(), &creds(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::MissingFile { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&dir.path().join("prod.toml").display().to_string()),
+        "{err}"
+    );
+}
+
+/// `orgsync --config-dir <dir> --env test <args>` with a clean environment plus `env`.
+fn orgsync_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"));
+    command
+        .env_clear()
+        .current_dir(dir)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["--env", "test"])
+        .args(args)
+        .env(
+            "ORGSYNC__STATE__URL",
+            format!("sqlite://{}", dir.join("state.db").display()),
+        );
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run orgsync")
+}
+
+#[test]
+fn the_binary_runs_from_a_folder_holding_only_the_environment_file() {
+    let dir = bare_config_dir(USERS);
+    let out = orgsync_in(dir.path(), &["status", "--json"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["env"], "test");
+    assert_eq!(report["object"], "Opportunity");
+}
+
+#[test]
+fn http_bind_defaults_to_every_interface_and_takes_v4_and_v6_addresses() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let (_dir, result) = load(USERS, &creds(&[]));
+    assert_eq!(result.unwrap().http_bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let (_dir, result) = load(
+        &format!("{USERS}\n[http]\nbind = \"127.0.0.1\"\n"),
+        &creds(&[]),
+    );
+    assert_eq!(result.unwrap().http_bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let (_dir, result) = load(USERS, &creds(&[("ORGSYNC__HTTP__BIND", "::1")]));
+    assert_eq!(result.unwrap().http_bind, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    let (_dir, result) = load(&format!("{USERS}\n[http]\nbind = \"[::]\"\n"), &creds(&[]));
+    assert_eq!(result.unwrap().http_bind, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+}
+
+#[test]
+fn a_bad_http_bind_names_the_key_and_its_source() {
+    for bad in ["localhost", "127.0.0.1:9090", "300.1.1.1", ""] {
+        let (dir, result) = load(&format!("{USERS}\n[http]\nbind = {bad:?}\n"), &creds(&[]));
+        let err = result.unwrap_err();
+        let problem = &err.problems()[0];
+        assert_eq!(problem.key, "http.bind", "{err}");
+        assert_eq!(problem.origin, Origin::File(dir.path().join("test.toml")));
+        assert!(err.to_string().contains("IP address"), "{err}");
+    }
+    let (_dir, result) = load(USERS, &creds(&[("ORGSYNC__HTTP__BIND", "any")]));
+    let text = problems(result);
+    assert!(
+        text.contains("http.bind (from environment variable ORGSYNC__HTTP__BIND)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_secret_in_a_config_file_loads_with_a_warning_naming_key_and_file() {
+    let mut vars = creds(&[]);
+    vars.remove("ORGSYNC__ORGS__A__PASSWORD");
+    let env_file = format!(
+        "[orgs.a]\nusername = \"integration@a.sim\"\npassword = {PASSWORD_A:?}\n\
+         [orgs.b]\nusername = \"integration@b.sim\"\n"
+    );
+    let (dir, result) = load(&env_file, &vars);
+    let settings = result.unwrap();
+    assert_eq!(
+        settings.a.password.as_ref().unwrap().expose_secret(),
+        PASSWORD_A
+    );
+    let file = dir.path().join("test.toml").display().to_string();
+    assert_eq!(settings.warnings.len(), 1, "{:?}", settings.warnings);
+    let warning = &settings.warnings[0];
+    assert!(
+        warning.starts_with("orgs.a.password is set in "),
+        "{warning}"
+    );
+    assert!(warning.contains(&file), "{warning}");
+    assert!(warning.contains("orgs.a.password_file"), "{warning}");
+    assert!(!warning.contains(PASSWORD_A), "{warning}");
+    // Overridden from the environment, the file still holds it: still a warning.
+    let (_dir, result) = load(&env_file, &creds(&[]));
+    assert_eq!(result.unwrap().warnings.len(), 1);
+    // Secrets from the environment or from *_file keys: no warning.
+    let (_dir, result) = load(USERS, &creds(&[]));
+    assert_eq!(result.unwrap().warnings, Vec::<String>::new());
+}
+
+#[test]
+fn the_binary_logs_a_warning_for_a_secret_in_a_config_file_without_its_value() {
+    let secret = "outbound-in-a-file-7f3a";
+    let dir = bare_config_dir(&format!(
+        "[orgs.a]\nusername = \"integration@a.sim\"\n\
+         [orgs.b]\nusername = \"integration@b.sim\"\noutbound_secret = {secret:?}\n\
+         security_token = \"\"\n"
+    ));
+    let out = orgsync_in(dir.path(), &["status", "--json"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("orgs.b.outbound_secret is set in"))
+        .unwrap_or_else(|| panic!("no warning in {stderr}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("test.toml"), "{line}");
+    assert!(!stderr.contains(secret), "{stderr}");
+    // The empty security_token is not a secret written in the file.
+    assert!(!stderr.contains("orgs.b.security_token is set"), "{stderr}");
+}

@@ -3,4 +3,5 @@
 
 mod cli;
 mod config;
+mod import;
 mod store;

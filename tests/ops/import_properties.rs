@@ -46,9 +46,26 @@ fn prod_properties_convert_to_a_loadable_config() {
     let dir = config_dir();
     let common = fixture("common.properties");
     let prod = fixture("mule.prod.properties");
+    // The unknown key and the run-time watermark cannot be converted: without --allow-partial
+    // nothing is written and the import exits 1 naming them.
     let out = import(
         dir.path(),
         &[common.to_str().unwrap(), prod.to_str().unwrap()],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("(watermark.default.expression, smtp.host)"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("prod.toml").exists());
+    let out = import(
+        dir.path(),
+        &[
+            "--allow-partial",
+            common.to_str().unwrap(),
+            prod.to_str().unwrap(),
+        ],
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");

@@ -1,184 +1,20 @@
-//! `orgsync import-properties`: turns the MuleSoft template's `mule.<env>.properties` and
-//! `common.properties` into an orgsync `config/<env>.toml`.
-//!
-//! Three layers, pure to I/O: [`parse_properties`] reads the Java properties format (`key=value`,
-//! `key: value`, `key value`, `#`/`!` comments, `\` line continuations, `\t`/`\uXXXX` escapes);
-//! [`convert`] maps the template's keys (DESIGN §1) to orgsync's TOML and says what it could not
-//! convert; [`run`] reads the files, writes the result and prints the report. Secrets
-//! (`sfdc.x.password`, `sfdc.x.securityToken`) are never written to the file: they are listed as
-//! the environment variables to set instead. Unknown keys and values that cannot be converted
-//! are reported, never dropped silently.
+//! The template's keys (DESIGN §1) mapped to orgsync's TOML: what converts, the secrets that
+//! become environment variables, and what could not be converted, one sentence each. Pure:
+//! pairs in, a [`Conversion`] out.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 /// The oldest API version whose REST features orgsync uses (sObject Collections arrived in 42.0).
 const MIN_API_VERSION: (u32, u32) = (42, 0);
 
-/// A properties file could not be read or parsed.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: line {line}: {message}", path.display())]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error(
-        "no environment name: pass --env NAME (or set mule.env in the properties) to name config/NAME.toml"
-    )]
-    NoEnv,
-    #[error("invalid environment name {0:?}: use letters, digits, '-' or '_' (e.g. dev, qa, prod)")]
-    BadEnv(String),
-    #[error("{} already exists: pass --force to overwrite it, or --out another file", .0.display())]
-    Exists(PathBuf),
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// A syntax error in a properties text (line numbers start at 1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxError {
-    pub line: usize,
-    pub message: String,
-}
-
-/// Parses a Java properties text into `(key, value)` pairs in file order. A key repeated in the
-/// text keeps its last value (as `java.util.Properties` does), at its first position.
-pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, SyntaxError> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let lines: Vec<&str> = text.split('\n').collect();
-    let mut index = 0;
-    while index < lines.len() {
-        let start_line = index + 1;
-        let first = lines[index].strip_suffix('\r').unwrap_or(lines[index]);
-        index += 1;
-        let trimmed = first.trim_start_matches([' ', '\t', '\u{c}']);
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
-            continue;
-        }
-        // Join continuation lines: a line ending in an odd number of backslashes continues.
-        let mut logical = String::from(trimmed);
-        while ends_with_odd_backslashes(&logical) {
-            logical.pop();
-            match lines.get(index) {
-                Some(next) => {
-                    let next = next.strip_suffix('\r').unwrap_or(next);
-                    logical.push_str(next.trim_start_matches([' ', '\t', '\u{c}']));
-                    index += 1;
-                }
-                None => break,
-            }
-        }
-        let (raw_key, raw_value) = split_key_value(&logical);
-        let key = unescape(raw_key).map_err(|message| SyntaxError {
-            line: start_line,
-            message,
-        })?;
-        let value = unescape(raw_value).map_err(|message| SyntaxError {
-            line: start_line,
-            message,
-        })?;
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => out.push((key, value)),
-        }
-    }
-    Ok(out)
-}
-
-fn ends_with_odd_backslashes(text: &str) -> bool {
-    text.chars().rev().take_while(|&c| c == '\\').count() % 2 == 1
-}
-
-/// Splits a logical line (leading whitespace removed) at the first unescaped `=`, `:` or
-/// whitespace; whitespace around one `=` or `:` belongs to neither side.
-fn split_key_value(line: &str) -> (&str, &str) {
-    let mut escaped = false;
-    let mut key_end = line.len();
-    for (i, c) in line.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' => escaped = true,
-            '=' | ':' | ' ' | '\t' | '\u{c}' => {
-                key_end = i;
-                break;
-            }
-            _ => {}
-        }
-    }
-    let key = &line[..key_end];
-    let mut rest = line[key_end..].trim_start_matches([' ', '\t', '\u{c}']);
-    if let Some(stripped) = rest.strip_prefix(['=', ':']) {
-        rest = stripped.trim_start_matches([' ', '\t', '\u{c}']);
-    }
-    (key, rest)
-}
-
-fn unescape(text: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\u{c}'),
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
-                let code = (hex.len() == 4)
-                    .then(|| u32::from_str_radix(&hex, 16).ok())
-                    .flatten()
-                    .ok_or_else(|| format!("malformed \\u escape \"\\u{hex}\""))?;
-                // A surrogate pair (\uD83D\uDE00) is two escapes.
-                if (0xD800..0xDC00).contains(&code) {
-                    let rest: String = chars.by_ref().take(6).collect();
-                    let low = rest
-                        .strip_prefix("\\u")
-                        .and_then(|h| u32::from_str_radix(h, 16).ok())
-                        .filter(|low| (0xDC00..0xE000).contains(low))
-                        .ok_or_else(|| format!("unpaired surrogate \"\\u{hex}\""))?;
-                    let combined = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
-                    out.push(char::from_u32(combined).ok_or("invalid surrogate pair")?);
-                } else {
-                    out.push(
-                        char::from_u32(code)
-                            .ok_or_else(|| format!("\"\\u{hex}\" is not a character"))?,
-                    );
-                }
-            }
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    Ok(out)
-}
-
 /// What [`convert`] produced.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Conversion {
-    /// The TOML text of the environment layer (loads over `config/default.toml`).
+    /// The TOML text of the environment layer (loads over the built-in defaults,
+    /// `config/default.toml`).
     pub toml: String,
     /// Environment variables that must hold the secrets left out of the file.
     pub secret_vars: Vec<String>,
@@ -187,8 +23,19 @@ pub struct Conversion {
     /// Known keys whose value could not be converted, or was converted with a change worth
     /// knowing, one sentence each.
     pub notes: Vec<String>,
+    /// Every property left out of the file: unknown keys and values that could not be
+    /// converted, in input order. Not empty: the import is partial.
+    pub not_converted: Vec<String>,
     /// `mule.env`, when set.
     pub mule_env: Option<String>,
+}
+
+impl Conversion {
+    /// `key`'s value could not be converted: `why` says so, in a sentence.
+    fn reject(&mut self, key: &str, why: String) {
+        self.notes.push(why);
+        self.not_converted.push(key.to_string());
+    }
 }
 
 /// One `key = value` line of the output, in its TOML table.
@@ -204,9 +51,17 @@ struct Entry {
 /// Converts template properties (later pairs win over earlier ones with the same key) into
 /// orgsync's TOML, the secret variables to set and the keys it does not know.
 pub fn convert(props: &[(String, String)]) -> Conversion {
+    let (mut conv, entries) = convert_to_entries(props);
+    conv.toml = render(&entries, &conv.secret_vars, &conv.not_converted);
+    conv
+}
+
+/// [`convert`] before rendering: the conversion without its TOML, and the lines to write.
+fn convert_to_entries(props: &[(String, String)]) -> (Conversion, Vec<Entry>) {
     let mut conv = Conversion::default();
     let mut entries: Vec<Entry> = Vec::new();
     let mut secrets: BTreeSet<String> = BTreeSet::new();
+    let mut needs_outbound_secret = false;
     // Later pairs win: keep the last value of each key, in first-seen order.
     let mut merged: Vec<(&str, &str)> = Vec::new();
     for (key, value) in props {
@@ -233,17 +88,19 @@ pub fn convert(props: &[(String, String)]) -> Conversion {
             }
             "http.port" => match value.parse::<u16>() {
                 Ok(port) if port > 0 => put("http", "port", port.to_string()),
-                _ => conv.notes.push(format!(
-                    "http.port = {value:?} is not a port number (1-65535): not converted"
-                )),
+                _ => conv.reject(
+                    key,
+                    format!("http.port = {value:?} is not a port number (1-65535): not converted"),
+                ),
             },
             "page.size" => match value.parse::<u32>() {
                 Ok(size) if (1..=2000).contains(&size) => {
                     put("batch", "page_size", size.to_string())
                 }
-                _ => conv.notes.push(format!(
-                    "page.size = {value:?} is not a number from 1 to 2000: not converted"
-                )),
+                _ => conv.reject(
+                    key,
+                    format!("page.size = {value:?} is not a number from 1 to 2000: not converted"),
+                ),
             },
             "scheduler.frequency" | "scheduler.startDelay" => {
                 let toml_key = if key == "scheduler.frequency" {
@@ -253,9 +110,10 @@ pub fn convert(props: &[(String, String)]) -> Conversion {
                 };
                 match value.parse::<u64>() {
                     Ok(ms) => put("scheduler", toml_key, ms.to_string()),
-                    Err(_) => conv.notes.push(format!(
-                        "{key} = {value:?} is not a number of milliseconds: not converted"
-                    )),
+                    Err(_) => conv.reject(
+                        key,
+                        format!("{key} = {value:?} is not a number of milliseconds: not converted"),
+                    ),
                 }
             }
             "watermark.default.expression" => match convert_watermark(value) {
@@ -263,41 +121,62 @@ pub fn convert(props: &[(String, String)]) -> Conversion {
                     put("watermark", "default", toml_string(&stamp));
                     conv.notes.extend(note);
                 }
-                Err(why) => conv.notes.push(format!(
-                    "watermark.default.expression = {value:?} {why}: not converted; set \
-                     watermark.default to the date-time the first sync should start from \
-                     (e.g. \"2018-08-25T11:00:00.000Z\")"
-                )),
+                Err(why) => conv.reject(
+                    key,
+                    format!(
+                        "watermark.default.expression = {value:?} {why}: not converted; set \
+                         watermark.default to the date-time the first sync should start from \
+                         (e.g. \"2018-08-25T11:00:00.000Z\")"
+                    ),
+                ),
             },
             "trigger.policy" => match value.to_ascii_lowercase().as_str() {
-                policy @ ("poll" | "push") => put("trigger", "policy", toml_string(policy)),
-                _ => conv.notes.push(format!(
-                    "trigger.policy = {value:?} is neither poll nor push: not converted"
-                )),
+                policy @ ("poll" | "push" | "hybrid") => {
+                    put("trigger", "policy", toml_string(policy));
+                    // The listener rejects notifications without the URL's shared secret.
+                    needs_outbound_secret = policy != "poll";
+                }
+                _ => conv.reject(
+                    key,
+                    format!(
+                        "trigger.policy = {value:?} is not poll, push or hybrid: not converted"
+                    ),
+                ),
             },
             "account.sync.policy" => match value {
                 "" | "syncAccount" => put("account", "sync_policy", toml_string(value)),
-                "assignDummyAccount" => conv.notes.push(
+                "assignDummyAccount" => conv.reject(
+                    key,
                     "account.sync.policy = \"assignDummyAccount\": orgsync's equivalent is \
                      account.sync_policy = \"assign\" with orgs.a.account_id and \
                      orgs.b.account_id; set those by hand"
                         .to_string(),
                 ),
-                _ => conv.notes.push(format!(
-                    "account.sync.policy = {value:?} is neither empty nor syncAccount: not converted"
-                )),
+                _ => conv.reject(
+                    key,
+                    format!(
+                        "account.sync.policy = {value:?} is neither empty nor syncAccount: not \
+                         converted"
+                    ),
+                ),
             },
             _ => match org_key(key) {
                 Some((org, field)) => {
                     convert_org_key(key, org, field, value, &mut put, &mut secrets, &mut conv)
                 }
-                None => conv.unknown.push(key.to_string()),
+                None => {
+                    conv.unknown.push(key.to_string());
+                    conv.not_converted.push(key.to_string());
+                }
             },
         }
     }
+    if needs_outbound_secret {
+        secrets.insert("ORGSYNC__ORGS__A__OUTBOUND_SECRET".to_string());
+        secrets.insert("ORGSYNC__ORGS__B__OUTBOUND_SECRET".to_string());
+    }
     conv.secret_vars = secrets.into_iter().collect();
-    conv.toml = render(&entries, &conv.secret_vars);
-    conv
+    (conv, entries)
 }
 
 /// `sfdc.a.password` -> `("a", "password")`.
@@ -343,10 +222,13 @@ fn convert_org_key(
             if value.len() == 15 || value.len() == 18 {
                 put(table, "integration_user_id", toml_string(value));
             } else {
-                conv.notes.push(format!(
-                    "{key} = {value:?} is not a 15- or 18-character user id: not converted \
-                     (left empty, orgsync learns it at login)"
-                ));
+                conv.reject(
+                    key,
+                    format!(
+                        "{key} = {value:?} is not a 15- or 18-character user id: not converted \
+                         (left empty, orgsync learns it at login)"
+                    ),
+                );
             }
         }
         "url" if value.is_empty() => {}
@@ -367,9 +249,10 @@ fn convert_org_key(
                     None => {}
                 }
             }
-            None => conv.notes.push(format!(
-                "{key} = {value:?} is not an http(s) URL: not converted"
-            )),
+            None => conv.reject(
+                key,
+                format!("{key} = {value:?} is not an http(s) URL: not converted"),
+            ),
         },
         _ => {}
     }
@@ -474,11 +357,21 @@ fn toml_string(text: &str) -> String {
     out
 }
 
-fn render(entries: &[Entry], secret_vars: &[String]) -> String {
+fn render(entries: &[Entry], secret_vars: &[String], not_converted: &[String]) -> String {
     let mut out = String::from(
         "# Converted from the MuleSoft template's properties by `orgsync import-properties`.\n\
-         # Loads over config/default.toml; every key not set here keeps its default there.\n",
+         # Loads over orgsync's built-in defaults (config/default.toml); every key not set here\n\
+         # keeps its default.\n",
     );
+    if !not_converted.is_empty() {
+        out.push_str(
+            "# Written with --allow-partial: these properties were not converted (the import's\n\
+             # report says why); set their orgsync keys by hand:\n",
+        );
+        for key in not_converted {
+            let _ = writeln!(out, "#   {key}");
+        }
+    }
     if !secret_vars.is_empty() {
         out.push_str(
             "# Secrets are not in this file. Set them in the environment (or through the\n\
@@ -488,16 +381,8 @@ fn render(entries: &[Entry], secret_vars: &[String]) -> String {
             let _ = writeln!(out, "#   {var}");
         }
     }
-    for table in [
-        "http",
-        "scheduler",
-        "watermark",
-        "batch",
-        "trigger",
-        "account",
-        "orgs.a",
-        "orgs.b",
-    ] {
+    // Tables in the order of orgsync's own list of sections (that of config/default.toml).
+    for &table in crate::config::SECTIONS {
         let rows: Vec<&Entry> = entries.iter().filter(|e| e.table == table).collect();
         if rows.is_empty() {
             continue;
@@ -511,106 +396,6 @@ fn render(entries: &[Entry], secret_vars: &[String]) -> String {
     out
 }
 
-/// Reads a properties file: UTF-8, or ISO-8859-1 (the format's historical encoding) when the
-/// bytes are not UTF-8.
-pub fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>, ImportError> {
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(err) => err.into_bytes().iter().map(|&b| char::from(b)).collect(),
-    };
-    parse_properties(&text).map_err(|e| ImportError::Syntax {
-        path: path.to_path_buf(),
-        line: e.line,
-        message: e.message,
-    })
-}
-
-/// What to do: the command's arguments.
-#[derive(Debug, Clone)]
-pub struct ImportRequest {
-    /// Properties files, later ones winning (e.g. common.properties then mule.prod.properties).
-    pub files: Vec<PathBuf>,
-    /// The environment name; else `mule.env`.
-    pub env: Option<String>,
-    /// Output file; else `<config_dir>/<env>.toml`. `-` writes to stdout.
-    pub out: Option<PathBuf>,
-    pub config_dir: PathBuf,
-    /// Overwrite an existing output file.
-    pub force: bool,
-}
-
-/// Converts the files and writes the result; the report goes to `report` (stderr in the
-/// binary), the TOML to `stdout` when the output is `-`. Returns the conversion.
-pub fn run(
-    request: &ImportRequest,
-    stdout: &mut dyn Write,
-    report: &mut dyn Write,
-) -> Result<Conversion, ImportError> {
-    let mut props = Vec::new();
-    for file in &request.files {
-        props.extend(read_properties_file(file)?);
-    }
-    let conv = convert(&props);
-    let to_stdout = request.out.as_deref() == Some(Path::new("-"));
-    let out_path = match &request.out {
-        Some(path) => path.clone(),
-        None => {
-            let env = request
-                .env
-                .clone()
-                .or_else(|| conv.mule_env.clone())
-                .ok_or(ImportError::NoEnv)?;
-            let valid = !env.is_empty()
-                && env
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid {
-                return Err(ImportError::BadEnv(env));
-            }
-            request.config_dir.join(format!("{env}.toml"))
-        }
-    };
-    let write_err = |source| ImportError::Write {
-        path: out_path.clone(),
-        source,
-    };
-    if to_stdout {
-        stdout.write_all(conv.toml.as_bytes()).map_err(write_err)?;
-    } else {
-        if out_path.exists() && !request.force {
-            return Err(ImportError::Exists(out_path));
-        }
-        std::fs::write(&out_path, &conv.toml).map_err(write_err)?;
-        tracing::info!(path = %out_path.display(), "configuration written");
-        let _ = writeln!(report, "wrote {}", out_path.display());
-    }
-    for key in &conv.unknown {
-        let _ = writeln!(
-            report,
-            "unknown property {key}: not converted (orgsync has no such setting; see the README's \
-             table of keys)"
-        );
-    }
-    for note in &conv.notes {
-        let _ = writeln!(report, "note: {note}");
-    }
-    if !conv.secret_vars.is_empty() {
-        let _ = writeln!(
-            report,
-            "secrets left out of the file; set these environment variables (or the matching \
-             *_file keys):"
-        );
-        for var in &conv.secret_vars {
-            let _ = writeln!(report, "  {var}");
-        }
-    }
-    Ok(conv)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,64 +404,6 @@ mod tests {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn properties_separators_comments_and_blank_lines() {
-        let text = "# comment\n! also a comment\n\n  a=1\nb : 2\nc 3\nd=\ne\n f = x = y \n";
-        assert_eq!(
-            parse_properties(text).unwrap(),
-            pairs(&[
-                ("a", "1"),
-                ("b", "2"),
-                ("c", "3"),
-                ("d", ""),
-                ("e", ""),
-                ("f", "x = y "),
-            ])
-        );
-    }
-
-    #[test]
-    fn properties_continuations_and_escapes() {
-        let text = "long = one, \\\n      two\r\nkey\\ with\\=odd\\:chars = v\ntab=a\\tb\\u00e9\\\\\nemoji=\\uD83D\\uDE00\n";
-        assert_eq!(
-            parse_properties(text).unwrap(),
-            pairs(&[
-                ("long", "one, two"),
-                ("key with=odd:chars", "v"),
-                ("tab", "a\tb\u{e9}\\"),
-                ("emoji", "\u{1F600}"),
-            ])
-        );
-    }
-
-    #[test]
-    fn an_escaped_trailing_backslash_does_not_continue() {
-        assert_eq!(
-            parse_properties("a=x\\\\\nb=y").unwrap(),
-            pairs(&[("a", "x\\"), ("b", "y")])
-        );
-    }
-
-    #[test]
-    fn a_continuation_at_the_end_of_the_file_ends_the_value() {
-        assert_eq!(parse_properties("a=x\\").unwrap(), pairs(&[("a", "x")]));
-    }
-
-    #[test]
-    fn a_repeated_key_keeps_its_last_value() {
-        assert_eq!(
-            parse_properties("a=1\nb=2\na=3").unwrap(),
-            pairs(&[("a", "3"), ("b", "2")])
-        );
-    }
-
-    #[test]
-    fn a_malformed_unicode_escape_names_its_line() {
-        let err = parse_properties("ok=1\n\nbad=\\u12g4\n").unwrap_err();
-        assert_eq!(err.line, 3);
-        assert!(err.message.contains("\\u12g4"), "{}", err.message);
     }
 
     #[test]
@@ -748,6 +475,44 @@ mod tests {
         );
     }
 
+    /// The keys the import writes come from orgsync's own list of keys (`config::known_key`),
+    /// so a renamed setting cannot leave the import writing the old name.
+    #[test]
+    fn every_key_the_import_writes_is_a_key_orgsync_knows() {
+        let (conv, entries) = convert_to_entries(&pairs(&[
+            ("http.port", "8081"),
+            ("page.size", "200"),
+            ("scheduler.frequency", "10000"),
+            ("scheduler.startDelay", "500"),
+            ("watermark.default.expression", "2018-08-25T11:00:00.000Z"),
+            ("trigger.policy", "hybrid"),
+            ("account.sync.policy", "syncAccount"),
+            ("sfdc.a.username", "int@a.example.com"),
+            (
+                "sfdc.a.url",
+                "https://login.salesforce.com/services/Soap/u/45.0",
+            ),
+            ("sfdc.a.integration.user.id", "005000000000001AAA"),
+            ("sfdc.b.username", "int@b.example.com"),
+            (
+                "sfdc.b.url",
+                "https://test.salesforce.com/services/Soap/u/62.0",
+            ),
+            ("sfdc.b.integration.user.id", "005000000000002AAA"),
+        ]));
+        assert!(conv.not_converted.is_empty(), "{:?}", conv.notes);
+        assert_eq!(entries.len(), 15);
+        for entry in &entries {
+            let key = format!("{}.{}", entry.table, entry.key);
+            assert_eq!(
+                crate::config::known_key(&key),
+                Some(crate::config::KeyKind::Leaf),
+                "{key} (from {})",
+                entry.source
+            );
+        }
+    }
+
     #[test]
     fn unknown_keys_are_reported_in_order() {
         let conv = convert(&pairs(&[
@@ -781,6 +546,73 @@ mod tests {
         ]));
         assert_eq!(conv.notes.len(), 6, "{:?}", conv.notes);
         assert!(!conv.toml.contains(" = "), "{}", conv.toml);
+        assert_eq!(
+            conv.not_converted,
+            [
+                "http.port",
+                "page.size",
+                "scheduler.frequency",
+                "trigger.policy",
+                "sfdc.a.url",
+                "sfdc.a.integration.user.id",
+            ]
+        );
+    }
+
+    #[test]
+    fn not_converted_lists_unknown_keys_and_bad_values_in_input_order_and_the_file_names_them() {
+        let conv = convert(&pairs(&[
+            ("smtp.host", "mail"),
+            ("page.size", "200"),
+            ("trigger.policy", "cron"),
+            ("account.sync.policy", "assignDummyAccount"),
+        ]));
+        assert_eq!(
+            conv.not_converted,
+            ["smtp.host", "trigger.policy", "account.sync.policy"]
+        );
+        assert!(conv.toml.contains("#   smtp.host\n"), "{}", conv.toml);
+        assert!(
+            conv.toml.contains("#   account.sync.policy\n"),
+            "{}",
+            conv.toml
+        );
+        assert!(conv.toml.contains("page_size = 200"), "{}", conv.toml);
+    }
+
+    #[test]
+    fn notes_that_still_convert_are_not_a_partial_import() {
+        let conv = convert(&pairs(&[
+            ("watermark.default.expression", "2018-08-25T11:00:00.000"),
+            (
+                "sfdc.a.url",
+                "https://test.salesforce.com/services/Soap/u/40.0",
+            ),
+            ("sfdc.a.username", ""),
+            ("sfdc.a.password", "secret"),
+        ]));
+        assert_eq!(conv.notes.len(), 3, "{:?}", conv.notes);
+        assert!(conv.not_converted.is_empty(), "{:?}", conv.not_converted);
+        assert!(!conv.toml.contains("--allow-partial"), "{}", conv.toml);
+    }
+
+    #[test]
+    fn hybrid_converts_and_push_modes_list_the_outbound_secrets() {
+        for policy in ["hybrid", "push", "Hybrid"] {
+            let conv = convert(&pairs(&[("trigger.policy", policy)]));
+            assert!(conv.not_converted.is_empty(), "{policy}: {:?}", conv.notes);
+            let expected = format!("policy = \"{}\"", policy.to_ascii_lowercase());
+            assert!(conv.toml.contains(&expected), "{}", conv.toml);
+            assert_eq!(
+                conv.secret_vars,
+                [
+                    "ORGSYNC__ORGS__A__OUTBOUND_SECRET",
+                    "ORGSYNC__ORGS__B__OUTBOUND_SECRET"
+                ]
+            );
+        }
+        let conv = convert(&pairs(&[("trigger.policy", "poll")]));
+        assert!(conv.secret_vars.is_empty(), "{:?}", conv.secret_vars);
     }
 
     #[test]

@@ -1,0 +1,434 @@
+//! The raw configuration: serde structs that mirror the TOML files as written
+//! (`deny_unknown_fields`), with the built-in defaults. Validation turns them into settings.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration::RawDuration;
+use super::validate::DEFAULT_IN_FLIGHT;
+
+/// A list of strings: a TOML array, or (from the environment) a comma-separated string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct RawList(pub(super) Vec<String>);
+
+impl<'de> Deserialize<'de> for RawList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of strings, or a comma-separated string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawList, E> {
+                Ok(RawList(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                ))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(RawList(items))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+fn list(items: &[&str]) -> RawList {
+    RawList(items.iter().map(|s| (*s).to_string()).collect())
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSettings {
+    pub(super) http: RawHttp,
+    pub(super) scheduler: RawScheduler,
+    pub(super) watermark: RawWatermark,
+    pub(super) batch: RawBatch,
+    pub(super) trigger: RawTrigger,
+    pub(super) account: RawAccount,
+    pub(super) sync: RawSync,
+    pub(super) state: RawState,
+    pub(super) log: RawLog,
+    pub(super) orgs: RawOrgs,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        RawSettings {
+            http: RawHttp {
+                port: 9090,
+                bind: "0.0.0.0".into(),
+            },
+            scheduler: RawScheduler {
+                frequency: RawDuration(Duration::from_secs(10)),
+                start_delay: RawDuration(Duration::ZERO),
+                safety_frequency: RawDuration(Duration::from_secs(15 * 60)),
+            },
+            watermark: RawWatermark {
+                default: "2018-08-25T11:00:00.000Z".into(),
+                lookback: RawDuration(Duration::from_secs(30)),
+            },
+            batch: RawBatch {
+                page_size: 200,
+                in_flight: DEFAULT_IN_FLIGHT as i64,
+            },
+            trigger: RawTrigger {
+                policy: "poll".into(),
+            },
+            account: RawAccount {
+                sync_policy: String::new(),
+                fields: list(&[
+                    "Name",
+                    "AccountNumber",
+                    "Description",
+                    "Industry",
+                    "NumberOfEmployees",
+                ]),
+            },
+            sync: RawSync {
+                object: "Opportunity".into(),
+                fields: list(&["Name", "Description", "CloseDate", "Amount", "StageName"]),
+                filter: Some("Amount > 5000".into()),
+                match_by: list(&["Name"]),
+                external_id_field: String::new(),
+                conflict: "last_writer_wins".into(),
+                max_attempts: 8,
+                skip_integration_user_changes: true,
+                retry_initial_delay: RawDuration(Duration::from_secs(60)),
+                retry_max_delay: RawDuration(Duration::from_secs(60 * 60)),
+                field_map: BTreeMap::new(),
+                value_map: BTreeMap::new(),
+            },
+            state: RawState {
+                url: "sqlite://orgsync.db".into(),
+            },
+            log: RawLog {
+                format: "auto".into(),
+                level: "info".into(),
+            },
+            orgs: RawOrgs::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    #[serde(default = "defaults::port")]
+    pub(super) port: i64,
+    #[serde(default = "defaults::bind")]
+    pub(super) bind: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawSettings::default().http
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScheduler {
+    #[serde(default = "defaults::frequency")]
+    pub(super) frequency: RawDuration,
+    #[serde(default = "defaults::start_delay")]
+    pub(super) start_delay: RawDuration,
+    #[serde(default = "defaults::safety_frequency")]
+    pub(super) safety_frequency: RawDuration,
+}
+
+impl Default for RawScheduler {
+    fn default() -> Self {
+        RawSettings::default().scheduler
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWatermark {
+    #[serde(default = "defaults::watermark_default")]
+    pub(super) default: String,
+    #[serde(default = "defaults::lookback")]
+    pub(super) lookback: RawDuration,
+}
+
+impl Default for RawWatermark {
+    fn default() -> Self {
+        RawSettings::default().watermark
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBatch {
+    #[serde(default = "defaults::page_size")]
+    pub(super) page_size: i64,
+    #[serde(default = "defaults::in_flight")]
+    pub(super) in_flight: i64,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        RawSettings::default().batch
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTrigger {
+    #[serde(default = "defaults::trigger")]
+    pub(super) policy: String,
+}
+
+impl Default for RawTrigger {
+    fn default() -> Self {
+        RawSettings::default().trigger
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccount {
+    #[serde(default)]
+    pub(super) sync_policy: String,
+    #[serde(default = "defaults::account_fields")]
+    pub(super) fields: RawList,
+}
+
+impl Default for RawAccount {
+    fn default() -> Self {
+        RawSettings::default().account
+    }
+}
+
+/// `sync.filter`: a condition, or `false` for none.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub(super) enum RawFilter {
+    Condition(String),
+    Switch(bool),
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSync {
+    #[serde(default = "defaults::object")]
+    pub(super) object: String,
+    #[serde(default = "defaults::fields")]
+    pub(super) fields: RawList,
+    #[serde(default = "defaults::filter", deserialize_with = "deserialize_filter")]
+    pub(super) filter: Option<String>,
+    #[serde(default = "defaults::match_by")]
+    pub(super) match_by: RawList,
+    #[serde(default)]
+    pub(super) external_id_field: String,
+    #[serde(default = "defaults::conflict")]
+    pub(super) conflict: String,
+    #[serde(default = "defaults::max_attempts")]
+    pub(super) max_attempts: i64,
+    #[serde(default = "defaults::skip_integration_user_changes")]
+    pub(super) skip_integration_user_changes: bool,
+    #[serde(default = "defaults::retry_initial_delay")]
+    pub(super) retry_initial_delay: RawDuration,
+    #[serde(default = "defaults::retry_max_delay")]
+    pub(super) retry_max_delay: RawDuration,
+    #[serde(default)]
+    pub(super) field_map: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) value_map: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Default for RawSync {
+    fn default() -> Self {
+        RawSettings::default().sync
+    }
+}
+
+/// `filter = false` means "no filter"; `filter = true` is a mistake.
+fn deserialize_filter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match RawFilter::deserialize(d)? {
+        // `false` is never a SOQL condition: from the environment (where every value is a
+        // string) it means the same as in a file.
+        RawFilter::Condition(text) if text.trim().eq_ignore_ascii_case("false") => Ok(None),
+        RawFilter::Condition(text) => Ok(Some(text)),
+        RawFilter::Switch(false) => Ok(None),
+        RawFilter::Switch(true) => Err(serde::de::Error::custom(
+            "expected a SOQL condition, or false for no filter",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    #[serde(default = "defaults::state_url")]
+    pub(super) url: String,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        RawSettings::default().state
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    #[serde(default = "defaults::log_format")]
+    pub(super) format: String,
+    #[serde(default = "defaults::log_level")]
+    pub(super) level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawSettings::default().log
+    }
+}
+
+#[derive(Debug, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawOrgs {
+    pub(super) a: RawOrg,
+    pub(super) b: RawOrg,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawOrg {
+    pub(super) login_url: String,
+    pub(super) auth: String,
+    pub(super) username: String,
+    pub(super) password: Option<String>,
+    pub(super) password_file: Option<String>,
+    pub(super) security_token: Option<String>,
+    pub(super) security_token_file: Option<String>,
+    pub(super) client_id: String,
+    pub(super) client_secret: Option<String>,
+    pub(super) client_secret_file: Option<String>,
+    pub(super) private_key: Option<String>,
+    pub(super) private_key_file: Option<String>,
+    pub(super) refresh_token: Option<String>,
+    pub(super) refresh_token_file: Option<String>,
+    pub(super) integration_user_id: String,
+    pub(super) account_id: String,
+    pub(super) api_version: String,
+    pub(super) api_budget_percent: i64,
+    pub(super) outbound_secret: Option<String>,
+    pub(super) outbound_secret_file: Option<String>,
+}
+
+impl Default for RawOrg {
+    fn default() -> Self {
+        RawOrg {
+            login_url: "https://login.salesforce.com".into(),
+            auth: "password".into(),
+            username: String::new(),
+            password: None,
+            password_file: None,
+            security_token: None,
+            security_token_file: None,
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_file: None,
+            private_key: None,
+            private_key_file: None,
+            refresh_token: None,
+            refresh_token_file: None,
+            integration_user_id: String::new(),
+            account_id: String::new(),
+            api_version: "62.0".into(),
+            api_budget_percent: 80,
+            outbound_secret: None,
+            outbound_secret_file: None,
+        }
+    }
+}
+
+/// Field defaults for sections given only in part (serde needs one function per field).
+mod defaults {
+    use super::{RawDuration, RawList, RawSettings};
+
+    pub fn port() -> i64 {
+        RawSettings::default().http.port
+    }
+    pub fn bind() -> String {
+        RawSettings::default().http.bind
+    }
+    pub fn frequency() -> RawDuration {
+        RawSettings::default().scheduler.frequency
+    }
+    pub fn start_delay() -> RawDuration {
+        RawSettings::default().scheduler.start_delay
+    }
+    pub fn safety_frequency() -> RawDuration {
+        RawSettings::default().scheduler.safety_frequency
+    }
+    pub fn watermark_default() -> String {
+        RawSettings::default().watermark.default
+    }
+    pub fn lookback() -> RawDuration {
+        RawSettings::default().watermark.lookback
+    }
+    pub fn page_size() -> i64 {
+        RawSettings::default().batch.page_size
+    }
+    pub fn in_flight() -> i64 {
+        RawSettings::default().batch.in_flight
+    }
+    pub fn trigger() -> String {
+        RawSettings::default().trigger.policy
+    }
+    pub fn account_fields() -> RawList {
+        RawSettings::default().account.fields
+    }
+    pub fn object() -> String {
+        RawSettings::default().sync.object
+    }
+    pub fn fields() -> RawList {
+        RawSettings::default().sync.fields
+    }
+    pub fn filter() -> Option<String> {
+        RawSettings::default().sync.filter
+    }
+    pub fn match_by() -> RawList {
+        RawSettings::default().sync.match_by
+    }
+    pub fn conflict() -> String {
+        RawSettings::default().sync.conflict
+    }
+    pub fn max_attempts() -> i64 {
+        RawSettings::default().sync.max_attempts
+    }
+    pub fn skip_integration_user_changes() -> bool {
+        RawSettings::default().sync.skip_integration_user_changes
+    }
+    pub fn retry_initial_delay() -> RawDuration {
+        RawSettings::default().sync.retry_initial_delay
+    }
+    pub fn retry_max_delay() -> RawDuration {
+        RawSettings::default().sync.retry_max_delay
+    }
+    pub fn state_url() -> String {
+        RawSettings::default().state.url
+    }
+    pub fn log_format() -> String {
+        RawSettings::default().log.format
+    }
+    pub fn log_level() -> String {
+        RawSettings::default().log.level
+    }
+}

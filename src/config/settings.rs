@@ -1,0 +1,217 @@
+//! The validated settings orgsync runs with ([`Settings`], [`OrgSettings`] and the policy
+//! enums): every value ready to use, field names following DESIGN §4's TOML keys.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::error::ConfigError;
+use super::load::{Secrets, load, load_files};
+
+/// How orgsync logs in to an org (`orgs.X.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// SOAP `login()` with password + security token (the template's way).
+    Password,
+    /// OAuth username-password flow (connected app + password + token).
+    OauthPassword,
+    /// OAuth JWT bearer flow (connected app + private key).
+    Jwt,
+    /// OAuth client credentials flow (connected app's run-as user).
+    ClientCredentials,
+    /// OAuth refresh token flow.
+    RefreshToken,
+}
+
+impl AuthMode {
+    /// The spelling used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Password => "password",
+            AuthMode::OauthPassword => "oauth_password",
+            AuthMode::Jwt => "jwt",
+            AuthMode::ClientCredentials => "client_credentials",
+            AuthMode::RefreshToken => "refresh_token",
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "password" => AuthMode::Password,
+            "oauth_password" => AuthMode::OauthPassword,
+            "jwt" => AuthMode::Jwt,
+            "client_credentials" => AuthMode::ClientCredentials,
+            "refresh_token" => AuthMode::RefreshToken,
+            _ => return None,
+        })
+    }
+}
+
+/// One org's connection settings, validated.
+#[derive(Debug, Clone)]
+pub struct OrgSettings {
+    /// "a" or "b": used in logs and error messages.
+    pub name: String,
+    /// e.g. `https://login.salesforce.com` or a My Domain URL (no trailing slash).
+    pub login_url: String,
+    pub auth: AuthMode,
+    pub username: String,
+    pub password: Option<SecretString>,
+    pub security_token: Option<SecretString>,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    /// PEM of the RSA private key for `jwt`.
+    pub private_key: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    /// Empty: learned at login.
+    pub integration_user_id: Option<String>,
+    /// For `account.sync_policy = "assign"`.
+    pub account_id: Option<String>,
+    /// e.g. "62.0".
+    pub api_version: String,
+    /// Pause this org when Sforce-Limit-Info says usage is past this share of the daily max.
+    pub api_budget_percent: u8,
+    /// Shared secret expected in the outbound messaging URL.
+    pub outbound_secret: Option<SecretString>,
+}
+
+/// `trigger.policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerPolicy {
+    Poll,
+    Push,
+    Hybrid,
+}
+
+/// `account.sync_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountPolicy {
+    /// "": opportunities move without a parent account.
+    None,
+    /// "syncAccount": the parent is looked up by Name in the target, created when missing.
+    SyncAccount,
+    /// "assign": every created opportunity gets `orgs.X.account_id`.
+    Assign,
+}
+
+/// `sync.conflict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    LastWriterWins,
+    AWins,
+    BWins,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when the log destination is not a terminal, readable text when it is.
+    Auto,
+    Json,
+    Text,
+}
+
+/// `[log]`: what the telemetry module needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `info,orgsync=debug`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+/// Everything orgsync runs with, validated. Field names follow DESIGN §4's TOML keys.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The environment whose file was loaded (`dev`, `qa`, `prod`, ...).
+    pub env: String,
+    pub http_port: u16,
+    /// `http.bind`: the address the HTTP listener binds (`0.0.0.0` every IPv4 interface, `::`
+    /// every interface, `127.0.0.1` behind a local reverse proxy).
+    pub http_bind: std::net::IpAddr,
+    pub scheduler_frequency: Duration,
+    pub scheduler_start_delay: Duration,
+    /// `scheduler.safety_frequency`: the slow poll of `trigger.policy = "hybrid"`.
+    pub scheduler_safety_frequency: Duration,
+    pub watermark_default: chrono::DateTime<chrono::Utc>,
+    /// Rows read per page (1..=2000); writes are further chunked by 200 (sObject Collections).
+    pub page_size: usize,
+    /// `batch.in_flight`: Salesforce calls a direction pass keeps in flight at once (1..=10);
+    /// 1 is strictly sequential.
+    pub in_flight: usize,
+    pub trigger: TriggerPolicy,
+    pub account_policy: AccountPolicy,
+    /// Parent fields fetched through the relationship for syncAccount (`account.fields`).
+    pub account_fields: Vec<String>,
+    /// `sync.object`, e.g. "Opportunity".
+    pub object: String,
+    /// `sync.fields`, as named in org A.
+    pub fields: Vec<String>,
+    /// `sync.filter`: a SOQL condition, or None.
+    pub filter: Option<String>,
+    pub match_by: Vec<String>,
+    pub external_id_field: Option<String>,
+    pub conflict: ConflictPolicy,
+    pub max_attempts: u32,
+    /// `sync.skip_integration_user_changes`: leave out rows last modified by the integration
+    /// user (the template's loop guard). Turn off where people share that user; the snapshot
+    /// comparison then recognises orgsync's own writes.
+    pub skip_integration_user_changes: bool,
+    /// `sync.retry_initial_delay`: wait before the first retry of a failed record; doubles
+    /// with each attempt.
+    pub retry_initial_delay: Duration,
+    /// `sync.retry_max_delay`: cap of the backoff between retries.
+    pub retry_max_delay: Duration,
+    /// `sync.field_map`: field name in A -> field name in B, for fields named differently.
+    /// Fields not listed keep their name.
+    pub field_map: BTreeMap<String, String>,
+    /// `sync.value_map`: per field (A name), value in A -> value in B. One-to-one, so the
+    /// reverse direction is the inverted map.
+    pub value_map: BTreeMap<String, BTreeMap<String, String>>,
+    pub lookback: Duration,
+    /// `state.url`, e.g. "sqlite://orgsync.db".
+    pub state_url: String,
+    pub log: LogSettings,
+    pub a: OrgSettings,
+    pub b: OrgSettings,
+    /// Things worth an operator's attention that do not stop orgsync (a secret written in a
+    /// configuration file), one sentence each, never holding a secret. Logging is set up only
+    /// after the settings load, so the binary logs them then.
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Loads the configuration the way the binary does: files from `config_dir`, environment
+    /// `env`, and overrides from the process environment.
+    pub fn load(env: &str, config_dir: &Path) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        load(env, config_dir, &vars)
+    }
+
+    /// [`Settings::load`] for commands that only read the state database (`status`,
+    /// `failures`): missing org secrets are not an error (they are `None`), so an operator
+    /// can run them from a shell that does not hold the service's secrets. Every other
+    /// problem is reported as by `load`.
+    pub fn load_without_secrets(env: &str, config_dir: &Path) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        load_files(env, config_dir, &vars, Secrets::Optional)
+    }
+
+    /// The settings of one org.
+    pub fn org(&self, org: crate::store::Org) -> &OrgSettings {
+        match org {
+            crate::store::Org::A => &self.a,
+            crate::store::Org::B => &self.b,
+        }
+    }
+
+    /// The name of field `a_name` in org B (after `sync.field_map`).
+    pub fn b_field_name<'s>(&'s self, a_name: &'s str) -> &'s str {
+        self.field_map.get(a_name).map_or(a_name, String::as_str)
+    }
+}
