@@ -77,10 +77,7 @@ pub async fn serve(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     let daemon = Arc::new(Daemon::new(settings).await?);
     daemon.recover().await?;
     daemon.login_all().await;
-    let addr = SocketAddr::new(
-        std::net::IpAddr::from([0, 0, 0, 0]), /*MERGE:http_bind*/
-        settings.http_port,
-    );
+    let addr = SocketAddr::new(settings.http_bind, settings.http_port);
     match start(daemon.clone(), addr, cancel.clone()).await {
         Ok(running) => running.wait().await?,
         Err(e) if !push => {

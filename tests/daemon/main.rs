@@ -40,6 +40,7 @@ impl World {
         let test_toml = format!(
             r#"
 [http]
+bind = "127.0.0.1"
 port = 0
 
 [scheduler]

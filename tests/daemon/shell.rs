@@ -110,6 +110,7 @@ async fn a_poll_mode_daemon_serves_health_readiness_metrics_and_status() {
     let log = world.dir.path().join("daemon.log");
     let mut child = world.spawn_daemon(&log);
     let addr = listening_addr(&log, &mut child).await;
+    assert!(addr.starts_with("127.0.0.1:"), "http.bind is used: {addr}");
     eventually("the records reach B", || opportunities(&world.b).len() == 5).await;
 
     assert_eq!(get(&addr, "/healthz").await.0, 200);
