@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use sqlx::Row as _;
 use tokio_util::sync::CancellationToken;
 
+mod drain;
 mod prometheus;
 mod validation;
 
