@@ -472,6 +472,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the store's counts"),
     }
+    match daemon.store().oldest_pending_notifications().await {
+        Ok(oldest) => {
+            let ages = crate::status::inbox_ages(&oldest, chrono::Utc::now());
+            for org in [Org::A, Org::B] {
+                let age = ages.get(org.as_str()).copied().unwrap_or(0);
+                gauges.inbox_oldest_age.push((org.as_str(), age));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the inbox's oldest row"),
+    }
     let text = shared.metrics.render(&gauges);
     (
         StatusCode::OK,
@@ -493,6 +503,8 @@ struct Gauges {
     api_usage: Vec<(&'static str, u64, u64)>,
     /// (org, pending notifications).
     inbox: Vec<(&'static str, u64)>,
+    /// (org, seconds since its oldest pending notification was received; 0 when none).
+    inbox_oldest_age: Vec<(&'static str, u64)>,
     /// (pending, dead) failures.
     failures: Option<(u64, u64)>,
 }
@@ -657,6 +669,15 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
         g.inbox
             .iter()
             .map(|(org, n)| (format!("org=\"{org}\""), n.to_string()))
+            .collect(),
+    );
+    family(
+        "orgsync_inbox_oldest_age_seconds",
+        "gauge",
+        "Seconds since the oldest unprocessed notification was received, by org (0 when none).",
+        g.inbox_oldest_age
+            .iter()
+            .map(|(org, age)| (format!("org=\"{org}\""), age.to_string()))
             .collect(),
     );
     family(
@@ -939,6 +960,7 @@ mod tests {
             api_calls: vec![("a", "query".into(), 7)],
             api_usage: vec![("b", 10, 15000)],
             inbox: vec![("a", 0), ("b", 2)],
+            inbox_oldest_age: vec![("a", 0), ("b", 75)],
             failures: Some((1, 0)),
         };
         let text = metrics.render(&gauges);
@@ -950,6 +972,7 @@ mod tests {
         assert!(text.contains("orgsync_api_calls_total{org=\"a\",kind=\"query\"} 7\n"));
         assert!(text.contains("orgsync_api_usage_max{org=\"b\"} 15000\n"));
         assert!(text.contains("orgsync_inbox_pending{org=\"b\"} 2\n"));
+        assert!(text.contains("orgsync_inbox_oldest_age_seconds{org=\"b\"} 75\n"));
         assert!(text.contains("orgsync_outbound_messages_total{org=\"a\",result=\"acked\"} 1\n"));
         for line in text.lines() {
             assert!(

@@ -3,6 +3,8 @@
 //! listener's id checks, could have stored it) makes the org refuse the whole batch it is
 //! fetched in. The drain splits the batch until the bad id is alone, puts it in the failure
 //! queue with the org's error, and syncs the rest, for a bounded number of extra queries.
+//! And a row that does wait (here: the org's API allowance is spent) shows its age in
+//! `/metrics` and `/status`.
 
 use orgsync::store::{Failure, FailureState};
 
@@ -90,5 +92,60 @@ async fn a_bad_id_in_the_inbox_is_isolated_into_the_failure_queue_and_the_rest_r
         "{queries} queries of A to isolate one bad id among 8"
     );
     store.close().await;
+    listener.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_waits_shows_its_age_in_metrics_and_status() {
+    let world = World::new().await;
+    let id = world.create_as_human(&world.a, "Waiting deal", 12_000.0);
+    // Received an hour ago, by a process that stopped before draining it.
+    let url = format!("sqlite://{}", world.db_path().display());
+    {
+        let store = Store::open(&url).await.expect("store");
+        store.close().await;
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        let received = chrono::Utc::now() - chrono::Duration::hours(1);
+        sqlx::query(
+            "INSERT INTO inbox (org, notification_id, object, record_id, received_at)
+             VALUES ('a', '04l0000000000o1AAA', 'Opportunity', ?, ?)",
+        )
+        .bind(&id)
+        .bind(orgsync::store::format_timestamp(received))
+        .execute(&pool)
+        .await
+        .expect("insert");
+        pool.close().await;
+    }
+    // A's daily API allowance is spent: the drain pauses and the row waits.
+    let mut faults = Map::new();
+    faults.insert("api_daily_limit".into(), json!(10));
+    faults.insert("api_usage".into(), json!(10));
+    world.a.set_faults(faults).expect("faults");
+
+    let listener = world.start("push").await;
+    let oldest_a = "orgsync_inbox_oldest_age_seconds{org=\"a\"}";
+    let text = listener
+        .get_until("/metrics", |t| {
+            parse_prometheus(t).get(oldest_a).copied().unwrap_or(0.0) >= 3600.0
+        })
+        .await;
+    let samples = parse_prometheus(&text);
+    assert!(samples[oldest_a] >= 3600.0, "{text}");
+    assert!(samples[oldest_a] < 7200.0, "{text}");
+    assert_eq!(
+        samples["orgsync_inbox_oldest_age_seconds{org=\"b\"}"], 0.0,
+        "{text}"
+    );
+    assert_eq!(samples["orgsync_inbox_pending{org=\"a\"}"], 1.0, "{text}");
+
+    let (code, text) = listener.get("/status").await;
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_str(&text).expect("/status is JSON");
+    let age = status["inbox"]["oldest_age_seconds"]["a"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no oldest age in {status}"));
+    assert!((3600..7200).contains(&age), "{status}");
+    assert_eq!(status["inbox"]["oldest_age_seconds"]["b"], json!(0));
     listener.stop().await;
 }
