@@ -149,3 +149,55 @@ async fn a_row_that_waits_shows_its_age_in_metrics_and_status() {
     assert_eq!(status["inbox"]["oldest_age_seconds"]["b"], json!(0));
     listener.stop().await;
 }
+
+/// The failure-queue retries fetch by id the same way: an operator's `failures retry --all`
+/// with a refused id among the due failures fails that id again and retries the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_id_among_retried_failures_fails_again_and_the_rest_are_retried() {
+    use orgsync::store::{Direction, NewFailure, RetryPolicy};
+    use orgsync::sync::{Pass, PassConfig, PassOutcome};
+
+    let world = World::new().await;
+    let good = world.create_as_human(&world.a, "Retried deal", 14_000.0);
+    let bad = with_wrong_checksum(&good);
+    let settings = world.settings("push");
+    let daemon = Daemon::new(&settings).await.expect("daemon builds");
+    let store = daemon.store();
+    for id in [&good, &bad] {
+        let failure = NewFailure {
+            direction: Direction::AToB,
+            object: "Opportunity".into(),
+            source_id: id.clone(),
+            target_id: None,
+            source_modstamp: None,
+            error_code: "UNABLE_TO_LOCK_ROW".into(),
+            message: "earlier trouble".into(),
+            retryable: false,
+        };
+        let policy = RetryPolicy::from_settings(&settings);
+        store
+            .record_failure(&failure, &policy)
+            .await
+            .expect("failure");
+    }
+    assert_eq!(store.retry_all_failures().await.expect("retry --all"), 2);
+
+    let (a, b) = (daemon.client(Org::A), daemon.client(Org::B));
+    let user = a.user_id().await.expect("login");
+    let config = PassConfig::from_settings(&settings, Direction::AToB, 1, Some(user));
+    let pass = Pass::new(&config, daemon.mapping(), a, b, store);
+    let report = pass
+        .retry_failures(&CancellationToken::new())
+        .await
+        .expect("the retries run");
+    assert_eq!(report.outcome, PassOutcome::Completed);
+    assert_eq!(report.created, 1, "{report:?}");
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(named(&world.b, "Retried deal").len(), 1);
+
+    let failures = store.failures(None).await.expect("failures");
+    assert_eq!(failures.len(), 1, "the good one is cleared: {failures:?}");
+    assert_eq!(failures[0].source_id, bad);
+    assert_eq!(failures[0].error_code, "INVALID_QUERY_FILTER_OPERATOR");
+    assert_eq!(failures[0].state, FailureState::Dead);
+}
