@@ -149,9 +149,18 @@ struct Message {
 /// The namespace of a resolved name, as text for errors ("no namespace" when unbound).
 fn namespace_text(ns: &ResolveResult<'_>) -> String {
     match ns {
-        ResolveResult::Bound(ns) => ns.0.to_string(),
+        ResolveResult::Bound(ns) => shown(ns.0),
         ResolveResult::Unbound => "(none)".to_string(),
-        ResolveResult::Unknown(prefix) => format!("(undeclared prefix {prefix:?})"),
+        ResolveResult::Unknown(prefix) => format!("(undeclared prefix {:?})", shown(prefix)),
+    }
+}
+
+/// A name or namespace from the message, cut to a length fit for a fault and a log line.
+fn shown(text: &str) -> String {
+    const MAX_CHARS: usize = 100;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -169,7 +178,7 @@ fn require_ns(
         Ok(())
     } else {
         Err(OutboundError::WrongNamespace {
-            element: local.to_string(),
+            element: shown(local),
             expected,
             found: namespace_text(ns),
         })
@@ -206,12 +215,13 @@ impl Message {
         e: &BytesStart<'_>,
     ) -> Result<Frame, OutboundError> {
         let unexpected =
-            |inside: &str| OutboundError::Unexpected(format!("<{local}> inside {inside}"));
+            |inside: &str| OutboundError::Unexpected(format!("<{}> inside {inside}", shown(local)));
         Ok(match parent {
             None => {
                 if self.root_seen {
                     return Err(OutboundError::Unexpected(format!(
-                        "a second root element <{local}>"
+                        "a second root element <{}>",
+                        shown(local)
                     )));
                 }
                 self.root_seen = true;
@@ -397,7 +407,7 @@ pub fn parse_notifications(xml: &str) -> Result<OutboundMessage, OutboundError> 
             Event::Start(e) | Event::Empty(e) if message.root_closed => {
                 return Err(OutboundError::Unexpected(format!(
                     "<{}> after the Envelope",
-                    e.local_name().as_ref()
+                    shown(e.local_name().as_ref())
                 )));
             }
             Event::Start(e) => {
@@ -451,7 +461,7 @@ pub fn parse_notifications(xml: &str) -> Result<OutboundMessage, OutboundError> 
         }
     }
     if let Some((_, name)) = stack.last() {
-        return Err(OutboundError::Truncated(name.clone()));
+        return Err(OutboundError::Truncated(shown(name)));
     }
     if !message.root_seen {
         return Err(OutboundError::NotANotification);

@@ -293,3 +293,15 @@ fn replies() {
     assert!(fault.contains("bad &lt;secret&gt;"));
     assert!(fault_envelope(false, "x").contains("soapenv:Server"));
 }
+
+#[test]
+fn names_from_the_message_are_cut_short_in_errors() {
+    let long = "u".repeat(5_000);
+    let wrong = SAMPLE.replace(
+        r#"<notifications xmlns="http://soap.sforce.com/2005/09/outbound">"#,
+        &format!(r#"<notifications xmlns="urn:{long}">"#),
+    );
+    let e = parse_notifications(&wrong).unwrap_err();
+    assert!(matches!(e, OutboundError::WrongNamespace { .. }), "{e}");
+    assert!(e.to_string().len() < 400, "{e}");
+}
