@@ -530,6 +530,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the store's counts"),
     }
+    match daemon.store().oldest_pending_notifications().await {
+        Ok(oldest) => {
+            let ages = crate::status::inbox_ages(&oldest, chrono::Utc::now());
+            for org in [Org::A, Org::B] {
+                let age = ages.get(org.as_str()).copied().unwrap_or(0);
+                gauges.inbox_oldest_age.push((org.as_str(), age));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the inbox's oldest row"),
+    }
     let text = render_metrics(&daemon.metrics().lock(), &gauges);
     (
         StatusCode::OK,
@@ -561,6 +571,8 @@ struct Gauges {
     paused: Vec<(&'static str, bool)>,
     /// (direction, when it last finished a pass with every record handled).
     last_success: Vec<(&'static str, chrono::DateTime<chrono::Utc>)>,
+    /// (org, seconds since its oldest pending notification was received; 0 when none).
+    inbox_oldest_age: Vec<(&'static str, u64)>,
 }
 
 /// The Prometheus text exposition (format 0.0.4) of the counters and gauges (pure).
@@ -709,6 +721,16 @@ fn render_metrics(c: &Counters, g: &Gauges) -> String {
         g.inbox
             .iter()
             .map(|(org, n)| (format!("org=\"{org}\""), n.to_string()))
+            .collect(),
+    );
+    family(
+        out,
+        "orgsync_inbox_oldest_age_seconds",
+        "gauge",
+        "Seconds since the oldest unprocessed notification was received, by org (0 when none).",
+        g.inbox_oldest_age
+            .iter()
+            .map(|(org, age)| (format!("org=\"{org}\""), age.to_string()))
             .collect(),
     );
     family(
@@ -872,6 +894,7 @@ mod tests {
                 "a_to_b",
                 chrono::DateTime::from_timestamp(1_700_000_000, 500_000_000).expect("time"),
             )],
+            inbox_oldest_age: vec![("a", 0), ("b", 75)],
         };
         let text = render_metrics(&metrics.lock(), &gauges);
         assert!(text.contains("orgsync_records_synced_total{direction=\"a_to_b\"} 3\n"));
@@ -903,6 +926,7 @@ mod tests {
         assert!(text.contains("orgsync_failures{state=\"waiting\"} 2\n"));
         assert!(text.contains("orgsync_failures_by_class{class=\"needs_edit\"} 2\n"));
         assert!(text.contains("orgsync_failures_by_class{class=\"transient\"} 1\n"));
+        assert!(text.contains("orgsync_inbox_oldest_age_seconds{org=\"b\"} 75\n"));
         assert!(text.contains("orgsync_outbound_messages_total{org=\"a\",result=\"acked\"} 1\n"));
         for line in text.lines() {
             assert!(

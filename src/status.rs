@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Settings;
@@ -111,6 +112,27 @@ pub struct InboxCounts {
     /// Notifications received and not yet processed, both orgs.
     pub pending: u64,
     pub by_org: BTreeMap<String, u64>,
+    /// Per org, seconds since the oldest unprocessed notification was received (0 when none
+    /// is pending): a row the worker cannot process shows here, growing.
+    pub oldest_age_seconds: BTreeMap<String, u64>,
+}
+
+/// Seconds since each org's oldest unprocessed notification was received, at `now`, for
+/// both orgs (0 when an org has none pending; never negative, whatever the clocks do).
+pub fn inbox_ages(
+    oldest: &BTreeMap<Org, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> BTreeMap<String, u64> {
+    [Org::A, Org::B]
+        .iter()
+        .map(|org| {
+            let age = oldest
+                .get(org)
+                .map(|at| u64::try_from((now - *at).num_seconds()).unwrap_or(0))
+                .unwrap_or(0);
+            (org.as_str().to_string(), age)
+        })
+        .collect()
 }
 
 /// Builds the report from what the store returned (pure).
@@ -193,6 +215,8 @@ pub fn build_report(
         inbox: InboxCounts {
             pending: by_org.values().sum(),
             by_org,
+            // Filled in by `collect`, which reads the receipt times.
+            oldest_age_seconds: inbox_ages(&BTreeMap::new(), Utc::now()),
         },
     }
 }
@@ -242,6 +266,8 @@ pub async fn collect(store: &Store, settings: &Settings) -> Result<StatusReport,
             );
         }
     }
+    report.inbox.oldest_age_seconds =
+        inbox_ages(&store.oldest_pending_notifications().await?, Utc::now());
     Ok(report)
 }
 
@@ -378,10 +404,31 @@ pub fn render_text(report: &StatusReport) -> String {
             String::new()
         }
     );
+    let waiting = report
+        .inbox
+        .by_org
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(org, n)| {
+            let age = report
+                .inbox
+                .oldest_age_seconds
+                .get(org)
+                .copied()
+                .unwrap_or(0);
+            format!("{org}: {n}, the oldest received {age} s ago")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
     let _ = writeln!(
         out,
-        "Inbox     {} unprocessed notifications",
-        report.inbox.pending
+        "Inbox     {} unprocessed notifications{}",
+        report.inbox.pending,
+        if waiting.is_empty() {
+            String::new()
+        } else {
+            format!(" ({waiting})")
+        }
     );
     out
 }
@@ -498,6 +545,12 @@ mod tests {
         assert_eq!(report.links.total, 4);
         assert_eq!(report.inbox.pending, 4);
         assert_eq!(report.inbox.by_org["a"], 0);
+        assert_eq!(report.inbox.oldest_age_seconds["a"], 0);
+        let mut report = report;
+        let received = at - chrono::Duration::seconds(90);
+        report.inbox.oldest_age_seconds = inbox_ages(&BTreeMap::from([(Org::B, received)]), at);
+        assert_eq!(report.inbox.oldest_age_seconds["b"], 90);
+        assert_eq!(report.inbox.oldest_age_seconds["a"], 0);
         let text = render_text(&report);
         assert!(text.contains("cycle 4 running"), "{text}");
         assert!(text.contains("b_to_a  none yet"), "{text}");
@@ -505,8 +558,30 @@ mod tests {
             text.contains("Links     4 (Account 1, Opportunity 3)"),
             "{text}"
         );
+        assert!(
+            text.contains(
+                "Inbox     4 unprocessed notifications (b: 4, the oldest received 90 s ago)"
+            ),
+            "{text}"
+        );
         let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["inbox"]["oldest_age_seconds"]["b"], 90);
         assert_eq!(json["last_cycles"]["a_to_b"]["outcome"], "running");
         assert!(json["last_cycles"]["b_to_a"].is_null());
+    }
+
+    #[test]
+    fn inbox_ages_are_per_org_zero_when_empty_and_never_negative() {
+        let now = chrono::Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+        let oldest = BTreeMap::from([
+            (Org::A, now - chrono::Duration::seconds(3_600)),
+            // a receipt time ahead of this clock (another host wrote it)
+            (Org::B, now + chrono::Duration::seconds(5)),
+        ]);
+        let ages = inbox_ages(&oldest, now);
+        assert_eq!(ages["a"], 3_600);
+        assert_eq!(ages["b"], 0);
+        let none = inbox_ages(&BTreeMap::new(), now);
+        assert_eq!(none, BTreeMap::from([("a".into(), 0), ("b".into(), 0)]));
     }
 }

@@ -5,7 +5,8 @@
 //! Files: `client` (sessions, the request loop), `auth` (logins), `query`, `collections`,
 //! `describe` (describe and limits), `soql` (the SOQL builder), `error`, `retry`, `usage`
 //! (`Sforce-Limit-Info`, call counts, API budget), `org_port` (the engine's `OrgPort` over the
-//! client), `outbound` (Outbound Messaging notifications and their Ack).
+//! client), `outbound` (Outbound Messaging notifications and their Ack), `ids` (record id
+//! checks: key prefix and checksum).
 
 mod auth;
 mod client;
@@ -13,6 +14,7 @@ mod collections;
 mod describe;
 mod error;
 pub mod gate;
+pub mod ids;
 mod org_port;
 pub mod outbound;
 mod query;

@@ -5,6 +5,8 @@
 //! messages (out of order, sometimes twice), so inserts are deduplicated on (org,
 //! notification id): a redelivery is accepted and ignored.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
@@ -119,6 +121,29 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(from_row).collect()
+    }
+
+    /// When the oldest unprocessed notification of each org was received (orgs with none are
+    /// absent): how long the inbox has been waiting, for `status` and `/metrics`.
+    pub async fn oldest_pending_notifications(
+        &self,
+    ) -> Result<BTreeMap<Org, DateTime<Utc>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT org, min(received_at) AS oldest FROM inbox
+             WHERE processed_at IS NULL GROUP BY org",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut oldest = BTreeMap::new();
+        for row in &rows {
+            let org: String = row.try_get("org")?;
+            let at: String = row.try_get("oldest")?;
+            oldest.insert(
+                org.parse().map_err(StoreError::Corrupt)?,
+                parse_timestamp(&at)?,
+            );
+        }
+        Ok(oldest)
     }
 
     /// Marks notifications processed (outside a page; e.g. ones for another object).

@@ -2,7 +2,8 @@
 //! decide per row with the pure functions of `plan`, write the target through collections, and
 //! record every row's outcome together with the page's watermark in one store transaction.
 //! The same page pipeline serves the failure-queue retries and the inbox drain (records
-//! fetched fresh by id; neither moves the watermark).
+//! fetched fresh by id; neither moves the watermark; the child module `drain` holds the drain
+//! and the fetch by id, which isolates the ids a source refuses).
 //!
 //! Pages of the watermark query overlap (`batch.in_flight` Salesforce calls at once, reads
 //! running ahead of the pages): each page reads its links, triages and looks up its targets
@@ -49,6 +50,10 @@ use crate::store::{
     CycleCounts, CycleOutcome, Direction, FailureClass, Link, LinkWrite, NewFailure,
     NewNotification, Org, RetryPolicy, StoreError,
 };
+
+#[path = "drain.rs"]
+mod drain;
+use drain::Rejected;
 
 /// Records per sObject Collections call (Salesforce's limit).
 const COLLECTION_LIMIT: usize = 200;
@@ -261,10 +266,18 @@ pub enum PassError {
 enum PipelineMode {
     /// The watermark query: the failure-queue rule applies, the watermark moves.
     Changes,
-    /// Failure retries: rows fetched fresh; `missing` ids no longer exist in the source.
-    Retry { missing: Vec<String> },
-    /// Inbox drain: these inbox items are processed with the page.
-    Inbox { item_ids: Vec<i64> },
+    /// Failure retries: rows fetched fresh; `missing` ids no longer exist in the source;
+    /// `rejected` ids the source refuses to be queried by (failed again, for an operator).
+    Retry {
+        missing: Vec<String>,
+        rejected: Vec<Rejected>,
+    },
+    /// Inbox drain: these inbox items are processed with the page; the `rejected` ids (ones
+    /// the source refuses to be queried by) go to the failure queue.
+    Inbox {
+        item_ids: Vec<i64>,
+        rejected: Vec<Rejected>,
+    },
 }
 
 /// Whether a page committed or the pass must pause.
@@ -678,14 +691,18 @@ where
                 break;
             }
             let ids: Vec<String> = due.iter().map(|f| f.source_id.clone()).collect();
-            let retry = |rows: &[SourceRow]| {
-                let found: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            let retry = |rows: &[SourceRow], rejected: Vec<Rejected>| {
+                let found: HashSet<&str> = rows
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .chain(rejected.iter().map(|r| r.id.as_str()))
+                    .collect();
                 let missing = ids
                     .iter()
                     .filter(|id| !found.contains(id.as_str()))
                     .cloned()
                     .collect();
-                PipelineMode::Retry { missing }
+                PipelineMode::Retry { missing, rejected }
             };
             if let Some(paused) = self.process_fetched(&ids, retry, &mut report).await? {
                 report.outcome = paused;
@@ -694,80 +711,6 @@ where
         }
         report.api_calls = self.calls_made() - before;
         Ok(report)
-    }
-
-    /// Drains the source org's inbox (push notifications and reverse carries): each record
-    /// fetched fresh by id and run through the page pipeline.
-    pub async fn drain_inbox(&self, cancel: &CancellationToken) -> Result<PassReport, PassError> {
-        let mut report = PassReport::default();
-        let before = self.calls_made();
-        let mut seen: HashSet<i64> = HashSet::new();
-        let limit = u32::try_from(self.config.page_size).unwrap_or(u32::MAX);
-        loop {
-            if cancel.is_cancelled() {
-                report.outcome = PassOutcome::Cancelled;
-                break;
-            }
-            let pending = self
-                .store
-                .pending_notifications(self.source_org(), limit)
-                .await?;
-            let pending: Vec<_> = pending.into_iter().filter(|i| seen.insert(i.id)).collect();
-            if pending.is_empty() {
-                break;
-            }
-            let (ours, others): (Vec<_>, Vec<_>) = pending
-                .into_iter()
-                .partition(|i| i.object.eq_ignore_ascii_case(&self.config.object));
-            if !others.is_empty() {
-                tracing::warn!(
-                    cycle = self.config.cycle,
-                    direction = %self.config.direction,
-                    count = others.len(),
-                    "inbox items for another object are set aside as processed"
-                );
-                let ids: Vec<i64> = others.iter().map(|i| i.id).collect();
-                self.store.mark_processed(&ids).await?;
-            }
-            if ours.is_empty() {
-                continue;
-            }
-            let mut ids: Vec<String> = Vec::new();
-            for item in &ours {
-                if !ids.contains(&item.record_id) {
-                    ids.push(item.record_id.clone());
-                }
-            }
-            let inbox = |_: &[SourceRow]| PipelineMode::Inbox {
-                item_ids: ours.iter().map(|i| i.id).collect(),
-            };
-            if let Some(paused) = self.process_fetched(&ids, inbox, &mut report).await? {
-                report.outcome = paused;
-                break;
-            }
-        }
-        report.api_calls = self.calls_made() - before;
-        Ok(report)
-    }
-
-    /// Fetches `ids` fresh from the source and runs the rows found through the page pipeline
-    /// as one page, in the mode `mode` makes of them. Returns the pause that ends the loop.
-    async fn process_fetched(
-        &self,
-        ids: &[String],
-        mode: impl FnOnce(&[SourceRow]) -> PipelineMode,
-        report: &mut PassReport,
-    ) -> Result<Option<PassOutcome>, PassError> {
-        let rows = match self.fetch_by_ids(ids).await {
-            Ok(rows) => rows,
-            Err(FetchError::Paused(org, e)) => return Ok(Some(self.paused(org, e))),
-            Err(FetchError::Pass(e)) => return Err(e),
-        };
-        let mode = mode(&rows);
-        match self.process_page(rows, mode, report).await? {
-            PageResult::Committed => Ok(None),
-            PageResult::Paused(org, e) => Ok(Some(self.paused(org, e))),
-        }
     }
 
     fn paused(&self, org: Org, e: PortError) -> PassOutcome {
@@ -1455,7 +1398,8 @@ where
                     report.watermark = report.watermark.max(Some(max));
                 }
             }
-            PipelineMode::Retry { missing } => {
+            PipelineMode::Retry { missing, rejected } => {
+                self.record_rejected(&mut tx, rejected, report).await?;
                 for id in missing {
                     tracing::info!(
                         cycle = cfg.cycle,
@@ -1466,7 +1410,8 @@ where
                     tx.clear_failure(cfg.direction, &cfg.object, id).await?;
                 }
             }
-            PipelineMode::Inbox { item_ids } => {
+            PipelineMode::Inbox { item_ids, rejected } => {
+                self.record_rejected(&mut tx, rejected, report).await?;
                 tx.mark_processed(item_ids).await?;
             }
         }

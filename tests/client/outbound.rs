@@ -22,13 +22,13 @@ fn the_simulators_messages_parse_and_our_ack_is_an_ack() {
         })
         .collect();
     let xml = sfsim::outbound::envelope(
-        "00D000000000001AAA",
+        "00D000000000001EAA",
         "04k000000000001AAA",
         "http://127.0.0.1:1",
         &records,
     );
     let message = parse_notifications(&xml).unwrap();
-    assert_eq!(message.organization_id, "00D000000000001AAA");
+    assert_eq!(message.organization_id, "00D000000000001EAA");
     assert_eq!(message.notifications.len(), 3);
     for (i, n) in message.notifications.iter().enumerate() {
         assert_eq!(n.id, format!("04l00000000000{i}AAA"));
