@@ -174,6 +174,7 @@ fn router(state: Arc<OrgState>) -> Router {
         .route("/services/data/{version}/{*rest}", any(rest::rest))
         .nest("/__sim", control::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(reply::buffer_body))
         .with_state(state)
 }
 

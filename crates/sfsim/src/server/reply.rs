@@ -74,3 +74,30 @@ pub fn parse_json(bytes: &[u8]) -> Result<Json, ApiError> {
         )
     })
 }
+
+/// Largest request body any endpoint reads; the whole body is read before a handler runs.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// Middleware reading every request body (up to [`MAX_REQUEST_BYTES`]) before the handler
+/// runs. A handler that answers early (404, 401, a fault) would otherwise leave the body
+/// unread, and hyper then closes the kept-alive connection without `Connection: close`: the
+/// client's next request on that socket fails (EPIPE, "socket hang up"). A body over the limit
+/// is answered 413 `REQUEST_ENTITY_TOO_LARGE` with `Connection: close`, announcing the close.
+pub async fn buffer_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match read_body(body, MAX_REQUEST_BYTES).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            let mut r = api_error(&e);
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    }
+}

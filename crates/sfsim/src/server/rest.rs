@@ -31,7 +31,7 @@ pub const MIN_BATCH_SIZE: usize = 200;
 /// Records per sObject Collections call.
 pub const MAX_COLLECTION_RECORDS: usize = 200;
 /// Largest REST request body accepted.
-pub const MAX_REST_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_REST_BODY_BYTES: usize = super::reply::MAX_REQUEST_BYTES;
 /// Longest URI accepted (reference §5: 414 above 16,384 bytes).
 pub const MAX_URI_BYTES: usize = 16_384;
 /// The API versions `GET /services/data` lists.
