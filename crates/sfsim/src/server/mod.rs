@@ -5,6 +5,7 @@
 
 mod auth;
 pub mod control;
+mod delivery;
 mod reply;
 mod rest;
 mod soap;
@@ -141,7 +142,7 @@ pub async fn start_org(config: OrgConfig, addr: &str) -> std::io::Result<SimOrg>
             tracing::error!(org = %org_name, error = %e, "server stopped");
         }
     });
-    tokio::spawn(crate::outbound::run_delivery(Arc::downgrade(&state)));
+    tokio::spawn(delivery::run_delivery(Arc::downgrade(&state)));
     info!(org = %name, url = %base_url, org_id = %org_id, "org listening");
     Ok(SimOrg {
         name,
