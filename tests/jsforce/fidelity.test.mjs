@@ -212,3 +212,40 @@ test('a malformed query is reported with errorCode MALFORMED_QUERY', async () =>
     return true;
   });
 });
+
+test('identity() answers for the logged-in user, after SOAP and OAuth logins', async () => {
+  const soapConn = new jsforce.Connection({ loginUrl: base, version: VERSION });
+  const info = await soapConn.login(USER, PASSWORD + TOKEN);
+  const id = await soapConn.identity();
+  assert.equal(id.user_id, info.id);
+  assert.equal(id.organization_id, info.organizationId);
+  assert.equal(id.username, USER);
+  assert.equal(id.id, `${base}/id/${info.organizationId}/${info.id}`);
+  assert.match(id.urls.rest, /\/services\/data\/v/);
+
+  const conn = await oauthConnection();
+  const again = await conn.identity();
+  assert.equal(again.username, USER);
+  assert.equal(conn.userInfo.id, again.user_id);
+});
+
+test('logout() ends the session, by SOAP and by OAuth revoke', async () => {
+  const soapConn = new jsforce.Connection({ loginUrl: base, version: VERSION });
+  await soapConn.login(USER, PASSWORD + TOKEN);
+  const soapToken = soapConn.accessToken;
+  await soapConn.logout();
+  const stale = new jsforce.Connection({ instanceUrl: base, accessToken: soapToken, version: VERSION });
+  await assert.rejects(stale.query('SELECT Id FROM User'), (err) => {
+    assert.equal(err.errorCode, 'INVALID_SESSION_ID');
+    return true;
+  });
+
+  const conn = await oauthConnection();
+  const oauthToken = conn.accessToken;
+  await conn.logout();
+  const staleOauth = new jsforce.Connection({ instanceUrl: base, accessToken: oauthToken, version: VERSION });
+  await assert.rejects(staleOauth.query('SELECT Id FROM User'), (err) => {
+    assert.equal(err.errorCode, 'INVALID_SESSION_ID');
+    return true;
+  });
+});

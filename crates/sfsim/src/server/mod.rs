@@ -6,6 +6,7 @@
 mod auth;
 pub mod control;
 mod delivery;
+mod identity;
 mod reply;
 mod rest;
 mod soap;
@@ -168,6 +169,15 @@ fn router(state: Arc<OrgState>) -> Router {
     Router::new()
         .route("/services/Soap/u/{version}", post(auth::soap_login))
         .route("/services/oauth2/token", post(auth::oauth_token))
+        .route(
+            "/services/oauth2/revoke",
+            post(auth::oauth_revoke).get(auth::oauth_revoke),
+        )
+        .route(
+            "/services/oauth2/userinfo",
+            get(identity::userinfo).post(identity::userinfo),
+        )
+        .route("/id/{org}/{user}", get(identity::identity))
         .route("/services/data", get(rest::versions))
         .route("/services/data/", get(rest::versions))
         .route("/services/data/{version}", any(rest::version_root))

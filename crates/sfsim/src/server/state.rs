@@ -3,7 +3,7 @@
 //! handlers share sits in one [`OrgState`] behind short-lived locks (never held across an
 //! `await`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -148,6 +148,8 @@ pub struct OrgState {
     pub users: Vec<SimUser>,
     pub db: Mutex<OrgDb>,
     pub sessions: Mutex<HashMap<String, Session>>,
+    /// Refresh tokens revoked through `/services/oauth2/revoke`: refused from then on.
+    pub revoked_refresh_tokens: Mutex<HashSet<String>>,
     pub cursors: Mutex<HashMap<String, OpenCursor>>,
     pub faults: Mutex<Faults>,
     /// Current use of the daily API allowance.
@@ -180,6 +182,7 @@ impl OrgState {
             users,
             db: Mutex::new(db),
             sessions: Mutex::new(HashMap::new()),
+            revoked_refresh_tokens: Mutex::new(HashSet::new()),
             cursors: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
             api_usage: Mutex::new(0),
@@ -250,6 +253,31 @@ impl OrgState {
 
     pub fn session_ttl_secs(&self) -> u64 {
         lock(&self.faults).session_ttl_secs
+    }
+
+    /// Ends one session (SOAP `logout`, revoking an access token). Whether it was live.
+    pub fn end_session(&self, token: &str) -> bool {
+        self.session(token).is_some() && lock(&self.sessions).remove(token).is_some()
+    }
+
+    /// The user of a refresh token that has not been revoked.
+    pub fn refresh_token_user(&self, token: &str) -> Option<&SimUser> {
+        if lock(&self.revoked_refresh_tokens).contains(token) {
+            return None;
+        }
+        self.users.iter().find(|u| u.refresh_token == token)
+    }
+
+    /// Revokes a refresh token and every session of its user, as Salesforce revokes a refresh
+    /// token "and any associated access tokens". Whether the token was valid.
+    pub fn revoke_refresh_token(&self, token: &str) -> bool {
+        let Some(user) = self.refresh_token_user(token) else {
+            return false;
+        };
+        let user_id = user.id.clone();
+        lock(&self.revoked_refresh_tokens).insert(token.to_string());
+        lock(&self.sessions).retain(|_, s| s.user_id != user_id);
+        true
     }
 
     pub fn expire_sessions(&self) {

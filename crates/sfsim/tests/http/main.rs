@@ -6,5 +6,6 @@ mod connection;
 mod control;
 mod dml;
 mod helpers;
+mod identity;
 mod outbound;
 mod query;

@@ -289,7 +289,7 @@ async fn route(call: &Call<'_>, seg: &[String], body: Body) -> Outcome {
         [] => Outcome::new(
             "describe",
             if m == Method::GET {
-                Ok(version_resources(call.version))
+                Ok(version_resources(call))
             } else {
                 Err(method_not_allowed(&m, "GET,HEAD"))
             },
@@ -417,11 +417,13 @@ async fn route(call: &Call<'_>, seg: &[String], body: Body) -> Outcome {
     }
 }
 
-fn version_resources(version: &str) -> Response {
-    let base = format!("/services/data/v{version}");
+/// The resources of a version, with `identity`: the caller's absolute identity URL.
+fn version_resources(call: &Call<'_>) -> Response {
+    let base = format!("/services/data/v{}", call.version);
     json_reply(
         200,
         &json!({
+            "identity": super::identity::identity_url(call.state, &call.session.user_id),
             "sobjects": format!("{base}/sobjects"),
             "query": format!("{base}/query"),
             "queryAll": format!("{base}/queryAll"),
