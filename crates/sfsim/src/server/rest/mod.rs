@@ -9,6 +9,7 @@
 //! `collections`.
 
 mod collections;
+mod layouts;
 mod query;
 
 use std::collections::HashMap;
@@ -349,6 +350,22 @@ async fn route(call: &Call<'_>, seg: &[String], body: Body) -> Outcome {
                 Err(method_not_allowed(&m, "GET,HEAD"))
             },
         ),
+        ["sobjects", object, "describe", sub] => Outcome::new(
+            "describe",
+            if m == Method::GET {
+                describe_part(call, object, sub, None)
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            },
+        ),
+        ["sobjects", object, "describe", "layouts", record_type] => Outcome::new(
+            "describe",
+            if m == Method::GET {
+                describe_part(call, object, "layouts", Some(record_type))
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            },
+        ),
         ["sobjects", object, which @ ("deleted" | "updated")] => {
             let kind = if *which == "deleted" {
                 "deleted"
@@ -415,6 +432,31 @@ async fn route(call: &Call<'_>, seg: &[String], body: Body) -> Outcome {
         },
         _ => Outcome::unrouted(ApiError::not_found()),
     }
+}
+
+/// `describe/layouts[/{recordTypeId}]`, `describe/compactLayouts`, `describe/approvalLayouts`.
+fn describe_part(
+    call: &Call<'_>,
+    object: &str,
+    part: &str,
+    record_type: Option<&str>,
+) -> Result<Response, ApiError> {
+    let db = lock(&call.state.db);
+    let obj = db.schema().object(object).ok_or_else(ApiError::not_found)?;
+    let body = match (part, record_type) {
+        ("layouts", None) => layouts::layouts(obj, call.version),
+        ("layouts", Some(rt)) => layouts::layout_for_record_type(obj, rt).ok_or_else(|| {
+            ApiError::new(
+                404,
+                "NOT_FOUND",
+                format!("The requested resource does not exist: record type {rt}"),
+            )
+        })?,
+        ("compactLayouts", None) => layouts::compact_layouts(),
+        ("approvalLayouts", None) => layouts::approval_layouts(),
+        _ => return Err(ApiError::not_found()),
+    };
+    Ok(json_reply(200, &body))
 }
 
 /// The resources of a version, with `identity`: the caller's absolute identity URL.
