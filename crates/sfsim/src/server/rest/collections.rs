@@ -38,6 +38,10 @@ fn item_json(r: DmlResult, upsert: bool) -> Json {
             }
             m.insert("success".into(), json!(false));
             m.insert("errors".into(), json!(errors));
+            if upsert {
+                // Every UpsertResult has `created`; a failed or rolled-back item created nothing.
+                m.insert("created".into(), json!(false));
+            }
             Json::Object(m)
         }
     }
