@@ -10,6 +10,7 @@ use serde_json::{Map, Value as Json};
 use super::{OrgDb, RowRef};
 use crate::error::ApiError;
 use crate::ids;
+use crate::soql::ast::ForClause;
 use crate::soql::eval::render;
 use crate::soql::plan::Plan;
 use crate::value::Value;
@@ -39,6 +40,10 @@ impl QueryCursor {
     /// Whether this is a `SELECT COUNT()` query.
     pub fn is_count(&self) -> bool {
         self.plan.count_only
+    }
+    /// The query's `FOR VIEW` / `FOR REFERENCE` clause.
+    pub fn for_clause(&self) -> Option<ForClause> {
+        self.plan.for_clause
     }
 }
 
@@ -120,6 +125,24 @@ impl OrgDb {
                 }),
         );
         Ok(out)
+    }
+
+    /// The ids of a cursor's first `limit` rows (deleted rows left out).
+    pub fn row_ids(&self, cursor: &QueryCursor, limit: usize) -> Vec<String> {
+        let object = cursor.plan.object;
+        let (Some(table), Some(obj)) = (self.tables.get(object), self.schema.objects.get(object))
+        else {
+            return Vec::new();
+        };
+        cursor
+            .rows
+            .iter()
+            .filter_map(|slot| table.records.get(*slot as usize))
+            .filter(|rec| !rec.deleted)
+            .filter_map(|rec| rec.values.get(obj.system.id).and_then(Value::as_str))
+            .take(limit)
+            .map(str::to_string)
+            .collect()
     }
 
     /// GET sobjects/{object}/{id}[?fields=a,b]: 404 NOT_FOUND when absent or deleted.

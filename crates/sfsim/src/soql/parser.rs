@@ -5,7 +5,9 @@
 
 use crate::error::ApiError;
 
-use super::ast::{CmpOp, Condition, DateLiteral, Literal, OrderItem, Path, Query, SelectItem};
+use super::ast::{
+    CmpOp, Condition, DateLiteral, ForClause, Literal, OrderItem, Path, Query, SelectItem,
+};
 use super::lexer::{Token, TokenKind, tokenize, unexpected};
 
 /// Parses a whole query.
@@ -41,7 +43,7 @@ pub fn parse_condition(src: &str) -> Result<Condition, ApiError> {
 
 const RESERVED: &[&str] = &[
     "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "LIMIT", "OFFSET",
-    "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "GROUP", "HAVING",
+    "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "GROUP", "HAVING", "FOR",
 ];
 
 /// Nesting deeper than this (parentheses and NOTs) is refused rather than risking the stack.
@@ -170,6 +172,17 @@ impl Parser {
         } else {
             None
         };
+        let for_clause = if self.eat_kw("FOR") {
+            if self.eat_kw("VIEW") {
+                Some(ForClause::View)
+            } else if self.eat_kw("REFERENCE") {
+                Some(ForClause::Reference)
+            } else {
+                return Err(self.unexpected());
+            }
+        } else {
+            None
+        };
         Ok(Query {
             select,
             from,
@@ -177,6 +190,7 @@ impl Parser {
             order_by,
             limit,
             offset,
+            for_clause,
         })
     }
 
@@ -381,6 +395,27 @@ mod tests {
 
     fn p(s: &str) -> Query {
         parse(s).unwrap_or_else(|e| panic!("{s}: {e:?}"))
+    }
+
+    #[test]
+    fn for_view_and_for_reference_end_a_query() {
+        assert_eq!(p("SELECT Id FROM A").for_clause, None);
+        assert_eq!(
+            p("SELECT Id FROM A LIMIT 5 FOR VIEW").for_clause,
+            Some(ForClause::View)
+        );
+        assert_eq!(
+            p("SELECT Id FROM A WHERE Name = 'x' for reference").for_clause,
+            Some(ForClause::Reference)
+        );
+        assert_eq!(
+            err("SELECT Id FROM A FOR UPDATE"),
+            "unexpected token: 'UPDATE'"
+        );
+        assert_eq!(
+            err("SELECT Id FROM A FOR VIEW LIMIT 5"),
+            "unexpected token: 'LIMIT'"
+        );
     }
 
     fn err(s: &str) -> String {

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::schema::{FieldType, Schema};
 use crate::value::Value;
 
-use super::ast::{CmpOp, Condition, DateLiteral, Literal, Path, Query, SelectItem};
+use super::ast::{CmpOp, Condition, DateLiteral, ForClause, Literal, Path, Query, SelectItem};
 use super::lexer::LikePart;
 
 /// Salesforce's largest OFFSET.
@@ -92,6 +92,8 @@ pub struct Plan {
     pub order: Vec<OrderKey>,
     pub limit: Option<usize>,
     pub offset: usize,
+    /// `FOR VIEW` / `FOR REFERENCE`.
+    pub for_clause: Option<ForClause>,
 }
 
 fn no_such_column(name: &str, entity: &str) -> ApiError {
@@ -182,6 +184,7 @@ pub fn plan(query: &Query, schema: &Schema, now: DateTime<Utc>) -> Result<Plan, 
             .limit
             .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
         offset: query.offset.unwrap_or(0) as usize,
+        for_clause: query.for_clause,
     })
 }
 

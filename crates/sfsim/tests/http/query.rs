@@ -182,3 +182,67 @@ async fn malformed_queries() {
     assert_eq!(r.status, 400);
     assert_eq!(org.stats()["calls"]["query"], json!(6));
 }
+
+#[tokio::test]
+async fn for_view_and_for_reference_fill_the_recently_viewed_list() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    let ids = seed(&org, opportunities("Recent", 5));
+    let r = a.get("recent").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body, json!([]));
+    let q = a
+        .query("SELECT Id, Name FROM Opportunity WHERE Name = 'Recent 00001' FOR VIEW")
+        .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    assert_eq!(q.body["totalSize"], json!(1));
+    let q = a
+        .query("SELECT Id FROM Opportunity WHERE Name = 'Recent 00003' FOR REFERENCE")
+        .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    // A plain query marks nothing.
+    a.query("SELECT Id FROM Opportunity WHERE Name = 'Recent 00004'")
+        .await;
+    let r = a.get("recent").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let items = r.body.as_array().expect("items");
+    assert_eq!(items.len(), 2, "{}", r.text);
+    assert_eq!(items[0]["Id"], json!(ids[3]));
+    assert_eq!(items[0]["Name"], json!("Recent 00003"));
+    assert_eq!(items[0]["attributes"]["type"], json!("Opportunity"));
+    assert_eq!(items[1]["Id"], json!(ids[1]));
+    let r = a.get("recent?limit=1").await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(1));
+    let r = a.get("recent?limit=x").await;
+    assert_eq!(r.status, 400);
+    // The object's resource lists its recent items; another user has none.
+    let info = a.get("sobjects/Opportunity").await;
+    assert_eq!(info.body["recentItems"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        a.get("sobjects/Account").await.body["recentItems"],
+        json!([])
+    );
+    let human = crate::helpers::token_for(&org, &org.human_username).await;
+    let other = crate::helpers::Api {
+        http: reqwest::Client::new(),
+        base: org.base_url.clone(),
+        token: human,
+    };
+    assert_eq!(other.get("recent").await.body, json!([]));
+    // A deleted record leaves the list.
+    assert_eq!(
+        a.delete(&format!("sobjects/Opportunity/{}", ids[3]))
+            .await
+            .status,
+        204
+    );
+    let r = a.get("recent").await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(1), "{}", r.text);
+    let bad = a.query("SELECT Id FROM Opportunity FOR UPDATE").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.error_code(), "MALFORMED_QUERY");
+    assert_eq!(
+        a.get("").await.body["recent"],
+        json!(format!("/services/data/v{}/recent", crate::helpers::V))
+    );
+}

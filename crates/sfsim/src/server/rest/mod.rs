@@ -11,6 +11,7 @@
 mod collections;
 mod layouts;
 mod query;
+mod recent;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::auth::authenticate;
 use super::reply::{api_error, json_reply, no_content, parse_json, read_body};
-use super::state::{OrgState, RequestLogEntry, Session, lock};
+use super::state::{MAX_RECENT, OrgState, RequestLogEntry, Session, lock};
 use crate::db::{DmlContext, DmlOp, DmlResult, OrgDb};
 use crate::error::{ApiError, ItemError};
 use collections::{CollOp, collections_delete, collections_retrieve, collections_write};
@@ -318,6 +319,15 @@ async fn route(call: &Call<'_>, seg: &[String], body: Body) -> Outcome {
                 Err(method_not_allowed(&m, "GET,HEAD"))
             },
         ),
+        ["recent"] => Outcome::new(
+            "recent",
+            if m == Method::GET {
+                recent::limit_param(call.params.get("limit").map(String::as_str))
+                    .map(|n| json_reply(200, &Json::Array(recent::items(call, None, n))))
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            },
+        ),
         ["limits"] => Outcome::new(
             "limits",
             if m == Method::GET {
@@ -466,6 +476,7 @@ fn version_resources(call: &Call<'_>) -> Response {
         200,
         &json!({
             "identity": super::identity::identity_url(call.state, &call.session.user_id),
+            "recent": format!("{base}/recent"),
             "sobjects": format!("{base}/sobjects"),
             "query": format!("{base}/query"),
             "queryAll": format!("{base}/queryAll"),
@@ -494,11 +505,15 @@ fn limits(state: &OrgState) -> Response {
 }
 
 fn sobject_info(call: &Call<'_>, object: &str) -> Result<Response, ApiError> {
-    let db = lock(&call.state.db);
-    let obj = db.schema().object(object).ok_or_else(ApiError::not_found)?;
+    let entry = {
+        let db = lock(&call.state.db);
+        let obj = db.schema().object(object).ok_or_else(ApiError::not_found)?;
+        obj.global_entry(call.version)
+    };
+    let recent = recent::items(call, Some(object), MAX_RECENT);
     Ok(json_reply(
         200,
-        &json!({"objectDescribe": obj.global_entry(call.version), "recentItems": []}),
+        &json!({"objectDescribe": entry, "recentItems": recent}),
     ))
 }
 

@@ -1,4 +1,5 @@
-//! Query and queryAll with cursor paging (`nextRecordsUrl`, `Sforce-Query-Options`).
+//! Query and queryAll with cursor paging (`nextRecordsUrl`, `Sforce-Query-Options`); `FOR
+//! VIEW` / `FOR REFERENCE` put the returned records on the caller's recently viewed list.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use super::{Call, batch_size};
 use crate::db::OrgDb;
 use crate::error::ApiError;
 use crate::server::reply::json_reply;
-use crate::server::state::lock;
+use crate::server::state::{MAX_RECENT, lock};
 
 fn query_page(
     call: &Call<'_>,
@@ -53,6 +54,10 @@ pub(super) fn query(
     let now = call.state.now();
     let db = lock(&call.state.db);
     let cursor = Arc::new(db.query_cursor(soql, include_deleted, now)?);
+    if cursor.for_clause().is_some() {
+        let ids = db.row_ids(&cursor, MAX_RECENT);
+        call.state.mark_recent(&call.session.user_id, &ids);
+    }
     query_page(call, &db, cursor, None, 0, batch)
 }
 
