@@ -12,6 +12,33 @@ use crate::soql::plan::{Filter, Operand, Plan};
 use crate::value::Value;
 
 impl OrgDb {
+    /// The index the fast paths of [`OrgDb::execute`] would lead with, by field name: `Id`,
+    /// a value-indexed field, or `SystemModstamp` (a bounded or ordered walk of its index);
+    /// `None` for a table scan.
+    pub(super) fn leading_index(&self, plan: &Plan, include_deleted: bool) -> Option<String> {
+        let obj = &self.schema.objects[plan.object];
+        let conjuncts: Vec<&Filter> = match &plan.filter {
+            Some(Filter::And(terms)) => terms.iter().collect(),
+            Some(f) => vec![f],
+            None => Vec::new(),
+        };
+        let field = if id_candidates(&conjuncts, obj.system.id).is_some() {
+            Some(obj.system.id)
+        } else if let Some((field, _)) =
+            indexed_candidates(&conjuncts, obj).filter(|_| !include_deleted)
+        {
+            Some(field)
+        } else {
+            let bounded = plan
+                .filter
+                .as_ref()
+                .and_then(|f| modstamp_bounds(f, obj.system.system_modstamp))
+                .is_some();
+            (bounded || index_order(plan, obj).is_some()).then_some(obj.system.system_modstamp)
+        };
+        field.map(|f| obj.fields[f].name.clone())
+    }
+
     /// The slots of the rows a plan selects, in order, after OFFSET and LIMIT.
     pub(super) fn execute(&self, plan: &Plan, include_deleted: bool) -> Vec<u32> {
         let oi = plan.object;

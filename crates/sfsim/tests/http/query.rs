@@ -246,3 +246,58 @@ async fn for_view_and_for_reference_fill_the_recently_viewed_list() {
         json!(format!("/services/data/v{}/recent", crate::helpers::V))
     );
 }
+
+#[tokio::test]
+async fn explain_answers_with_plans_or_the_query_error() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    seed(&org, opportunities("Plan", 10));
+    let explain = |soql: &str| {
+        a.request(reqwest::Method::GET, "query")
+            .query(&[("explain", soql)])
+            .send()
+    };
+    let r = crate::helpers::Reply::from(
+        explain("SELECT Id FROM Opportunity WHERE Name = 'Plan 00003'")
+            .await
+            .expect("explain"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let plans = r.body["plans"].as_array().expect("plans");
+    assert_eq!(plans.len(), 2, "{}", r.text);
+    assert_eq!(plans[0]["leadingOperationType"], json!("Index"));
+    assert_eq!(plans[0]["fields"], json!(["Name"]));
+    assert_eq!(plans[0]["cardinality"], json!(1));
+    assert_eq!(plans[0]["sobjectCardinality"], json!(10));
+    assert_eq!(plans[0]["sobjectType"], json!("Opportunity"));
+    assert_eq!(plans[1]["leadingOperationType"], json!("TableScan"));
+    assert!(plans[1]["relativeCost"].is_number());
+    assert!(plans[0]["notes"].is_array());
+    // An unindexed filter: the table scan alone.
+    let r = crate::helpers::Reply::from(
+        explain("SELECT Id FROM Opportunity WHERE Amount > 4")
+            .await
+            .expect("explain"),
+    )
+    .await;
+    let plans = r.body["plans"].as_array().expect("plans");
+    assert_eq!(plans.len(), 1, "{}", r.text);
+    assert_eq!(plans[0]["cardinality"], json!(5));
+    // Errors are the query's; a report or list view id is INVALID_ID.
+    let r = crate::helpers::Reply::from(explain("SELECT FROM").await.expect("explain")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "MALFORMED_QUERY");
+    let r = crate::helpers::Reply::from(
+        explain("SELECT Nope FROM Opportunity")
+            .await
+            .expect("explain"),
+    )
+    .await;
+    assert_eq!(r.error_code(), "INVALID_FIELD");
+    let r = crate::helpers::Reply::from(explain("00O000000000001").await.expect("explain")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "INVALID_ID");
+    assert_eq!(org.calls("explain"), 5);
+    assert_eq!(org.calls("query"), 0);
+}

@@ -296,6 +296,19 @@ async fn route(call: &Call<'_>, seg: &[String], body: Body) -> Outcome {
                 Err(method_not_allowed(&m, "GET,HEAD"))
             },
         ),
+        ["query"] if call.params.contains_key("explain") && !call.params.contains_key("q") => {
+            let target = call.params.get("explain").cloned().unwrap_or_default();
+            let result = if m == Method::GET {
+                query::explain(call, &target)
+            } else {
+                Err(method_not_allowed(&m, "GET,HEAD"))
+            };
+            Outcome {
+                kind: Some("explain"),
+                soql: Some(target),
+                result,
+            }
+        }
         ["query"] | ["queryAll"] => {
             let all = s[0] == "queryAll";
             let kind = if all { "query_all" } else { "query" };

@@ -61,6 +61,30 @@ pub(super) fn query(
     query_page(call, &db, cursor, None, 0, batch)
 }
 
+/// `query?explain=SOQL`: the query's plans (not counted as a query of rows). A report or list
+/// view id (sfsim has none) is `INVALID_ID`.
+pub(super) fn explain(call: &Call<'_>, target: &str) -> Result<Response, ApiError> {
+    let target = target.trim();
+    let looks_like_soql = target
+        .get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("SELECT"));
+    if !looks_like_soql && crate::ids::is_valid(target) {
+        return Err(ApiError::new(
+            400,
+            "INVALID_ID",
+            format!("invalid report or list view id: {target}"),
+        ));
+    }
+    if target.is_empty() {
+        return Err(ApiError::malformed_query(
+            "A query string must be provided with the explain parameter",
+        ));
+    }
+    let now = call.state.now();
+    let db = lock(&call.state.db);
+    Ok(json_reply(200, &db.explain(target, now)?))
+}
+
 fn invalid_locator() -> ApiError {
     ApiError::new(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
 }
