@@ -249,3 +249,29 @@ test('logout() ends the session, by SOAP and by OAuth revoke', async () => {
     return true;
   });
 });
+
+test('a custom object added through /__sim/schema: create, retrieve, upsert, query, delete', async () => {
+  const conn = await oauthConnection();
+  await control('/__sim/schema', {
+    object: 'BigTable__c',
+    label: 'Big Table',
+    fields: [
+      { name: 'Ext_Id__c', type: 'string', length: 40, externalId: true, unique: true },
+      { name: 'Score__c', type: 'double' },
+    ],
+  });
+  const d = await conn.sobject('BigTable__c').describe();
+  assert.equal(d.custom, true);
+  const created = await conn.sobject('BigTable__c').create({ Name: 'Row 1', Ext_Id__c: 'R-1', Score__c: 1 });
+  assert.ok(created.success);
+  const upserted = await conn.sobject('BigTable__c').upsert([{ Ext_Id__c: 'R-1', Score__c: 2 }, { Ext_Id__c: 'R-2', Name: 'Row 2' }], 'Ext_Id__c');
+  assert.deepEqual(upserted.map((r) => [r.success, r.created]), [[true, false], [true, true]]);
+  const rec = await conn.sobject('BigTable__c').retrieve(created.id);
+  assert.equal(rec.Score__c, 2);
+  const res = await conn.query('SELECT Id, Name FROM BigTable__c ORDER BY Name');
+  assert.deepEqual(res.records.map((r) => r.Name), ['Row 1', 'Row 2']);
+  const del = await conn.sobject('BigTable__c').destroy(created.id);
+  assert.ok(del.success);
+  const left = await conn.query('SELECT COUNT() FROM BigTable__c');
+  assert.equal(left.totalSize, 1);
+});

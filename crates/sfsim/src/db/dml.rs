@@ -197,6 +197,13 @@ impl OrgDb {
         let obj = &self.schema.objects[oi];
         let id = self.ids.next_id(&obj.key_prefix);
         values[obj.system.id] = Value::Str(id.clone());
+        // A custom object's record created without a Name is named by its id.
+        if obj.custom
+            && let Some(n) = obj.name_field
+            && values[n].is_null()
+        {
+            values[n] = Value::Str(id.clone());
+        }
         let name = obj.name.clone();
         self.push_record(
             oi,

@@ -284,6 +284,15 @@ impl OrgDb {
         json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects})
     }
 
+    /// Adds a custom object (see [`Schema::add_object`]) with an empty table. Returns its key
+    /// prefix.
+    pub fn add_object(&mut self, spec: &Map<String, Json>) -> Result<String, ApiError> {
+        let oi = self.schema.add_object(spec)?;
+        self.tables
+            .resize_with(self.schema.objects.len(), Table::default);
+        Ok(self.schema.objects[oi].key_prefix.clone())
+    }
+
     /// Adds a custom field (name ends in `__c`) from a spec like
     /// `{"object":"Opportunity","name":"Ext_Id__c","type":"string","externalId":true,"unique":true}`.
     pub fn add_field(&mut self, spec: &Json) -> Result<(), ApiError> {

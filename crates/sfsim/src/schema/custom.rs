@@ -1,12 +1,93 @@
-//! Custom fields (and objects) added at run time through `/__sim/schema`, with Salesforce's
-//! naming rules.
+//! Custom fields and custom objects added at run time through `/__sim/schema`, with
+//! Salesforce's naming rules.
 
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 
-use super::{FieldDef, FieldType, Schema};
+use super::{FieldDef, FieldType, ObjectDef, Schema, standard::owner};
 use crate::error::ApiError;
 
+/// Key prefixes of custom objects, in the order they are added: `a00`, `a01`, ... `a0z`,
+/// `a10`, ... (Salesforce hands out `a0X`-style prefixes per org).
+pub fn custom_key_prefix(n: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let hi = DIGITS[(n / 62) % 62] as char;
+    let lo = DIGITS[n % 62] as char;
+    format!("a{hi}{lo}")
+}
+
 impl Schema {
+    /// Adds a custom object from a spec like `{"object":"BigTable__c","label":"Big Table",
+    /// "labelPlural":"Big Tables","fields":[{"name":"Ext_Id__c","externalId":true}, ...]}`:
+    /// the object gets the system fields, `Name` (text 80; the record id when a create leaves
+    /// it out, as Salesforce does), `OwnerId`, then the listed custom fields (field specs
+    /// without `object`). Returns the object's index.
+    pub fn add_object(&mut self, spec: &Map<String, Json>) -> Result<usize, ApiError> {
+        let bad = |m: String| ApiError::new(400, "INVALID_TYPE", m);
+        let name = spec
+            .get("object")
+            .and_then(Json::as_str)
+            .ok_or_else(|| bad("object spec needs \"object\"".into()))?;
+        validate_custom_name(name).map_err(bad)?;
+        if self.object_index(name).is_some() {
+            return Err(ApiError::new(
+                400,
+                "DUPLICATE_DEVELOPER_NAME",
+                format!("There is already an object named {name}."),
+            ));
+        }
+        let fields = match spec.get("fields") {
+            None => Vec::new(),
+            Some(Json::Array(list)) => list.clone(),
+            Some(_) => return Err(bad("\"fields\" must be a list of field specs".into())),
+        };
+        let stem = name[..name.len() - 3].replace('_', " ");
+        let label = spec
+            .get("label")
+            .and_then(Json::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| stem.clone());
+        let plural = spec
+            .get("labelPlural")
+            .and_then(Json::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{label}s"));
+        let mut record_name = FieldDef::new("Name", &format!("{label} Name"), FieldType::String)
+            .length(80)
+            .id_lookup()
+            .name_field();
+        record_name.nillable = false;
+        record_name.defaulted_on_create = true;
+        let customs = self.objects.iter().filter(|o| o.custom).count();
+        let mut obj = ObjectDef::new(
+            name,
+            &plural,
+            &custom_key_prefix(customs),
+            vec![record_name, owner()],
+        );
+        obj.label = label;
+        obj.custom = true;
+        // Validate every field against a copy first: the object is added whole or not at all.
+        let mut trial = self.clone();
+        trial.push_object(obj.clone());
+        for f in &fields {
+            let mut f = f
+                .as_object()
+                .cloned()
+                .ok_or_else(|| bad("each field spec must be a JSON object".into()))?;
+            f.insert("object".into(), Json::String(name.to_string()));
+            trial.add_field(&Json::Object(f))?;
+        }
+        *self = trial;
+        self.object_index(name)
+            .ok_or_else(|| bad(format!("object {name} was not added")))
+    }
+
+    fn push_object(&mut self, obj: ObjectDef) {
+        self.by_name
+            .insert(obj.name.to_ascii_lowercase(), self.objects.len());
+        self.objects.push(obj);
+    }
+
     /// Adds a custom field from a spec like
     /// `{"object":"Opportunity","name":"Ext_Id__c","type":"string","externalId":true,"unique":true}`.
     /// Optional keys: `label`, `length`, `required`, `picklistValues`, `referenceTo`,
@@ -128,6 +209,47 @@ fn validate_custom_name(name: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn add_object_builds_a_custom_object_whole_or_not_at_all() {
+        let mut s = Schema::standard();
+        let spec = json!({"object": "BigTable__c", "label": "Big Table", "fields": [
+            {"name": "Ext_Id__c", "type": "string", "externalId": true, "unique": true},
+            {"name": "Score__c", "type": "double"},
+            {"name": "Account__c", "type": "reference", "referenceTo": "Account"},
+        ]});
+        let oi = s
+            .add_object(spec.as_object().expect("spec"))
+            .expect("added");
+        let o = &s.objects[oi];
+        assert!(o.custom);
+        assert_eq!(o.key_prefix, "a00");
+        assert_eq!(o.label, "Big Table");
+        assert_eq!(o.label_plural, "Big Tables");
+        assert!(o.field("Name").is_some_and(|f| !f.is_required()));
+        assert!(o.field("OwnerId").is_some());
+        assert!(o.field("ext_id__c").is_some_and(|f| f.external_id));
+        assert_eq!(
+            o.relationship_index("Account__r"),
+            o.field_index("Account__c")
+        );
+        assert_eq!(s.object_for_id("a00000000000001"), Some(oi));
+        let again = s.add_object(spec.as_object().expect("spec"));
+        assert_eq!(
+            again.map_err(|e| e.error_code),
+            Err("DUPLICATE_DEVELOPER_NAME".to_string())
+        );
+        let broken = json!({"object": "Other__c", "fields": [{"name": "NoSuffix"}]});
+        assert!(s.add_object(broken.as_object().expect("spec")).is_err());
+        assert!(
+            s.object("Other__c").is_none(),
+            "a failed object is not half added"
+        );
+        let not_custom = json!({"object": "Plain"});
+        assert!(s.add_object(not_custom.as_object().expect("spec")).is_err());
+        assert_eq!(custom_key_prefix(1), "a01");
+        assert_eq!(custom_key_prefix(62), "a10");
+    }
 
     #[test]
     fn add_field_validates_and_registers() {

@@ -322,6 +322,8 @@ pub struct ObjectDef {
     pub system: SystemFields,
     /// Position of the `Name` field, if the object has one.
     pub name_field: Option<usize>,
+    /// A custom object (`__c`), added through `/__sim/schema`.
+    pub custom: bool,
     by_name: HashMap<String, usize>,
     by_relationship: HashMap<String, usize>,
 }
@@ -387,6 +389,7 @@ impl ObjectDef {
                 system_modstamp: 0,
             },
             name_field: None,
+            custom: false,
             by_name: HashMap::new(),
             by_relationship: HashMap::new(),
         };
@@ -466,7 +469,7 @@ impl ObjectDef {
         json!({
             "activateable": false,
             "createable": true,
-            "custom": false,
+            "custom": self.custom,
             "customSetting": false,
             "deletable": true,
             "deprecatedAndHidden": false,

@@ -156,7 +156,7 @@ impl Schema {
 }
 
 /// `OwnerId`: required, but defaulted to the writing user on create.
-fn owner() -> FieldDef {
+pub(super) fn owner() -> FieldDef {
     let mut f =
         FieldDef::new("OwnerId", "Owner ID", FieldType::Reference).reference("User", "Owner");
     f.nillable = false;

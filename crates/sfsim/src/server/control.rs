@@ -344,6 +344,10 @@ async fn clock_post(State(state): State<Arc<OrgState>>, body: Body) -> Response 
 
 async fn schema_post(State(state): State<Arc<OrgState>>, body: Body) -> Response {
     let r = match body_object(body).await {
+        // A spec without a field `name` is a custom object.
+        Ok(spec) if !spec.contains_key("name") => lock(&state.db)
+            .add_object(&spec)
+            .map(|prefix| json!({"ok": true, "keyPrefix": prefix})),
         Ok(spec) => {
             let spec = Json::Object(spec);
             lock(&state.db)

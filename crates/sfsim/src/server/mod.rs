@@ -238,9 +238,18 @@ impl SimOrg {
         *state::lock(&self.state.clock_offset_ms) = offset_ms;
     }
 
-    /// Same as `POST /__sim/schema`.
+    /// Same as `POST /__sim/schema` with a field spec.
     pub fn add_field(&self, spec: &Json) -> Result<(), ApiError> {
         self.db().add_field(spec)
+    }
+
+    /// Same as `POST /__sim/schema` with an object spec (no `name`): adds a custom object and
+    /// returns its key prefix.
+    pub fn add_object(&self, spec: &Json) -> Result<String, ApiError> {
+        let spec = spec.as_object().ok_or_else(|| {
+            ApiError::new(400, "INVALID_TYPE", "object spec must be a JSON object")
+        })?;
+        self.db().add_object(spec)
     }
 
     /// Same as `POST /__sim/records`: writes up to 10,000 records in one step.

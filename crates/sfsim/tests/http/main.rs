@@ -8,5 +8,6 @@ mod describe;
 mod dml;
 mod helpers;
 mod identity;
+mod objects;
 mod outbound;
 mod query;
