@@ -510,7 +510,14 @@ mod tests {
         assert_eq!(f.db.describe("Nope").expect_err("404").status, 404);
         let g = f.db.describe_global();
         assert_eq!(g["maxBatchSize"], 200);
-        assert_eq!(g["sobjects"].as_array().map(Vec::len), Some(3));
+        let global: Vec<&str> = g["sobjects"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|o| o["name"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            global,
+            ["Account", "Opportunity", "User", "Contact", "Task"]
+        );
         assert_eq!(
             f.db.describe_version("Account", "59.0").expect("d")["urls"]["sobject"],
             "/services/data/v59.0/sobjects/Account"

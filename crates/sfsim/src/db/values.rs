@@ -23,7 +23,9 @@ impl OrgDb {
             .fields
             .iter()
             .map(|f| {
-                if f.field_type == FieldType::Boolean {
+                if let Some(d) = &f.default_value {
+                    Value::Str(d.clone())
+                } else if f.field_type == FieldType::Boolean {
                     Value::Bool(false)
                 } else {
                     Value::Null
@@ -188,6 +190,7 @@ impl OrgDb {
         if obj.name == "Opportunity" {
             compute_opportunity(obj, &mut values, &old_values, &assigned, mode);
         }
+        compute_derived(obj, &mut values);
         // Required fields.
         let missing: Vec<String> = obj
             .fields
@@ -312,6 +315,38 @@ impl OrgDb {
         values[sys.last_modified_by_id] = Value::Str(ctx.user_id.clone());
         values[sys.system_modstamp] = Value::DateTime(now);
         Ok(values)
+    }
+}
+
+/// Contact's compound Name (FirstName LastName) and Task's IsClosed (Status Completed).
+fn compute_derived(obj: &ObjectDef, values: &mut [Value]) {
+    let text = |values: &[Value], name: &str| {
+        obj.field_index(name)
+            .and_then(|i| values[i].as_str())
+            .map(str::to_string)
+    };
+    match obj.name.as_str() {
+        "Contact" => {
+            let parts: Vec<String> = [text(values, "FirstName"), text(values, "LastName")]
+                .into_iter()
+                .flatten()
+                .filter(|p| !p.is_empty())
+                .collect();
+            if let Some(n) = obj.field_index("Name") {
+                values[n] = if parts.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Str(parts.join(" "))
+                };
+            }
+        }
+        "Task" => {
+            let closed = text(values, "Status").as_deref() == Some("Completed");
+            if let Some(c) = obj.field_index("IsClosed") {
+                values[c] = Value::Bool(closed);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -148,6 +148,11 @@ pub struct FieldDef {
     pub reference_to: Option<String>,
     pub relationship_name: Option<String>,
     pub picklist_values: Vec<String>,
+    /// The value a create gives the field when the body leaves it out (picklist defaults).
+    pub default_value: Option<String>,
+    /// For references: the parent's name for its children in SOQL subqueries
+    /// (`Account.Contacts`), when the relationship has one.
+    pub child_relationship: Option<String>,
 }
 
 impl FieldDef {
@@ -184,6 +189,8 @@ impl FieldDef {
             reference_to: None,
             relationship_name: None,
             picklist_values: Vec::new(),
+            default_value: None,
+            child_relationship: None,
         }
     }
 
@@ -225,6 +232,20 @@ impl FieldDef {
     fn reference(mut self, to: &str, relationship: &str) -> Self {
         self.reference_to = Some(to.to_string());
         self.relationship_name = Some(relationship.to_string());
+        self
+    }
+
+    /// The children's relationship name on the parent (`Contacts` for Contact.AccountId).
+    fn children(mut self, name: &str) -> Self {
+        self.child_relationship = Some(name.to_string());
+        self
+    }
+
+    /// Required, but a create without it gets `value` (Task.Status, Task.Priority).
+    fn defaulted(mut self, value: &str) -> Self {
+        self.nillable = false;
+        self.defaulted_on_create = true;
+        self.default_value = Some(value.to_string());
         self
     }
 
@@ -518,6 +539,22 @@ pub struct Schema {
 pub use standard::OPPORTUNITY_STAGES;
 
 impl Schema {
+    /// The child object and its reference field behind a child relationship name of
+    /// `parent` (`Contacts` on Account -> Contact.AccountId).
+    pub fn child_relationship(&self, parent: &str, name: &str) -> Option<(usize, usize)> {
+        self.objects.iter().enumerate().find_map(|(oi, o)| {
+            o.fields
+                .iter()
+                .position(|f| {
+                    f.reference_to.as_deref() == Some(parent)
+                        && f.child_relationship
+                            .as_deref()
+                            .is_some_and(|r| r.eq_ignore_ascii_case(name))
+                })
+                .map(|fi| (oi, fi))
+        })
+    }
+
     /// Position of an object, by case-insensitive name.
     pub fn object_index(&self, name: &str) -> Option<usize> {
         self.by_name.get(&name.to_ascii_lowercase()).copied()
@@ -540,11 +577,10 @@ impl Schema {
         for child in &self.objects {
             for f in &child.fields {
                 if f.reference_to.as_deref() == Some(object) {
-                    let rel = if child.name == "Opportunity" && f.name == "AccountId" {
-                        json!("Opportunities")
-                    } else {
-                        Json::Null
-                    };
+                    let rel = f
+                        .child_relationship
+                        .as_ref()
+                        .map_or(Json::Null, |r| json!(r));
                     out.push(json!({
                         "cascadeDelete": child.name == "Opportunity" && f.name == "AccountId",
                         "childSObject": child.name,

@@ -20,7 +20,8 @@ pub const OPPORTUNITY_STAGES: &[(&str, f64)] = &[
 ];
 
 impl Schema {
-    /// Account, Opportunity and User as in a new org (the fields orgsync and its tests use).
+    /// Account, Opportunity, User, Contact and Task as in a new org (the fields orgsync, its
+    /// tests and jsforce's use).
     pub fn standard() -> Schema {
         use FieldType as T;
         let account = ObjectDef::new(
@@ -74,6 +75,7 @@ impl Schema {
                 FieldDef::new("BillingState", "Billing State/Province", T::String).length(80),
                 FieldDef::new("BillingPostalCode", "Billing Zip/Postal Code", T::String).length(20),
                 FieldDef::new("BillingCountry", "Billing Country", T::String).length(80),
+                FieldDef::new("LastActivityDate", "Last Activity", T::Date).read_only(),
             ],
         );
         let stages: Vec<&str> = OPPORTUNITY_STAGES.iter().map(|(s, _)| *s).collect();
@@ -87,7 +89,8 @@ impl Schema {
             ids::OPPORTUNITY_PREFIX,
             vec![
                 FieldDef::new("AccountId", "Account ID", T::Reference)
-                    .reference("Account", "Account"),
+                    .reference("Account", "Account")
+                    .children("Opportunities"),
                 owner(),
                 FieldDef::new("Name", "Name", T::String)
                     .length(120)
@@ -118,6 +121,65 @@ impl Schema {
                 is_won,
             ],
         );
+        let contact = ObjectDef::new(
+            "Contact",
+            "Contacts",
+            ids::CONTACT_PREFIX,
+            vec![
+                FieldDef::new("AccountId", "Account ID", T::Reference)
+                    .reference("Account", "Account")
+                    .children("Contacts"),
+                owner(),
+                FieldDef::new("FirstName", "First Name", T::String).length(40),
+                FieldDef::new("LastName", "Last Name", T::String)
+                    .length(80)
+                    .required(),
+                // Compound: FirstName and LastName, set by the server.
+                FieldDef::new("Name", "Full Name", T::String)
+                    .length(121)
+                    .read_only()
+                    .name_field(),
+                FieldDef::new("Email", "Email", T::Email),
+                FieldDef::new("Phone", "Business Phone", T::Phone),
+                FieldDef::new("Title", "Title", T::String).length(128),
+                FieldDef::new("Description", "Contact Description", T::Textarea),
+                FieldDef::new("LastActivityDate", "Last Activity", T::Date).read_only(),
+            ],
+        );
+        let mut task_closed = FieldDef::new("IsClosed", "Closed", T::Boolean).read_only();
+        task_closed.nillable = false;
+        let task = ObjectDef::new(
+            "Task",
+            "Tasks",
+            ids::TASK_PREFIX,
+            vec![
+                // Salesforce's WhoId (Contact or Lead) and WhatId (Account, Opportunity, ...)
+                // are polymorphic; here each refers to one object.
+                FieldDef::new("WhoId", "Name ID", T::Reference)
+                    .reference("Contact", "Who")
+                    .children("Tasks"),
+                FieldDef::new("WhatId", "Related To ID", T::Reference)
+                    .reference("Account", "What")
+                    .children("Tasks"),
+                owner(),
+                FieldDef::new("Subject", "Subject", T::String),
+                FieldDef::new("ActivityDate", "Due Date Only", T::Date),
+                FieldDef::new("Status", "Status", T::Picklist)
+                    .picklist(&[
+                        "Not Started",
+                        "In Progress",
+                        "Completed",
+                        "Waiting on someone else",
+                        "Deferred",
+                    ])
+                    .defaulted("Not Started"),
+                FieldDef::new("Priority", "Priority", T::Picklist)
+                    .picklist(&["High", "Normal", "Low"])
+                    .defaulted("Normal"),
+                FieldDef::new("Description", "Description", T::Textarea),
+                task_closed,
+            ],
+        );
         let user = ObjectDef::new(
             "User",
             "Users",
@@ -145,7 +207,7 @@ impl Schema {
             objects: Vec::new(),
             by_name: HashMap::new(),
         };
-        for o in [account, opportunity, user] {
+        for o in [account, opportunity, user, contact, task] {
             schema
                 .by_name
                 .insert(o.name.to_ascii_lowercase(), schema.objects.len());

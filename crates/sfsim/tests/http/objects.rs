@@ -94,3 +94,84 @@ async fn a_custom_object_added_by_the_control_api_supports_crud() {
     control(&org, "reset", Some(json!({}))).await;
     assert_eq!(a.get("sobjects/BigTable__c/describe").await.status, 404);
 }
+
+#[tokio::test]
+async fn contact_and_task_are_standard_objects_with_their_lookups() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    let acc = a.post("sobjects/Account", &json!({"Name": "Acme"})).await;
+    let acc_id = acc.body["id"].as_str().expect("account").to_string();
+    let c = a
+        .post(
+            "sobjects/Contact",
+            &json!({"FirstName": "Ada", "LastName": "Lovelace", "AccountId": acc_id}),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.text);
+    let contact_id = c.body["id"].as_str().expect("contact").to_string();
+    assert!(contact_id.starts_with("003"), "{contact_id}");
+    let missing = a
+        .post("sobjects/Contact", &json!({"FirstName": "No"}))
+        .await;
+    assert_eq!(
+        missing.body[0]["errorCode"],
+        json!("REQUIRED_FIELD_MISSING")
+    );
+    let t = a
+        .post(
+            "sobjects/Task",
+            &json!({"Subject": "Call", "WhoId": contact_id, "WhatId": acc_id, "ActivityDate": "2026-12-01"}),
+        )
+        .await;
+    assert_eq!(t.status, 201, "{}", t.text);
+    let task_id = t.body["id"].as_str().expect("task").to_string();
+    assert!(task_id.starts_with("00T"), "{task_id}");
+    let q = a
+        .query(&format!(
+            "SELECT Subject, Status, Priority, IsClosed, Who.Name, What.Name FROM Task WHERE Id = '{task_id}'"
+        ))
+        .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    let row = &q.body["records"][0];
+    assert_eq!(row["Status"], json!("Not Started"));
+    assert_eq!(row["Priority"], json!("Normal"));
+    assert_eq!(row["IsClosed"], json!(false));
+    assert_eq!(row["Who"]["Name"], json!("Ada Lovelace"));
+    assert_eq!(row["What"]["Name"], json!("Acme"));
+    let done = a
+        .patch(
+            &format!("sobjects/Task/{task_id}"),
+            &json!({"Status": "Completed"}),
+        )
+        .await;
+    assert_eq!(done.status, 204, "{}", done.text);
+    let got = a.get(&format!("sobjects/Task/{task_id}")).await;
+    assert_eq!(got.body["IsClosed"], json!(true));
+    // The lookup is checked: a Task's WhoId must be a Contact.
+    let wrong = a
+        .post("sobjects/Task", &json!({"Subject": "x", "WhoId": acc_id}))
+        .await;
+    assert_eq!(wrong.status, 400, "{}", wrong.text);
+    let q = a.query("SELECT Name, Account.Name FROM Contact").await;
+    assert_eq!(q.body["records"][0]["Account"]["Name"], json!("Acme"));
+    // Account.LastActivityDate exists (read-only).
+    let d = a.get("sobjects/Account/describe").await;
+    let lad = d.body["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|f| f["name"] == json!("LastActivityDate"))
+        .cloned()
+        .expect("LastActivityDate");
+    assert_eq!(lad["type"], json!("date"));
+    assert_eq!(lad["updateable"], json!(false));
+    let q = a.query("SELECT Id, LastActivityDate FROM Account").await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    let rels = d.body["childRelationships"].to_string();
+    assert!(
+        rels.contains("\"Contacts\"")
+            && rels.contains("\"Opportunities\"")
+            && rels.contains("\"Tasks\""),
+        "{rels}"
+    );
+}
