@@ -275,3 +275,21 @@ test('a custom object added through /__sim/schema: create, retrieve, upsert, que
   const left = await conn.query('SELECT COUNT() FROM BigTable__c');
   assert.equal(left.totalSize, 1);
 });
+
+test('a parent-to-child subquery nests the children, and describe lists the relationship', async () => {
+  const conn = await oauthConnection();
+  const acc = await conn.sobject('Account').create({ Name: 'Subquery Parent' });
+  await conn.sobject('Contact').create([
+    { LastName: 'Second', AccountId: acc.id },
+    { LastName: 'First', AccountId: acc.id },
+  ]);
+  const res = await conn.query(
+    `SELECT Id, Name, (SELECT Id, LastName FROM Contacts ORDER BY LastName) FROM Account WHERE Id = '${acc.id}'`,
+  );
+  assert.equal(res.totalSize, 1);
+  const contacts = res.records[0].Contacts;
+  assert.equal(contacts.totalSize, 2);
+  assert.deepEqual(contacts.records.map((c) => c.LastName), ['First', 'Second']);
+  const d = await conn.sobject('Account').describe();
+  assert.ok(d.childRelationships.some((r) => r.relationshipName === 'Contacts' && r.childSObject === 'Contact'));
+});

@@ -380,6 +380,26 @@ impl RecordAccess for OrgDb {
             .unwrap_or(&NULL)
     }
 
+    fn children(&self, row: RowRef, object: usize, ref_field: usize) -> Vec<RowRef> {
+        let Some(parent) = self.schema.objects.get(row.object as usize) else {
+            return Vec::new();
+        };
+        let id = self.value(row, parent.system.id).clone();
+        let Some(table) = self.tables.get(object) else {
+            return Vec::new();
+        };
+        // Reference fields have a value index (live rows), in slot = Id order.
+        let mut slots = table.lookup(ref_field, &id);
+        slots.sort_unstable();
+        slots
+            .into_iter()
+            .map(|slot| RowRef {
+                object: object as u32,
+                slot,
+            })
+            .collect()
+    }
+
     fn parent(&self, row: RowRef, ref_field: usize, object: usize) -> Option<RowRef> {
         let id = self.value(row, ref_field).as_str()?;
         let (o, slot) = *self.locations.get(id)?;

@@ -31,6 +31,9 @@ pub enum SelectItem {
     Field(Path),
     /// `COUNT()`.
     Count,
+    /// A parent-to-child subquery, `(SELECT Id FROM Contacts)`: its FROM names a child
+    /// relationship of the outer object.
+    Subquery(Box<Query>),
 }
 
 /// A dotted field path as written: `Name`, `Account.Name`, `Account.Owner.Name`.

@@ -201,6 +201,19 @@ impl Parser {
             self.expect(TokenKind::RParen)?;
             return Ok(SelectItem::Count);
         }
+        if self.peek().kind == TokenKind::LParen
+            && matches!(&self.peek_at(1).kind, TokenKind::Ident(s) if s.eq_ignore_ascii_case("SELECT"))
+        {
+            self.advance();
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(self.unexpected());
+            }
+            let inner = self.query()?;
+            self.depth -= 1;
+            self.expect(TokenKind::RParen)?;
+            return Ok(SelectItem::Subquery(Box::new(inner)));
+        }
         Ok(SelectItem::Field(self.path()?))
     }
 
@@ -395,6 +408,21 @@ mod tests {
 
     fn p(s: &str) -> Query {
         parse(s).unwrap_or_else(|e| panic!("{s}: {e:?}"))
+    }
+
+    #[test]
+    fn subqueries_are_select_items() {
+        let q = p(
+            "SELECT Id, (SELECT Id, Name FROM Contacts WHERE Name LIKE 'A%' ORDER BY Name LIMIT 5) FROM Account",
+        );
+        assert_eq!(q.select.len(), 2);
+        let SelectItem::Subquery(inner) = &q.select[1] else {
+            panic!("{:?}", q.select[1]);
+        };
+        assert_eq!(inner.from, "Contacts");
+        assert_eq!(inner.limit, Some(5));
+        assert_eq!(q.from, "Account");
+        assert!(parse("SELECT Id, (SELECT Id FROM Contacts FROM Account").is_err());
     }
 
     #[test]

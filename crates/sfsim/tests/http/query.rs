@@ -301,3 +301,82 @@ async fn explain_answers_with_plans_or_the_query_error() {
     assert_eq!(org.calls("explain"), 5);
     assert_eq!(org.calls("query"), 0);
 }
+
+#[tokio::test]
+async fn parent_to_child_subqueries_nest_the_children() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    let mut accounts = Vec::new();
+    for name in ["Acme", "Empty"] {
+        let r = a.post("sobjects/Account", &json!({"Name": name})).await;
+        accounts.push(r.body["id"].as_str().expect("id").to_string());
+    }
+    for last in ["Zed", "Adams", "Brown"] {
+        let r = a
+            .post(
+                "sobjects/Contact",
+                &json!({"LastName": last, "AccountId": accounts[0]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = a
+        .post(
+            "sobjects/Opportunity",
+            &json!({"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2026-12-31", "AccountId": accounts[0]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let q = a
+        .query(
+            "SELECT Id, Name, (SELECT Id, LastName FROM Contacts WHERE LastName != 'Zed' ORDER BY LastName), \
+             (SELECT Name FROM Opportunities) FROM Account ORDER BY Name",
+        )
+        .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    let acme = &q.body["records"][0];
+    assert_eq!(acme["Name"], json!("Acme"));
+    assert_eq!(acme["Contacts"]["totalSize"], json!(2), "{}", q.text);
+    assert_eq!(acme["Contacts"]["done"], json!(true));
+    let names: Vec<&str> = acme["Contacts"]["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|c| c["LastName"].as_str())
+        .collect();
+    assert_eq!(names, ["Adams", "Brown"]);
+    assert_eq!(
+        acme["Contacts"]["records"][0]["attributes"]["type"],
+        json!("Contact")
+    );
+    assert_eq!(acme["Opportunities"]["records"][0]["Name"], json!("Deal"));
+    let empty = &q.body["records"][1];
+    assert_eq!(empty["Contacts"], json!(null));
+    assert_eq!(empty["Opportunities"], json!(null));
+    let limited = a
+        .query("SELECT Id, (SELECT Id FROM Contacts ORDER BY LastName DESC LIMIT 1) FROM Account WHERE Name = 'Acme'")
+        .await;
+    assert_eq!(
+        limited.body["records"][0]["Contacts"]["totalSize"],
+        json!(1)
+    );
+    let bad = a
+        .query("SELECT Id, (SELECT Id FROM Nothings) FROM Account")
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.error_code(), "INVALID_TYPE");
+    let bad = a
+        .query("SELECT Id, (SELECT Nope FROM Contacts) FROM Account")
+        .await;
+    assert_eq!(bad.error_code(), "INVALID_FIELD");
+    let d = a.get("sobjects/Account/describe").await;
+    let contacts = d.body["childRelationships"]
+        .as_array()
+        .expect("childRelationships")
+        .iter()
+        .find(|r| r["relationshipName"] == json!("Contacts"))
+        .cloned()
+        .expect("Contacts");
+    assert_eq!(contacts["childSObject"], json!("Contact"));
+    assert_eq!(contacts["field"], json!("AccountId"));
+}
