@@ -293,3 +293,18 @@ test('a parent-to-child subquery nests the children, and describe lists the rela
   const d = await conn.sobject('Account').describe();
   assert.ok(d.childRelationships.some((r) => r.relationshipName === 'Contacts' && r.childSObject === 'Contact'));
 });
+
+test('FOR VIEW marks records recently viewed: recent() lists them; explain() answers with plans', async () => {
+  const conn = await oauthConnection();
+  const acc = await conn.sobject('Account').create({ Name: 'Viewed Account' });
+  await conn.query(`SELECT Id, Name FROM Account WHERE Id = '${acc.id}' FOR VIEW`);
+  const recent = await conn.recent();
+  assert.equal(recent[0].Id, acc.id);
+  assert.equal(recent[0].Name, 'Viewed Account');
+  const ofType = await conn.recent('Account', 5);
+  assert.ok(ofType.some((r) => r.Id === acc.id));
+  const plan = await conn.query("SELECT Id FROM Account WHERE Name = 'Viewed Account'").explain();
+  assert.ok(Array.isArray(plan.plans) && plan.plans.length >= 1);
+  assert.equal(plan.plans[0].sobjectType, 'Account');
+  assert.equal(plan.plans[0].leadingOperationType, 'Index');
+});
