@@ -206,3 +206,20 @@ async fn a_body_over_the_limit_is_refused_and_the_close_announced() {
         .expect("limits after the announced close");
     assert_eq!(r.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn control_bodies_over_the_rest_limit_are_still_read() {
+    let org = org("A").await;
+    // 17 MB: over the REST limit, under the control API's 64 MB.
+    let padding = "x".repeat(17 * 1024 * 1024);
+    let body = format!(r#"{{"object":"Opportunity","records":[{{"Name":"{padding}"}}]}}"#);
+    let r = reqwest::Client::new()
+        .post(format!("{}/__sim/records", org.base_url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("control call answered");
+    let r = Reply::from(r).await;
+    assert_ne!(r.status, 413, "{}", &r.text[..r.text.len().min(300)]);
+}
