@@ -212,3 +212,99 @@ test('a malformed query is reported with errorCode MALFORMED_QUERY', async () =>
     return true;
   });
 });
+
+test('identity() answers for the logged-in user, after SOAP and OAuth logins', async () => {
+  const soapConn = new jsforce.Connection({ loginUrl: base, version: VERSION });
+  const info = await soapConn.login(USER, PASSWORD + TOKEN);
+  const id = await soapConn.identity();
+  assert.equal(id.user_id, info.id);
+  assert.equal(id.organization_id, info.organizationId);
+  assert.equal(id.username, USER);
+  assert.equal(id.id, `${base}/id/${info.organizationId}/${info.id}`);
+  assert.match(id.urls.rest, /\/services\/data\/v/);
+
+  const conn = await oauthConnection();
+  const again = await conn.identity();
+  assert.equal(again.username, USER);
+  assert.equal(conn.userInfo.id, again.user_id);
+});
+
+test('logout() ends the session, by SOAP and by OAuth revoke', async () => {
+  const soapConn = new jsforce.Connection({ loginUrl: base, version: VERSION });
+  await soapConn.login(USER, PASSWORD + TOKEN);
+  const soapToken = soapConn.accessToken;
+  await soapConn.logout();
+  const stale = new jsforce.Connection({ instanceUrl: base, accessToken: soapToken, version: VERSION });
+  await assert.rejects(stale.query('SELECT Id FROM User'), (err) => {
+    assert.equal(err.errorCode, 'INVALID_SESSION_ID');
+    return true;
+  });
+
+  const conn = await oauthConnection();
+  const oauthToken = conn.accessToken;
+  await conn.logout();
+  const staleOauth = new jsforce.Connection({ instanceUrl: base, accessToken: oauthToken, version: VERSION });
+  await assert.rejects(staleOauth.query('SELECT Id FROM User'), (err) => {
+    assert.equal(err.errorCode, 'INVALID_SESSION_ID');
+    return true;
+  });
+});
+
+test('a custom object added through /__sim/schema: create, retrieve, upsert, query, delete', async () => {
+  const conn = await oauthConnection();
+  await control('/__sim/schema', {
+    object: 'BigTable__c',
+    label: 'Big Table',
+    fields: [
+      { name: 'Ext_Id__c', type: 'string', length: 40, externalId: true, unique: true },
+      { name: 'Score__c', type: 'double' },
+    ],
+  });
+  const d = await conn.sobject('BigTable__c').describe();
+  assert.equal(d.custom, true);
+  const created = await conn.sobject('BigTable__c').create({ Name: 'Row 1', Ext_Id__c: 'R-1', Score__c: 1 });
+  assert.ok(created.success);
+  const upserted = await conn.sobject('BigTable__c').upsert([{ Ext_Id__c: 'R-1', Score__c: 2 }, { Ext_Id__c: 'R-2', Name: 'Row 2' }], 'Ext_Id__c');
+  assert.deepEqual(upserted.map((r) => [r.success, r.created]), [[true, false], [true, true]]);
+  const rec = await conn.sobject('BigTable__c').retrieve(created.id);
+  assert.equal(rec.Score__c, 2);
+  const res = await conn.query('SELECT Id, Name FROM BigTable__c ORDER BY Name');
+  assert.deepEqual(res.records.map((r) => r.Name), ['Row 1', 'Row 2']);
+  const del = await conn.sobject('BigTable__c').destroy(created.id);
+  assert.ok(del.success);
+  const left = await conn.query('SELECT COUNT() FROM BigTable__c');
+  assert.equal(left.totalSize, 1);
+});
+
+test('a parent-to-child subquery nests the children, and describe lists the relationship', async () => {
+  const conn = await oauthConnection();
+  const acc = await conn.sobject('Account').create({ Name: 'Subquery Parent' });
+  await conn.sobject('Contact').create([
+    { LastName: 'Second', AccountId: acc.id },
+    { LastName: 'First', AccountId: acc.id },
+  ]);
+  const res = await conn.query(
+    `SELECT Id, Name, (SELECT Id, LastName FROM Contacts ORDER BY LastName) FROM Account WHERE Id = '${acc.id}'`,
+  );
+  assert.equal(res.totalSize, 1);
+  const contacts = res.records[0].Contacts;
+  assert.equal(contacts.totalSize, 2);
+  assert.deepEqual(contacts.records.map((c) => c.LastName), ['First', 'Second']);
+  const d = await conn.sobject('Account').describe();
+  assert.ok(d.childRelationships.some((r) => r.relationshipName === 'Contacts' && r.childSObject === 'Contact'));
+});
+
+test('FOR VIEW marks records recently viewed: recent() lists them; explain() answers with plans', async () => {
+  const conn = await oauthConnection();
+  const acc = await conn.sobject('Account').create({ Name: 'Viewed Account' });
+  await conn.query(`SELECT Id, Name FROM Account WHERE Id = '${acc.id}' FOR VIEW`);
+  const recent = await conn.recent();
+  assert.equal(recent[0].Id, acc.id);
+  assert.equal(recent[0].Name, 'Viewed Account');
+  const ofType = await conn.recent('Account', 5);
+  assert.ok(ofType.some((r) => r.Id === acc.id));
+  const plan = await conn.query("SELECT Id FROM Account WHERE Name = 'Viewed Account'").explain();
+  assert.ok(Array.isArray(plan.plans) && plan.plans.length >= 1);
+  assert.equal(plan.plans[0].sobjectType, 'Account');
+  assert.equal(plan.plans[0].leadingOperationType, 'Index');
+});

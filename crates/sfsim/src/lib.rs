@@ -3,7 +3,8 @@
 //!
 //! Layers: `ids`, `value`, `schema` (what a record is), `soql` (parse and evaluate queries),
 //! `db` (one org's records, indexes and DML, pure and synchronous), `server` (HTTP: auth, REST,
-//! collections, control API), `outbound` (Outbound Messaging delivery).
+//! collections, control API, the Outbound Messaging delivery task), `outbound` (Outbound
+//! Messaging: queue, settings, counters, the SOAP envelope).
 
 pub mod db;
 pub mod error;

@@ -7,32 +7,28 @@
 //! (the endpoint gets the latest values, not intermediate ones). For tests, `duplicate_rate`
 //! sends an acknowledged message a second time.
 //!
-//! The envelope and ack parsing are pure functions; [`Outbound`] holds the queue and the
-//! settings; [`run_delivery`] is the task that drains the queue.
+//! The envelope and ack parsing are pure functions; [`Outbound`] holds the queue, the settings
+//! and the counters; the delivery task that drains the queue over HTTP is
+//! `server::delivery` (it reads the records from the org's state).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
-use tracing::{debug, warn};
 
 use crate::db::{Change, ChangeKind, RecordTexts};
 use crate::ids::{self, IdGenerator};
-use crate::server::state::OrgState;
 
 /// Notifications per message (Salesforce's limit).
 pub const MAX_NOTIFICATIONS_PER_MESSAGE: usize = 100;
 /// The API version of the Enterprise and Partner URLs in the envelope.
 pub const OUTBOUND_API_VERSION: &str = "62.0";
-/// Time allowed for one POST to the endpoint.
-const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -109,6 +105,21 @@ struct Counters {
     messages_failed: AtomicU64,
     messages_dropped: AtomicU64,
     duplicates_sent: AtomicU64,
+}
+
+/// What happened to a message, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryEvent {
+    /// A message was POSTed.
+    Sent,
+    /// A message of `notifications` notifications was acknowledged.
+    Acked { notifications: usize },
+    /// A POST was not acknowledged (it will be retried or dropped).
+    Failed,
+    /// A message was given up after `give_up_after_ms`.
+    Dropped,
+    /// An acknowledged message was sent again (`duplicate_rate`).
+    DuplicateSent,
 }
 
 /// A queued notification: which record changed. Its values are read at delivery time.
@@ -246,7 +257,45 @@ impl Outbound {
         self.wake.notify_one();
     }
 
-    fn take_batch(&self) -> Vec<Pending> {
+    /// A receiver that turns `true` when the org closes.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Notified whenever there may be new work (queued notifications, new settings).
+    pub fn wake_signal(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// The current generation: a message of an older one stops retrying.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Counts one delivery event (see [`DeliveryEvent`]) and wakes the progress watchers.
+    pub fn record(&self, event: DeliveryEvent) {
+        let c = &self.counters;
+        let add = |a: &AtomicU64, n: u64| {
+            a.fetch_add(n, Ordering::Relaxed);
+        };
+        match event {
+            DeliveryEvent::Sent => add(&c.messages_sent, 1),
+            DeliveryEvent::Acked { notifications } => {
+                add(&c.messages_acked, 1);
+                add(&c.notifications_acked, notifications as u64);
+            }
+            DeliveryEvent::Failed => add(&c.messages_failed, 1),
+            DeliveryEvent::Dropped => add(&c.messages_dropped, 1),
+            DeliveryEvent::DuplicateSent => {
+                add(&c.duplicates_sent, 1);
+                add(&c.messages_sent, 1);
+            }
+        }
+        self.bump();
+    }
+
+    /// Takes up to [`MAX_NOTIFICATIONS_PER_MESSAGE`] queued notifications, oldest first.
+    pub fn take_batch(&self) -> Vec<Pending> {
         let mut q = lock(&self.queue);
         let n = q.len().min(MAX_NOTIFICATIONS_PER_MESSAGE);
         q.drain(..n).collect()
@@ -330,161 +379,6 @@ pub fn is_ack(body: &str) -> bool {
             }
             Ok(Event::Eof) | Err(_) => return false,
             _ => {}
-        }
-    }
-}
-
-/// The delivery task of one org: takes up to 100 queued notifications at a time and hands
-/// each message to its own retrying task. Ends when the org closes or is dropped.
-pub async fn run_delivery(state: Weak<OrgState>) {
-    let (client, mut shutdown, action_id, wake) = {
-        let Some(s) = state.upgrade() else { return };
-        let client = reqwest::Client::builder()
-            .timeout(POST_TIMEOUT)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        let action_id = IdGenerator::new(&s.org_id).next_id(ids::ACTION_PREFIX);
-        (
-            client,
-            s.outbound.shutdown.subscribe(),
-            action_id,
-            s.outbound.wake.clone(),
-        )
-    };
-    let action_id: Arc<str> = action_id.into();
-    loop {
-        let Some(s) = state.upgrade() else { return };
-        if *shutdown.borrow() {
-            return;
-        }
-        let batch = s.outbound.take_batch();
-        if batch.is_empty() {
-            drop(s);
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = shutdown.changed() => return,
-            }
-            continue;
-        }
-        let generation = s.outbound.generation.load(Ordering::SeqCst);
-        tokio::spawn(deliver_message(
-            Arc::downgrade(&s),
-            client.clone(),
-            action_id.clone(),
-            batch,
-            generation,
-            s.outbound.shutdown.subscribe(),
-        ));
-    }
-}
-
-/// Delivers one message until it is acknowledged, the org is reset or closed, or it is
-/// older than `give_up_after_ms`.
-async fn deliver_message(
-    state: Weak<OrgState>,
-    client: reqwest::Client,
-    action_id: Arc<str>,
-    batch: Vec<Pending>,
-    generation: u64,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let started = Instant::now();
-    let mut attempt: u32 = 0;
-    loop {
-        let Some(s) = state.upgrade() else { return };
-        let out = &s.outbound;
-        if out.generation.load(Ordering::SeqCst) != generation || *shutdown.borrow() {
-            return;
-        }
-        let config = out.config();
-        let Some(endpoint) = config.endpoint_url.clone() else {
-            return;
-        };
-        let notifications: Vec<(String, RecordTexts)> = {
-            let db = crate::server::state::lock(&s.db);
-            batch
-                .iter()
-                .filter_map(|p| {
-                    db.record_field_texts(&p.record_id, &config.fields)
-                        .map(|t| (p.notification_id.clone(), t))
-                })
-                .collect()
-        };
-        if notifications.is_empty() {
-            return;
-        }
-        let body = envelope(&s.org_id, &action_id, &s.base_url, &notifications);
-        drop(s);
-        out_post_count(&state, |c| &c.messages_sent);
-        let acked = post(&client, &endpoint, body.clone()).await;
-        let Some(s) = state.upgrade() else { return };
-        let c = &s.outbound.counters;
-        if acked {
-            c.messages_acked.fetch_add(1, Ordering::Relaxed);
-            c.notifications_acked
-                .fetch_add(notifications.len() as u64, Ordering::Relaxed);
-            s.outbound.bump();
-            debug!(org = %s.name, notifications = notifications.len(), attempt, "outbound message acknowledged");
-            let duplicate = config.duplicate_rate > 0.0
-                && rand::rng().random_bool(config.duplicate_rate.clamp(0.0, 1.0));
-            if duplicate {
-                c.duplicates_sent.fetch_add(1, Ordering::Relaxed);
-                c.messages_sent.fetch_add(1, Ordering::Relaxed);
-                let _ = post(&client, &endpoint, body).await;
-                s.outbound.bump();
-            }
-            return;
-        }
-        c.messages_failed.fetch_add(1, Ordering::Relaxed);
-        s.outbound.bump();
-        let delay = backoff(
-            attempt,
-            config.retry_base_delay_ms,
-            config.retry_max_delay_ms,
-        );
-        if started.elapsed() + delay > Duration::from_millis(config.give_up_after_ms) {
-            c.messages_dropped.fetch_add(1, Ordering::Relaxed);
-            s.outbound.bump();
-            warn!(org = %s.name, attempts = attempt + 1, "outbound message dropped after retries");
-            return;
-        }
-        drop(s);
-        attempt = attempt.saturating_add(1);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-fn out_post_count(state: &Weak<OrgState>, counter: impl Fn(&Counters) -> &AtomicU64) {
-    if let Some(s) = state.upgrade() {
-        counter(&s.outbound.counters).fetch_add(1, Ordering::Relaxed);
-        s.outbound.bump();
-    }
-}
-
-/// POSTs one message; true when the endpoint acknowledged it.
-async fn post(client: &reqwest::Client, endpoint: &str, body: String) -> bool {
-    let reply = client
-        .post(endpoint)
-        .header("content-type", "text/xml; charset=utf-8")
-        .header("soapaction", "\"\"")
-        .body(body)
-        .send()
-        .await;
-    match reply {
-        Ok(r) if r.status().as_u16() == 200 => match r.text().await {
-            Ok(text) => is_ack(&text),
-            Err(_) => false,
-        },
-        Ok(r) => {
-            debug!(status = r.status().as_u16(), "outbound message refused");
-            false
-        }
-        Err(e) => {
-            debug!(error = %e, "outbound message not delivered");
-            false
         }
     }
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -22,7 +23,7 @@ use serde_json::json;
 use tracing::debug;
 
 use super::reply::{oauth_error, read_body, soap_reply};
-use super::soap::{self, LoginReply, MAX_SOAP_BYTES, SoapError};
+use super::soap::{self, LoginReply, LoginRequest, MAX_SOAP_BYTES, SoapError, SoapRequest};
 use super::state::{
     CLIENT_ID, CLIENT_SECRET, OrgState, PASSWORD, RequestLogEntry, SECURITY_TOKEN, Session, SimUser,
 };
@@ -85,7 +86,7 @@ fn log(state: &OrgState, kind: &str, path: &str, status: u16, user: Option<&str>
     });
 }
 
-/// `POST /services/Soap/u/{version}`: the Partner API login call.
+/// `POST /services/Soap/u/{version}`: the Partner API `login` and `logout` calls.
 pub async fn soap_login(
     State(state): State<Arc<OrgState>>,
     Path(version): Path<String>,
@@ -93,20 +94,42 @@ pub async fn soap_login(
 ) -> Response {
     state.delay().await;
     let path = format!("/services/Soap/u/{version}");
-    let reply = soap_login_inner(&state, &version, body).await;
+    let (kind, reply) = match read_soap(&version, body).await {
+        Ok((version, SoapRequest::Login(request))) => {
+            ("login", soap_login_reply(&state, version, &request))
+        }
+        Ok((_, SoapRequest::Logout { session_id })) => {
+            ("logout", soap_logout(&state, session_id.as_deref()))
+        }
+        Err(e) => ("login", Err(e)),
+    };
     let (status, user, response) = match reply {
         Ok((user, xml)) => (200, Some(user), soap_reply(200, xml)),
         Err((status, xml)) => (status, None, soap_reply(status, xml)),
     };
-    log(&state, "login", &path, status, user.as_deref());
+    log(&state, kind, &path, status, user.as_deref());
     response
 }
 
-async fn soap_login_inner(
+/// SOAP `logout`: ends the session of the SessionHeader; a missing or dead session is the
+/// INVALID_SESSION_ID fault.
+fn soap_logout(
     state: &OrgState,
-    version: &str,
-    body: Body,
+    session_id: Option<&str>,
 ) -> Result<(String, String), (u16, String)> {
+    let token = session_id.unwrap_or_default();
+    let user = state.session(token).map(|s| s.username);
+    match user {
+        Some(username) if state.end_session(token) => {
+            debug!(org = %state.name, user = %username, "SOAP logout");
+            Ok((username, soap::logout_response()))
+        }
+        _ => Err((500, soap::invalid_session_fault())),
+    }
+}
+
+/// Reads a Partner API request of a well-formed version.
+async fn read_soap(version: &str, body: Body) -> Result<(&str, SoapRequest), (u16, String)> {
     let Some(version) = soap_version(version) else {
         return Err((
             404,
@@ -122,13 +145,22 @@ async fn soap_login_inner(
             soap::client_fault("INVALID_REQUEST", "request is not valid UTF-8"),
         )
     })?;
-    let request = soap::parse_login(text).map_err(|e| {
+    let request = soap::parse_request(text).map_err(|e| {
         let code = match e {
             SoapError::UnknownOperation(_) => "INVALID_OPERATION",
             _ => "INVALID_REQUEST",
         };
         (500, soap::client_fault(code, &e.to_string()))
     })?;
+    Ok((version, request))
+}
+
+/// SOAP `login`: a new session for the right username and password.
+fn soap_login_reply(
+    state: &OrgState,
+    version: &str,
+    request: &LoginRequest,
+) -> Result<(String, String), (u16, String)> {
     let user = state
         .user_by_name(&request.username)
         .filter(|_| password_matches(&request.password))
@@ -316,9 +348,7 @@ fn grant(
                 .as_deref()
                 .ok_or(oauth("invalid_grant", "expired access/refresh token"))?;
             let user = state
-                .users
-                .iter()
-                .find(|u| u.refresh_token == token)
+                .refresh_token_user(token)
                 .ok_or(oauth("invalid_grant", "expired access/refresh token"))?;
             Ok((user.clone(), false, Some("api refresh_token".into())))
         }
@@ -381,6 +411,38 @@ pub async fn oauth_token(
             oauth_error(e.error, e.description)
         }
     }
+}
+
+/// `POST /services/oauth2/revoke` (form `token=`, or `GET ?token=`): revokes an access token,
+/// or a refresh token and every session of its user. HTTP 200 with an empty body; an unknown
+/// token is HTTP 400 `invalid_token`.
+pub async fn oauth_revoke(State(state): State<Arc<OrgState>>, uri: Uri, body: Body) -> Response {
+    const PATH: &str = "/services/oauth2/revoke";
+    state.delay().await;
+    let bytes = read_body(body, MAX_FORM_BYTES).await.unwrap_or_default();
+    let from_form = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned());
+    let from_query = uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
+    let token = from_form.or(from_query).unwrap_or_default();
+    let token = token.trim();
+    let user = state
+        .session(token)
+        .map(|s| s.username)
+        .or_else(|| state.refresh_token_user(token).map(|u| u.username.clone()));
+    let revoked =
+        !token.is_empty() && (state.end_session(token) || state.revoke_refresh_token(token));
+    if revoked {
+        debug!(org = %state.name, user = user.as_deref().unwrap_or_default(), "OAuth token revoked");
+        log(&state, "oauth_revoke", PATH, 200, user.as_deref());
+        return axum::http::StatusCode::OK.into_response();
+    }
+    log(&state, "oauth_revoke", PATH, 400, None);
+    oauth_error("invalid_token", "invalid token")
 }
 
 #[cfg(test)]

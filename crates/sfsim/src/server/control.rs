@@ -25,7 +25,7 @@ use crate::outbound::OutboundConfig;
 /// Records one seeding call may write.
 pub const MAX_SEED_RECORDS: usize = 10_000;
 /// Largest control request body (a seeding call of 10,000 records).
-const MAX_CONTROL_BODY_BYTES: usize = 64 * 1024 * 1024;
+const MAX_CONTROL_BODY_BYTES: usize = super::reply::MAX_CONTROL_REQUEST_BYTES;
 
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(400, "INVALID_REQUEST", message)
@@ -344,6 +344,10 @@ async fn clock_post(State(state): State<Arc<OrgState>>, body: Body) -> Response 
 
 async fn schema_post(State(state): State<Arc<OrgState>>, body: Body) -> Response {
     let r = match body_object(body).await {
+        // A spec without a field `name` is a custom object.
+        Ok(spec) if !spec.contains_key("name") => lock(&state.db)
+            .add_object(&spec)
+            .map(|prefix| json!({"ok": true, "keyPrefix": prefix})),
         Ok(spec) => {
             let spec = Json::Object(spec);
             lock(&state.db)

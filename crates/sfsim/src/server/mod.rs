@@ -5,6 +5,8 @@
 
 mod auth;
 pub mod control;
+mod delivery;
+mod identity;
 mod reply;
 mod rest;
 mod soap;
@@ -141,7 +143,7 @@ pub async fn start_org(config: OrgConfig, addr: &str) -> std::io::Result<SimOrg>
             tracing::error!(org = %org_name, error = %e, "server stopped");
         }
     });
-    tokio::spawn(crate::outbound::run_delivery(Arc::downgrade(&state)));
+    tokio::spawn(delivery::run_delivery(Arc::downgrade(&state)));
     info!(org = %name, url = %base_url, org_id = %org_id, "org listening");
     Ok(SimOrg {
         name,
@@ -167,6 +169,15 @@ fn router(state: Arc<OrgState>) -> Router {
     Router::new()
         .route("/services/Soap/u/{version}", post(auth::soap_login))
         .route("/services/oauth2/token", post(auth::oauth_token))
+        .route(
+            "/services/oauth2/revoke",
+            post(auth::oauth_revoke).get(auth::oauth_revoke),
+        )
+        .route(
+            "/services/oauth2/userinfo",
+            get(identity::userinfo).post(identity::userinfo),
+        )
+        .route("/id/{org}/{user}", get(identity::identity))
         .route("/services/data", get(rest::versions))
         .route("/services/data/", get(rest::versions))
         .route("/services/data/{version}", any(rest::version_root))
@@ -174,6 +185,7 @@ fn router(state: Arc<OrgState>) -> Router {
         .route("/services/data/{version}/{*rest}", any(rest::rest))
         .nest("/__sim", control::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(reply::buffer_body))
         .with_state(state)
 }
 
@@ -226,9 +238,18 @@ impl SimOrg {
         *state::lock(&self.state.clock_offset_ms) = offset_ms;
     }
 
-    /// Same as `POST /__sim/schema`.
+    /// Same as `POST /__sim/schema` with a field spec.
     pub fn add_field(&self, spec: &Json) -> Result<(), ApiError> {
         self.db().add_field(spec)
+    }
+
+    /// Same as `POST /__sim/schema` with an object spec (no `name`): adds a custom object and
+    /// returns its key prefix.
+    pub fn add_object(&self, spec: &Json) -> Result<String, ApiError> {
+        let spec = spec.as_object().ok_or_else(|| {
+            ApiError::new(400, "INVALID_TYPE", "object spec must be a JSON object")
+        })?;
+        self.db().add_object(spec)
     }
 
     /// Same as `POST /__sim/records`: writes up to 10,000 records in one step.

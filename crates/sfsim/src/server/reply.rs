@@ -74,3 +74,57 @@ pub fn parse_json(bytes: &[u8]) -> Result<Json, ApiError> {
         )
     })
 }
+
+/// Largest request body of the Salesforce endpoints; the whole body is read before a handler
+/// runs.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// Largest request body of the control API (`/__sim/records` seeds up to 10,000 records).
+pub const MAX_CONTROL_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+/// The body limit of a path: the control API's under `/__sim/`, else the REST limit.
+pub fn body_limit(path: &str) -> usize {
+    if path == "/__sim" || path.starts_with("/__sim/") {
+        MAX_CONTROL_REQUEST_BYTES
+    } else {
+        MAX_REQUEST_BYTES
+    }
+}
+
+/// Middleware reading every request body (up to [`body_limit`]) before the handler
+/// runs. A handler that answers early (404, 401, a fault) would otherwise leave the body
+/// unread, and hyper then closes the kept-alive connection without `Connection: close`: the
+/// client's next request on that socket fails (EPIPE, "socket hang up"). A body over the limit
+/// is answered 413 `REQUEST_ENTITY_TOO_LARGE` with `Connection: close`, announcing the close.
+pub async fn buffer_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match read_body(body, body_limit(parts.uri.path())).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            let mut r = api_error(&e);
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_bodies_may_be_larger() {
+        assert_eq!(
+            body_limit("/services/data/v62.0/sobjects"),
+            MAX_REQUEST_BYTES
+        );
+        assert_eq!(body_limit("/__sim/records"), MAX_CONTROL_REQUEST_BYTES);
+        assert_eq!(body_limit("/__simulator"), MAX_REQUEST_BYTES);
+    }
+}

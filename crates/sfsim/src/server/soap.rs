@@ -1,5 +1,5 @@
-//! SOAP for the Partner API `login` call (reference §2): reading the request envelope and
-//! writing the reply and fault envelopes. Pure text in, text out; the HTTP handler is in
+//! SOAP for the Partner API `login` and `logout` calls (reference §2): reading the request
+//! envelope and writing the reply and fault envelopes. Pure text in, text out; the HTTP handler is in
 //! `auth.rs`.
 //!
 //! Namespace prefixes vary between clients (`soapenv:`/`urn:` in the docs, `se:` and a default
@@ -31,14 +31,35 @@ pub enum SoapError {
     Missing(&'static str),
 }
 
+/// A parsed Partner API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SoapRequest {
+    Login(LoginRequest),
+    /// `logout`: ends the session named by the `SessionHeader` (`None` when absent).
+    Logout {
+        session_id: Option<String>,
+    },
+}
+
 /// Reads a `login` request: the first element in the SOAP Body must be `login`, holding
-/// `username` and `password`.
+/// `username` and `password` (the login half of [`parse_request`], for tests).
+#[cfg(test)]
 pub fn parse_login(xml: &str) -> Result<LoginRequest, SoapError> {
+    match parse_request(xml)? {
+        SoapRequest::Login(r) => Ok(r),
+        SoapRequest::Logout { .. } => Err(SoapError::UnknownOperation("logout".into())),
+    }
+}
+
+/// Reads a `login` or `logout` request: the operation is the first element in the SOAP Body;
+/// `logout` takes its session from `Header/SessionHeader/sessionId`.
+pub fn parse_request(xml: &str) -> Result<SoapRequest, SoapError> {
     let mut reader = Reader::from_str(xml);
     let mut path: Vec<String> = Vec::new();
     let mut operation: Option<String> = None;
     let mut username: Option<String> = None;
     let mut password: Option<String> = None;
+    let mut session_id: Option<String> = None;
     // The element whose text is being collected, and the text so far.
     let mut current: Option<(usize, String)> = None;
     let mut saw_envelope = false;
@@ -61,8 +82,12 @@ pub fn parse_login(xml: &str) -> Result<LoginRequest, SoapError> {
                     operation = Some(name.clone());
                 }
                 path.push(name);
-                if path.len() == 4 && operation.as_deref() == Some("login") {
-                    current = Some((path.len(), String::new()));
+                if path.len() == 4 {
+                    let in_login = path[1] == "Body" && operation.as_deref() == Some("login");
+                    let in_session_header = path[1] == "Header" && path[2] == "SessionHeader";
+                    if in_login || in_session_header {
+                        current = Some((path.len(), String::new()));
+                    }
                 }
             }
             Event::Empty(e) => {
@@ -108,9 +133,10 @@ pub fn parse_login(xml: &str) -> Result<LoginRequest, SoapError> {
             Event::End(_) => {
                 if let Some((depth, text)) = current.take() {
                     if depth == path.len() {
-                        match path.last().map(String::as_str) {
-                            Some("username") => username = Some(text),
-                            Some("password") => password = Some(text),
+                        match (path[1].as_str(), path.last().map(String::as_str)) {
+                            ("Body", Some("username")) => username = Some(text),
+                            ("Body", Some("password")) => password = Some(text),
+                            ("Header", Some("sessionId")) => session_id = Some(text),
                             _ => {}
                         }
                     } else {
@@ -130,14 +156,16 @@ pub fn parse_login(xml: &str) -> Result<LoginRequest, SoapError> {
         return Err(SoapError::Malformed("unexpected end of document".into()));
     }
     match operation.as_deref() {
-        Some("login") => {}
-        Some(other) => return Err(SoapError::UnknownOperation(other.to_string())),
-        None => return Err(SoapError::Missing("Body/login")),
+        Some("login") => Ok(SoapRequest::Login(LoginRequest {
+            username: username.ok_or(SoapError::Missing("username"))?,
+            password: password.ok_or(SoapError::Missing("password"))?,
+        })),
+        Some("logout") => Ok(SoapRequest::Logout {
+            session_id: session_id.map(|s| s.trim().to_string()),
+        }),
+        Some(other) => Err(SoapError::UnknownOperation(other.to_string())),
+        None => Err(SoapError::Missing("Body/login")),
     }
-    Ok(LoginRequest {
-        username: username.ok_or(SoapError::Missing("username"))?,
-        password: password.ok_or(SoapError::Missing("password"))?,
-    })
 }
 
 /// What a successful login reply carries.
@@ -216,6 +244,34 @@ pub fn invalid_login_fault() -> String {
     )
 }
 
+/// The `logoutResponse` envelope.
+pub fn logout_response() -> String {
+    concat!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+        r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">"#,
+        "<soapenv:Body><logoutResponse/></soapenv:Body></soapenv:Envelope>"
+    )
+    .to_string()
+}
+
+/// The INVALID_SESSION_ID fault of a call whose SessionHeader names no live session (sent
+/// with HTTP 500).
+pub fn invalid_session_fault() -> String {
+    let m = "Invalid Session ID found in SessionHeader: Illegal Session";
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#,
+            "<soapenv:Body><soapenv:Fault><faultcode>sf:INVALID_SESSION_ID</faultcode>",
+            "<faultstring>INVALID_SESSION_ID: {m}</faultstring>",
+            r#"<detail><sf:UnexpectedErrorFault xsi:type="sf:UnexpectedErrorFault"><sf:exceptionCode>INVALID_SESSION_ID</sf:exceptionCode>"#,
+            "<sf:exceptionMessage>{m}</sf:exceptionMessage></sf:UnexpectedErrorFault></detail>",
+            "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+        ),
+        m = m
+    )
+}
+
 /// A generic SOAP client fault (`soapenv:Client`), for requests that cannot be read, with
 /// Salesforce's exception code (e.g. `INVALID_REQUEST` or `UNKNOWN_EXCEPTION`).
 pub fn client_fault(exception_code: &str, message: &str) -> String {
@@ -275,6 +331,24 @@ mod tests {
         assert_eq!(parse_login(no_pw), Err(SoapError::Missing("password")));
         let mismatched = r#"<e:Envelope xmlns:e="x"><e:Body><login><username>u</password></login></e:Body></e:Envelope>"#;
         assert!(parse_login(mismatched).is_err());
+    }
+
+    #[test]
+    fn parses_a_logout_with_its_session_header() {
+        let xml = r#"<se:Envelope xmlns:se="http://schemas.xmlsoap.org/soap/envelope/"><se:Header><SessionHeader xmlns="urn:partner.soap.sforce.com"><sessionId>00D!abc</sessionId></SessionHeader></se:Header><se:Body><logout xmlns="urn:partner.soap.sforce.com"/></se:Body></se:Envelope>"#;
+        assert_eq!(
+            parse_request(xml),
+            Ok(SoapRequest::Logout {
+                session_id: Some("00D!abc".into())
+            })
+        );
+        let bare = r#"<e:Envelope xmlns:e="x"><e:Body><logout/></e:Body></e:Envelope>"#;
+        assert_eq!(
+            parse_request(bare),
+            Ok(SoapRequest::Logout { session_id: None })
+        );
+        assert!(logout_response().contains("<logoutResponse/>"));
+        assert!(invalid_session_fault().contains("<faultcode>sf:INVALID_SESSION_ID</faultcode>"));
     }
 
     #[test]

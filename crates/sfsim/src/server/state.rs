@@ -3,7 +3,7 @@
 //! handlers share sits in one [`OrgState`] behind short-lived locks (never held across an
 //! `await`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ pub const CURSOR_IDLE: Duration = Duration::from_secs(15 * 60);
 /// locator then gets INVALID_QUERY_LOCATOR). Salesforce allows 10 per user; a cursor of 100k
 /// rows holds 400 kB here, so this bounds memory too.
 pub const MAX_CURSORS: usize = 200;
+/// Entries of a user's recently viewed list (Salesforce's RecentlyViewed holds 200).
+pub const MAX_RECENT: usize = 200;
 /// Entries kept in the request log.
 pub const REQUEST_LOG_LEN: usize = 2000;
 
@@ -148,7 +150,12 @@ pub struct OrgState {
     pub users: Vec<SimUser>,
     pub db: Mutex<OrgDb>,
     pub sessions: Mutex<HashMap<String, Session>>,
+    /// Refresh tokens revoked through `/services/oauth2/revoke`: refused from then on.
+    pub revoked_refresh_tokens: Mutex<HashSet<String>>,
     pub cursors: Mutex<HashMap<String, OpenCursor>>,
+    /// Per user id: ids of records viewed or referenced (`FOR VIEW` / `FOR REFERENCE`),
+    /// most recent first.
+    pub recent: Mutex<HashMap<String, VecDeque<String>>>,
     pub faults: Mutex<Faults>,
     /// Current use of the daily API allowance.
     pub api_usage: Mutex<u64>,
@@ -180,7 +187,9 @@ impl OrgState {
             users,
             db: Mutex::new(db),
             sessions: Mutex::new(HashMap::new()),
+            revoked_refresh_tokens: Mutex::new(HashSet::new()),
             cursors: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
             api_usage: Mutex::new(0),
             stats: Mutex::new(Stats::default()),
@@ -252,6 +261,31 @@ impl OrgState {
         lock(&self.faults).session_ttl_secs
     }
 
+    /// Ends one session (SOAP `logout`, revoking an access token). Whether it was live.
+    pub fn end_session(&self, token: &str) -> bool {
+        self.session(token).is_some() && lock(&self.sessions).remove(token).is_some()
+    }
+
+    /// The user of a refresh token that has not been revoked.
+    pub fn refresh_token_user(&self, token: &str) -> Option<&SimUser> {
+        if lock(&self.revoked_refresh_tokens).contains(token) {
+            return None;
+        }
+        self.users.iter().find(|u| u.refresh_token == token)
+    }
+
+    /// Revokes a refresh token and every session of its user, as Salesforce revokes a refresh
+    /// token "and any associated access tokens". Whether the token was valid.
+    pub fn revoke_refresh_token(&self, token: &str) -> bool {
+        let Some(user) = self.refresh_token_user(token) else {
+            return false;
+        };
+        let user_id = user.id.clone();
+        lock(&self.revoked_refresh_tokens).insert(token.to_string());
+        lock(&self.sessions).retain(|_, s| s.user_id != user_id);
+        true
+    }
+
     pub fn expire_sessions(&self) {
         lock(&self.sessions).clear();
     }
@@ -312,15 +346,36 @@ impl OrgState {
         Some((c.cursor.clone(), c.batch_size))
     }
 
+    /// Puts records at the front of a user's recently viewed list (the first id first), at
+    /// most [`MAX_RECENT`] kept.
+    pub fn mark_recent(&self, user_id: &str, ids: &[String]) {
+        let mut recent = lock(&self.recent);
+        let list = recent.entry(user_id.to_string()).or_default();
+        for id in ids.iter().rev() {
+            list.retain(|r| r != id);
+            list.push_front(id.clone());
+        }
+        list.truncate(MAX_RECENT);
+    }
+
+    /// A user's recently viewed ids, most recent first.
+    pub fn recent_ids(&self, user_id: &str) -> Vec<String> {
+        lock(&self.recent)
+            .get(user_id)
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn drop_cursor(&self, id: &str) {
         lock(&self.cursors).remove(id);
     }
 
-    /// Empties the org: records, cursors, stats, faults, clock offset, API usage, request log
+    /// Empties the org: records, cursors, recently viewed lists, stats, faults, clock offset, API usage, request log
     /// and outbound configuration. Users and their sessions stay.
     pub fn reset(&self) {
         lock(&self.db).reset();
         lock(&self.cursors).clear();
+        lock(&self.recent).clear();
         *lock(&self.stats) = Stats::default();
         *lock(&self.faults) = Faults::default();
         *lock(&self.api_usage) = 0;

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::lexer::LikePart;
 
-/// `SELECT ... FROM ... [WHERE ...] [ORDER BY ...] [LIMIT n] [OFFSET n]`.
+/// `SELECT ... FROM ... [WHERE ...] [ORDER BY ...] [LIMIT n] [OFFSET n] [FOR VIEW|REFERENCE]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     pub select: Vec<SelectItem>,
@@ -14,6 +14,15 @@ pub struct Query {
     pub order_by: Vec<OrderItem>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
+    /// `FOR VIEW` / `FOR REFERENCE`: the returned records become recently viewed / referenced.
+    pub for_clause: Option<ForClause>,
+}
+
+/// The `FOR VIEW` / `FOR REFERENCE` clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForClause {
+    View,
+    Reference,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +31,9 @@ pub enum SelectItem {
     Field(Path),
     /// `COUNT()`.
     Count,
+    /// A parent-to-child subquery, `(SELECT Id FROM Contacts)`: its FROM names a child
+    /// relationship of the outer object.
+    Subquery(Box<Query>),
 }
 
 /// A dotted field path as written: `Name`, `Account.Name`, `Account.Owner.Name`.

@@ -14,7 +14,7 @@ use crate::value::{Value, cmp_values, eq_values};
 
 use super::ast::CmpOp;
 use super::lexer::LikePart;
-use super::plan::{FieldPath, Filter, Operand, OrderKey, Plan};
+use super::plan::{ChildPlan, FieldPath, Filter, Operand, OrderKey, Plan};
 
 static NULL: Value = Value::Null;
 
@@ -26,6 +26,9 @@ pub trait RecordAccess {
     fn value(&self, row: Self::Row, field: usize) -> &Value;
     /// The live record a reference field of `row` points to, if it is of object `object`.
     fn parent(&self, row: Self::Row, ref_field: usize, object: usize) -> Option<Self::Row>;
+    /// The live records of `object` whose reference field `ref_field` points to `row`, in Id
+    /// order.
+    fn children(&self, row: Self::Row, object: usize, ref_field: usize) -> Vec<Self::Row>;
 }
 
 /// The record at the end of a path's relationships, if every lookup is filled.
@@ -234,7 +237,46 @@ pub fn render<A: RecordAccess>(
     for path in &plan.select {
         insert_path(acc, schema, &mut root, row, path, 0, api_version);
     }
+    for child in &plan.children {
+        root.insert(
+            child.name.clone(),
+            render_children(acc, schema, child, row, api_version),
+        );
+    }
     Json::Object(root)
+}
+
+/// A subquery's result for one parent row: `{"totalSize","done":true,"records"}`, or `null`
+/// when no child matches (as Salesforce answers).
+fn render_children<A: RecordAccess>(
+    acc: &A,
+    schema: &Schema,
+    child: &ChildPlan,
+    row: A::Row,
+    api_version: &str,
+) -> Json {
+    let plan = &child.plan;
+    let mut rows: Vec<A::Row> = acc
+        .children(row, plan.object, child.ref_field)
+        .into_iter()
+        .filter(|r| plan.filter.as_ref().is_none_or(|f| matches(acc, *r, f)))
+        .collect();
+    if !plan.order.is_empty() {
+        rows.sort_by(|a, b| compare_rows(acc, *a, *b, &plan.order));
+    }
+    let rows: Vec<A::Row> = rows
+        .into_iter()
+        .skip(plan.offset)
+        .take(plan.limit.unwrap_or(usize::MAX))
+        .collect();
+    if rows.is_empty() {
+        return Json::Null;
+    }
+    let records: Vec<Json> = rows
+        .iter()
+        .map(|r| render(acc, schema, plan, *r, api_version))
+        .collect();
+    serde_json::json!({"totalSize": records.len(), "done": true, "records": records})
 }
 
 fn insert_path<A: RecordAccess>(
@@ -292,6 +334,12 @@ mod tests {
             self.rows
                 .iter()
                 .position(|(o, v)| *o == object && v.first().and_then(Value::as_str) == Some(id))
+        }
+        fn children(&self, row: usize, object: usize, ref_field: usize) -> Vec<usize> {
+            let id = self.value(row, 0).as_str();
+            (0..self.rows.len())
+                .filter(|r| self.rows[*r].0 == object && self.value(*r, ref_field).as_str() == id)
+                .collect()
         }
     }
 

@@ -5,7 +5,9 @@
 
 use crate::error::ApiError;
 
-use super::ast::{CmpOp, Condition, DateLiteral, Literal, OrderItem, Path, Query, SelectItem};
+use super::ast::{
+    CmpOp, Condition, DateLiteral, ForClause, Literal, OrderItem, Path, Query, SelectItem,
+};
 use super::lexer::{Token, TokenKind, tokenize, unexpected};
 
 /// Parses a whole query.
@@ -41,7 +43,7 @@ pub fn parse_condition(src: &str) -> Result<Condition, ApiError> {
 
 const RESERVED: &[&str] = &[
     "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "LIMIT", "OFFSET",
-    "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "GROUP", "HAVING",
+    "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "GROUP", "HAVING", "FOR",
 ];
 
 /// Nesting deeper than this (parentheses and NOTs) is refused rather than risking the stack.
@@ -170,6 +172,17 @@ impl Parser {
         } else {
             None
         };
+        let for_clause = if self.eat_kw("FOR") {
+            if self.eat_kw("VIEW") {
+                Some(ForClause::View)
+            } else if self.eat_kw("REFERENCE") {
+                Some(ForClause::Reference)
+            } else {
+                return Err(self.unexpected());
+            }
+        } else {
+            None
+        };
         Ok(Query {
             select,
             from,
@@ -177,6 +190,7 @@ impl Parser {
             order_by,
             limit,
             offset,
+            for_clause,
         })
     }
 
@@ -186,6 +200,19 @@ impl Parser {
             self.advance();
             self.expect(TokenKind::RParen)?;
             return Ok(SelectItem::Count);
+        }
+        if self.peek().kind == TokenKind::LParen
+            && matches!(&self.peek_at(1).kind, TokenKind::Ident(s) if s.eq_ignore_ascii_case("SELECT"))
+        {
+            self.advance();
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(self.unexpected());
+            }
+            let inner = self.query()?;
+            self.depth -= 1;
+            self.expect(TokenKind::RParen)?;
+            return Ok(SelectItem::Subquery(Box::new(inner)));
         }
         Ok(SelectItem::Field(self.path()?))
     }
@@ -381,6 +408,42 @@ mod tests {
 
     fn p(s: &str) -> Query {
         parse(s).unwrap_or_else(|e| panic!("{s}: {e:?}"))
+    }
+
+    #[test]
+    fn subqueries_are_select_items() {
+        let q = p(
+            "SELECT Id, (SELECT Id, Name FROM Contacts WHERE Name LIKE 'A%' ORDER BY Name LIMIT 5) FROM Account",
+        );
+        assert_eq!(q.select.len(), 2);
+        let SelectItem::Subquery(inner) = &q.select[1] else {
+            panic!("{:?}", q.select[1]);
+        };
+        assert_eq!(inner.from, "Contacts");
+        assert_eq!(inner.limit, Some(5));
+        assert_eq!(q.from, "Account");
+        assert!(parse("SELECT Id, (SELECT Id FROM Contacts FROM Account").is_err());
+    }
+
+    #[test]
+    fn for_view_and_for_reference_end_a_query() {
+        assert_eq!(p("SELECT Id FROM A").for_clause, None);
+        assert_eq!(
+            p("SELECT Id FROM A LIMIT 5 FOR VIEW").for_clause,
+            Some(ForClause::View)
+        );
+        assert_eq!(
+            p("SELECT Id FROM A WHERE Name = 'x' for reference").for_clause,
+            Some(ForClause::Reference)
+        );
+        assert_eq!(
+            err("SELECT Id FROM A FOR UPDATE"),
+            "unexpected token: 'UPDATE'"
+        );
+        assert_eq!(
+            err("SELECT Id FROM A FOR VIEW LIMIT 5"),
+            "unexpected token: 'LIMIT'"
+        );
     }
 
     fn err(s: &str) -> String {

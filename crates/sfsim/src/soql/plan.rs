@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::schema::{FieldType, Schema};
 use crate::value::Value;
 
-use super::ast::{CmpOp, Condition, DateLiteral, Literal, Path, Query, SelectItem};
+use super::ast::{CmpOp, Condition, DateLiteral, ForClause, Literal, Path, Query, SelectItem};
 use super::lexer::LikePart;
 
 /// Salesforce's largest OFFSET.
@@ -92,6 +92,62 @@ pub struct Plan {
     pub order: Vec<OrderKey>,
     pub limit: Option<usize>,
     pub offset: usize,
+    /// `FOR VIEW` / `FOR REFERENCE`.
+    pub for_clause: Option<ForClause>,
+    /// Parent-to-child subqueries, in the order written.
+    pub children: Vec<ChildPlan>,
+}
+
+/// A parent-to-child subquery: the child rows whose `ref_field` holds the parent's id, run
+/// through `plan` (its filter, order, limit and offset; `plan.object` is the child object).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildPlan {
+    /// The relationship name as the reply keys it (`Contacts`).
+    pub name: String,
+    pub ref_field: usize,
+    pub plan: Plan,
+}
+
+/// Plans a subquery of `parent`: its FROM is a child relationship name.
+fn child_plan(
+    schema: &Schema,
+    parent: usize,
+    inner: &Query,
+    now: DateTime<Utc>,
+) -> Result<ChildPlan, ApiError> {
+    let parent_name = &schema.objects[parent].name;
+    let (child, ref_field) = schema
+        .child_relationship(parent_name, &inner.from)
+        .ok_or_else(|| {
+            ApiError::new(
+                400,
+                "INVALID_TYPE",
+                format!(
+                    "Didn't understand relationship '{}' in FROM part of query call. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+                    inner.from
+                ),
+            )
+        })?;
+    if inner
+        .select
+        .iter()
+        .any(|i| matches!(i, SelectItem::Subquery(_) | SelectItem::Count))
+    {
+        return Err(ApiError::malformed_query(
+            "a subquery may select only fields of its child object",
+        ));
+    }
+    let name = schema.objects[child].fields[ref_field]
+        .child_relationship
+        .clone()
+        .unwrap_or_else(|| inner.from.clone());
+    let mut q = inner.clone();
+    q.from = schema.objects[child].name.clone();
+    Ok(ChildPlan {
+        name,
+        ref_field,
+        plan: plan(&q, schema, now)?,
+    })
 }
 
 fn no_such_column(name: &str, entity: &str) -> ApiError {
@@ -129,7 +185,11 @@ pub fn plan(query: &Query, schema: &Schema, now: DateTime<Utc>) -> Result<Plan, 
         ));
     }
     let mut select: Vec<FieldPath> = Vec::new();
+    let mut children: Vec<ChildPlan> = Vec::new();
     for item in &query.select {
+        if let SelectItem::Subquery(inner) = item {
+            children.push(child_plan(schema, object, inner, now)?);
+        }
         if let SelectItem::Field(p) = item {
             let fp = resolve(schema, object, p)?;
             if select
@@ -182,6 +242,8 @@ pub fn plan(query: &Query, schema: &Schema, now: DateTime<Utc>) -> Result<Plan, 
             .limit
             .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
         offset: query.offset.unwrap_or(0) as usize,
+        for_clause: query.for_clause,
+        children,
     })
 }
 

@@ -347,6 +347,37 @@ async fn collections_upsert_reports_created() {
 }
 
 #[tokio::test]
+async fn failed_items_of_an_all_or_none_upsert_carry_created() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    org.add_field(&json!({"object": "Opportunity", "name": "Ext_Id__c", "type": "string", "externalId": true, "unique": true}))
+        .expect("field");
+    let mut one = opportunities("U", 1);
+    one[0].insert("Ext_Id__c".into(), json!("K-1"));
+    seed(&org, one);
+    let r = a.patch("composite/sobjects/Opportunity/Ext_Id__c", &json!({"allOrNone": true, "records": [
+        {"attributes": {"type": "Opportunity"}, "Ext_Id__c": "K-1", "Amount": 3},
+        {"attributes": {"type": "Opportunity"}, "Ext_Id__c": "K-2", "Name": "New", "StageName": "Prospecting", "CloseDate": "2027-01-31"},
+        {"attributes": {"type": "Opportunity"}, "Ext_Id__c": "K-3", "Name": "No close date", "StageName": "Prospecting"},
+    ]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let items = r.body.as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    for item in items {
+        assert_eq!(item["success"], json!(false), "{item}");
+        assert_eq!(item["created"], json!(false), "{item}");
+    }
+    assert_eq!(
+        items[0]["errors"][0]["statusCode"],
+        json!("ALL_OR_NONE_OPERATION_ROLLED_BACK")
+    );
+    assert_eq!(
+        items[2]["errors"][0]["statusCode"],
+        json!("REQUIRED_FIELD_MISSING")
+    );
+}
+
+#[tokio::test]
 async fn describe_versions_and_limits() {
     let org = org("A").await;
     let a = api(&org).await;

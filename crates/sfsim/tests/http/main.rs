@@ -2,8 +2,12 @@
 //! started in-process on port 0. One test binary; `helpers` starts orgs and logs in.
 
 mod auth;
+mod connection;
 mod control;
+mod describe;
 mod dml;
 mod helpers;
+mod identity;
+mod objects;
 mod outbound;
 mod query;

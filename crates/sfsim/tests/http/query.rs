@@ -182,3 +182,201 @@ async fn malformed_queries() {
     assert_eq!(r.status, 400);
     assert_eq!(org.stats()["calls"]["query"], json!(6));
 }
+
+#[tokio::test]
+async fn for_view_and_for_reference_fill_the_recently_viewed_list() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    let ids = seed(&org, opportunities("Recent", 5));
+    let r = a.get("recent").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body, json!([]));
+    let q = a
+        .query("SELECT Id, Name FROM Opportunity WHERE Name = 'Recent 00001' FOR VIEW")
+        .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    assert_eq!(q.body["totalSize"], json!(1));
+    let q = a
+        .query("SELECT Id FROM Opportunity WHERE Name = 'Recent 00003' FOR REFERENCE")
+        .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    // A plain query marks nothing.
+    a.query("SELECT Id FROM Opportunity WHERE Name = 'Recent 00004'")
+        .await;
+    let r = a.get("recent").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let items = r.body.as_array().expect("items");
+    assert_eq!(items.len(), 2, "{}", r.text);
+    assert_eq!(items[0]["Id"], json!(ids[3]));
+    assert_eq!(items[0]["Name"], json!("Recent 00003"));
+    assert_eq!(items[0]["attributes"]["type"], json!("Opportunity"));
+    assert_eq!(items[1]["Id"], json!(ids[1]));
+    let r = a.get("recent?limit=1").await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(1));
+    let r = a.get("recent?limit=x").await;
+    assert_eq!(r.status, 400);
+    // The object's resource lists its recent items; another user has none.
+    let info = a.get("sobjects/Opportunity").await;
+    assert_eq!(info.body["recentItems"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        a.get("sobjects/Account").await.body["recentItems"],
+        json!([])
+    );
+    let human = crate::helpers::token_for(&org, &org.human_username).await;
+    let other = crate::helpers::Api {
+        http: reqwest::Client::new(),
+        base: org.base_url.clone(),
+        token: human,
+    };
+    assert_eq!(other.get("recent").await.body, json!([]));
+    // A deleted record leaves the list.
+    assert_eq!(
+        a.delete(&format!("sobjects/Opportunity/{}", ids[3]))
+            .await
+            .status,
+        204
+    );
+    let r = a.get("recent").await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(1), "{}", r.text);
+    let bad = a.query("SELECT Id FROM Opportunity FOR UPDATE").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.error_code(), "MALFORMED_QUERY");
+    assert_eq!(
+        a.get("").await.body["recent"],
+        json!(format!("/services/data/v{}/recent", crate::helpers::V))
+    );
+}
+
+#[tokio::test]
+async fn explain_answers_with_plans_or_the_query_error() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    seed(&org, opportunities("Plan", 10));
+    let explain = |soql: &str| {
+        a.request(reqwest::Method::GET, "query")
+            .query(&[("explain", soql)])
+            .send()
+    };
+    let r = crate::helpers::Reply::from(
+        explain("SELECT Id FROM Opportunity WHERE Name = 'Plan 00003'")
+            .await
+            .expect("explain"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let plans = r.body["plans"].as_array().expect("plans");
+    assert_eq!(plans.len(), 2, "{}", r.text);
+    assert_eq!(plans[0]["leadingOperationType"], json!("Index"));
+    assert_eq!(plans[0]["fields"], json!(["Name"]));
+    assert_eq!(plans[0]["cardinality"], json!(1));
+    assert_eq!(plans[0]["sobjectCardinality"], json!(10));
+    assert_eq!(plans[0]["sobjectType"], json!("Opportunity"));
+    assert_eq!(plans[1]["leadingOperationType"], json!("TableScan"));
+    assert!(plans[1]["relativeCost"].is_number());
+    assert!(plans[0]["notes"].is_array());
+    // An unindexed filter: the table scan alone.
+    let r = crate::helpers::Reply::from(
+        explain("SELECT Id FROM Opportunity WHERE Amount > 4")
+            .await
+            .expect("explain"),
+    )
+    .await;
+    let plans = r.body["plans"].as_array().expect("plans");
+    assert_eq!(plans.len(), 1, "{}", r.text);
+    assert_eq!(plans[0]["cardinality"], json!(5));
+    // Errors are the query's; a report or list view id is INVALID_ID.
+    let r = crate::helpers::Reply::from(explain("SELECT FROM").await.expect("explain")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "MALFORMED_QUERY");
+    let r = crate::helpers::Reply::from(
+        explain("SELECT Nope FROM Opportunity")
+            .await
+            .expect("explain"),
+    )
+    .await;
+    assert_eq!(r.error_code(), "INVALID_FIELD");
+    let r = crate::helpers::Reply::from(explain("00O000000000001").await.expect("explain")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "INVALID_ID");
+    assert_eq!(org.calls("explain"), 5);
+    assert_eq!(org.calls("query"), 0);
+}
+
+#[tokio::test]
+async fn parent_to_child_subqueries_nest_the_children() {
+    let org = org("A").await;
+    let a = api(&org).await;
+    let mut accounts = Vec::new();
+    for name in ["Acme", "Empty"] {
+        let r = a.post("sobjects/Account", &json!({"Name": name})).await;
+        accounts.push(r.body["id"].as_str().expect("id").to_string());
+    }
+    for last in ["Zed", "Adams", "Brown"] {
+        let r = a
+            .post(
+                "sobjects/Contact",
+                &json!({"LastName": last, "AccountId": accounts[0]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = a
+        .post(
+            "sobjects/Opportunity",
+            &json!({"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2026-12-31", "AccountId": accounts[0]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let q = a
+        .query(
+            "SELECT Id, Name, (SELECT Id, LastName FROM Contacts WHERE LastName != 'Zed' ORDER BY LastName), \
+             (SELECT Name FROM Opportunities) FROM Account ORDER BY Name",
+        )
+        .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    let acme = &q.body["records"][0];
+    assert_eq!(acme["Name"], json!("Acme"));
+    assert_eq!(acme["Contacts"]["totalSize"], json!(2), "{}", q.text);
+    assert_eq!(acme["Contacts"]["done"], json!(true));
+    let names: Vec<&str> = acme["Contacts"]["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|c| c["LastName"].as_str())
+        .collect();
+    assert_eq!(names, ["Adams", "Brown"]);
+    assert_eq!(
+        acme["Contacts"]["records"][0]["attributes"]["type"],
+        json!("Contact")
+    );
+    assert_eq!(acme["Opportunities"]["records"][0]["Name"], json!("Deal"));
+    let empty = &q.body["records"][1];
+    assert_eq!(empty["Contacts"], json!(null));
+    assert_eq!(empty["Opportunities"], json!(null));
+    let limited = a
+        .query("SELECT Id, (SELECT Id FROM Contacts ORDER BY LastName DESC LIMIT 1) FROM Account WHERE Name = 'Acme'")
+        .await;
+    assert_eq!(
+        limited.body["records"][0]["Contacts"]["totalSize"],
+        json!(1)
+    );
+    let bad = a
+        .query("SELECT Id, (SELECT Id FROM Nothings) FROM Account")
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.error_code(), "INVALID_TYPE");
+    let bad = a
+        .query("SELECT Id, (SELECT Nope FROM Contacts) FROM Account")
+        .await;
+    assert_eq!(bad.error_code(), "INVALID_FIELD");
+    let d = a.get("sobjects/Account/describe").await;
+    let contacts = d.body["childRelationships"]
+        .as_array()
+        .expect("childRelationships")
+        .iter()
+        .find(|r| r["relationshipName"] == json!("Contacts"))
+        .cloned()
+        .expect("Contacts");
+    assert_eq!(contacts["childSObject"], json!("Contact"));
+    assert_eq!(contacts["field"], json!("AccountId"));
+}

@@ -3,12 +3,16 @@
 //!
 //! Field names are case-insensitive everywhere (SOQL, DML bodies); lookups go through a
 //! lowercase index and replies use the canonical casing kept in [`FieldDef::name`].
+//!
+//! The standard objects are in `standard`, fields and objects added at run time in `custom`.
+
+mod custom;
+mod standard;
 
 use std::collections::HashMap;
 
 use serde_json::{Value as Json, json};
 
-use crate::error::ApiError;
 use crate::ids;
 
 /// The field types the simulator knows, named as `describe` names them.
@@ -144,6 +148,11 @@ pub struct FieldDef {
     pub reference_to: Option<String>,
     pub relationship_name: Option<String>,
     pub picklist_values: Vec<String>,
+    /// The value a create gives the field when the body leaves it out (picklist defaults).
+    pub default_value: Option<String>,
+    /// For references: the parent's name for its children in SOQL subqueries
+    /// (`Account.Contacts`), when the relationship has one.
+    pub child_relationship: Option<String>,
 }
 
 impl FieldDef {
@@ -180,6 +189,8 @@ impl FieldDef {
             reference_to: None,
             relationship_name: None,
             picklist_values: Vec::new(),
+            default_value: None,
+            child_relationship: None,
         }
     }
 
@@ -221,6 +232,20 @@ impl FieldDef {
     fn reference(mut self, to: &str, relationship: &str) -> Self {
         self.reference_to = Some(to.to_string());
         self.relationship_name = Some(relationship.to_string());
+        self
+    }
+
+    /// The children's relationship name on the parent (`Contacts` for Contact.AccountId).
+    fn children(mut self, name: &str) -> Self {
+        self.child_relationship = Some(name.to_string());
+        self
+    }
+
+    /// Required, but a create without it gets `value` (Task.Status, Task.Priority).
+    fn defaulted(mut self, value: &str) -> Self {
+        self.nillable = false;
+        self.defaulted_on_create = true;
+        self.default_value = Some(value.to_string());
         self
     }
 
@@ -318,6 +343,8 @@ pub struct ObjectDef {
     pub system: SystemFields,
     /// Position of the `Name` field, if the object has one.
     pub name_field: Option<usize>,
+    /// A custom object (`__c`), added through `/__sim/schema`.
+    pub custom: bool,
     by_name: HashMap<String, usize>,
     by_relationship: HashMap<String, usize>,
 }
@@ -383,6 +410,7 @@ impl ObjectDef {
                 system_modstamp: 0,
             },
             name_field: None,
+            custom: false,
             by_name: HashMap::new(),
             by_relationship: HashMap::new(),
         };
@@ -462,7 +490,7 @@ impl ObjectDef {
         json!({
             "activateable": false,
             "createable": true,
-            "custom": false,
+            "custom": self.custom,
             "customSetting": false,
             "deletable": true,
             "deprecatedAndHidden": false,
@@ -508,153 +536,23 @@ pub struct Schema {
     by_name: HashMap<String, usize>,
 }
 
-/// The Opportunity stages and their default probabilities, as in a new org.
-pub const OPPORTUNITY_STAGES: &[(&str, f64)] = &[
-    ("Prospecting", 10.0),
-    ("Qualification", 10.0),
-    ("Needs Analysis", 20.0),
-    ("Value Proposition", 50.0),
-    ("Id. Decision Makers", 60.0),
-    ("Perception Analysis", 70.0),
-    ("Proposal/Price Quote", 75.0),
-    ("Negotiation/Review", 90.0),
-    ("Closed Won", 100.0),
-    ("Closed Lost", 0.0),
-];
+pub use standard::OPPORTUNITY_STAGES;
 
 impl Schema {
-    /// Account, Opportunity and User as in a new org (the fields orgsync and its tests use).
-    pub fn standard() -> Schema {
-        use FieldType as T;
-        let account = ObjectDef::new(
-            "Account",
-            "Accounts",
-            ids::ACCOUNT_PREFIX,
-            vec![
-                FieldDef::new("Name", "Account Name", T::String)
-                    .required()
-                    .id_lookup()
-                    .name_field(),
-                owner(),
-                FieldDef::new("AccountNumber", "Account Number", T::String).length(40),
-                FieldDef::new("Description", "Account Description", T::Textarea),
-                FieldDef::new("Industry", "Industry", T::Picklist)
-                    .length(255)
-                    .picklist(&[
-                        "Agriculture",
-                        "Banking",
-                        "Chemicals",
-                        "Communications",
-                        "Consulting",
-                        "Education",
-                        "Electronics",
-                        "Energy",
-                        "Finance",
-                        "Healthcare",
-                        "Manufacturing",
-                        "Media",
-                        "Retail",
-                        "Technology",
-                        "Other",
-                    ]),
-                FieldDef::new("NumberOfEmployees", "Employees", T::Int).length(8),
-                FieldDef::new("AnnualRevenue", "Annual Revenue", T::Currency),
-                FieldDef::new("Type", "Account Type", T::Picklist).picklist(&[
-                    "Prospect",
-                    "Customer - Direct",
-                    "Customer - Channel",
-                    "Channel Partner / Reseller",
-                    "Installation Partner",
-                    "Technology Partner",
-                    "Other",
-                ]),
-                FieldDef::new("Phone", "Account Phone", T::Phone),
-                FieldDef::new("Fax", "Account Fax", T::Phone),
-                FieldDef::new("Website", "Website", T::Url),
-                FieldDef::new("Site", "Account Site", T::String).length(80),
-                FieldDef::new("BillingStreet", "Billing Street", T::Textarea).length(255),
-                FieldDef::new("BillingCity", "Billing City", T::String).length(40),
-                FieldDef::new("BillingState", "Billing State/Province", T::String).length(80),
-                FieldDef::new("BillingPostalCode", "Billing Zip/Postal Code", T::String).length(20),
-                FieldDef::new("BillingCountry", "Billing Country", T::String).length(80),
-            ],
-        );
-        let stages: Vec<&str> = OPPORTUNITY_STAGES.iter().map(|(s, _)| *s).collect();
-        let mut is_closed = FieldDef::new("IsClosed", "Closed", T::Boolean).read_only();
-        is_closed.nillable = false;
-        let mut is_won = FieldDef::new("IsWon", "Won", T::Boolean).read_only();
-        is_won.nillable = false;
-        let opportunity = ObjectDef::new(
-            "Opportunity",
-            "Opportunities",
-            ids::OPPORTUNITY_PREFIX,
-            vec![
-                FieldDef::new("AccountId", "Account ID", T::Reference)
-                    .reference("Account", "Account"),
-                owner(),
-                FieldDef::new("Name", "Name", T::String)
-                    .length(120)
-                    .required()
-                    .name_field(),
-                FieldDef::new("Description", "Description", T::Textarea),
-                FieldDef::new("StageName", "Stage", T::Picklist)
-                    .required()
-                    .picklist(&stages),
-                FieldDef::new("Amount", "Amount", T::Currency),
-                FieldDef::new("Probability", "Probability (%)", T::Percent),
-                FieldDef::new("CloseDate", "Close Date", T::Date).required(),
-                FieldDef::new("Type", "Opportunity Type", T::Picklist).picklist(&[
-                    "Existing Customer - Upgrade",
-                    "Existing Customer - Replacement",
-                    "Existing Customer - Downgrade",
-                    "New Customer",
-                ]),
-                FieldDef::new("NextStep", "Next Step", T::String),
-                FieldDef::new("LeadSource", "Lead Source", T::Picklist).picklist(&[
-                    "Web",
-                    "Phone Inquiry",
-                    "Partner Referral",
-                    "Purchased List",
-                    "Other",
-                ]),
-                is_closed,
-                is_won,
-            ],
-        );
-        let user = ObjectDef::new(
-            "User",
-            "Users",
-            ids::USER_PREFIX,
-            vec![
-                {
-                    let mut f = FieldDef::new("Username", "Username", T::String)
-                        .length(80)
-                        .required()
-                        .id_lookup();
-                    f.unique = true;
-                    f
-                },
-                FieldDef::new("Name", "Full Name", T::String)
-                    .length(121)
-                    .required()
-                    .name_field(),
-                FieldDef::new("Email", "Email", T::Email)
-                    .length(128)
-                    .required(),
-                FieldDef::new("IsActive", "Active", T::Boolean),
-            ],
-        );
-        let mut schema = Schema {
-            objects: Vec::new(),
-            by_name: HashMap::new(),
-        };
-        for o in [account, opportunity, user] {
-            schema
-                .by_name
-                .insert(o.name.to_ascii_lowercase(), schema.objects.len());
-            schema.objects.push(o);
-        }
-        schema
+    /// The child object and its reference field behind a child relationship name of
+    /// `parent` (`Contacts` on Account -> Contact.AccountId).
+    pub fn child_relationship(&self, parent: &str, name: &str) -> Option<(usize, usize)> {
+        self.objects.iter().enumerate().find_map(|(oi, o)| {
+            o.fields
+                .iter()
+                .position(|f| {
+                    f.reference_to.as_deref() == Some(parent)
+                        && f.child_relationship
+                            .as_deref()
+                            .is_some_and(|r| r.eq_ignore_ascii_case(name))
+                })
+                .map(|fi| (oi, fi))
+        })
     }
 
     /// Position of an object, by case-insensitive name.
@@ -679,11 +577,10 @@ impl Schema {
         for child in &self.objects {
             for f in &child.fields {
                 if f.reference_to.as_deref() == Some(object) {
-                    let rel = if child.name == "Opportunity" && f.name == "AccountId" {
-                        json!("Opportunities")
-                    } else {
-                        Json::Null
-                    };
+                    let rel = f
+                        .child_relationship
+                        .as_ref()
+                        .map_or(Json::Null, |r| json!(r));
                     out.push(json!({
                         "cascadeDelete": child.name == "Opportunity" && f.name == "AccountId",
                         "childSObject": child.name,
@@ -698,131 +595,6 @@ impl Schema {
             }
         }
         out
-    }
-
-    /// Adds a custom field from a spec like
-    /// `{"object":"Opportunity","name":"Ext_Id__c","type":"string","externalId":true,"unique":true}`.
-    /// Optional keys: `label`, `length`, `required`, `picklistValues`, `referenceTo`,
-    /// `relationshipName`. Returns the object's index and the new field's position.
-    pub fn add_field(&mut self, spec: &Json) -> Result<(usize, usize), ApiError> {
-        let bad = |m: String| ApiError::new(400, "INVALID_FIELD", m);
-        let spec = spec
-            .as_object()
-            .ok_or_else(|| bad("field spec must be a JSON object".into()))?;
-        let text = |k: &str| spec.get(k).and_then(Json::as_str);
-        let flag = |k: &str| spec.get(k).and_then(Json::as_bool).unwrap_or(false);
-        let object = text("object").ok_or_else(|| bad("field spec needs \"object\"".into()))?;
-        let name = text("name").ok_or_else(|| bad("field spec needs \"name\"".into()))?;
-        let type_name = text("type").unwrap_or("string");
-        let oi = self.object_index(object).ok_or_else(|| {
-            ApiError::new(
-                400,
-                "INVALID_TYPE",
-                format!("sObject type '{object}' is not supported."),
-            )
-        })?;
-        validate_custom_name(name).map_err(bad)?;
-        if self.objects[oi].field_index(name).is_some() {
-            return Err(ApiError::new(
-                400,
-                "DUPLICATE_DEVELOPER_NAME",
-                format!(
-                    "There is already a field named {name} on {}.",
-                    self.objects[oi].name
-                ),
-            ));
-        }
-        let field_type = FieldType::from_describe_name(type_name)
-            .filter(|t| *t != FieldType::Id)
-            .ok_or_else(|| bad(format!("unknown field type '{type_name}'")))?;
-        let label = text("label")
-            .map(str::to_string)
-            .unwrap_or_else(|| name[..name.len() - 3].replace('_', " "));
-        let mut f = FieldDef::new(name, &label, field_type);
-        f.custom = true;
-        if let Some(len) = spec.get("length") {
-            let len = len
-                .as_u64()
-                .filter(|l| (1..=131_072).contains(l))
-                .ok_or_else(|| bad("length must be an integer from 1 to 131072".into()))?;
-            f.length = len as u32;
-        }
-        let external_id = flag("externalId");
-        let unique = flag("unique");
-        if (external_id || unique)
-            && !matches!(
-                field_type,
-                FieldType::String | FieldType::Email | FieldType::Int | FieldType::Double
-            )
-        {
-            return Err(bad(format!(
-                "an external id or unique field must be of type string, email, int or double, not {type_name}"
-            )));
-        }
-        f.external_id = external_id;
-        f.unique = unique;
-        f.id_lookup = external_id;
-        if flag("required") {
-            f = f.required();
-        }
-        if let Some(values) = spec.get("picklistValues").and_then(Json::as_array) {
-            f.picklist_values = values
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect();
-        }
-        if field_type == FieldType::Reference {
-            let to = text("referenceTo")
-                .ok_or_else(|| bad("a reference field needs \"referenceTo\"".into()))?;
-            let target = self
-                .object(to)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        400,
-                        "INVALID_TYPE",
-                        format!("sObject type '{to}' is not supported."),
-                    )
-                })?
-                .name
-                .clone();
-            let rel = text("relationshipName")
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{}__r", &name[..name.len() - 3]));
-            f = f.reference(&target, &rel);
-        }
-        let obj = &mut self.objects[oi];
-        obj.push_field(f);
-        Ok((oi, obj.fields.len() - 1))
-    }
-}
-
-/// `OwnerId`: required, but defaulted to the writing user on create.
-fn owner() -> FieldDef {
-    let mut f =
-        FieldDef::new("OwnerId", "Owner ID", FieldType::Reference).reference("User", "Owner");
-    f.nillable = false;
-    f.defaulted_on_create = true;
-    f
-}
-
-/// A custom field's API name: a letter, then letters, digits and single underscores, ending in
-/// `__c`, at most 43 characters with the suffix.
-fn validate_custom_name(name: &str) -> Result<(), String> {
-    let lower = name.to_ascii_lowercase();
-    let Some(stem) = lower.strip_suffix("__c") else {
-        return Err(format!("custom field name '{name}' must end in '__c'"));
-    };
-    let ok = stem.len() <= 40
-        && stem.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !stem.contains("__")
-        && !stem.ends_with('_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "custom field name '{name}' must begin with a letter and hold only letters, digits and single underscores"
-        ))
     }
 }
 
@@ -902,33 +674,5 @@ mod tests {
             d["urls"]["describe"],
             "/services/data/v62.0/sobjects/Opportunity/describe"
         );
-    }
-
-    #[test]
-    fn add_field_validates_and_registers() {
-        let mut s = Schema::standard();
-        let spec = json!({"object":"opportunity","name":"Ext_Id__c","type":"string","externalId":true,"unique":true});
-        let (oi, fi) = s.add_field(&spec).expect("added");
-        let f = &s.objects[oi].fields[fi];
-        assert!(f.external_id && f.unique && f.custom && f.id_lookup);
-        assert_eq!(s.objects[oi].field_index("EXT_ID__C"), Some(fi));
-        let dup = s.add_field(&spec).expect_err("duplicate");
-        assert_eq!(dup.error_code, "DUPLICATE_DEVELOPER_NAME");
-        let no_suffix = s
-            .add_field(&json!({"object":"Account","name":"Foo"}))
-            .expect_err("suffix");
-        assert_eq!(no_suffix.error_code, "INVALID_FIELD");
-        let bad_obj = s
-            .add_field(&json!({"object":"Foo","name":"A__c"}))
-            .expect_err("object");
-        assert_eq!(bad_obj.error_code, "INVALID_TYPE");
-        let bad_type = s.add_field(&json!({"object":"Account","name":"A__c","type":"blob"}));
-        assert!(bad_type.is_err());
-        let bad_name = s.add_field(&json!({"object":"Account","name":"a__b__c"}));
-        assert!(bad_name.is_err());
-        let (oi, fi) = s
-            .add_field(&json!({"object":"Opportunity","name":"Partner__c","type":"reference","referenceTo":"account"}))
-            .expect("reference");
-        assert_eq!(s.objects[oi].relationship_index("partner__r"), Some(fi));
     }
 }
