@@ -78,8 +78,11 @@ pub fn parse_json(bytes: &[u8]) -> Result<Json, ApiError> {
 /// Largest request body any endpoint reads; the whole body is read before a handler runs.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
+/// Largest body read for a Bulk ingest upload (Salesforce: 150 MB base64).
+pub const MAX_BULK_UPLOAD_BYTES: usize = 150 * 1024 * 1024;
+
 /// Middleware reading every request body (up to [`MAX_REQUEST_BYTES`]) before the handler
-/// runs. A handler that answers early (404, 401, a fault) would otherwise leave the body
+/// runs (a Bulk ingest upload up to [`MAX_BULK_UPLOAD_BYTES`]). A handler that answers early (404, 401, a fault) would otherwise leave the body
 /// unread, and hyper then closes the kept-alive connection without `Connection: close`: the
 /// client's next request on that socket fails (EPIPE, "socket hang up"). A body over the limit
 /// is answered 413 `REQUEST_ENTITY_TOO_LARGE` with `Connection: close`, announcing the close.
@@ -88,7 +91,13 @@ pub async fn buffer_body(
     next: axum::middleware::Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    match read_body(body, MAX_REQUEST_BYTES).await {
+    // Bulk ingest uploads may be larger; their handler applies the upload limit.
+    let limit = if parts.uri.path().contains("/jobs/ingest/") {
+        MAX_BULK_UPLOAD_BYTES
+    } else {
+        MAX_REQUEST_BYTES
+    };
+    match read_body(body, limit).await {
         Ok(bytes) => {
             next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
                 .await

@@ -1,5 +1,6 @@
 //! The REST API under `/services/data/vNN.0/`: query and queryAll with cursor paging,
-//! sObject rows, describe, getDeleted / getUpdated, sObject Collections and limits.
+//! sObject rows, describe, getDeleted / getUpdated, sObject Collections, limits and Bulk API
+//! 2.0 (`jobs/`, in `bulk`).
 //!
 //! One handler takes every call under a version and routes on the path segments itself:
 //! Salesforce accepts trailing slashes (`deleted/?start=`) and answers unknown resources with
@@ -8,6 +9,7 @@
 //! `Sforce-Limit-Info` on the reply. Queries are in `query`, sObject Collections in
 //! `collections`.
 
+pub(super) mod bulk;
 mod collections;
 mod layouts;
 mod query;
@@ -453,6 +455,7 @@ async fn route(call: &Call<'_>, seg: &[String], body: Body) -> Outcome {
             ),
             _ => Outcome::unrouted(method_not_allowed(&m, "PATCH")),
         },
+        ["jobs", ..] => bulk::route(call, &s, &m, body).await,
         _ => Outcome::unrouted(ApiError::not_found()),
     }
 }
@@ -507,8 +510,8 @@ fn limits(state: &OrgState) -> Response {
         200,
         &json!({
             "DailyApiRequests": entry(max, usage),
-            "DailyBulkApiBatches": entry(15000, 0),
-            "DailyBulkV2QueryJobs": entry(10000, 0),
+            "DailyBulkApiBatches": entry(crate::bulk::DAILY_BATCHES, state.bulk.batches_used.load(std::sync::atomic::Ordering::Relaxed)),
+            "DailyBulkV2QueryJobs": entry(crate::bulk::DAILY_QUERY_JOBS, state.bulk.query_jobs_created.load(std::sync::atomic::Ordering::Relaxed)),
             "DailyAsyncApexExecutions": entry(250000, 0),
             "DataStorageMB": entry(1024, 0),
             "FileStorageMB": entry(1024, 0),
