@@ -34,6 +34,8 @@ pub const DEFAULT_MAX_RECORDS: usize = 50_000;
 pub const DAILY_QUERY_JOBS: u64 = 10_000;
 /// Batches per rolling 24 hours, shared with Bulk 1.0 (`DailyBulkApiBatches`).
 pub const DAILY_BATCHES: u64 = 15_000;
+/// Megabytes of query results per rolling 24 hours (1 TB, `DailyBulkV2QueryFileStorageMB`).
+pub const DAILY_QUERY_RESULT_MB: u64 = 976_562;
 /// Records of one internal batch: an upload consumes one batch per started 10,000 rows.
 pub const BATCH_RECORDS: usize = 10_000;
 /// Largest upload (Salesforce: 150 MB base64, about 100 MB of CSV).
@@ -255,6 +257,8 @@ pub struct BulkJobs {
     pub wake: tokio::sync::Notify,
     pub query_jobs_created: AtomicU64,
     pub batches_used: AtomicU64,
+    /// Bytes of query results served (`DailyBulkV2QueryFileStorageMB`).
+    pub query_result_bytes: AtomicU64,
 }
 
 impl BulkJobs {
@@ -304,6 +308,14 @@ impl BulkJobs {
         lock(&self.jobs).clear();
         self.query_jobs_created.store(0, Ordering::Relaxed);
         self.batches_used.store(0, Ordering::Relaxed);
+        self.query_result_bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// Megabytes of query results served, rounded up (`DailyBulkV2QueryFileStorageMB` used).
+    pub fn query_result_mb(&self) -> u64 {
+        self.query_result_bytes
+            .load(Ordering::Relaxed)
+            .div_ceil(1024 * 1024)
     }
 }
 

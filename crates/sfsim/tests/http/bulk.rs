@@ -667,6 +667,8 @@ async fn bulk_calls_count_as_api_calls_and_fail_in_a_storm() {
     let after = org.stats()["api_calls_total"].as_u64().expect("total");
     assert_eq!(after - before, 3 + polls);
     let limits = a.get("limits").await.body;
+    assert_eq!(limits["DailyBulkV2QueryFileStorageMB"]["Max"], 976562);
+    assert_eq!(limits["DailyBulkV2QueryFileStorageMB"]["Remaining"], 976561);
     assert_eq!(limits["DailyBulkV2QueryJobs"]["Max"], 10000);
     assert_eq!(limits["DailyBulkV2QueryJobs"]["Remaining"], 9999);
     run_ingest(
@@ -725,6 +727,55 @@ async fn query_jobs_can_be_aborted() {
     assert_eq!(r.error_code(), "JOB_NOT_COMPLETE");
     // A query job is not an ingest job.
     assert_eq!(a.get(&format!("jobs/ingest/{id}")).await.status, 404);
+}
+
+#[tokio::test]
+async fn ingest_jobs_stall_are_deleted_only_when_not_running_and_keep_unprocessed_rows() {
+    let org = org("BT").await;
+    let a = api(&org).await;
+    let csv = "Name,StageName,CloseDate\nT1,Prospecting,2026-01-01\nT2,Prospecting,2026-01-01\n";
+    // Aborted while Open: every uploaded row is unprocessed; an Open job cannot be deleted.
+    let id = ingest_job(&a, json!({"object": "Opportunity", "operation": "insert"})).await;
+    assert_eq!(upload(&a, &id, csv).await.status, 201);
+    let r = a.delete(&format!("jobs/ingest/{id}")).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.error_code(), "INVALIDJOBSTATE");
+    let r = a
+        .patch(&format!("jobs/ingest/{id}"), &json!({"state": "Aborted"}))
+        .await;
+    assert_eq!(r.body["state"], "Aborted");
+    let left = results(&a, &id, "unprocessedrecords").await;
+    assert_eq!(left.len(), 2);
+    assert_eq!(left[1]["Name"], "T2");
+    assert_eq!(a.delete(&format!("jobs/ingest/{id}")).await.status, 204);
+    assert_eq!(a.get(&format!("jobs/ingest/{id}")).await.status, 404);
+
+    // Stalled: InProgress, nothing written, until the fault is cleared.
+    control(&org, "faults", Some(json!({"bulk_stall": true}))).await;
+    let id = ingest_job(&a, json!({"object": "Opportunity", "operation": "insert"})).await;
+    assert_eq!(upload(&a, &id, csv).await.status, 201);
+    a.patch(
+        &format!("jobs/ingest/{id}"),
+        &json!({"state": "UploadComplete"}),
+    )
+    .await;
+    let path = format!("jobs/ingest/{id}");
+    wait_for(&a, &path, |s| s == "InProgress").await;
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let info = a.get(&path).await.body;
+        assert_eq!(info["state"], "InProgress");
+        assert_eq!(info["numberRecordsProcessed"], 0);
+    }
+    assert_eq!(a.delete(&path).await.status, 409);
+    assert_eq!(org.db().count("Opportunity"), 0);
+    control(&org, "faults", Some(json!({"bulk_stall": false}))).await;
+    let info = wait_for(&a, &path, ended).await;
+    assert_eq!(info["state"], "JobComplete");
+    assert_eq!(org.db().count("Opportunity"), 2);
+    let list = a.get("jobs/ingest").await.body;
+    assert_eq!(list["records"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["records"][0]["jobType"], "V2Ingest");
 }
 
 /// Reads one reply's head off a raw socket.

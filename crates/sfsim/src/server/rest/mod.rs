@@ -512,6 +512,7 @@ fn limits(state: &OrgState) -> Response {
             "DailyApiRequests": entry(max, usage),
             "DailyBulkApiBatches": entry(crate::bulk::DAILY_BATCHES, state.bulk.batches_used.load(std::sync::atomic::Ordering::Relaxed)),
             "DailyBulkV2QueryJobs": entry(crate::bulk::DAILY_QUERY_JOBS, state.bulk.query_jobs_created.load(std::sync::atomic::Ordering::Relaxed)),
+            "DailyBulkV2QueryFileStorageMB": entry(crate::bulk::DAILY_QUERY_RESULT_MB, state.bulk.query_result_mb()),
             "DailyAsyncApexExecutions": entry(250000, 0),
             "DataStorageMB": entry(1024, 0),
             "FileStorageMB": entry(1024, 0),

@@ -273,8 +273,13 @@ fn info(call: &Call<'_>, id: &str, query: bool) -> Result<Response, ApiError> {
         .with_job(id, query, |job| Ok(json_reply(200, &job.info())))
 }
 
+/// `DELETE`: only a job in UploadComplete, JobComplete, Aborted or Failed (Salesforce, "Delete
+/// a Job"); Open or InProgress is 409 `INVALIDJOBSTATE`.
 fn delete(call: &Call<'_>, id: &str, query: bool) -> Result<Response, ApiError> {
-    call.state.bulk.with_job(id, query, |_| Ok(()))?;
+    call.state.bulk.with_job(id, query, |job| match job.state {
+        JobState::Open | JobState::InProgress => Err(bulk::invalid_state(job, "deleted")),
+        _ => Ok(()),
+    })?;
     call.state.bulk.remove(id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -436,6 +441,10 @@ fn query_results(call: &Call<'_>, id: &str) -> Result<Response, ApiError> {
         rows.iter().map(|r| bulk::query::flatten(r, &columns)),
         format,
     );
+    call.state
+        .bulk
+        .query_result_bytes
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
     let next = if end >= cursor.len() {
         "null".to_string()
     } else {
