@@ -555,6 +555,9 @@ async fn uploads_are_checked() {
         info["errorMessage"],
         "InvalidBatch : Field name not found : Nope__c"
     );
+    let left = results(&a, &id, "unprocessedrecords").await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["Nope__c"], "b");
     let r = a
         .post(
             "jobs/ingest",

@@ -129,15 +129,17 @@ fn start(st: &OrgState, id: &str) -> bool {
         ),
     }
     let work = {
-        let jobs = lock(&st.bulk.jobs);
-        let Some(job) = jobs.get(id) else {
+        let mut jobs = lock(&st.bulk.jobs);
+        let Some(job) = jobs.get_mut(id) else {
             return false;
         };
-        match &job.kind {
+        let format = job.format;
+        match &mut job.kind {
             JobKind::Query(q) => Work::Query(q.soql.clone(), q.all),
+            // Taken out: once parsed, the rows live in the job's table (put back on failure).
             JobKind::Ingest(i) => Work::Ingest(
-                i.upload.clone(),
-                job.format,
+                i.upload.take(),
+                format,
                 job.object.clone(),
                 i.operation,
                 i.external_id_field.clone(),
@@ -173,6 +175,7 @@ fn start(st: &OrgState, id: &str) -> bool {
                 (false, _) => Table::default(),
                 (true, Ok(t)) => t,
                 (true, Err(e)) => {
+                    restore_upload(st, id, upload);
                     fail(st, id, Some(e));
                     return false;
                 }
@@ -186,22 +189,34 @@ fn start(st: &OrgState, id: &str) -> bool {
                     }
                 };
                 if let Err(e) = checked {
+                    restore_upload(st, id, upload);
                     fail(st, id, Some(e));
                     return false;
                 }
             }
             st.bulk.use_batches(table.rows.len());
             let mut jobs = lock(&st.bulk.jobs);
-            if let Some(job) = jobs.get_mut(id)
-                && job.state == JobState::UploadComplete
-                && let JobKind::Ingest(i) = &mut job.kind
-            {
-                i.table = table;
-                job.set_state(JobState::InProgress, now);
+            if let Some(job) = jobs.get_mut(id) {
+                // Kept even when the job was aborted meanwhile: its rows are unprocessed.
+                if let JobKind::Ingest(i) = &mut job.kind {
+                    i.table = table;
+                }
+                if job.state == JobState::UploadComplete {
+                    job.set_state(JobState::InProgress, now);
+                }
             }
         }
     }
     true
+}
+
+/// Puts an upload that could not be processed back, for `unprocessedrecords`.
+fn restore_upload(st: &OrgState, id: &str, upload: Option<Vec<u8>>) {
+    if let Some(job) = lock(&st.bulk.jobs).get_mut(id)
+        && let JobKind::Ingest(i) = &mut job.kind
+    {
+        i.upload = upload;
+    }
 }
 
 /// Processes the next rows of an InProgress job.
@@ -258,7 +273,7 @@ fn advance_ingest(st: &OrgState, id: &str, faults: &Faults) -> bool {
         let end = (i.next + budget(faults, INGEST_CHUNK)).min(i.table.rows.len());
         (
             i.table.header.clone(),
-            i.table.rows[i.next..end].to_vec(),
+            i.table.rows.get(i.next..end).unwrap_or_default().to_vec(),
             i.next,
             job.object.clone(),
             i.operation,
