@@ -374,3 +374,26 @@ async fn ingest_jobs_stall_are_deleted_only_when_not_running_and_keep_unprocesse
     assert_eq!(list["records"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["records"][0]["jobType"], "V2Ingest");
 }
+
+#[tokio::test]
+async fn ingest_writes_queue_outbound_messages_like_rest_writes() {
+    let org = org("BO").await;
+    org.set_outbound(sfsim::outbound::OutboundConfig {
+        // Nothing listens there: the notifications stay queued.
+        endpoint_url: Some("http://127.0.0.1:9/outbound".into()),
+        enabled: true,
+        retry_base_delay_ms: 3_600_000,
+        ..Default::default()
+    });
+    let a = api(&org).await;
+    let csv = "Name,StageName,CloseDate\nO1,Prospecting,2026-01-01\nO2,Prospecting,2026-01-01\n,Prospecting,2026-01-01\n";
+    let (_, info) = run_ingest(
+        &a,
+        json!({"object": "Opportunity", "operation": "insert"}),
+        csv,
+    )
+    .await;
+    assert_eq!(info["state"], "JobComplete");
+    assert_eq!(info["numberRecordsFailed"], 1);
+    assert_eq!(org.outbound_stats().notifications_queued, 2);
+}
