@@ -3,9 +3,10 @@
 //!
 //! Layers: `ids`, `value`, `schema` (what a record is), `soql` (parse and evaluate queries),
 //! `db` (one org's records, indexes and DML, pure and synchronous), `server` (HTTP: auth, REST,
-//! collections, control API, the Outbound Messaging delivery task), `outbound` (Outbound
+//! collections, Bulk API 2.0, control API, the Outbound Messaging delivery task), `bulk` (Bulk API 2.0 jobs), `outbound` (Outbound
 //! Messaging: queue, settings, counters, the SOAP envelope).
 
+pub mod bulk;
 pub mod db;
 pub mod error;
 pub mod ids;

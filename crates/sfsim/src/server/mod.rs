@@ -1,11 +1,12 @@
 //! HTTP for one simulated org: [`start_org`] binds a listener, creates the org's users and
 //! serves auth (`auth`), the REST API (`rest`) and the control API (`control`) on it, and
-//! starts Outbound Messaging delivery. [`SimOrg`] is the handle tests hold: base URL, ids,
+//! starts Outbound Messaging delivery and Bulk job processing. [`SimOrg`] is the handle tests hold: base URL, ids,
 //! in-process shortcuts to the control operations, and shutdown.
 
 mod auth;
 pub mod control;
 mod delivery;
+mod header_case;
 mod identity;
 mod reply;
 mod rest;
@@ -136,14 +137,17 @@ pub async fn start_org(config: OrgConfig, addr: &str) -> std::io::Result<SimOrg>
     let (tx, rx) = oneshot::channel::<()>();
     let org_name = name.clone();
     let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = rx.await;
-        });
+        let serve = axum::serve(header_case::CaseListener(listener), app).with_graceful_shutdown(
+            async move {
+                let _ = rx.await;
+            },
+        );
         if let Err(e) = serve.await {
             tracing::error!(org = %org_name, error = %e, "server stopped");
         }
     });
     tokio::spawn(delivery::run_delivery(Arc::downgrade(&state)));
+    tokio::spawn(rest::bulk::worker::run(Arc::downgrade(&state)));
     info!(org = %name, url = %base_url, org_id = %org_id, "org listening");
     Ok(SimOrg {
         name,

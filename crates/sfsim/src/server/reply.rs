@@ -81,10 +81,16 @@ pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 /// Largest request body of the control API (`/__sim/records` seeds up to 10,000 records).
 pub const MAX_CONTROL_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
-/// The body limit of a path: the control API's under `/__sim/`, else the REST limit.
+/// Largest body read for a Bulk ingest upload (Salesforce: 150 MB base64).
+pub const MAX_BULK_UPLOAD_BYTES: usize = 150 * 1024 * 1024;
+
+/// The body limit of a path: the control API's under `/__sim/`, a Bulk ingest upload's under
+/// `/jobs/ingest/` (its handler applies the upload limit), else the REST limit.
 pub fn body_limit(path: &str) -> usize {
     if path == "/__sim" || path.starts_with("/__sim/") {
         MAX_CONTROL_REQUEST_BYTES
+    } else if path.contains("/jobs/ingest/") {
+        MAX_BULK_UPLOAD_BYTES
     } else {
         MAX_REQUEST_BYTES
     }

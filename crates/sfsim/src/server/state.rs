@@ -90,6 +90,14 @@ pub struct Faults {
     pub api_daily_limit: u64,
     /// Records whose Name contains this text fail with FIELD_CUSTOM_VALIDATION_EXCEPTION.
     pub reject_name_marker: Option<String>,
+    /// Rows per second Bulk jobs process (0: as fast as sfsim can).
+    pub bulk_rows_per_second: u64,
+    /// Bulk jobs stay InProgress, processing nothing, while this is set.
+    pub bulk_stall: bool,
+    /// Bulk jobs that are processed fail (state Failed; ingest jobs with an errorMessage).
+    pub bulk_fail: bool,
+    /// Largest Bulk ingest upload, in bytes.
+    pub bulk_upload_max_bytes: u64,
 }
 
 impl Default for Faults {
@@ -103,6 +111,10 @@ impl Default for Faults {
             lock_error_rate: 0.0,
             api_daily_limit: DEFAULT_API_DAILY_LIMIT,
             reject_name_marker: None,
+            bulk_rows_per_second: 0,
+            bulk_stall: false,
+            bulk_fail: false,
+            bulk_upload_max_bytes: crate::bulk::DEFAULT_UPLOAD_MAX_BYTES,
         }
     }
 }
@@ -166,6 +178,8 @@ pub struct OrgState {
     /// The last timestamp handed out: timestamps never go backwards.
     last_now: Mutex<DateTime<Utc>>,
     pub outbound: Outbound,
+    /// Bulk API 2.0 jobs.
+    pub bulk: crate::bulk::BulkJobs,
 }
 
 impl OrgState {
@@ -197,6 +211,7 @@ impl OrgState {
             clock_offset_ms: Mutex::new(0),
             last_now: Mutex::new(DateTime::<Utc>::MIN_UTC),
             outbound: Outbound::new(),
+            bulk: crate::bulk::BulkJobs::default(),
         }
     }
 
@@ -370,7 +385,7 @@ impl OrgState {
         lock(&self.cursors).remove(id);
     }
 
-    /// Empties the org: records, cursors, recently viewed lists, stats, faults, clock offset, API usage, request log
+    /// Empties the org: records, cursors, Bulk jobs, recently viewed lists, stats, faults, clock offset, API usage, request log
     /// and outbound configuration. Users and their sessions stay.
     pub fn reset(&self) {
         lock(&self.db).reset();
@@ -382,5 +397,6 @@ impl OrgState {
         *lock(&self.clock_offset_ms) = 0;
         lock(&self.log).clear();
         self.outbound.reset();
+        self.bulk.reset();
     }
 }

@@ -2,6 +2,7 @@
 //! started in-process on port 0. One test binary; `helpers` starts orgs and logs in.
 
 mod auth;
+mod bulk;
 mod connection;
 mod control;
 mod describe;

@@ -1,6 +1,6 @@
 //! The REST API under `/services/data/vNN.0/`: query and queryAll with cursor paging,
 //! explain, sObject rows, describe and its sub-resources, getDeleted / getUpdated, sObject
-//! Collections, recently viewed items and limits.
+//! Collections, recently viewed items, limits and Bulk API 2.0 (`jobs/`, in `bulk`).
 //!
 //! One handler takes every call under a version and routes on the path segments itself:
 //! Salesforce accepts trailing slashes (`deleted/?start=`) and answers unknown resources with
@@ -10,6 +10,7 @@
 //! sObject Collections in `collections`, describe layouts in `layouts`, recent items in
 //! `recent`.
 
+pub(super) mod bulk;
 mod collections;
 mod layouts;
 mod query;
@@ -459,6 +460,7 @@ async fn route(call: &Call<'_>, seg: &[String], body: Body) -> Outcome {
             ),
             _ => Outcome::unrouted(method_not_allowed(&m, "PATCH")),
         },
+        ["jobs", ..] => bulk::route(call, &s, &m, body).await,
         _ => Outcome::unrouted(ApiError::not_found()),
     }
 }
@@ -513,8 +515,9 @@ fn limits(state: &OrgState) -> Response {
         200,
         &json!({
             "DailyApiRequests": entry(max, usage),
-            "DailyBulkApiBatches": entry(15000, 0),
-            "DailyBulkV2QueryJobs": entry(10000, 0),
+            "DailyBulkApiBatches": entry(crate::bulk::DAILY_BATCHES, state.bulk.batches_used.load(std::sync::atomic::Ordering::Relaxed)),
+            "DailyBulkV2QueryJobs": entry(crate::bulk::DAILY_QUERY_JOBS, state.bulk.query_jobs_created.load(std::sync::atomic::Ordering::Relaxed)),
+            "DailyBulkV2QueryFileStorageMB": entry(crate::bulk::DAILY_QUERY_RESULT_MB, state.bulk.query_result_mb()),
             "DailyAsyncApexExecutions": entry(250000, 0),
             "DataStorageMB": entry(1024, 0),
             "FileStorageMB": entry(1024, 0),
