@@ -132,7 +132,7 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the inbox's oldest row"),
     }
-    let text = crate::metrics::render_metrics(&daemon.metrics().lock(), &gauges);
+    let text = daemon.metrics().render(&gauges);
     (
         StatusCode::OK,
         [(

@@ -14,6 +14,7 @@ use secrecy::ExposeSecret as _;
 
 use super::Shared;
 use crate::config::TriggerPolicy;
+use crate::events::{OutboundAcked, OutboundRefused};
 use crate::salesforce::outbound::{ack_envelope, fault_envelope, parse_notifications};
 use crate::store::{NewNotification, Org};
 
@@ -131,28 +132,24 @@ async fn handle_outbound(
     let org_label = org.as_ref().map(|o| o.as_str()).unwrap_or("unknown");
     match accept(shared, org, secret, body).await {
         Ok((org, received, new)) => {
-            shared
-                .daemon
-                .metrics()
-                .message(org_label, "acked", received);
-            tracing::info!(
-                org = org.as_str(),
-                notifications = received,
+            OutboundAcked {
+                org,
+                notifications: received,
                 new,
-                "outbound message stored; acked"
-            );
+            }
+            .emit(shared.daemon.metrics());
             if new > 0 {
                 shared.wake.notify_one();
             }
             xml_response(StatusCode::OK, ack_envelope(true))
         }
         Err(refusal) => {
-            shared.daemon.metrics().message(org_label, "refused", 0);
-            if refusal.client {
-                tracing::warn!(org = org_label, reason = %refusal.message, "outbound message refused");
-            } else {
-                tracing::error!(org = org_label, reason = %refusal.message, "outbound message not stored; Salesforce will retry it");
+            OutboundRefused {
+                org: org_label,
+                reason: &refusal.message,
+                client: refusal.client,
             }
+            .emit(shared.daemon.metrics());
             xml_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 fault_envelope(refusal.client, &refusal.message),
