@@ -280,19 +280,73 @@ impl Metrics {
         self.handle.run_upkeep();
     }
 
-    /// Sets the scrape-time gauges, then renders every family as Prometheus text. The
-    /// exporter separates families by a blank line; those are left out (one family after the
-    /// other, as before).
+    /// Sets the scrape-time gauges, then renders every family as Prometheus text, in a
+    /// stable order (see [`in_order`]).
     pub fn render(&self, gauges: &Gauges) -> String {
         gauges.set(self);
-        let text = self.handle.render();
-        let mut out = String::with_capacity(text.len());
-        for line in text.lines().filter(|l| !l.is_empty()) {
+        in_order(&self.handle.render())
+    }
+}
+
+/// The exporter's text in a stable order (it writes families and series in hash order):
+/// families in the order of [`FAMILIES`] (any other after them, by name), each family's series
+/// by label set, a histogram's buckets, `_sum` and `_count` kept in their order; without the
+/// blank lines the exporter puts between families (pure).
+pub fn in_order(text: &str) -> String {
+    let mut blocks: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in text.lines() {
+        match blocks.last_mut() {
+            Some(block) if !line.is_empty() => block.push(line),
+            _ => blocks.push(Vec::new()),
+        }
+    }
+    blocks.retain(|b| !b.is_empty());
+    let family_of = |block: &[&str]| -> String {
+        block
+            .iter()
+            .find_map(|l| l.strip_prefix("# TYPE "))
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let rank = |name: &str| {
+        FAMILIES
+            .iter()
+            .position(|(n, _, _)| *n == name)
+            .unwrap_or(FAMILIES.len())
+    };
+    blocks.sort_by_cached_key(|b| {
+        let name = family_of(b);
+        (rank(&name), name)
+    });
+    let mut out = String::with_capacity(text.len());
+    for mut block in blocks {
+        // The comments first, as written; then the samples by label set (a stable sort, so a
+        // histogram's lines for one label set keep their order).
+        block.sort_by_key(|l| match l.strip_prefix('#') {
+            Some(_) => (0, ""),
+            None => (1, series_labels(l)),
+        });
+        for line in block {
             out.push_str(line);
             out.push('\n');
         }
-        out
     }
+    out
+}
+
+/// A sample line's labels without `le` (`direction="a_to_b"` of
+/// `x_bucket{direction="a_to_b",le="1"} 0`); empty when it has none.
+fn series_labels(line: &str) -> &str {
+    let Some((_, rest)) = line.split_once('{') else {
+        return "";
+    };
+    let end = rest
+        .find(",le=\"")
+        .or_else(|| rest.find("le=\""))
+        .or_else(|| rest.rfind('}'))
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 /// Values read at scrape time.
@@ -498,6 +552,75 @@ mod tests {
         );
         let sum = value("orgsync_cycle_duration_seconds_sum{direction=\"b_to_a\"}");
         assert!((sum - 1000.81).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn the_text_is_in_a_stable_order_families_as_declared_series_by_labels() {
+        let metrics = Metrics::default();
+        PassFinished {
+            cycle: 1,
+            direction: Direction::BToA,
+            kind: "poll",
+            report: &crate::sync::PassReport::default(),
+            elapsed: std::time::Duration::from_millis(70),
+        }
+        .emit(&metrics);
+        let gauges = Gauges {
+            inbox: vec![("b", 1), ("a", 2)],
+            paused: vec![("a", false), ("b", true)],
+            ..Gauges::default()
+        };
+        let text = metrics.render(&gauges);
+        assert_eq!(text, metrics.render(&gauges), "two renders differ");
+        let types: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let declared: Vec<&str> = FAMILIES
+            .iter()
+            .map(|f| f.0)
+            .filter(|n| types.contains(n))
+            .collect();
+        assert_eq!(types, declared);
+        assert!(types.starts_with(&[RECORDS_SYNCED, RECORDS_FAILED, RECORDS_SKIPPED]));
+        let inbox: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(INBOX_PENDING))
+            .collect();
+        assert_eq!(
+            inbox,
+            [
+                "orgsync_inbox_pending{org=\"a\"} 2",
+                "orgsync_inbox_pending{org=\"b\"} 1"
+            ]
+        );
+        // a_to_b's histogram lines first, each series' buckets in increasing le, then its
+        // _sum and _count.
+        let histogram: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(CYCLE_DURATION))
+            .collect();
+        assert_eq!(histogram.len(), 2 * (DURATION_BUCKETS.len() + 3));
+        assert!(histogram[0].starts_with(
+            "orgsync_cycle_duration_seconds_bucket{direction=\"a_to_b\",le=\"0.05\"}"
+        ));
+        let b_to_a = &histogram[DURATION_BUCKETS.len() + 3..];
+        assert_eq!(
+            b_to_a[1],
+            "orgsync_cycle_duration_seconds_bucket{direction=\"b_to_a\",le=\"0.1\"} 1"
+        );
+        assert_eq!(
+            b_to_a[DURATION_BUCKETS.len()],
+            "orgsync_cycle_duration_seconds_bucket{direction=\"b_to_a\",le=\"+Inf\"} 1"
+        );
+        assert!(
+            b_to_a[DURATION_BUCKETS.len() + 1].starts_with("orgsync_cycle_duration_seconds_sum")
+        );
+        assert!(
+            b_to_a[DURATION_BUCKETS.len() + 2].starts_with("orgsync_cycle_duration_seconds_count")
+        );
+        assert!(!text.contains("\n\n"));
     }
 
     #[test]
