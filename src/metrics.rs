@@ -1,7 +1,9 @@
 //! The metrics of `GET /metrics`, kept and rendered by `metrics-exporter-prometheus` (the
 //! Prometheus text format 0.0.4). Each daemon owns its own [`Metrics`]: a local
 //! `PrometheusRecorder` that is never installed as the process's global recorder, so several
-//! daemons in one process (the tests do that) keep separate counters.
+//! daemons in one process (the tests do that) keep separate counters. Rejected:
+//! `prometheus-client`, which writes OpenMetrics only (a counter's `# TYPE` names the family
+//! without `_total`, and the text ends with `# EOF`): every counter family would change shape.
 //!
 //! Two kinds of values reach it:
 //! - counters and histograms updated when something happens, only through the events of

@@ -8,6 +8,9 @@ use super::client::*;
 use super::record::*;
 use super::*;
 use crate::metrics::Gauges;
+use crate::metrics::Metrics;
+use crate::store::{Direction, Org};
+use crate::sync::PassReport;
 
 /// The log lines `f` emits (every level, no time, no colour).
 fn capture(f: impl FnOnce()) -> String {
