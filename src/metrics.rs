@@ -53,14 +53,18 @@ pub const RECORD_SKIPS: &str = "orgsync_record_skips_total";
 pub const CONFLICTS: &str = "orgsync_conflicts_total";
 pub const FAILURES_QUEUED: &str = "orgsync_failures_queued_total";
 pub const REVERSES_QUEUED: &str = "orgsync_reverses_queued_total";
+pub const FAILURES_CLEARED: &str = "orgsync_failures_cleared_total";
+pub const PARENT_ACCOUNTS: &str = "orgsync_parent_accounts_total";
 /// The families of the per-record events: absent from `/metrics` until one is emitted.
-pub const PER_RECORD: [&str; 6] = [
+pub const PER_RECORD: [&str; 8] = [
     RECORD_WRITES,
     RECORD_LINKS,
     RECORD_SKIPS,
     CONFLICTS,
     FAILURES_QUEUED,
     REVERSES_QUEUED,
+    FAILURES_CLEARED,
+    PARENT_ACCOUNTS,
 ];
 
 /// A family's type.
@@ -187,6 +191,16 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         REVERSES_QUEUED,
         Kind::Counter,
         "Records whose target held newer values, queued to be carried back, by direction.",
+    ),
+    (
+        FAILURES_CLEARED,
+        Kind::Counter,
+        "Failures cleared because the record no longer exists in the source, by direction.",
+    ),
+    (
+        PARENT_ACCOUNTS,
+        Kind::Counter,
+        "Parent accounts found in the target by Name or created there, by direction and how.",
     ),
 ];
 

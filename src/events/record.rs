@@ -1,5 +1,6 @@
 //! The per-record events of a direction pass: a record written (created or updated), linked,
-//! skipped, a field conflict, a failure queued, a newer target carried back. Each logs exactly
+//! skipped, a field conflict, a failure queued or cleared, a newer target carried back, a
+//! parent account found or created. Each logs exactly
 //! the line `sync::pass` logs today (message and fields) and increments a counter of its own
 //! (by direction, and by operation, reason, winner or class), so the counts of a log search
 //! and of `/metrics` are the same count.
@@ -15,8 +16,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::metrics::{
-    CONFLICTS, FAILURES_QUEUED, Metrics, RECORD_LINKS, RECORD_SKIPS, RECORD_WRITES,
-    REVERSES_QUEUED, label,
+    CONFLICTS, FAILURES_CLEARED, FAILURES_QUEUED, Metrics, PARENT_ACCOUNTS, RECORD_LINKS,
+    RECORD_SKIPS, RECORD_WRITES, REVERSES_QUEUED, label,
 };
 use crate::store::Direction;
 
@@ -264,5 +265,78 @@ impl ReverseQueued<'_> {
             target_id = %self.target_id,
             "target holds newer values: queued to be carried back"
         );
+    }
+}
+
+/// A failed record no longer exists in the source: its failure is cleared.
+#[derive(Debug)]
+pub struct FailureCleared<'a> {
+    pub cycle: u64,
+    pub direction: Direction,
+    pub source_id: &'a str,
+}
+
+impl FailureCleared<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .counter(
+                FAILURES_CLEARED,
+                vec![label("direction", self.direction.as_str())],
+            )
+            .increment(1);
+        tracing::info!(
+            cycle = self.cycle,
+            direction = %self.direction,
+            source_id = %self.source_id,
+            "failed record no longer exists in the source: failure cleared"
+        );
+    }
+}
+
+/// A parent account was found in the target by Name and linked (`created` false), or created
+/// in the target (`created` true). `source_id` is empty for an account not read from the
+/// source (the created line logs it so, as today).
+#[derive(Debug)]
+pub struct ParentAccount<'a> {
+    pub cycle: u64,
+    pub direction: Direction,
+    /// The account's Name.
+    pub account: &'a str,
+    pub source_id: &'a str,
+    pub target_id: &'a str,
+    pub created: bool,
+}
+
+impl ParentAccount<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        let how = if self.created { "created" } else { "found" };
+        metrics
+            .counter(
+                PARENT_ACCOUNTS,
+                vec![
+                    label("direction", self.direction.as_str()),
+                    label("how", how),
+                ],
+            )
+            .increment(1);
+        if self.created {
+            tracing::info!(
+                cycle = self.cycle,
+                direction = %self.direction,
+                account = %self.account,
+                source_id = self.source_id,
+                target_id = %self.target_id,
+                "parent account created in the target"
+            );
+        } else {
+            tracing::info!(
+                cycle = self.cycle,
+                direction = %self.direction,
+                account = %self.account,
+                source_id = %self.source_id,
+                target_id = %self.target_id,
+                "parent account found in the target by Name: linked"
+            );
+        }
     }
 }

@@ -326,6 +326,22 @@ fn each_per_record_event_logs_its_line_and_counts_in_its_own_family() {
             target_id: "t8",
         }
         .emit(&metrics);
+        FailureCleared {
+            cycle,
+            direction,
+            source_id: "s9",
+        }
+        .emit(&metrics);
+        let account = |created| ParentAccount {
+            cycle,
+            direction,
+            account: "Acme",
+            source_id: "s10",
+            target_id: "t10",
+            created,
+        };
+        account(false).emit(&metrics);
+        account(true).emit(&metrics);
     });
     let series = [
         (
@@ -350,6 +366,15 @@ fn each_per_record_event_logs_its_line_and_counts_in_its_own_family() {
             1.0,
         ),
         ("orgsync_reverses_queued_total{direction=\"a_to_b\"}", 1.0),
+        ("orgsync_failures_cleared_total{direction=\"a_to_b\"}", 1.0),
+        (
+            "orgsync_parent_accounts_total{direction=\"a_to_b\",how=\"found\"}",
+            1.0,
+        ),
+        (
+            "orgsync_parent_accounts_total{direction=\"a_to_b\",how=\"created\"}",
+            1.0,
+        ),
     ];
     for (name, value) in series {
         assert_eq!(sample(&metrics, name), Some(value), "{name}");
@@ -371,18 +396,25 @@ fn each_per_record_event_logs_its_line_and_counts_in_its_own_family() {
         "conflict: both sides changed the field",
         "record failed: kept in the failure queue",
         "target holds newer values: queued to be carried back",
+        "failed record no longer exists in the source: failure cleared",
+        "parent account found in the target by Name: linked",
+        "parent account created in the target",
     ] {
         assert!(log.contains(message), "{message} in {log}");
     }
     // One line per event (the update's values line at debug is its second), each with the
     // cycle, the direction and the source id.
-    assert_eq!(log.lines().count(), 9, "{log}");
+    assert_eq!(log.lines().count(), 12, "{log}");
     for line in log.lines() {
         assert!(
             line.contains("cycle=4") && line.contains("direction=a_to_b"),
             "{line}"
         );
-        assert!(line.contains("source_id=s"), "{line}");
+        // (the created account's id is logged as a plain string, so quoted in text logs)
+        assert!(
+            line.contains("source_id=s") || line.contains("source_id=\"s"),
+            "{line}"
+        );
     }
     assert!(
         log.contains("fields=Name,Amount") || log.contains("fields=Amount,Name"),
