@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::events::{Housekeeping, PassFailed, PassFinished};
 use crate::metrics::Metrics;
 use crate::salesforce::{AUTH_FAILED, AuthFailureView, Client, ClientOptions};
 use crate::store::{AuthFailed, Direction, Org, StateLock, Store};
@@ -392,24 +393,22 @@ impl Daemon {
         };
         let elapsed = started.elapsed();
         match &result {
-            Ok(report) => {
-                self.metrics.pass(direction, report, elapsed);
-                log_pass(cycle, direction, kind, report, elapsed);
+            Ok(report) => PassFinished {
+                cycle,
+                direction,
+                kind: kind.as_str(),
+                report,
+                elapsed,
             }
-            Err(message) if quiet_error => tracing::debug!(
+            .emit(&self.metrics),
+            Err(message) => PassFailed {
                 cycle,
-                direction = %direction,
-                kind = kind.as_str(),
-                error = %message,
-                "direction pass skipped: the org's login is backing off"
-            ),
-            Err(message) => tracing::error!(
-                cycle,
-                direction = %direction,
-                kind = kind.as_str(),
-                error = %message,
-                "direction pass failed; what did not commit is read again next time"
-            ),
+                direction,
+                kind: kind.as_str(),
+                error: message,
+                login_backing_off: quiet_error,
+            }
+            .emit(),
         }
         let (counts, outcome, error) = PassReport::cycle_record(&result);
         if let Err(e) = self
@@ -440,26 +439,18 @@ impl Daemon {
             .purge_processed_notifications(now - KEEP_PROCESSED_INBOX)
             .await;
         let cycles = self.store.purge_cycles(now - KEEP_CYCLES).await;
-        match (inbox, cycles) {
-            (Ok(inbox), Ok(cycles)) => {
-                if inbox + cycles > 0 {
-                    tracing::info!(
-                        inbox_rows = inbox,
-                        cycles,
-                        "housekeeping: old processed notifications and cycles deleted"
-                    );
-                }
-            }
-            (inbox, cycles) => {
-                let error = [inbox.err(), cycles.err()]
+        let event = match (inbox, cycles) {
+            (Ok(inbox_rows), Ok(cycles)) => Housekeeping::Done { inbox_rows, cycles },
+            (inbox, cycles) => Housekeeping::Failed {
+                error: [inbox.err(), cycles.err()]
                     .into_iter()
                     .flatten()
                     .map(|e| e.to_string())
                     .collect::<Vec<_>>()
-                    .join("; ");
-                tracing::warn!(error = %error, "housekeeping failed; tried again in an hour");
-            }
-        }
+                    .join("; "),
+            },
+        };
+        event.emit();
     }
 }
 
@@ -482,53 +473,6 @@ async fn drain_pass(
     let more = pass.drain_inbox(cancel).await.map_err(|e| e.to_string())?;
     report.absorb(more);
     Ok(report)
-}
-
-/// Whether a pass did anything worth a line at info: wrote, linked or failed records, or was
-/// cancelled. Rows read again and skipped (the lookback's replays, echoes of our own writes)
-/// are not; nor is a pass paused by an API limit that got nothing done: the client logs the
-/// pause once when it begins and once when it ends.
-fn did_something(report: &PassReport) -> bool {
-    report.created + report.updated + report.linked + report.failed + report.conflicts > 0
-        || report.outcome == PassOutcome::Cancelled
-}
-
-/// The summary line of a pass: at info when it did something, at debug when idle.
-fn log_pass(
-    cycle: i64,
-    direction: Direction,
-    kind: PassKind,
-    report: &PassReport,
-    elapsed: Duration,
-) {
-    macro_rules! summary {
-        ($level:expr) => {
-            tracing::event!(
-                $level,
-                cycle,
-                direction = %direction,
-                kind = kind.as_str(),
-                read = report.read,
-                created = report.created,
-                updated = report.updated,
-                linked = report.linked,
-                skipped = report.skipped,
-                failed = report.failed,
-                conflicts = report.conflicts,
-                reversed = report.reversed,
-                api_calls = report.api_calls,
-                pages = report.pages,
-                outcome = ?report.outcome,
-                elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-                "direction pass finished"
-            )
-        };
-    }
-    if did_something(report) {
-        summary!(tracing::Level::INFO);
-    } else {
-        summary!(tracing::Level::DEBUG);
-    }
 }
 
 /// Cancels `token` on SIGTERM or SIGINT (Ctrl-C).

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod events;
 pub mod import_properties;
 pub mod metrics;
 pub mod salesforce;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::TriggerPolicy;
 use crate::daemon::{CycleSummary, Daemon};
+use crate::events::Heartbeat;
 
 /// How often the heartbeat line is logged.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(300);
@@ -96,15 +97,14 @@ pub async fn run(daemon: Arc<Daemon>, wake: Arc<Notify>, cancel: CancellationTok
                 daemon.housekeeping().await;
             }
             _ = heartbeat.tick() => {
-                tracing::info!(
-                    policy = ?policy,
-                    cycles = since.cycles,
-                    written = since.written,
-                    failed = since.failed,
-                    last_cycle = since.last_cycle,
-                    "orgsync alive{}",
-                    if since.written + since.failed == 0 { ": idle" } else { "" }
-                );
+                Heartbeat {
+                    policy: &policy,
+                    cycles: since.cycles,
+                    written: since.written,
+                    failed: since.failed,
+                    last_cycle: since.last_cycle,
+                }
+                .emit();
                 since = SinceHeartbeat { last_cycle: since.last_cycle, ..SinceHeartbeat::default() };
             }
         }

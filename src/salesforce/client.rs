@@ -32,6 +32,9 @@ use super::retry::RetryPolicy;
 use super::soql::{MAX_URI_BYTES, encoded_len};
 use super::usage::{CallCounters, CallCounts, CallKind, UsageSeen, over_budget, parse_limit_info};
 use crate::config::OrgSettings;
+use crate::events::client::{
+    ApiPauseBegan, ApiResumed, ApiStillPaused, LoginAcceptedAgain, LoginRefused,
+};
 
 /// The value of `Sforce-Call-Options` on every request.
 pub const CALL_OPTIONS: &str = "client=orgsync";
@@ -417,11 +420,11 @@ impl Client {
                         session.refresh_token = rotated.clone();
                     }
                     if let Some(ended) = lock(&self.inner.auth_gate).succeeded() {
-                        tracing::info!(
-                            org = %settings.name,
-                            refusals = ended.attempts,
-                            "login accepted again; the org is no longer paused"
-                        );
+                        LoginAcceptedAgain {
+                            org: &settings.name,
+                            refusals: ended.attempts,
+                        }
+                        .emit();
                     }
                     debug!(
                         org = %settings.name,
@@ -444,15 +447,14 @@ impl Client {
                         &err.code,
                         &err.message,
                     );
-                    tracing::error!(
-                        org = %settings.name,
-                        auth = settings.auth.as_str(),
-                        code = %err.code,
-                        error = %err.message,
-                        next_attempt_in_s = wait.as_secs(),
-                        "login refused for its credentials: org paused, not tried again before the wait (fix the credentials; orgs.{}.*)",
-                        settings.name
-                    );
+                    LoginRefused {
+                        org: &settings.name,
+                        auth: settings.auth.as_str(),
+                        code: &err.code,
+                        error: &err.message,
+                        wait,
+                    }
+                    .emit();
                     return Err(err);
                 }
                 Err(err) => return Err(err),
@@ -502,12 +504,12 @@ impl Client {
             if let Admission::Refuse { since, log } = admission {
                 let err = self.paused_error();
                 if log {
-                    warn!(
+                    ApiStillPaused {
                         org,
-                        paused_for_s = since.elapsed().as_secs(),
-                        code = %err.code,
-                        "org still paused on its API limit; probing with back-off"
-                    );
+                        paused_for: since.elapsed(),
+                        code: &err.code,
+                    }
+                    .emit();
                 }
                 return Err(err);
             }
@@ -561,20 +563,14 @@ impl Client {
         match transition {
             Some(LimitTransition::Paused) => {
                 let err = self.paused_error();
-                warn!(
+                ApiPauseBegan {
                     org,
-                    code = %err.code,
-                    error = %err.message,
-                    "org paused on its API limit: no calls but a probe (after 2 s, doubling up to 1 min) until it answers again"
-                );
+                    code: &err.code,
+                    error: &err.message,
+                }
+                .emit();
             }
-            Some(LimitTransition::Resumed(lasted)) => {
-                tracing::info!(
-                    org,
-                    paused_for_s = lasted.as_secs(),
-                    "org resumed: its API limit allows calls again"
-                );
-            }
+            Some(LimitTransition::Resumed(lasted)) => ApiResumed { org, lasted }.emit(),
             None => {}
         }
     }

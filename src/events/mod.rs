@@ -1,0 +1,32 @@
+//! Observability as events: one struct per thing worth observing, and one `emit` method that
+//! writes its log line (tracing, one line, with `cycle`, `direction` and the record or org ids)
+//! and updates its metric together, so a log line and a counter cannot disagree or drift
+//! apart (the model is vector's `internal_events`). The metric names are the constants of
+//! [`crate::metrics`]; the daemon's [`crate::metrics::Metrics`] is passed to `emit` (each
+//! daemon has its own, so several daemons in one process keep separate counters).
+//!
+//! - [`pass`]: a direction pass finished or failed (the daemon's shell);
+//! - [`outbound`]: an outbound message acked or refused (the HTTP listener);
+//! - [`worker`]: the heartbeat and housekeeping;
+//! - [`client`]: the Salesforce client's state changes (login refused, accepted again; API
+//!   pause began, still paused, resumed). The client has no daemon handle, so those events
+//!   only log: their metrics (`orgsync_auth_failed`, `orgsync_api_paused`) are gauges the
+//!   scrape reads from the client's gates, which those same transitions set;
+//! - [`record`]: the per-record events of a direction pass (written, updated, linked, skipped,
+//!   conflict, failure queued, carried back), each with a counter of its own.
+//!
+//! An event that has no metric (a failed pass is counted by the `cycles` table; the heartbeat
+//! and housekeeping are log lines only) says so on its struct.
+
+pub mod client;
+pub mod outbound;
+pub mod pass;
+pub mod record;
+pub mod worker;
+
+#[cfg(test)]
+mod tests;
+
+pub use outbound::{OutboundAcked, OutboundRefused};
+pub use pass::{PassFailed, PassFinished};
+pub use worker::{Heartbeat, Housekeeping};
