@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::store::Direction;
+use crate::domain::Direction;
 use crate::sync::PassReport;
 
 /// Upper bounds (seconds) of the pass-duration histogram's buckets: from a quiet cycle's tens

@@ -203,10 +203,10 @@ impl Settings {
     }
 
     /// The settings of one org.
-    pub fn org(&self, org: crate::store::Org) -> &OrgSettings {
+    pub fn org(&self, org: crate::domain::Org) -> &OrgSettings {
         match org {
-            crate::store::Org::A => &self.a,
-            crate::store::Org::B => &self.b,
+            crate::domain::Org::A => &self.a,
+            crate::domain::Org::B => &self.b,
         }
     }
 
