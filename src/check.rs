@@ -135,7 +135,7 @@ pub fn missing_field_hint(describe: &ObjectDescribe, field: &str) -> String {
     let best = describe
         .fields
         .iter()
-        .map(|f| (edit_distance(&wanted, &squash(&f.name)), &f.name))
+        .map(|f| (strsim::levenshtein(&wanted, &squash(&f.name)), &f.name))
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d);
     if let Some((_, name)) = best {
@@ -146,20 +146,6 @@ pub fn missing_field_hint(describe: &ObjectDescribe, field: &str) -> String {
     } else {
         ". If it is a custom field, be sure to append '__c' to its name".to_string()
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Runs every check and writes the report to `out`. `Ok(true)` only when all is well;

@@ -123,28 +123,13 @@ fn all_keys() -> impl Iterator<Item = String> {
 
 pub(super) fn unknown_key_message(key: &str) -> String {
     let suggestion = all_keys()
-        .map(|candidate| (edit_distance(key, &candidate), candidate))
+        .map(|candidate| (strsim::levenshtein(key, &candidate), candidate))
         .filter(|(distance, _)| *distance <= 3)
         .min_by_key(|(distance, _)| *distance);
     match suggestion {
         Some((_, candidate)) => format!("unknown key (did you mean `{candidate}`?)"),
         None => "unknown key".to_string(),
     }
-}
-
-/// Levenshtein distance, for suggestions only.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != *cb);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]
