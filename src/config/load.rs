@@ -204,7 +204,7 @@ pub fn load_str(
     load_layers(env, &layers, vars, Secrets::Required)
 }
 
-fn load_layers(
+pub(super) fn load_layers(
     env: &str,
     layers: &[(Origin, String)],
     vars: &HashMap<String, String>,

@@ -9,7 +9,9 @@ use super::load::Secrets;
 use super::org::validate_org;
 use super::raw::RawSettings;
 use super::settings::{
-    AccountPolicy, ConflictPolicy, LogFormat, LogSettings, Settings, TriggerPolicy,
+    AccountPolicy, AccountSettings, BatchSettings, ConflictPolicy, HttpSettings, LogFormat,
+    LogSettings, SchedulerSettings, Settings, StateSettings, SyncSettings, TriggerPolicy,
+    TriggerSettings, WatermarkSettings,
 };
 
 /// Largest page the REST query API returns (`batchSize` caps at 2000).
@@ -317,31 +319,43 @@ pub(super) fn validate(
     }
     Ok(Settings {
         env: env.to_string(),
-        http_port,
-        http_bind,
-        scheduler_frequency,
-        scheduler_start_delay,
-        scheduler_safety_frequency,
-        watermark_default,
-        page_size,
-        in_flight,
-        trigger,
-        account_policy,
-        account_fields,
-        object,
-        fields,
-        filter,
-        match_by,
-        external_id_field,
-        conflict,
-        max_attempts,
-        skip_integration_user_changes: raw.sync.skip_integration_user_changes,
-        retry_initial_delay,
-        retry_max_delay,
-        field_map,
-        value_map,
-        lookback,
-        state_url,
+        http: HttpSettings {
+            port: http_port,
+            bind: http_bind,
+        },
+        scheduler: SchedulerSettings {
+            frequency: scheduler_frequency,
+            start_delay: scheduler_start_delay,
+            safety_frequency: scheduler_safety_frequency,
+        },
+        watermark: WatermarkSettings {
+            default: watermark_default,
+            lookback,
+        },
+        batch: BatchSettings {
+            page_size,
+            in_flight,
+        },
+        trigger: TriggerSettings { policy: trigger },
+        account: AccountSettings {
+            sync_policy: account_policy,
+            fields: account_fields,
+        },
+        sync: SyncSettings {
+            object,
+            fields,
+            filter,
+            match_by,
+            external_id_field,
+            conflict,
+            max_attempts,
+            skip_integration_user_changes: raw.sync.skip_integration_user_changes,
+            retry_initial_delay,
+            retry_max_delay,
+            field_map,
+            value_map,
+        },
+        state: StateSettings { url: state_url },
         log,
         a,
         b,
@@ -489,5 +503,106 @@ mod tests {
         assert!(!is_api_name("1Amount"));
         assert!(!is_api_name("Account.Name"));
         assert!(!is_api_name(""));
+    }
+}
+
+#[cfg(test)]
+mod nested_tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use crate::config::{
+        AccountPolicy, ConflictPolicy, Credentials, LogFormat, TriggerPolicy, load_str,
+    };
+
+    /// Every section lands in its own struct, under the names of its TOML keys.
+    #[test]
+    fn each_section_maps_to_its_settings() {
+        let toml = r#"
+[http]
+port = 8081
+bind = "127.0.0.1"
+[scheduler]
+frequency = "7s"
+start_delay = "2s"
+safety_frequency = "5m"
+[watermark]
+default = "2020-01-02T03:04:05.000Z"
+lookback = "45s"
+[batch]
+page_size = 150
+in_flight = 3
+[trigger]
+policy = "hybrid"
+[account]
+sync_policy = "syncAccount"
+fields = ["Name", "Industry"]
+[sync]
+object = "Opportunity"
+fields = ["Name", "Amount"]
+filter = "Amount > 1"
+match_by = ["Name"]
+external_id_field = "Ext__c"
+conflict = "b_wins"
+max_attempts = 3
+skip_integration_user_changes = false
+retry_initial_delay = "30s"
+retry_max_delay = "10m"
+field_map = { Amount = "Amount__c" }
+[state]
+url = "sqlite::memory:"
+[log]
+format = "json"
+level = "debug"
+[orgs.a]
+username = "u@a"
+outbound_secret = "oa"
+[orgs.b]
+auth = "refresh_token"
+client_id = "app"
+refresh_token = "rt"
+outbound_secret = "ob"
+api_budget_percent = 50
+"#;
+        let vars: HashMap<String, String> =
+            [("ORGSYNC__ORGS__A__PASSWORD".to_string(), "pw".to_string())].into();
+        let s = load_str("t", &[("t", toml)], &vars).unwrap();
+        assert_eq!(s.http.port, 8081);
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1");
+        assert_eq!(s.scheduler.frequency, Duration::from_secs(7));
+        assert_eq!(s.scheduler.start_delay, Duration::from_secs(2));
+        assert_eq!(s.scheduler.safety_frequency, Duration::from_secs(300));
+        assert_eq!(
+            s.watermark.default.to_rfc3339(),
+            "2020-01-02T03:04:05+00:00"
+        );
+        assert_eq!(s.watermark.lookback, Duration::from_secs(45));
+        assert_eq!((s.batch.page_size, s.batch.in_flight), (150, 3));
+        assert_eq!(s.trigger.policy, TriggerPolicy::Hybrid);
+        assert_eq!(s.account.sync_policy, AccountPolicy::SyncAccount);
+        assert_eq!(s.account.fields, ["Name", "Industry"]);
+        assert_eq!(s.sync.object, "Opportunity");
+        assert_eq!(s.sync.fields, ["Name", "Amount"]);
+        assert_eq!(s.sync.filter.as_deref(), Some("Amount > 1"));
+        assert_eq!(s.sync.match_by, ["Name"]);
+        assert_eq!(s.sync.external_id_field.as_deref(), Some("Ext__c"));
+        assert_eq!(s.sync.conflict, ConflictPolicy::BWins);
+        assert_eq!(s.sync.max_attempts, 3);
+        assert!(!s.sync.skip_integration_user_changes);
+        assert_eq!(s.sync.retry_initial_delay, Duration::from_secs(30));
+        assert_eq!(s.sync.retry_max_delay, Duration::from_secs(600));
+        assert_eq!(s.sync.b_field_name("Amount"), "Amount__c");
+        assert_eq!(s.sync.b_field_name("Name"), "Name");
+        assert_eq!(s.state.url, "sqlite::memory:");
+        assert_eq!(
+            (s.log.format, s.log.level.as_str()),
+            (LogFormat::Json, "debug")
+        );
+        assert_eq!(s.a.username, "u@a");
+        assert!(matches!(s.a.credentials, Credentials::Password { .. }));
+        assert_eq!(s.b.login_name(), "client app");
+        assert!(matches!(s.b.credentials, Credentials::RefreshToken { .. }));
+        assert_eq!(s.b.api_budget_percent, 50);
+        assert_eq!(s.org(crate::domain::Org::B).name, "b");
     }
 }

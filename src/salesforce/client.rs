@@ -145,7 +145,7 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("org", &self.inner.settings.name)
             .field("login_url", &self.inner.settings.login_url)
-            .field("auth", &self.inner.settings.auth)
+            .field("auth", &self.inner.settings.auth())
             .field("username", &self.inner.settings.username)
             .finish_non_exhaustive()
     }
@@ -425,7 +425,7 @@ impl Client {
                     }
                     debug!(
                         org = %settings.name,
-                        auth = settings.auth.as_str(),
+                        auth = settings.auth().as_str(),
                         instance_url = %session.instance_url,
                         user_id = session.user_id.as_deref().unwrap_or(""),
                         "logged in"
@@ -446,7 +446,7 @@ impl Client {
                     );
                     tracing::error!(
                         org = %settings.name,
-                        auth = settings.auth.as_str(),
+                        auth = settings.auth().as_str(),
                         code = %err.code,
                         error = %err.message,
                         next_attempt_in_s = wait.as_secs(),
