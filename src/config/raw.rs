@@ -1,11 +1,14 @@
 //! The raw configuration: serde structs that mirror the TOML files as written
 //! (`deny_unknown_fields`), with the built-in defaults. Validation turns them into settings.
+//! They are also the one list of the keys orgsync knows: `keys` derives it by serializing
+//! [`RawSettings::default`] (so a field added here is a known key, for the loader's unknown-key
+//! check, its "did you mean" and `import-properties`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::duration::RawDuration;
 use super::validate::DEFAULT_IN_FLIGHT;
@@ -46,11 +49,17 @@ impl<'de> Deserialize<'de> for RawList {
     }
 }
 
+impl Serialize for RawList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
 fn list(items: &[&str]) -> RawList {
     RawList(items.iter().map(|s| (*s).to_string()).collect())
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawSettings {
     pub(super) http: RawHttp,
@@ -124,7 +133,7 @@ impl Default for RawSettings {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHttp {
     #[serde(default = "defaults::port")]
@@ -139,7 +148,7 @@ impl Default for RawHttp {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawScheduler {
     #[serde(default = "defaults::frequency")]
@@ -156,7 +165,7 @@ impl Default for RawScheduler {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWatermark {
     #[serde(default = "defaults::watermark_default")]
@@ -171,7 +180,7 @@ impl Default for RawWatermark {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBatch {
     #[serde(default = "defaults::page_size")]
@@ -186,7 +195,7 @@ impl Default for RawBatch {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTrigger {
     #[serde(default = "defaults::trigger")]
@@ -199,7 +208,7 @@ impl Default for RawTrigger {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccount {
     #[serde(default)]
@@ -215,14 +224,14 @@ impl Default for RawAccount {
 }
 
 /// `sync.filter`: a condition, or `false` for none.
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub(super) enum RawFilter {
     Condition(String),
     Switch(bool),
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSync {
     #[serde(default = "defaults::object")]
@@ -271,7 +280,7 @@ fn deserialize_filter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<S
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawState {
     #[serde(default = "defaults::state_url")]
@@ -284,7 +293,7 @@ impl Default for RawState {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLog {
     #[serde(default = "defaults::log_format")]
@@ -299,14 +308,14 @@ impl Default for RawLog {
     }
 }
 
-#[derive(Debug, Deserialize, Default, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, Default, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawOrgs {
     pub(super) a: RawOrg,
     pub(super) b: RawOrg,
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawOrg {
     pub(super) login_url: String,
