@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 use super::error::Origin;
 use super::keys::ENV_PREFIX;
 use super::load::Secrets;
-use super::raw::RawOrg;
+use super::raw::{Choice, RawOrg};
 use super::secrets::secret;
 use super::settings::{AccountPolicy, AuthMode, Credentials, OrgSettings};
 use super::validate::{Checker, is_record_id};
@@ -38,17 +38,20 @@ pub(super) fn validate_org(
         ),
     }
 
-    let auth = AuthMode::parse(raw.auth.as_str()).unwrap_or_else(|| {
-        c.problem(
-            &key("auth"),
-            format!(
-                "unknown auth mode {:?}: use \"password\", \"oauth_password\", \"jwt\", \
+    let auth = match raw.auth {
+        Choice::Known(auth) => auth,
+        Choice::Unknown(other) => {
+            c.problem(
+                &key("auth"),
+                format!(
+                    "unknown auth mode {:?}: use \"password\", \"oauth_password\", \"jwt\", \
                  \"client_credentials\" or \"refresh_token\"",
-                raw.auth
-            ),
-        );
-        AuthMode::Password
-    });
+                    other
+                ),
+            );
+            AuthMode::Password
+        }
+    };
 
     let password = secret(c, &key("password"), raw.password, raw.password_file);
     let security_token = secret(

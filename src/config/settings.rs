@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use super::error::ConfigError;
 use super::load::{Secrets, load, load_files};
 
-/// How orgsync logs in to an org (`orgs.X.auth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How orgsync logs in to an org (`orgs.X.auth`). The serde spelling is the configuration's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AuthMode {
     /// SOAP `login()` with password + security token (the template's way).
     Password,
@@ -35,17 +36,6 @@ impl AuthMode {
             AuthMode::ClientCredentials => "client_credentials",
             AuthMode::RefreshToken => "refresh_token",
         }
-    }
-
-    pub(super) fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "password" => AuthMode::Password,
-            "oauth_password" => AuthMode::OauthPassword,
-            "jwt" => AuthMode::Jwt,
-            "client_credentials" => AuthMode::ClientCredentials,
-            "refresh_token" => AuthMode::RefreshToken,
-            _ => return None,
-        })
     }
 }
 
@@ -202,7 +192,8 @@ impl Credentials {
 }
 
 /// `trigger.policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TriggerPolicy {
     Poll,
     Push,
@@ -210,9 +201,11 @@ pub enum TriggerPolicy {
 }
 
 /// `account.sync_policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum AccountPolicy {
     /// "": opportunities move without a parent account.
+    #[serde(rename = "")]
     None,
     /// "syncAccount": the parent is looked up by Name in the target, created when missing.
     SyncAccount,
@@ -221,7 +214,8 @@ pub enum AccountPolicy {
 }
 
 /// `sync.conflict`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConflictPolicy {
     LastWriterWins,
     AWins,
@@ -229,7 +223,8 @@ pub enum ConflictPolicy {
 }
 
 /// `log.format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// JSON when the log destination is not a terminal, readable text when it is.
     Auto,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::error::{ConfigError, Origin, Origins, Problem};
 use super::load::Secrets;
 use super::org::validate_org;
-use super::raw::RawSettings;
+use super::raw::{Choice, RawSettings};
 use super::settings::{
     AccountPolicy, AccountSettings, BatchSettings, ConflictPolicy, HttpSettings, LogFormat,
     LogSettings, SchedulerSettings, Settings, StateSettings, SyncSettings, TriggerPolicy,
@@ -155,11 +155,9 @@ pub(super) fn validate(
         DEFAULT_IN_FLIGHT,
     );
 
-    let trigger = match raw.trigger.policy.as_str() {
-        "poll" => TriggerPolicy::Poll,
-        "push" => TriggerPolicy::Push,
-        "hybrid" => TriggerPolicy::Hybrid,
-        other => {
+    let trigger = match raw.trigger.policy {
+        Choice::Known(policy) => policy,
+        Choice::Unknown(other) => {
             c.problem(
                 "trigger.policy",
                 format!("unknown policy {other:?}: use \"poll\", \"push\" or \"hybrid\""),
@@ -168,11 +166,9 @@ pub(super) fn validate(
         }
     };
 
-    let account_policy = match raw.account.sync_policy.as_str() {
-        "" => AccountPolicy::None,
-        "syncAccount" => AccountPolicy::SyncAccount,
-        "assign" => AccountPolicy::Assign,
-        other => {
+    let account_policy = match raw.account.sync_policy {
+        Choice::Known(policy) => policy,
+        Choice::Unknown(other) => {
             c.problem(
                 "account.sync_policy",
                 format!("unknown policy {other:?}: use \"\", \"syncAccount\" or \"assign\""),
@@ -226,11 +222,9 @@ pub(super) fn validate(
              the first time (every run would create duplicates)",
         );
     }
-    let conflict = match raw.sync.conflict.as_str() {
-        "last_writer_wins" => ConflictPolicy::LastWriterWins,
-        "a_wins" => ConflictPolicy::AWins,
-        "b_wins" => ConflictPolicy::BWins,
-        other => {
+    let conflict = match raw.sync.conflict {
+        Choice::Known(policy) => policy,
+        Choice::Unknown(other) => {
             c.problem(
                 "sync.conflict",
                 format!(
@@ -272,11 +266,9 @@ pub(super) fn validate(
         );
     }
 
-    let log_format = match raw.log.format.as_str() {
-        "auto" => LogFormat::Auto,
-        "json" => LogFormat::Json,
-        "text" => LogFormat::Text,
-        other => {
+    let log_format = match raw.log.format {
+        Choice::Known(format) => format,
+        Choice::Unknown(other) => {
             c.problem(
                 "log.format",
                 format!("unknown format {other:?}: use \"auto\", \"json\" or \"text\""),
@@ -604,5 +596,86 @@ api_budget_percent = 50
         assert!(matches!(s.b.credentials, Credentials::RefreshToken { .. }));
         assert_eq!(s.b.api_budget_percent, 50);
         assert_eq!(s.org(crate::domain::Org::B).name, "b");
+    }
+
+    /// A value outside an enum's spellings is kept by the raw struct and reported with every
+    /// other, naming the key and the values allowed; the spellings are the enums' serde names.
+    #[test]
+    fn unknown_choices_are_all_reported_at_once() {
+        let toml = r#"
+[trigger]
+policy = "webhook"
+[account]
+sync_policy = "SyncAccount"
+[sync]
+conflict = "newest"
+[log]
+format = "yaml"
+[orgs.a]
+auth = "saml"
+[orgs.b]
+username = "u@b"
+"#;
+        let vars: HashMap<String, String> =
+            [("ORGSYNC__ORGS__B__PASSWORD".to_string(), "pw".to_string())].into();
+        let err = load_str("t", &[("t", toml)], &vars).unwrap_err();
+        let crate::config::ConfigError::Invalid(problems) = err else {
+            panic!("{err:?}")
+        };
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.message.as_str()))
+            .collect();
+        let expect = [
+            (
+                "trigger.policy",
+                "unknown policy \"webhook\": use \"poll\", \"push\" or \"hybrid\"",
+            ),
+            ("account.sync_policy", "unknown policy \"SyncAccount\""),
+            ("sync.conflict", "unknown policy \"newest\""),
+            ("log.format", "unknown format \"yaml\""),
+            ("orgs.a.auth", "unknown auth mode \"saml\""),
+        ];
+        for (key, start) in expect {
+            assert!(
+                found.iter().any(|(k, m)| *k == key && m.starts_with(start)),
+                "{key}: {found:?}"
+            );
+        }
+        // Each spelling the messages offer is accepted.
+        let toml = r#"
+[trigger]
+policy = "push"
+[account]
+sync_policy = "assign"
+[sync]
+conflict = "a_wins"
+[log]
+format = "text"
+[orgs.a]
+auth = "oauth_password"
+username = "u@a"
+client_id = "app"
+account_id = "001000000000001"
+[orgs.b]
+username = "u@b"
+account_id = "001000000000002"
+"#;
+        let vars: HashMap<String, String> = [
+            ("ORGSYNC__ORGS__A__PASSWORD", "pw"),
+            ("ORGSYNC__ORGS__A__CLIENT_SECRET", "cs"),
+            ("ORGSYNC__ORGS__A__OUTBOUND_SECRET", "oa"),
+            ("ORGSYNC__ORGS__B__PASSWORD", "pw"),
+            ("ORGSYNC__ORGS__B__OUTBOUND_SECRET", "ob"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let s = load_str("t", &[("t", toml)], &vars).unwrap();
+        assert_eq!(s.trigger.policy, TriggerPolicy::Push);
+        assert_eq!(s.account.sync_policy, AccountPolicy::Assign);
+        assert_eq!(s.sync.conflict, ConflictPolicy::AWins);
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(s.a.auth(), crate::config::AuthMode::OauthPassword);
     }
 }
