@@ -926,7 +926,7 @@ api_version = "{API_VERSION}"
 async fn orgsync_child(spec: &ChildSpec) -> anyhow::Result<(Duration, Value, u64)> {
     let settings = orgsync_settings(spec)?;
     let started = Instant::now();
-    let store = Store::open(&settings.state_url)
+    let store = Store::open(&settings.state.url)
         .await
         .map_err(|e| anyhow!("store: {e}"))?;
     let options = ClientOptions::for_settings(&settings);

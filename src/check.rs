@@ -135,7 +135,7 @@ pub fn missing_field_hint(describe: &ObjectDescribe, field: &str) -> String {
     let best = describe
         .fields
         .iter()
-        .map(|f| (edit_distance(&wanted, &squash(&f.name)), &f.name))
+        .map(|f| (strsim::levenshtein(&wanted, &squash(&f.name)), &f.name))
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d);
     if let Some((_, name)) = best {
@@ -146,20 +146,6 @@ pub fn missing_field_hint(describe: &ObjectDescribe, field: &str) -> String {
     } else {
         ". If it is a custom field, be sure to append '__c' to its name".to_string()
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Runs every check and writes the report to `out`. `Ok(true)` only when all is well;
@@ -180,12 +166,8 @@ pub async fn run_with(
             out,
             "org {} ({} via {}, {}):",
             org.name,
-            if org.username.is_empty() {
-                format!("client {}", org.client_id)
-            } else {
-                org.username.clone()
-            },
-            org.auth.as_str(),
+            org.login_name(),
+            org.auth().as_str(),
             org.login_url
         )?;
         let findings = check_org(settings, org, is_b, options.clone()).await;
@@ -250,13 +232,13 @@ async fn check_org(
 
     let name_in_org = |a_name: &str| -> String {
         if is_b {
-            settings.b_field_name(a_name).to_string()
+            settings.sync.b_field_name(a_name).to_string()
         } else {
             a_name.to_string()
         }
     };
 
-    let object = &settings.object;
+    let object = &settings.sync.object;
     match client.describe(object).await {
         Err(e) => findings.push(Finding::problem(format!("cannot describe {object}: {e}"))),
         Ok(describe) => {
@@ -285,16 +267,21 @@ async fn check_org(
                 update: true,
                 external_id: false,
             };
-            for f in &settings.fields {
+            for f in &settings.sync.fields {
                 check(&name_in_org(f), write, &mut findings);
             }
-            for f in &settings.match_by {
+            for f in &settings.sync.match_by {
                 let name = name_in_org(f);
-                if !settings.fields.iter().any(|g| g.eq_ignore_ascii_case(f)) {
+                if !settings
+                    .sync
+                    .fields
+                    .iter()
+                    .any(|g| g.eq_ignore_ascii_case(f))
+                {
                     check(&name, Need::default(), &mut findings);
                 }
             }
-            if let Some(ext) = &settings.external_id_field {
+            if let Some(ext) = &settings.sync.external_id_field {
                 check(
                     &name_in_org(ext),
                     Need {
@@ -305,7 +292,7 @@ async fn check_org(
                     &mut findings,
                 );
             }
-            match settings.account_policy {
+            match settings.account.sync_policy {
                 AccountPolicy::None => {}
                 // Set on creates only.
                 AccountPolicy::Assign => check(
@@ -324,22 +311,22 @@ async fn check_org(
                 findings.push(Finding::ok(format!(
                     "{object}: all {} configured fields exist and are readable, createable and \
                      updateable",
-                    settings.fields.len()
+                    settings.sync.fields.len()
                 )));
             }
         }
     }
 
-    match settings.account_policy {
+    match settings.account.sync_policy {
         AccountPolicy::None => {}
         AccountPolicy::SyncAccount => match client.describe("Account").await {
             Err(e) => findings.push(Finding::problem(format!("cannot describe Account: {e}"))),
             Ok(describe) => {
-                let problems = account_problems(&describe, &settings.account_fields);
+                let problems = account_problems(&describe, &settings.account.fields);
                 if problems.is_empty() {
                     findings.push(Finding::ok(format!(
                         "Account: can be queried and created; fields {} exist and are createable",
-                        settings.account_fields.join(", ")
+                        settings.account.fields.join(", ")
                     )));
                 }
                 findings.extend(problems.into_iter().map(Finding::problem));
@@ -381,7 +368,7 @@ async fn check_org(
         },
     }
 
-    if let Some(filter) = &settings.filter {
+    if let Some(filter) = &settings.sync.filter {
         let soql = Soql::select(["Id"])
             .from(object.clone())
             .where_(Cond::raw(filter.clone()))

@@ -123,10 +123,10 @@ impl Daemon {
     /// the same database is refused: see [`StateLock`]) and builds both clients. Does not log
     /// in: the first cycle does, and a login failure is that cycle's error, not a crash.
     pub async fn new(settings: &Settings) -> anyhow::Result<Daemon> {
-        let store = Store::open(&settings.state_url)
+        let store = Store::open(&settings.state.url)
             .await
-            .with_context(|| format!("opening the state store {}", settings.state_url))?;
-        let lock = StateLock::acquire(&settings.state_url).await?;
+            .with_context(|| format!("opening the state store {}", settings.state.url))?;
+        let lock = StateLock::acquire(&settings.state.url).await?;
         let mapping = Mapping::from_settings(settings).context("building the field mapping")?;
         let options = ClientOptions::for_settings(settings);
         let a = Client::with_options(&settings.a, options.clone())
@@ -296,7 +296,7 @@ impl Daemon {
         if retries {
             let due = self
                 .store
-                .due_failures(direction, &self.settings.object, chrono::Utc::now(), 1)
+                .due_failures(direction, &self.settings.sync.object, chrono::Utc::now(), 1)
                 .await?;
             return Ok(!due.is_empty());
         }

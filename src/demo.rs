@@ -730,9 +730,9 @@ mod tests {
             Duration::from_millis(1500),
         )
         .unwrap();
-        assert_eq!(s.scheduler_frequency, Duration::from_millis(1500));
-        assert_eq!(s.filter, None);
+        assert_eq!(s.scheduler.frequency, Duration::from_millis(1500));
+        assert_eq!(s.sync.filter, None);
         assert_eq!(s.a.login_url, "http://127.0.0.1:1");
-        assert!(s.state_url.ends_with("orgsync-demo.db"));
+        assert!(s.state.url.ends_with("orgsync-demo.db"));
     }
 }

@@ -21,7 +21,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use crate::store::Direction;
+use crate::domain::Direction;
 
 /// Upper bounds (seconds) of the pass-duration histogram's buckets: from a quiet cycle's tens
 /// of milliseconds to a large backlog's minutes (`+Inf` is implied).

@@ -147,7 +147,7 @@ pub fn build_report(
     for org in [Org::A, Org::B] {
         let row = stored
             .iter()
-            .find(|w| w.org == org && w.object == settings.object);
+            .find(|w| w.org == org && w.object == settings.sync.object);
         watermarks.push(match row {
             Some(w) => WatermarkStatus {
                 org,
@@ -157,13 +157,13 @@ pub fn build_report(
             },
             None => WatermarkStatus {
                 org,
-                object: settings.object.clone(),
-                value: format_timestamp(settings.watermark_default),
+                object: settings.sync.object.clone(),
+                value: format_timestamp(settings.watermark.default),
                 source: "default",
             },
         });
     }
-    for w in stored.iter().filter(|w| w.object != settings.object) {
+    for w in stored.iter().filter(|w| w.object != settings.sync.object) {
         watermarks.push(WatermarkStatus {
             org: w.org,
             object: w.object.clone(),
@@ -182,9 +182,9 @@ pub fn build_report(
     by_org.extend(counts.inbox_pending.clone());
     StatusReport {
         env: settings.env.clone(),
-        object: settings.object.clone(),
+        object: settings.sync.object.clone(),
         state: StateInfo {
-            url: settings.state_url.clone(),
+            url: settings.state.url.clone(),
             exists,
         },
         watermarks,
@@ -441,7 +441,7 @@ pub async fn run(
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let file = Store::database_file(&settings.state_url).context("invalid state.url")?;
+    let file = Store::database_file(&settings.state.url).context("invalid state.url")?;
     let report = match file {
         Some(path) if !path.exists() => {
             tracing::warn!(path = %path.display(), "no state database yet");
@@ -449,7 +449,7 @@ pub async fn run(
             build_report(settings, false, &[], &none, &StoreCounts::default())
         }
         _ => {
-            let store = Store::open(&settings.state_url)
+            let store = Store::open(&settings.state.url)
                 .await
                 .context("cannot open the state store")?;
             let report = collect(&store, settings)

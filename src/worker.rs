@@ -48,23 +48,23 @@ impl SinceHeartbeat {
 /// Runs the loop until `cancel` fires.
 pub async fn run(daemon: Arc<Daemon>, wake: Arc<Notify>, cancel: CancellationToken) {
     let settings = daemon.settings();
-    let policy = settings.trigger;
+    let policy = settings.trigger.policy;
     let poll = policy == TriggerPolicy::Poll;
     let push = !poll;
     let hybrid = policy == TriggerPolicy::Hybrid;
     tracing::info!(
         policy = ?policy,
-        frequency_ms = duration_ms(settings.scheduler_frequency),
-        start_delay_ms = duration_ms(settings.scheduler_start_delay),
-        object = %settings.object,
+        frequency_ms = duration_ms(settings.scheduler.frequency),
+        start_delay_ms = duration_ms(settings.scheduler.start_delay),
+        object = %settings.sync.object,
         "orgsync started"
     );
-    if poll && !sleep_or_cancel(settings.scheduler_start_delay, &cancel).await {
+    if poll && !sleep_or_cancel(settings.scheduler.start_delay, &cancel).await {
         return;
     }
-    let mut poll_ticks = schedule(settings.scheduler_frequency);
-    let mut retries = schedule(settings.scheduler_frequency);
-    let mut safety = schedule(settings.scheduler_safety_frequency);
+    let mut poll_ticks = schedule(settings.scheduler.frequency);
+    let mut retries = schedule(settings.scheduler.frequency);
+    let mut safety = schedule(settings.scheduler.safety_frequency);
     let mut heartbeat = schedule(HEARTBEAT_EVERY);
     // The first tick of an interval fires at once: the retry sweep's is not needed (a wake
     // permit set at start covers a leftover inbox), the heartbeat's says nothing yet.

@@ -4,12 +4,19 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A duration as written: `"10s"`, `"15min"` (humantime) or a bare integer of milliseconds
 /// (the template's unit; from the environment, a string of digits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct RawDuration(pub(super) Duration);
+
+/// As milliseconds: only used to list the keys (`keys`), never read back.
+impl Serialize for RawDuration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX))
+    }
+}
 
 impl<'de> Deserialize<'de> for RawDuration {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -8,7 +8,7 @@ use std::path::Path;
 use config::{Config, Environment, File, FileFormat};
 
 use super::error::{ConfigError, Origin, Origins, Problem};
-use super::keys::{DATA_TABLES, ENV_PREFIX, KeyKind, known_key, unknown_key_message};
+use super::keys::{ENV_PREFIX, KeyKind, data_tables, known_key, unknown_key_message};
 use super::raw::RawSettings;
 use super::secrets::secrets_written_in;
 use super::settings::Settings;
@@ -82,9 +82,7 @@ fn check_env(
     for name in names {
         let key = env_var_key(name);
         let origin = Origin::Env(name.clone());
-        let under_data_table = DATA_TABLES
-            .iter()
-            .any(|t| key == *t || key.starts_with(&format!("{t}.")));
+        let under_data_table = data_tables().any(|t| key == t || key.starts_with(&format!("{t}.")));
         if under_data_table {
             problems.push(Problem {
                 key,
@@ -204,7 +202,7 @@ pub fn load_str(
     load_layers(env, &layers, vars, Secrets::Required)
 }
 
-fn load_layers(
+pub(super) fn load_layers(
     env: &str,
     layers: &[(Origin, String)],
     vars: &HashMap<String, String>,

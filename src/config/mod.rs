@@ -5,7 +5,11 @@
 //! merged by the `config` crate and deserialized into raw structs that mirror the TOML
 //! (`Raw*`, serde, `deny_unknown_fields`: `raw`), then validation (`validate`, `org`) turns them
 //! into [`Settings`] (`settings`) whose values are ready to use (durations parsed, policies as
-//! enums, secrets read from their files). Every problem found on the way names the key and the
+//! enums, secrets read from their files). [`Settings`] is nested like the TOML: one struct per
+//! section (`settings.http.port`, `settings.scheduler.frequency`, `settings.batch.page_size`,
+//! `settings.sync.fields`, `settings.state.url`, ...) and one [`OrgSettings`] per org
+//! (`settings.a`, `settings.b`) whose [`Credentials`] hold exactly what its auth mode needs
+//! (one variant per mode; `org::needs` is the one table of which keys each mode requires). Every problem found on the way names the key and the
 //! file or environment variable it came from. The `config` crate forgets where a value came from
 //! once it merges, so unknown keys are checked by `load`, source by source, against
 //! [`known_key`] (`keys`), and the origin of every key is kept in an [`Origins`] table (`error`)
@@ -33,7 +37,8 @@ pub use error::{ConfigError, Origin, Origins, Problem};
 pub use keys::{ENV_PREFIX, KeyKind, SECTIONS, known_key};
 pub use load::{load, load_str};
 pub use settings::{
-    AccountPolicy, AuthMode, ConflictPolicy, LogFormat, LogSettings, OrgSettings, Settings,
-    TriggerPolicy,
+    AccountPolicy, AccountSettings, AuthMode, BatchSettings, ConflictPolicy, Credentials,
+    HttpSettings, LogFormat, LogSettings, OrgSettings, SchedulerSettings, Settings, StateSettings,
+    SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
 };
 pub use validate::{DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MAX_PAGE_SIZE, is_api_name};

@@ -1,13 +1,20 @@
 //! The raw configuration: serde structs that mirror the TOML files as written
 //! (`deny_unknown_fields`), with the built-in defaults. Validation turns them into settings.
+//! Closed sets of values (`trigger.policy`, `orgs.X.auth`, ...) are the settings' enums,
+//! spelled by serde `rename_all`, inside a [`Choice`] that keeps an unknown spelling for
+//! validation to report with every other problem. The raw structs are also the one list of the
+//! keys orgsync knows: `keys` derives it by serializing [`RawSettings::default`] (so a field
+//! added here is a known key, for the loader's unknown-key check, its "did you mean" and
+//! `import-properties`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::duration::RawDuration;
+use super::settings::{AccountPolicy, AuthMode, ConflictPolicy, LogFormat, TriggerPolicy};
 use super::validate::DEFAULT_IN_FLIGHT;
 
 /// A list of strings: a TOML array, or (from the environment) a comma-separated string.
@@ -46,11 +53,48 @@ impl<'de> Deserialize<'de> for RawList {
     }
 }
 
+impl Serialize for RawList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// A value from a closed set (`trigger.policy`, `orgs.X.auth`, ...): the enum `T` spells the
+/// values (serde `rename_all`), and a string that is none of them is kept, so that validation
+/// reports it together with every other problem, naming the key and the values allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Choice<T> {
+    Known(T),
+    Unknown(String),
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Choice<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::IntoDeserializer;
+        let text = String::deserialize(deserializer)?;
+        let spelled: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            text.as_str().into_deserializer();
+        Ok(match T::deserialize(spelled) {
+            Ok(value) => Choice::Known(value),
+            Err(_) => Choice::Unknown(text),
+        })
+    }
+}
+
+impl<T: Serialize> Serialize for Choice<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Choice::Known(value) => value.serialize(serializer),
+            Choice::Unknown(text) => text.serialize(serializer),
+        }
+    }
+}
+
 fn list(items: &[&str]) -> RawList {
     RawList(items.iter().map(|s| (*s).to_string()).collect())
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawSettings {
     pub(super) http: RawHttp,
@@ -86,10 +130,10 @@ impl Default for RawSettings {
                 in_flight: DEFAULT_IN_FLIGHT as i64,
             },
             trigger: RawTrigger {
-                policy: "poll".into(),
+                policy: Choice::Known(TriggerPolicy::Poll),
             },
             account: RawAccount {
-                sync_policy: String::new(),
+                sync_policy: Choice::Known(AccountPolicy::None),
                 fields: list(&[
                     "Name",
                     "AccountNumber",
@@ -104,7 +148,7 @@ impl Default for RawSettings {
                 filter: Some("Amount > 5000".into()),
                 match_by: list(&["Name"]),
                 external_id_field: String::new(),
-                conflict: "last_writer_wins".into(),
+                conflict: Choice::Known(ConflictPolicy::LastWriterWins),
                 max_attempts: 8,
                 skip_integration_user_changes: true,
                 retry_initial_delay: RawDuration(Duration::from_secs(60)),
@@ -116,7 +160,7 @@ impl Default for RawSettings {
                 url: "sqlite://orgsync.db".into(),
             },
             log: RawLog {
-                format: "auto".into(),
+                format: Choice::Known(LogFormat::Auto),
                 level: "info".into(),
             },
             orgs: RawOrgs::default(),
@@ -124,7 +168,7 @@ impl Default for RawSettings {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHttp {
     #[serde(default = "defaults::port")]
@@ -139,7 +183,7 @@ impl Default for RawHttp {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawScheduler {
     #[serde(default = "defaults::frequency")]
@@ -156,7 +200,7 @@ impl Default for RawScheduler {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWatermark {
     #[serde(default = "defaults::watermark_default")]
@@ -171,7 +215,7 @@ impl Default for RawWatermark {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBatch {
     #[serde(default = "defaults::page_size")]
@@ -186,11 +230,11 @@ impl Default for RawBatch {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTrigger {
     #[serde(default = "defaults::trigger")]
-    pub(super) policy: String,
+    pub(super) policy: Choice<TriggerPolicy>,
 }
 
 impl Default for RawTrigger {
@@ -199,11 +243,11 @@ impl Default for RawTrigger {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccount {
-    #[serde(default)]
-    pub(super) sync_policy: String,
+    #[serde(default = "defaults::sync_policy")]
+    pub(super) sync_policy: Choice<AccountPolicy>,
     #[serde(default = "defaults::account_fields")]
     pub(super) fields: RawList,
 }
@@ -215,14 +259,14 @@ impl Default for RawAccount {
 }
 
 /// `sync.filter`: a condition, or `false` for none.
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub(super) enum RawFilter {
     Condition(String),
     Switch(bool),
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSync {
     #[serde(default = "defaults::object")]
@@ -236,7 +280,7 @@ pub(super) struct RawSync {
     #[serde(default)]
     pub(super) external_id_field: String,
     #[serde(default = "defaults::conflict")]
-    pub(super) conflict: String,
+    pub(super) conflict: Choice<ConflictPolicy>,
     #[serde(default = "defaults::max_attempts")]
     pub(super) max_attempts: i64,
     #[serde(default = "defaults::skip_integration_user_changes")]
@@ -271,7 +315,7 @@ fn deserialize_filter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<S
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawState {
     #[serde(default = "defaults::state_url")]
@@ -284,11 +328,11 @@ impl Default for RawState {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLog {
     #[serde(default = "defaults::log_format")]
-    pub(super) format: String,
+    pub(super) format: Choice<LogFormat>,
     #[serde(default = "defaults::log_level")]
     pub(super) level: String,
 }
@@ -299,18 +343,18 @@ impl Default for RawLog {
     }
 }
 
-#[derive(Debug, Deserialize, Default, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, Default, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawOrgs {
     pub(super) a: RawOrg,
     pub(super) b: RawOrg,
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawOrg {
     pub(super) login_url: String,
-    pub(super) auth: String,
+    pub(super) auth: Choice<AuthMode>,
     pub(super) username: String,
     pub(super) password: Option<String>,
     pub(super) password_file: Option<String>,
@@ -335,7 +379,7 @@ impl Default for RawOrg {
     fn default() -> Self {
         RawOrg {
             login_url: "https://login.salesforce.com".into(),
-            auth: "password".into(),
+            auth: Choice::Known(AuthMode::Password),
             username: String::new(),
             password: None,
             password_file: None,
@@ -360,7 +404,10 @@ impl Default for RawOrg {
 
 /// Field defaults for sections given only in part (serde needs one function per field).
 mod defaults {
-    use super::{RawDuration, RawList, RawSettings};
+    use super::{
+        AccountPolicy, Choice, ConflictPolicy, LogFormat, RawDuration, RawList, RawSettings,
+        TriggerPolicy,
+    };
 
     pub fn port() -> i64 {
         RawSettings::default().http.port
@@ -389,8 +436,11 @@ mod defaults {
     pub fn in_flight() -> i64 {
         RawSettings::default().batch.in_flight
     }
-    pub fn trigger() -> String {
+    pub fn trigger() -> Choice<TriggerPolicy> {
         RawSettings::default().trigger.policy
+    }
+    pub fn sync_policy() -> Choice<AccountPolicy> {
+        RawSettings::default().account.sync_policy
     }
     pub fn account_fields() -> RawList {
         RawSettings::default().account.fields
@@ -407,7 +457,7 @@ mod defaults {
     pub fn match_by() -> RawList {
         RawSettings::default().sync.match_by
     }
-    pub fn conflict() -> String {
+    pub fn conflict() -> Choice<ConflictPolicy> {
         RawSettings::default().sync.conflict
     }
     pub fn max_attempts() -> i64 {
@@ -425,7 +475,7 @@ mod defaults {
     pub fn state_url() -> String {
         RawSettings::default().state.url
     }
-    pub fn log_format() -> String {
+    pub fn log_format() -> Choice<LogFormat> {
         RawSettings::default().log.format
     }
     pub fn log_level() -> String {

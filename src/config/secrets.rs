@@ -11,7 +11,8 @@ use secrecy::SecretString;
 use super::keys::ENV_PREFIX;
 use super::validate::Checker;
 
-/// The secret keys of each org (`orgs.X.<key>`); each has a `<key>_file` twin.
+/// The secret keys of each org (`orgs.X.<key>`), in the order warnings name them; each has a
+/// `<key>_file` twin (a test in `keys` checks this list against the raw structs).
 pub(super) const SECRET_KEYS: &[&str] = &[
     "password",
     "security_token",

@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use super::error::ConfigError;
 use super::load::{Secrets, load, load_files};
 
-/// How orgsync logs in to an org (`orgs.X.auth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How orgsync logs in to an org (`orgs.X.auth`). The serde spelling is the configuration's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AuthMode {
     /// SOAP `login()` with password + security token (the template's way).
     Password,
@@ -36,17 +37,6 @@ impl AuthMode {
             AuthMode::RefreshToken => "refresh_token",
         }
     }
-
-    pub(super) fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "password" => AuthMode::Password,
-            "oauth_password" => AuthMode::OauthPassword,
-            "jwt" => AuthMode::Jwt,
-            "client_credentials" => AuthMode::ClientCredentials,
-            "refresh_token" => AuthMode::RefreshToken,
-            _ => return None,
-        })
-    }
 }
 
 /// One org's connection settings, validated.
@@ -56,15 +46,11 @@ pub struct OrgSettings {
     pub name: String,
     /// e.g. `https://login.salesforce.com` or a My Domain URL (no trailing slash).
     pub login_url: String,
-    pub auth: AuthMode,
+    /// The integration user's login name; empty for the modes that log in as a connected app
+    /// (`client_credentials`, `refresh_token`), where it is only shown.
     pub username: String,
-    pub password: Option<SecretString>,
-    pub security_token: Option<SecretString>,
-    pub client_id: String,
-    pub client_secret: Option<SecretString>,
-    /// PEM of the RSA private key for `jwt`.
-    pub private_key: Option<SecretString>,
-    pub refresh_token: Option<SecretString>,
+    /// How to log in, with exactly the secrets that mode needs.
+    pub credentials: Credentials,
     /// Empty: learned at login.
     pub integration_user_id: Option<String>,
     /// For `account.sync_policy = "assign"`.
@@ -77,8 +63,137 @@ pub struct OrgSettings {
     pub outbound_secret: Option<SecretString>,
 }
 
+impl OrgSettings {
+    /// The auth mode (`orgs.X.auth`).
+    pub fn auth(&self) -> AuthMode {
+        self.credentials.mode()
+    }
+
+    /// Who logs in, for messages: the username, or the connected app's client id.
+    pub fn login_name(&self) -> String {
+        if self.username.is_empty() {
+            format!("client {}", self.credentials.client_id().unwrap_or(""))
+        } else {
+            self.username.clone()
+        }
+    }
+}
+
+/// How orgsync logs in to one org (`orgs.X.auth` and the keys that mode reads): one variant per
+/// auth mode, holding what that mode needs (required values are not `Option`), so a login
+/// cannot be attempted with a secret missing. Validation builds it (`config::org`).
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// `password`: SOAP `login()` as `username` with the password and the security token
+    /// appended (the token is optional for orgs that trust orgsync's IP range).
+    Password {
+        password: SecretString,
+        security_token: Option<SecretString>,
+    },
+    /// `oauth_password`: the OAuth username-password flow through a connected app.
+    OAuthPassword {
+        client_id: String,
+        client_secret: SecretString,
+        password: SecretString,
+        security_token: Option<SecretString>,
+    },
+    /// `jwt`: the OAuth JWT bearer flow as `username`, the assertion signed with the PEM of
+    /// an RSA private key (checked to parse at validation).
+    Jwt {
+        client_id: String,
+        private_key: SecretString,
+    },
+    /// `client_credentials`: the OAuth client credentials flow (the connected app's run-as
+    /// user).
+    ClientCredentials {
+        client_id: String,
+        client_secret: SecretString,
+    },
+    /// `refresh_token`: the OAuth refresh token flow; the client secret only when the
+    /// connected app requires it.
+    RefreshToken {
+        client_id: String,
+        client_secret: Option<SecretString>,
+        refresh_token: SecretString,
+    },
+    /// The secrets of `auth` were not loaded ([`Settings::load_without_secrets`], for the
+    /// commands that only read the state database): logging in fails with a clear error.
+    Withheld { auth: AuthMode, client_id: String },
+}
+
+impl Credentials {
+    /// The auth mode these credentials are for.
+    pub fn mode(&self) -> AuthMode {
+        match self {
+            Credentials::Password { .. } => AuthMode::Password,
+            Credentials::OAuthPassword { .. } => AuthMode::OauthPassword,
+            Credentials::Jwt { .. } => AuthMode::Jwt,
+            Credentials::ClientCredentials { .. } => AuthMode::ClientCredentials,
+            Credentials::RefreshToken { .. } => AuthMode::RefreshToken,
+            Credentials::Withheld { auth, .. } => *auth,
+        }
+    }
+
+    /// The connected app's client id, for the OAuth modes.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Credentials::Password { .. } => None,
+            Credentials::OAuthPassword { client_id, .. }
+            | Credentials::Jwt { client_id, .. }
+            | Credentials::ClientCredentials { client_id, .. }
+            | Credentials::RefreshToken { client_id, .. }
+            | Credentials::Withheld { client_id, .. } => Some(client_id),
+        }
+    }
+
+    /// The password, for the modes that have one.
+    pub fn password(&self) -> Option<&SecretString> {
+        match self {
+            Credentials::Password { password, .. }
+            | Credentials::OAuthPassword { password, .. } => Some(password),
+            _ => None,
+        }
+    }
+
+    /// The security token, when the mode has one and it is set.
+    pub fn security_token(&self) -> Option<&SecretString> {
+        match self {
+            Credentials::Password { security_token, .. }
+            | Credentials::OAuthPassword { security_token, .. } => security_token.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The connected app's client secret, when the mode has one and it is set.
+    pub fn client_secret(&self) -> Option<&SecretString> {
+        match self {
+            Credentials::OAuthPassword { client_secret, .. }
+            | Credentials::ClientCredentials { client_secret, .. } => Some(client_secret),
+            Credentials::RefreshToken { client_secret, .. } => client_secret.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The configured refresh token (`refresh_token` mode).
+    pub fn refresh_token(&self) -> Option<&SecretString> {
+        match self {
+            Credentials::RefreshToken { refresh_token, .. } => Some(refresh_token),
+            _ => None,
+        }
+    }
+
+    /// The PEM of the JWT signing key (`jwt` mode).
+    pub fn private_key(&self) -> Option<&SecretString> {
+        match self {
+            Credentials::Jwt { private_key, .. } => Some(private_key),
+            _ => None,
+        }
+    }
+}
+
 /// `trigger.policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TriggerPolicy {
     Poll,
     Push,
@@ -86,9 +201,11 @@ pub enum TriggerPolicy {
 }
 
 /// `account.sync_policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum AccountPolicy {
     /// "": opportunities move without a parent account.
+    #[serde(rename = "")]
     None,
     /// "syncAccount": the parent is looked up by Name in the target, created when missing.
     SyncAccount,
@@ -97,7 +214,8 @@ pub enum AccountPolicy {
 }
 
 /// `sync.conflict`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConflictPolicy {
     LastWriterWins,
     AWins,
@@ -105,7 +223,8 @@ pub enum ConflictPolicy {
 }
 
 /// `log.format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// JSON when the log destination is not a terminal, readable text when it is.
     Auto,
@@ -121,29 +240,65 @@ pub struct LogSettings {
     pub level: String,
 }
 
-/// Everything orgsync runs with, validated. Field names follow DESIGN §4's TOML keys.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The environment whose file was loaded (`dev`, `qa`, `prod`, ...).
-    pub env: String,
-    pub http_port: u16,
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// `http.port`.
+    pub port: u16,
     /// `http.bind`: the address the HTTP listener binds (`0.0.0.0` every IPv4 interface, `::`
     /// every interface, `127.0.0.1` behind a local reverse proxy).
-    pub http_bind: std::net::IpAddr,
-    pub scheduler_frequency: Duration,
-    pub scheduler_start_delay: Duration,
+    pub bind: std::net::IpAddr,
+}
+
+/// `[scheduler]`: when passes run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerSettings {
+    /// `scheduler.frequency`: the poll interval.
+    pub frequency: Duration,
+    /// `scheduler.start_delay`: wait before the first cycle.
+    pub start_delay: Duration,
     /// `scheduler.safety_frequency`: the slow poll of `trigger.policy = "hybrid"`.
-    pub scheduler_safety_frequency: Duration,
-    pub watermark_default: chrono::DateTime<chrono::Utc>,
+    pub safety_frequency: Duration,
+}
+
+/// `[watermark]`: where a direction starts and how far back each read looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatermarkSettings {
+    /// `watermark.default`: the first pass reads from here.
+    pub default: chrono::DateTime<chrono::Utc>,
+    /// `watermark.lookback`: each read starts this much before the watermark.
+    pub lookback: Duration,
+}
+
+/// `[batch]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSettings {
     /// Rows read per page (1..=2000); writes are further chunked by 200 (sObject Collections).
     pub page_size: usize,
     /// `batch.in_flight`: Salesforce calls a direction pass keeps in flight at once (1..=10);
     /// 1 is strictly sequential.
     pub in_flight: usize,
-    pub trigger: TriggerPolicy,
-    pub account_policy: AccountPolicy,
+}
+
+/// `[trigger]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerSettings {
+    /// `trigger.policy`.
+    pub policy: TriggerPolicy,
+}
+
+/// `[account]`: the parent Account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSettings {
+    /// `account.sync_policy`.
+    pub sync_policy: AccountPolicy,
     /// Parent fields fetched through the relationship for syncAccount (`account.fields`).
-    pub account_fields: Vec<String>,
+    pub fields: Vec<String>,
+}
+
+/// `[sync]`: what is synced and how conflicts and failures are handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
     /// `sync.object`, e.g. "Opportunity".
     pub object: String,
     /// `sync.fields`, as named in org A.
@@ -169,9 +324,36 @@ pub struct Settings {
     /// `sync.value_map`: per field (A name), value in A -> value in B. One-to-one, so the
     /// reverse direction is the inverted map.
     pub value_map: BTreeMap<String, BTreeMap<String, String>>,
-    pub lookback: Duration,
+}
+
+impl SyncSettings {
+    /// The name of field `a_name` in org B (after `sync.field_map`).
+    pub fn b_field_name<'s>(&'s self, a_name: &'s str) -> &'s str {
+        self.field_map.get(a_name).map_or(a_name, String::as_str)
+    }
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSettings {
     /// `state.url`, e.g. "sqlite://orgsync.db".
-    pub state_url: String,
+    pub url: String,
+}
+
+/// Everything orgsync runs with, validated: one field per TOML section (DESIGN §4), the two
+/// orgs as `a` and `b`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The environment whose file was loaded (`dev`, `qa`, `prod`, ...).
+    pub env: String,
+    pub http: HttpSettings,
+    pub scheduler: SchedulerSettings,
+    pub watermark: WatermarkSettings,
+    pub batch: BatchSettings,
+    pub trigger: TriggerSettings,
+    pub account: AccountSettings,
+    pub sync: SyncSettings,
+    pub state: StateSettings,
     pub log: LogSettings,
     pub a: OrgSettings,
     pub b: OrgSettings,
@@ -192,7 +374,8 @@ impl Settings {
     }
 
     /// [`Settings::load`] for commands that only read the state database (`status`,
-    /// `failures`): missing org secrets are not an error (they are `None`), so an operator
+    /// `failures`): missing org secrets are not an error (the org's credentials are
+    /// [`Credentials::Withheld`]), so an operator
     /// can run them from a shell that does not hold the service's secrets. Every other
     /// problem is reported as by `load`.
     pub fn load_without_secrets(env: &str, config_dir: &Path) -> Result<Settings, ConfigError> {
@@ -203,15 +386,10 @@ impl Settings {
     }
 
     /// The settings of one org.
-    pub fn org(&self, org: crate::store::Org) -> &OrgSettings {
+    pub fn org(&self, org: crate::domain::Org) -> &OrgSettings {
         match org {
-            crate::store::Org::A => &self.a,
-            crate::store::Org::B => &self.b,
+            crate::domain::Org::A => &self.a,
+            crate::domain::Org::B => &self.b,
         }
-    }
-
-    /// The name of field `a_name` in org B (after `sync.field_map`).
-    pub fn b_field_name<'s>(&'s self, a_name: &'s str) -> &'s str {
-        self.field_map.get(a_name).map_or(a_name, String::as_str)
     }
 }

@@ -7,9 +7,11 @@ use std::time::Duration;
 use super::error::{ConfigError, Origin, Origins, Problem};
 use super::load::Secrets;
 use super::org::validate_org;
-use super::raw::RawSettings;
+use super::raw::{Choice, RawSettings};
 use super::settings::{
-    AccountPolicy, ConflictPolicy, LogFormat, LogSettings, Settings, TriggerPolicy,
+    AccountPolicy, AccountSettings, BatchSettings, ConflictPolicy, HttpSettings, LogFormat,
+    LogSettings, SchedulerSettings, Settings, StateSettings, SyncSettings, TriggerPolicy,
+    TriggerSettings, WatermarkSettings,
 };
 
 /// Largest page the REST query API returns (`batchSize` caps at 2000).
@@ -153,11 +155,9 @@ pub(super) fn validate(
         DEFAULT_IN_FLIGHT,
     );
 
-    let trigger = match raw.trigger.policy.as_str() {
-        "poll" => TriggerPolicy::Poll,
-        "push" => TriggerPolicy::Push,
-        "hybrid" => TriggerPolicy::Hybrid,
-        other => {
+    let trigger = match raw.trigger.policy {
+        Choice::Known(policy) => policy,
+        Choice::Unknown(other) => {
             c.problem(
                 "trigger.policy",
                 format!("unknown policy {other:?}: use \"poll\", \"push\" or \"hybrid\""),
@@ -166,11 +166,9 @@ pub(super) fn validate(
         }
     };
 
-    let account_policy = match raw.account.sync_policy.as_str() {
-        "" => AccountPolicy::None,
-        "syncAccount" => AccountPolicy::SyncAccount,
-        "assign" => AccountPolicy::Assign,
-        other => {
+    let account_policy = match raw.account.sync_policy {
+        Choice::Known(policy) => policy,
+        Choice::Unknown(other) => {
             c.problem(
                 "account.sync_policy",
                 format!("unknown policy {other:?}: use \"\", \"syncAccount\" or \"assign\""),
@@ -224,11 +222,9 @@ pub(super) fn validate(
              the first time (every run would create duplicates)",
         );
     }
-    let conflict = match raw.sync.conflict.as_str() {
-        "last_writer_wins" => ConflictPolicy::LastWriterWins,
-        "a_wins" => ConflictPolicy::AWins,
-        "b_wins" => ConflictPolicy::BWins,
-        other => {
+    let conflict = match raw.sync.conflict {
+        Choice::Known(policy) => policy,
+        Choice::Unknown(other) => {
             c.problem(
                 "sync.conflict",
                 format!(
@@ -270,11 +266,9 @@ pub(super) fn validate(
         );
     }
 
-    let log_format = match raw.log.format.as_str() {
-        "auto" => LogFormat::Auto,
-        "json" => LogFormat::Json,
-        "text" => LogFormat::Text,
-        other => {
+    let log_format = match raw.log.format {
+        Choice::Known(format) => format,
+        Choice::Unknown(other) => {
             c.problem(
                 "log.format",
                 format!("unknown format {other:?}: use \"auto\", \"json\" or \"text\""),
@@ -317,31 +311,43 @@ pub(super) fn validate(
     }
     Ok(Settings {
         env: env.to_string(),
-        http_port,
-        http_bind,
-        scheduler_frequency,
-        scheduler_start_delay,
-        scheduler_safety_frequency,
-        watermark_default,
-        page_size,
-        in_flight,
-        trigger,
-        account_policy,
-        account_fields,
-        object,
-        fields,
-        filter,
-        match_by,
-        external_id_field,
-        conflict,
-        max_attempts,
-        skip_integration_user_changes: raw.sync.skip_integration_user_changes,
-        retry_initial_delay,
-        retry_max_delay,
-        field_map,
-        value_map,
-        lookback,
-        state_url,
+        http: HttpSettings {
+            port: http_port,
+            bind: http_bind,
+        },
+        scheduler: SchedulerSettings {
+            frequency: scheduler_frequency,
+            start_delay: scheduler_start_delay,
+            safety_frequency: scheduler_safety_frequency,
+        },
+        watermark: WatermarkSettings {
+            default: watermark_default,
+            lookback,
+        },
+        batch: BatchSettings {
+            page_size,
+            in_flight,
+        },
+        trigger: TriggerSettings { policy: trigger },
+        account: AccountSettings {
+            sync_policy: account_policy,
+            fields: account_fields,
+        },
+        sync: SyncSettings {
+            object,
+            fields,
+            filter,
+            match_by,
+            external_id_field,
+            conflict,
+            max_attempts,
+            skip_integration_user_changes: raw.sync.skip_integration_user_changes,
+            retry_initial_delay,
+            retry_max_delay,
+            field_map,
+            value_map,
+        },
+        state: StateSettings { url: state_url },
         log,
         a,
         b,
@@ -489,5 +495,187 @@ mod tests {
         assert!(!is_api_name("1Amount"));
         assert!(!is_api_name("Account.Name"));
         assert!(!is_api_name(""));
+    }
+}
+
+#[cfg(test)]
+mod nested_tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use crate::config::{
+        AccountPolicy, ConflictPolicy, Credentials, LogFormat, TriggerPolicy, load_str,
+    };
+
+    /// Every section lands in its own struct, under the names of its TOML keys.
+    #[test]
+    fn each_section_maps_to_its_settings() {
+        let toml = r#"
+[http]
+port = 8081
+bind = "127.0.0.1"
+[scheduler]
+frequency = "7s"
+start_delay = "2s"
+safety_frequency = "5m"
+[watermark]
+default = "2020-01-02T03:04:05.000Z"
+lookback = "45s"
+[batch]
+page_size = 150
+in_flight = 3
+[trigger]
+policy = "hybrid"
+[account]
+sync_policy = "syncAccount"
+fields = ["Name", "Industry"]
+[sync]
+object = "Opportunity"
+fields = ["Name", "Amount"]
+filter = "Amount > 1"
+match_by = ["Name"]
+external_id_field = "Ext__c"
+conflict = "b_wins"
+max_attempts = 3
+skip_integration_user_changes = false
+retry_initial_delay = "30s"
+retry_max_delay = "10m"
+field_map = { Amount = "Amount__c" }
+[state]
+url = "sqlite::memory:"
+[log]
+format = "json"
+level = "debug"
+[orgs.a]
+username = "u@a"
+outbound_secret = "oa"
+[orgs.b]
+auth = "refresh_token"
+client_id = "app"
+refresh_token = "rt"
+outbound_secret = "ob"
+api_budget_percent = 50
+"#;
+        let vars: HashMap<String, String> =
+            [("ORGSYNC__ORGS__A__PASSWORD".to_string(), "pw".to_string())].into();
+        let s = load_str("t", &[("t", toml)], &vars).unwrap();
+        assert_eq!(s.http.port, 8081);
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1");
+        assert_eq!(s.scheduler.frequency, Duration::from_secs(7));
+        assert_eq!(s.scheduler.start_delay, Duration::from_secs(2));
+        assert_eq!(s.scheduler.safety_frequency, Duration::from_secs(300));
+        assert_eq!(
+            s.watermark.default.to_rfc3339(),
+            "2020-01-02T03:04:05+00:00"
+        );
+        assert_eq!(s.watermark.lookback, Duration::from_secs(45));
+        assert_eq!((s.batch.page_size, s.batch.in_flight), (150, 3));
+        assert_eq!(s.trigger.policy, TriggerPolicy::Hybrid);
+        assert_eq!(s.account.sync_policy, AccountPolicy::SyncAccount);
+        assert_eq!(s.account.fields, ["Name", "Industry"]);
+        assert_eq!(s.sync.object, "Opportunity");
+        assert_eq!(s.sync.fields, ["Name", "Amount"]);
+        assert_eq!(s.sync.filter.as_deref(), Some("Amount > 1"));
+        assert_eq!(s.sync.match_by, ["Name"]);
+        assert_eq!(s.sync.external_id_field.as_deref(), Some("Ext__c"));
+        assert_eq!(s.sync.conflict, ConflictPolicy::BWins);
+        assert_eq!(s.sync.max_attempts, 3);
+        assert!(!s.sync.skip_integration_user_changes);
+        assert_eq!(s.sync.retry_initial_delay, Duration::from_secs(30));
+        assert_eq!(s.sync.retry_max_delay, Duration::from_secs(600));
+        assert_eq!(s.sync.b_field_name("Amount"), "Amount__c");
+        assert_eq!(s.sync.b_field_name("Name"), "Name");
+        assert_eq!(s.state.url, "sqlite::memory:");
+        assert_eq!(
+            (s.log.format, s.log.level.as_str()),
+            (LogFormat::Json, "debug")
+        );
+        assert_eq!(s.a.username, "u@a");
+        assert!(matches!(s.a.credentials, Credentials::Password { .. }));
+        assert_eq!(s.b.login_name(), "client app");
+        assert!(matches!(s.b.credentials, Credentials::RefreshToken { .. }));
+        assert_eq!(s.b.api_budget_percent, 50);
+        assert_eq!(s.org(crate::domain::Org::B).name, "b");
+    }
+
+    /// A value outside an enum's spellings is kept by the raw struct and reported with every
+    /// other, naming the key and the values allowed; the spellings are the enums' serde names.
+    #[test]
+    fn unknown_choices_are_all_reported_at_once() {
+        let toml = r#"
+[trigger]
+policy = "webhook"
+[account]
+sync_policy = "SyncAccount"
+[sync]
+conflict = "newest"
+[log]
+format = "yaml"
+[orgs.a]
+auth = "saml"
+[orgs.b]
+username = "u@b"
+"#;
+        let vars: HashMap<String, String> =
+            [("ORGSYNC__ORGS__B__PASSWORD".to_string(), "pw".to_string())].into();
+        let err = load_str("t", &[("t", toml)], &vars).unwrap_err();
+        let crate::config::ConfigError::Invalid(problems) = err else {
+            panic!("{err:?}")
+        };
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.message.as_str()))
+            .collect();
+        let expect = [
+            (
+                "trigger.policy",
+                "unknown policy \"webhook\": use \"poll\", \"push\" or \"hybrid\"",
+            ),
+            ("account.sync_policy", "unknown policy \"SyncAccount\""),
+            ("sync.conflict", "unknown policy \"newest\""),
+            ("log.format", "unknown format \"yaml\""),
+            ("orgs.a.auth", "unknown auth mode \"saml\""),
+        ];
+        for (key, start) in expect {
+            assert!(
+                found.iter().any(|(k, m)| *k == key && m.starts_with(start)),
+                "{key}: {found:?}"
+            );
+        }
+        // Each spelling the messages offer is accepted.
+        let toml = r#"
+[trigger]
+policy = "push"
+[account]
+sync_policy = "assign"
+[sync]
+conflict = "a_wins"
+[log]
+format = "text"
+[orgs.a]
+auth = "oauth_password"
+username = "u@a"
+client_id = "app"
+account_id = "001000000000001"
+[orgs.b]
+username = "u@b"
+account_id = "001000000000002"
+"#;
+        let vars: HashMap<String, String> = [
+            ("ORGSYNC__ORGS__A__PASSWORD", "pw"),
+            ("ORGSYNC__ORGS__A__CLIENT_SECRET", "cs"),
+            ("ORGSYNC__ORGS__A__OUTBOUND_SECRET", "oa"),
+            ("ORGSYNC__ORGS__B__PASSWORD", "pw"),
+            ("ORGSYNC__ORGS__B__OUTBOUND_SECRET", "ob"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let s = load_str("t", &[("t", toml)], &vars).unwrap();
+        assert_eq!(s.trigger.policy, TriggerPolicy::Push);
+        assert_eq!(s.account.sync_policy, AccountPolicy::Assign);
+        assert_eq!(s.sync.conflict, ConflictPolicy::AWins);
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(s.a.auth(), crate::config::AuthMode::OauthPassword);
     }
 }

@@ -357,6 +357,11 @@ fn toml_string(text: &str) -> String {
     out
 }
 
+/// The output file. Written by hand rather than through `toml_edit`: the file is always new
+/// (there are no comments or layout of an existing file to keep, which is what `toml_edit` is
+/// for), every line carries a comment naming its source property aligned in one column, and the
+/// values are already encoded by [`toml_string`]; `tests/ops/import_properties.rs` loads the
+/// result back through orgsync's own loader.
 fn render(entries: &[Entry], secret_vars: &[String], not_converted: &[String]) -> String {
     let mut out = String::from(
         "# Converted from the MuleSoft template's properties by `orgsync import-properties`.\n\

@@ -1,6 +1,11 @@
 //! The Java properties format, as `java.util.Properties` reads it: `key=value`, `key: value`,
 //! `key value`, `#`/`!` comments, `\` line continuations, `\t`/`\uXXXX` escapes. Pure: text in,
 //! pairs out.
+//!
+//! Hand-written rather than the `java-properties` crate (2.0): that crate decodes each `\uXXXX`
+//! alone, so a surrogate pair (`\uD83D\uDE00`, how Java writes characters outside the BMP) is
+//! an error instead of one character; its errors do not quote the bad escape; and it brings
+//! `regex`, `lazy_static` and `encoding_rs` for a reader of about a hundred lines.
 
 /// A syntax error in a properties text (line numbers start at 1).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::error::{ErrorClass, SalesforceError};
-use crate::config::{AuthMode, OrgSettings};
+use crate::config::{Credentials, OrgSettings};
 
 /// A logged-in session with one org.
 #[derive(Clone)]
@@ -243,8 +243,16 @@ pub fn jwt_audience(login_url: &str) -> String {
     }
 }
 
-fn expose(s: &Option<SecretString>) -> &str {
-    s.as_ref().map_or("", |s| s.expose_secret())
+fn expose(s: Option<&SecretString>) -> &str {
+    s.map_or("", |s| s.expose_secret())
+}
+
+/// The error for an org whose secrets were not loaded (`Settings::load_without_secrets`).
+fn withheld(org: &OrgSettings) -> String {
+    format!(
+        "the secrets of orgs.{} were not loaded (this command reads only the state database)",
+        org.name
+    )
 }
 
 /// The form of a token request for `org`'s auth mode (not SOAP). `refresh` overrides the
@@ -254,30 +262,38 @@ fn oauth_form(
     refresh: Option<&SecretString>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(&'static str, String)>, String> {
-    let secret = expose(&org.client_secret).to_string();
     let mut form: Vec<(&'static str, String)> = Vec::new();
-    match org.auth {
-        AuthMode::Password => return Err("SOAP login has no OAuth form".to_string()),
-        AuthMode::OauthPassword => {
+    match &org.credentials {
+        Credentials::Password { .. } => return Err("SOAP login has no OAuth form".to_string()),
+        Credentials::Withheld { .. } => return Err(withheld(org)),
+        Credentials::OAuthPassword {
+            client_id,
+            client_secret,
+            password,
+            security_token,
+        } => {
             form.push(("grant_type", "password".into()));
-            form.push(("client_id", org.client_id.clone()));
-            form.push(("client_secret", secret));
+            form.push(("client_id", client_id.clone()));
+            form.push(("client_secret", client_secret.expose_secret().to_string()));
             form.push(("username", org.username.clone()));
             form.push((
                 "password",
-                format!("{}{}", expose(&org.password), expose(&org.security_token)),
+                format!(
+                    "{}{}",
+                    password.expose_secret(),
+                    expose(security_token.as_ref())
+                ),
             ));
         }
-        AuthMode::Jwt => {
-            let pem = org
-                .private_key
-                .as_ref()
-                .ok_or("no private key is configured for jwt")?;
+        Credentials::Jwt {
+            client_id,
+            private_key,
+        } => {
             let assertion = jwt_assertion(
-                &org.client_id,
+                client_id,
                 &org.username,
                 &jwt_audience(&org.login_url),
-                pem.expose_secret(),
+                private_key.expose_secret(),
                 now,
             )?;
             form.push((
@@ -286,20 +302,25 @@ fn oauth_form(
             ));
             form.push(("assertion", assertion));
         }
-        AuthMode::ClientCredentials => {
+        Credentials::ClientCredentials {
+            client_id,
+            client_secret,
+        } => {
             form.push(("grant_type", "client_credentials".into()));
-            form.push(("client_id", org.client_id.clone()));
-            form.push(("client_secret", secret));
+            form.push(("client_id", client_id.clone()));
+            form.push(("client_secret", client_secret.expose_secret().to_string()));
         }
-        AuthMode::RefreshToken => {
-            let token = refresh
-                .or(org.refresh_token.as_ref())
-                .ok_or("no refresh token is configured")?;
+        Credentials::RefreshToken {
+            client_id,
+            client_secret,
+            refresh_token,
+        } => {
+            let token = refresh.unwrap_or(refresh_token);
             form.push(("grant_type", "refresh_token".into()));
             form.push(("refresh_token", token.expose_secret().to_string()));
-            form.push(("client_id", org.client_id.clone()));
-            if org.client_secret.is_some() {
-                form.push(("client_secret", secret));
+            form.push(("client_id", client_id.clone()));
+            if let Some(secret) = client_secret {
+                form.push(("client_secret", secret.expose_secret().to_string()));
             }
         }
     }
@@ -316,8 +337,17 @@ pub async fn login(
     org: &OrgSettings,
     refresh: Option<&SecretString>,
 ) -> Result<Session, SalesforceError> {
-    match org.auth {
-        AuthMode::Password => soap_login(http, org).await,
+    match &org.credentials {
+        Credentials::Password {
+            password,
+            security_token,
+        } => soap_login(http, org, password, security_token.as_ref()).await,
+        Credentials::Withheld { .. } => Err(SalesforceError::client(
+            &org.name,
+            "BAD_CONFIGURATION",
+            withheld(org),
+            ErrorClass::Auth,
+        )),
         _ => oauth_login(http, org, refresh).await,
     }
 }
@@ -332,9 +362,14 @@ fn bad_reply(org: &OrgSettings, status: u16, message: String) -> SalesforceError
     }
 }
 
-async fn soap_login(http: &reqwest::Client, org: &OrgSettings) -> Result<Session, SalesforceError> {
+async fn soap_login(
+    http: &reqwest::Client,
+    org: &OrgSettings,
+    password: &SecretString,
+    security_token: Option<&SecretString>,
+) -> Result<Session, SalesforceError> {
     let url = format!("{}/services/Soap/u/{}", org.login_url, org.api_version);
-    let password = format!("{}{}", expose(&org.password), expose(&org.security_token));
+    let password = format!("{}{}", password.expose_secret(), expose(security_token));
     let body = soap_login_envelope(&org.username, &password);
     let reply = http
         .post(&url)
@@ -419,14 +454,10 @@ async fn oauth_login(
         .map_err(|e| SalesforceError::from_transport(&org.name, &e))?;
     if !(200..300).contains(&status) {
         let mut err = SalesforceError::from_oauth_reply(&org.name, status, &text);
-        let who = if org.username.is_empty() {
-            format!("client {}", org.client_id)
-        } else {
-            org.username.clone()
-        };
+        let who = org.login_name();
         err.message = format!(
             "OAuth {} login as {who} at {}: {}",
-            org.auth.as_str(),
+            org.auth().as_str(),
             org.login_url,
             err.message
         );
@@ -458,6 +489,7 @@ async fn oauth_login(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AuthMode;
 
     const SOAP_OK: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
  <soapenv:Body><loginResponse><result>
@@ -563,17 +595,41 @@ mod tests {
     }
 
     fn org(auth: AuthMode) -> OrgSettings {
+        let pw = || SecretString::from("pw");
+        let tok = || Some(SecretString::from("TOK"));
+        let cid = || "cid".to_string();
+        let csecret = || SecretString::from("csecret");
+        let credentials = match auth {
+            AuthMode::Password => Credentials::Password {
+                password: pw(),
+                security_token: tok(),
+            },
+            AuthMode::OauthPassword => Credentials::OAuthPassword {
+                client_id: cid(),
+                client_secret: csecret(),
+                password: pw(),
+                security_token: tok(),
+            },
+            // Not a PEM: building the assertion fails.
+            AuthMode::Jwt => Credentials::Jwt {
+                client_id: cid(),
+                private_key: SecretString::from("not a key"),
+            },
+            AuthMode::ClientCredentials => Credentials::ClientCredentials {
+                client_id: cid(),
+                client_secret: csecret(),
+            },
+            AuthMode::RefreshToken => Credentials::RefreshToken {
+                client_id: cid(),
+                client_secret: Some(csecret()),
+                refresh_token: SecretString::from("rt"),
+            },
+        };
         OrgSettings {
             name: "a".into(),
             login_url: "https://login.salesforce.com".into(),
-            auth,
             username: "u@x.com".into(),
-            password: Some(SecretString::from("pw")),
-            security_token: Some(SecretString::from("TOK")),
-            client_id: "cid".into(),
-            client_secret: Some(SecretString::from("csecret")),
-            private_key: None,
-            refresh_token: Some(SecretString::from("rt")),
+            credentials,
             integration_user_id: None,
             account_id: None,
             api_version: "62.0".into(),
@@ -600,7 +656,7 @@ mod tests {
         let rotated = SecretString::from("rt2");
         let f = form_of(AuthMode::RefreshToken, Some(&rotated));
         assert!(f.contains(&("refresh_token", "rt2".into())));
-        // jwt without a key is a configuration error, not a panic.
+        // jwt with a key that is not a PEM is a configuration error, not a panic.
         assert!(oauth_form(&org(AuthMode::Jwt), None, Utc::now()).is_err());
         assert!(oauth_form(&org(AuthMode::Password), None, Utc::now()).is_err());
     }

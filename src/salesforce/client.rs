@@ -148,7 +148,7 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("org", &self.inner.settings.name)
             .field("login_url", &self.inner.settings.login_url)
-            .field("auth", &self.inner.settings.auth)
+            .field("auth", &self.inner.settings.auth())
             .field("username", &self.inner.settings.username)
             .finish_non_exhaustive()
     }
@@ -428,7 +428,7 @@ impl Client {
                     }
                     debug!(
                         org = %settings.name,
-                        auth = settings.auth.as_str(),
+                        auth = settings.auth().as_str(),
                         instance_url = %session.instance_url,
                         user_id = session.user_id.as_deref().unwrap_or(""),
                         "logged in"
@@ -449,7 +449,7 @@ impl Client {
                     );
                     LoginRefused {
                         org: &settings.name,
-                        auth: settings.auth.as_str(),
+                        auth: settings.auth().as_str(),
                         code: &err.code,
                         error: &err.message,
                         wait,

@@ -20,7 +20,7 @@ use super::client::{ApiRequest, Client, Target};
 use super::error::{ErrorClass, SalesforceError};
 use super::soql::is_field_path;
 use super::usage::CallKind;
-use crate::store::FailureClass;
+use crate::domain::FailureClass;
 
 /// Records per sObject Collections call.
 pub const COLLECTION_LIMIT: usize = 200;

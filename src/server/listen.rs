@@ -45,14 +45,14 @@ impl Running {
 /// cannot bind is logged and the daemon syncs without it (monitoring is lost, not data); in
 /// push and hybrid modes it is the trigger, so it is an error.
 pub async fn serve(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<()> {
-    let push = settings.trigger != TriggerPolicy::Poll;
+    let push = settings.trigger.policy != TriggerPolicy::Poll;
     if push {
         check_push_settings(settings)?;
     }
     let daemon = Arc::new(Daemon::new(settings).await?);
     daemon.recover().await?;
     daemon.login_all().await;
-    let addr = SocketAddr::new(settings.http_bind, settings.http_port);
+    let addr = SocketAddr::new(settings.http.bind, settings.http.port);
     match start(daemon.clone(), addr, cancel.clone()).await {
         Ok(running) => running.wait().await?,
         Err(e) if !push => {
@@ -81,7 +81,7 @@ pub fn check_push_settings(settings: &Settings) -> anyhow::Result<()> {
             anyhow::bail!(
                 "trigger.policy = {:?} needs orgs.{}.outbound_secret (or outbound_secret_file): \
                  the shared secret carried as ?secret=... in the outbound message's endpoint URL",
-                settings.trigger,
+                settings.trigger.policy,
                 org.name
             );
         }
@@ -107,7 +107,7 @@ pub async fn start(
         daemon,
         wake: Arc::new(Notify::new()),
     });
-    let policy = shared.daemon.settings().trigger;
+    let policy = shared.daemon.settings().trigger.policy;
     if policy == TriggerPolicy::Poll {
         tracing::info!(%addr, policy = ?policy, "orgsync listening (health, readiness, metrics, status)");
     } else {

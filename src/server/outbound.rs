@@ -67,17 +67,10 @@ fn parse_org(name: &str) -> Option<Org> {
     }
 }
 
-/// Compares two secrets in time independent of where they differ (the length is compared too,
-/// without an early return).
+/// Compares two secrets in time independent of where they differ (`subtle`; only a length
+/// mismatch returns early, and the length is not what keeps a secret).
 fn secrets_match(given: &[u8], expected: &[u8]) -> bool {
-    let mut diff = u8::from(given.len() != expected.len());
-    let n = given.len().max(expected.len());
-    for i in 0..n {
-        let a = given.get(i).copied().unwrap_or(0);
-        let b = expected.get(i).copied().unwrap_or(0xff);
-        diff |= a ^ b;
-    }
-    diff == 0
+    subtle::ConstantTimeEq::ct_eq(given, expected).into()
 }
 
 /// Whether a message's `OrganizationId` is the org we logged in to: 15- and 18-character ids
@@ -167,7 +160,7 @@ async fn accept(
 ) -> Result<(Org, usize, u64), Refusal> {
     let org = org?;
     let settings = shared.daemon.settings();
-    if settings.trigger == TriggerPolicy::Poll {
+    if settings.trigger.policy == TriggerPolicy::Poll {
         return Err(Refusal::client(
             "trigger.policy is \"poll\": outbound messages are not accepted (set trigger.policy \
              to \"push\" or \"hybrid\")",

@@ -91,7 +91,8 @@ pub struct NewFailure {
     pub sent: Option<Map<String, Value>>,
 }
 
-/// How failures are retried (`sync.max_attempts`, `sync.retry_*_delay`).
+/// How failures are retried (`sync.max_attempts`, `sync.retry_*_delay`); the sync layer
+/// builds it from the settings (the store does not read configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
@@ -100,11 +101,12 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn from_settings(settings: &crate::config::Settings) -> RetryPolicy {
+    /// Retries after `initial_delay`, doubling up to `max_delay`, until `max_attempts`.
+    pub fn new(initial_delay: Duration, max_delay: Duration, max_attempts: u32) -> RetryPolicy {
         RetryPolicy {
-            max_attempts: settings.max_attempts,
-            initial_delay: settings.retry_initial_delay,
-            max_delay: settings.retry_max_delay,
+            max_attempts,
+            initial_delay,
+            max_delay,
         }
     }
 }

@@ -27,9 +27,11 @@ mod links;
 mod lock;
 mod org_state;
 mod time;
-mod types;
 mod watermarks;
 
+/// Re-exported from the ground floor so `crate::store::{Org, Direction, FailureClass}` keeps
+/// working.
+pub use crate::domain::{Direction, FailureClass, Org};
 pub use counts::StoreCounts;
 pub use cycles::{Cycle, CycleCounts, CycleOutcome};
 pub use db::{PageTx, Store, StoreError};
@@ -39,5 +41,4 @@ pub use links::{Link, LinkWrite};
 pub use lock::{LockError, StateLock};
 pub use org_state::AuthFailed;
 pub use time::{format_timestamp, parse_timestamp};
-pub use types::{Direction, FailureClass, Org};
 pub use watermarks::WatermarkRow;

@@ -636,7 +636,7 @@ username = "integration@b.sim"
 
     let settings = load("");
     assert_eq!(
-        settings.account_fields,
+        settings.account.fields,
         ACCOUNT_FIELDS.map(str::to_string).to_vec()
     );
     let (ok, report) = run(&settings).await;

@@ -128,8 +128,12 @@ impl Mapping {
     /// With `account.sync_policy = "syncAccount"` the parent's `Account.Name` is a mapped
     /// field too (see `accounts`).
     pub fn from_settings(settings: &Settings) -> Result<Mapping, MappingError> {
-        let mapping = Mapping::new(&settings.fields, &settings.field_map, &settings.value_map)?;
-        Ok(match settings.account_policy {
+        let mapping = Mapping::new(
+            &settings.sync.fields,
+            &settings.sync.field_map,
+            &settings.sync.value_map,
+        )?;
+        Ok(match settings.account.sync_policy {
             AccountPolicy::SyncAccount => {
                 mapping.with_parent_field(super::accounts::ACCOUNT_NAME_PATH)
             }

@@ -104,19 +104,23 @@ impl PassConfig {
         PassConfig {
             cycle,
             direction,
-            object: settings.object.clone(),
-            conflict: settings.conflict,
-            match_by: settings.match_by.clone(),
-            external_id_field: settings.external_id_field.clone(),
-            page_size: settings.page_size.max(1),
-            in_flight: settings.in_flight.max(1),
-            lookback: settings.lookback,
-            default_watermark: settings.watermark_default,
-            filter: settings.filter.clone(),
+            object: settings.sync.object.clone(),
+            conflict: settings.sync.conflict,
+            match_by: settings.sync.match_by.clone(),
+            external_id_field: settings.sync.external_id_field.clone(),
+            page_size: settings.batch.page_size.max(1),
+            in_flight: settings.batch.in_flight.max(1),
+            lookback: settings.watermark.lookback,
+            default_watermark: settings.watermark.default,
+            filter: settings.sync.filter.clone(),
             integration_user_id,
-            skip_integration_user_changes: settings.skip_integration_user_changes,
-            retry: RetryPolicy::from_settings(settings),
-            account: match settings.account_policy {
+            skip_integration_user_changes: settings.sync.skip_integration_user_changes,
+            retry: RetryPolicy::new(
+                settings.sync.retry_initial_delay,
+                settings.sync.retry_max_delay,
+                settings.sync.max_attempts,
+            ),
+            account: match settings.account.sync_policy {
                 AccountPolicy::None => AccountMode::None,
                 AccountPolicy::Assign => {
                     let target = match direction.target() {
@@ -131,7 +135,7 @@ impl PassConfig {
                     }
                 }
                 AccountPolicy::SyncAccount => AccountMode::SyncByName {
-                    fields: settings.account_fields.clone(),
+                    fields: settings.account.fields.clone(),
                 },
             },
         }

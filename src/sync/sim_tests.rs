@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AuthMode, ConflictPolicy, OrgSettings};
+use crate::config::{ConflictPolicy, Credentials, OrgSettings};
 use crate::salesforce::{Client, ClientOptions};
 use crate::store::{Direction, FailureClass, FailureState, RetryPolicy, Store};
 use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, run_cycle};
@@ -25,14 +25,11 @@ pub(super) fn client(sim: &sfsim::SimOrg, user: &str) -> Client {
     let settings = OrgSettings {
         name: name.clone(),
         login_url: sim.base_url.trim_end_matches('/').to_string(),
-        auth: AuthMode::Password,
         username: format!("{user}@{name}.sim"),
-        password: Some(SecretString::from("password")),
-        security_token: Some(SecretString::from("token")),
-        client_id: String::new(),
-        client_secret: None,
-        private_key: None,
-        refresh_token: None,
+        credentials: Credentials::Password {
+            password: SecretString::from("password"),
+            security_token: Some(SecretString::from("token")),
+        },
         integration_user_id: None,
         account_id: None,
         api_version: "62.0".to_string(),

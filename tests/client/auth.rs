@@ -3,7 +3,6 @@
 
 use orgsync::config::AuthMode;
 use orgsync::salesforce::{CallKind, ErrorClass};
-use secrecy::SecretString;
 
 use crate::helpers::{self, client, settings, start};
 
@@ -33,7 +32,7 @@ async fn refresh_token_mode_logs_in() {
     let org = start("A").await;
     let token = helpers::refresh_token_for(&org, "integration@a.sim").await;
     let mut s = settings(&org, AuthMode::RefreshToken);
-    s.refresh_token = Some(SecretString::from(token));
+    helpers::set_secret(&mut s, "refresh_token", &token);
     let c = client(&s);
     let me = c.login().await.unwrap();
     assert!(me.user_id.unwrap_or_default().starts_with("005"));
@@ -44,7 +43,7 @@ async fn wrong_credentials_name_the_org() {
     let org = start("B").await;
 
     let mut s = settings(&org, AuthMode::Password);
-    s.password = Some(SecretString::from("wrong"));
+    helpers::set_secret(&mut s, "password", "wrong");
     let err = client(&s).login().await.unwrap_err();
     assert_eq!(err.class, ErrorClass::Auth);
     assert_eq!(err.code, "INVALID_LOGIN");
@@ -54,7 +53,7 @@ async fn wrong_credentials_name_the_org() {
     assert!(!text.contains("wrong"), "{text}");
 
     let mut s = settings(&org, AuthMode::OauthPassword);
-    s.client_secret = Some(SecretString::from("not-the-secret"));
+    helpers::set_secret(&mut s, "client_secret", "not-the-secret");
     let c = client(&s);
     let err = c.login().await.unwrap_err();
     assert_eq!(err.class, ErrorClass::Auth);
@@ -65,7 +64,7 @@ async fn wrong_credentials_name_the_org() {
     assert_eq!(c.calls().get(CallKind::Login), 1);
 
     let mut s = settings(&org, AuthMode::ClientCredentials);
-    s.client_id = "nobody".into();
+    helpers::set_secret(&mut s, "client_id", "nobody");
     let err = client(&s).login().await.unwrap_err();
     assert!(err.to_string().starts_with("org b:"), "{err}");
     assert_eq!(err.class, ErrorClass::Auth);

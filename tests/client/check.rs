@@ -129,7 +129,7 @@ filter = "Amountt > 5000""#,
 async fn a_wrong_secret_fails_the_login_of_that_org() {
     let (a, b) = (start("A").await, start("B").await);
     let mut settings = load(&a, &b, r#"fields = ["Name"]"#, "oauth_password");
-    settings.b.client_secret = Some(secrecy::SecretString::from("nope-nope"));
+    crate::helpers::set_secret(&mut settings.b, "client_secret", "nope-nope");
     let (ok, report) = run(&settings).await;
     assert!(!ok);
     let b_section = report.split("org b (").nth(1).unwrap();
@@ -228,7 +228,7 @@ async fn parent_account_settings_are_checked() {
     // A well-formed id that org b does not have: org a's.
     let missing = id.clone();
     let mut settings = load(&a, &b, r#"fields = ["Name"]"#, "oauth_password");
-    settings.account_policy = orgsync::config::AccountPolicy::Assign;
+    settings.account.sync_policy = orgsync::config::AccountPolicy::Assign;
     settings.a.account_id = Some(id.clone());
     settings.b.account_id = Some(missing.clone());
     let (ok, report) = run(&settings).await;
@@ -249,8 +249,8 @@ async fn parent_account_settings_are_checked() {
     assert!(report.contains("is not a valid Account id"), "{report}");
 
     let mut settings = load(&a, &b, r#"fields = ["Name"]"#, "oauth_password");
-    settings.account_policy = orgsync::config::AccountPolicy::SyncAccount;
-    settings.account_fields = vec!["Name".into(), "Industri".into()];
+    settings.account.sync_policy = orgsync::config::AccountPolicy::SyncAccount;
+    settings.account.fields = vec!["Name".into(), "Industri".into()];
     let (ok, report) = run(&settings).await;
     assert!(!ok, "{report}");
     assert_eq!(

@@ -4,7 +4,7 @@
 use secrecy::SecretString;
 use serde_json::Value;
 
-use orgsync::config::{AuthMode, OrgSettings};
+use orgsync::config::{AuthMode, Credentials, OrgSettings};
 use orgsync::salesforce::{Client, ClientOptions};
 
 pub const CLIENT_ID: &str = "sfsim-client";
@@ -62,22 +62,77 @@ pub fn private_key_pem() -> String {
 /// Settings for logging in to `org` as its integration user with `auth`.
 pub fn settings(org: &Org, auth: AuthMode) -> OrgSettings {
     let name = &org.name;
+    let password = || SecretString::from("password");
+    let token = || Some(SecretString::from("token"));
+    let client_id = || CLIENT_ID.to_string();
+    let client_secret = || SecretString::from(CLIENT_SECRET);
+    let credentials = match auth {
+        AuthMode::Password => Credentials::Password {
+            password: password(),
+            security_token: token(),
+        },
+        AuthMode::OauthPassword => Credentials::OAuthPassword {
+            client_id: client_id(),
+            client_secret: client_secret(),
+            password: password(),
+            security_token: token(),
+        },
+        AuthMode::Jwt => Credentials::Jwt {
+            client_id: client_id(),
+            private_key: SecretString::from(private_key_pem()),
+        },
+        AuthMode::ClientCredentials => Credentials::ClientCredentials {
+            client_id: client_id(),
+            client_secret: client_secret(),
+        },
+        // The refresh token comes from the org (`refresh_token_for`); set it with `set_secret`.
+        AuthMode::RefreshToken => Credentials::RefreshToken {
+            client_id: client_id(),
+            client_secret: Some(client_secret()),
+            refresh_token: SecretString::from(""),
+        },
+    };
     OrgSettings {
         name: name.clone(),
         login_url: org.url().trim_end_matches('/').to_string(),
-        auth,
         username: format!("integration@{name}.sim"),
-        password: Some(SecretString::from("password")),
-        security_token: Some(SecretString::from("token")),
-        client_id: CLIENT_ID.to_string(),
-        client_secret: Some(SecretString::from(CLIENT_SECRET)),
-        private_key: Some(SecretString::from(private_key_pem())),
-        refresh_token: None,
+        credentials,
         integration_user_id: None,
         account_id: None,
         api_version: "62.0".to_string(),
         api_budget_percent: 100,
         outbound_secret: None,
+    }
+}
+
+/// Replaces the secret `field` (`password`, `client_secret`, `refresh_token`) or the
+/// `client_id` of `s`'s credentials, when its auth mode has it; else leaves them as they are.
+pub fn set_secret(s: &mut OrgSettings, field: &str, value: &str) {
+    let new = || SecretString::from(value.to_string());
+    match (&mut s.credentials, field) {
+        (
+            Credentials::Password { password, .. } | Credentials::OAuthPassword { password, .. },
+            "password",
+        ) => *password = new(),
+        (
+            Credentials::OAuthPassword { client_secret, .. }
+            | Credentials::ClientCredentials { client_secret, .. },
+            "client_secret",
+        ) => *client_secret = new(),
+        (Credentials::RefreshToken { client_secret, .. }, "client_secret") => {
+            *client_secret = Some(new())
+        }
+        (Credentials::RefreshToken { refresh_token, .. }, "refresh_token") => {
+            *refresh_token = new()
+        }
+        (
+            Credentials::OAuthPassword { client_id, .. }
+            | Credentials::Jwt { client_id, .. }
+            | Credentials::ClientCredentials { client_id, .. }
+            | Credentials::RefreshToken { client_id, .. },
+            "client_id",
+        ) => *client_id = value.to_string(),
+        _ => {}
     }
 }
 

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use orgsync::config::AuthMode;
-use secrecy::SecretString;
 
 use crate::helpers::{CLIENT_SECRET, client, private_key_pem, settings, start};
 
@@ -62,8 +61,8 @@ async fn no_secret_in_logs_errors_or_debug() {
         shown.push_str(&format!("{s:?} {c:?}"));
         // A failed login's error, too.
         let mut wrong = s.clone();
-        wrong.password = Some(SecretString::from("Wr0ngPassw0rd"));
-        wrong.client_secret = Some(SecretString::from("Wr0ngSecret"));
+        crate::helpers::set_secret(&mut wrong, "password", "Wr0ngPassw0rd");
+        crate::helpers::set_secret(&mut wrong, "client_secret", "Wr0ngSecret");
         if let Err(e) = client(&wrong).login().await {
             shown.push_str(&format!("{e} {e:?}"));
         }

@@ -82,22 +82,27 @@ fn repository_dev_config_loads_with_secrets_from_env() {
     assert_eq!(settings.a.username, "integration@a.sim");
     assert_eq!(settings.b.username, "integration@b.sim");
     assert_eq!(
-        settings.a.password.as_ref().unwrap().expose_secret(),
+        settings.a.credentials.password().unwrap().expose_secret(),
         PASSWORD_A
     );
     assert_eq!(
-        settings.b.security_token.as_ref().unwrap().expose_secret(),
+        settings
+            .b
+            .credentials
+            .security_token()
+            .unwrap()
+            .expose_secret(),
         TOKEN_B
     );
-    assert_eq!(settings.scheduler_frequency, Duration::from_secs(5));
-    assert_eq!(settings.page_size, 200);
-    assert_eq!(settings.object, "Opportunity");
-    assert_eq!(settings.filter.as_deref(), Some("Amount > 5000"));
-    assert_eq!(settings.trigger, TriggerPolicy::Poll);
-    assert_eq!(settings.account_policy, AccountPolicy::None);
-    assert_eq!(settings.lookback, Duration::from_secs(30));
+    assert_eq!(settings.scheduler.frequency, Duration::from_secs(5));
+    assert_eq!(settings.batch.page_size, 200);
+    assert_eq!(settings.sync.object, "Opportunity");
+    assert_eq!(settings.sync.filter.as_deref(), Some("Amount > 5000"));
+    assert_eq!(settings.trigger.policy, TriggerPolicy::Poll);
+    assert_eq!(settings.account.sync_policy, AccountPolicy::None);
+    assert_eq!(settings.watermark.lookback, Duration::from_secs(30));
     assert_eq!(
-        settings.scheduler_safety_frequency,
+        settings.scheduler.safety_frequency,
         Duration::from_secs(15 * 60)
     );
 }
@@ -143,9 +148,9 @@ fn environment_overrides_files() {
         ]),
     );
     let settings = result.unwrap();
-    assert_eq!(settings.page_size, 500);
-    assert_eq!(settings.fields, ["Name", "Amount"]);
-    assert_eq!(settings.scheduler_frequency, Duration::from_millis(2500));
+    assert_eq!(settings.batch.page_size, 500);
+    assert_eq!(settings.sync.fields, ["Name", "Amount"]);
+    assert_eq!(settings.scheduler.frequency, Duration::from_millis(2500));
     assert_eq!(settings.b.username, "other@b.sim");
     assert_eq!(settings.a.username, "integration@a.sim");
 }
@@ -159,10 +164,10 @@ fn durations_in_both_forms() {
         &creds(&[]),
     );
     let settings = result.unwrap();
-    assert_eq!(settings.scheduler_frequency, Duration::from_secs(10));
-    assert_eq!(settings.scheduler_start_delay, Duration::from_secs(90));
+    assert_eq!(settings.scheduler.frequency, Duration::from_secs(10));
+    assert_eq!(settings.scheduler.start_delay, Duration::from_secs(90));
     assert_eq!(
-        settings.scheduler_safety_frequency,
+        settings.scheduler.safety_frequency,
         Duration::from_secs(900)
     );
 }
@@ -290,11 +295,16 @@ fn secret_files_are_read_and_trimmed() {
     let (_cfg, result) = load(&env_file, &vars);
     let settings = result.unwrap();
     assert_eq!(
-        settings.a.password.as_ref().unwrap().expose_secret(),
+        settings.a.credentials.password().unwrap().expose_secret(),
         "p@ss word"
     );
     assert_eq!(
-        settings.a.security_token.as_ref().unwrap().expose_secret(),
+        settings
+            .a
+            .credentials
+            .security_token()
+            .unwrap()
+            .expose_secret(),
         "tok"
     );
 }
@@ -389,11 +399,11 @@ fn value_map_keys_keep_case_dots_and_spaces() {
     );
     let (_dir, result) = load(&env_file, &creds(&[]));
     let settings = result.unwrap();
-    let stage = &settings.value_map["StageName"];
+    let stage = &settings.sync.value_map["StageName"];
     assert_eq!(stage["Closed Won"], "Won");
     assert_eq!(stage["v1.0 Draft"], "Draft");
-    assert_eq!(settings.b_field_name("Amount"), "Amount__c");
-    assert_eq!(settings.b_field_name("Name"), "Name");
+    assert_eq!(settings.sync.b_field_name("Amount"), "Amount__c");
+    assert_eq!(settings.sync.b_field_name("Name"), "Name");
 }
 
 #[test]
@@ -407,15 +417,15 @@ fn field_map_must_not_merge_two_fields() {
 #[test]
 fn filter_false_means_no_filter() {
     let (_dir, result) = load(&format!("{USERS}\n[sync]\nfilter = false\n"), &creds(&[]));
-    assert_eq!(result.unwrap().filter, None);
+    assert_eq!(result.unwrap().sync.filter, None);
     let (_dir, result) = load(USERS, &creds(&[("ORGSYNC__SYNC__FILTER", "false")]));
-    assert_eq!(result.unwrap().filter, None);
+    assert_eq!(result.unwrap().sync.filter, None);
     let (_dir, result) = load(
         USERS,
         &creds(&[("ORGSYNC__SYNC__FILTER", "StageName != 'Closed Lost'")]),
     );
     assert_eq!(
-        result.unwrap().filter.as_deref(),
+        result.unwrap().sync.filter.as_deref(),
         Some("StageName != 'Closed Lost'")
     );
 }
@@ -509,8 +519,8 @@ fn a_config_dir_with_only_the_environment_file_loads_with_the_built_in_defaults(
         format!("{settings:?}"),
         format!("{:?}", with_default.unwrap())
     );
-    assert_eq!(settings.page_size, 200);
-    assert_eq!(settings.filter.as_deref(), Some("Amount > 5000"));
+    assert_eq!(settings.batch.page_size, 200);
+    assert_eq!(settings.sync.filter.as_deref(), Some("Amount > 5000"));
     assert_eq!(settings.a.username, "integration@a.sim");
 }
 
@@ -523,10 +533,10 @@ fn a_default_toml_in_the_config_dir_still_loads_between_the_built_in_one_and_the
     )
     .unwrap();
     let settings = config::load("test", dir.path(), &creds(&[])).unwrap();
-    assert_eq!(settings.page_size, 100);
-    assert_eq!(settings.scheduler_frequency, Duration::from_secs(7));
+    assert_eq!(settings.batch.page_size, 100);
+    assert_eq!(settings.scheduler.frequency, Duration::from_secs(7));
     // Keys neither file sets keep the built-in default.
-    assert_eq!(settings.in_flight, config::DEFAULT_IN_FLIGHT);
+    assert_eq!(settings.batch.in_flight, config::DEFAULT_IN_FLIGHT);
     // A bad value in it still names it.
     std::fs::write(dir.path().join("default.toml"), "[batch]\npage_size = 0\n").unwrap();
     let text = problems(config::load("test", dir.path(), &creds(&[])));
@@ -543,7 +553,7 @@ fn a_shorter_list_in_the_environment_file_replaces_the_default_list() {
         "{USERS}\n[sync]\nfields = [\"Name\", \"Amount\"]\n"
     ));
     let settings = config::load("test", dir.path(), &creds(&[])).unwrap();
-    assert_eq!(settings.fields, ["Name", "Amount"]);
+    assert_eq!(settings.sync.fields, ["Name", "Amount"]);
 }
 
 #[test]
@@ -593,16 +603,16 @@ fn the_binary_runs_from_a_folder_holding_only_the_environment_file() {
 fn http_bind_defaults_to_every_interface_and_takes_v4_and_v6_addresses() {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     let (_dir, result) = load(USERS, &creds(&[]));
-    assert_eq!(result.unwrap().http_bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(result.unwrap().http.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let (_dir, result) = load(
         &format!("{USERS}\n[http]\nbind = \"127.0.0.1\"\n"),
         &creds(&[]),
     );
-    assert_eq!(result.unwrap().http_bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(result.unwrap().http.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
     let (_dir, result) = load(USERS, &creds(&[("ORGSYNC__HTTP__BIND", "::1")]));
-    assert_eq!(result.unwrap().http_bind, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    assert_eq!(result.unwrap().http.bind, IpAddr::V6(Ipv6Addr::LOCALHOST));
     let (_dir, result) = load(&format!("{USERS}\n[http]\nbind = \"[::]\"\n"), &creds(&[]));
-    assert_eq!(result.unwrap().http_bind, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    assert_eq!(result.unwrap().http.bind, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
 }
 
 #[test]
@@ -634,7 +644,7 @@ fn a_secret_in_a_config_file_loads_with_a_warning_naming_key_and_file() {
     let (dir, result) = load(&env_file, &vars);
     let settings = result.unwrap();
     assert_eq!(
-        settings.a.password.as_ref().unwrap().expose_secret(),
+        settings.a.credentials.password().unwrap().expose_secret(),
         PASSWORD_A
     );
     let file = dir.path().join("test.toml").display().to_string();

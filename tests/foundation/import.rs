@@ -220,7 +220,10 @@ async fn hybrid_converts_and_the_outbound_secrets_are_listed() {
     .map(|v| (v.to_string(), "from-the-environment".to_string()))
     .collect();
     let settings = orgsync::config::load("test", &config, &vars).unwrap();
-    assert_eq!(settings.trigger, orgsync::config::TriggerPolicy::Hybrid);
+    assert_eq!(
+        settings.trigger.policy,
+        orgsync::config::TriggerPolicy::Hybrid
+    );
     // The listed outbound secrets are the ones the loader needs.
     vars.remove("ORGSYNC__ORGS__B__OUTBOUND_SECRET");
     let err = orgsync::config::load("test", &config, &vars).unwrap_err();

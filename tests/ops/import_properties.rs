@@ -93,9 +93,9 @@ fn prod_properties_convert_to_a_loadable_config() {
     // ... with them it does, holding the template's values.
     let settings = orgsync::config::load("prod", dir.path(), &secrets(&vars))
         .unwrap_or_else(|e| panic!("{e}: {:?}\n{written}", e.problems()));
-    assert_eq!(settings.http_port, 9090);
-    assert_eq!(settings.page_size, 200);
-    assert_eq!(settings.scheduler_frequency.as_millis(), 60_000);
+    assert_eq!(settings.http.port, 9090);
+    assert_eq!(settings.batch.page_size, 200);
+    assert_eq!(settings.scheduler.frequency.as_millis(), 60_000);
     assert_eq!(settings.a.username, "integration@acme.com");
     assert_eq!(settings.a.login_url, "https://login.salesforce.com");
     assert_eq!(settings.a.api_version, "45.0");
@@ -129,7 +129,7 @@ fn dev_properties_keep_a_supported_api_version() {
     assert_eq!(settings.a.login_url, "https://test.salesforce.com");
     assert_eq!(settings.a.api_version, "62.0");
     assert_eq!(
-        settings.watermark_default.to_rfc3339(),
+        settings.watermark.default.to_rfc3339(),
         "2018-08-25T11:00:00+00:00"
     );
 }

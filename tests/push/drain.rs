@@ -175,7 +175,11 @@ async fn a_refused_id_among_retried_failures_fails_again_and_the_rest_are_retrie
             class: orgsync::store::FailureClass::Transient,
             sent: None,
         };
-        let policy = RetryPolicy::from_settings(&settings);
+        let policy = RetryPolicy::new(
+            settings.sync.retry_initial_delay,
+            settings.sync.retry_max_delay,
+            settings.sync.max_attempts,
+        );
         store
             .record_failure(&failure, &policy)
             .await

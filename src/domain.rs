@@ -1,6 +1,11 @@
-//! The words the tables use: which org, which way a record moves, and which class a failed
-//! record is in. [`FailureClass::of_code`] is the one table from Salesforce's status codes (and
-//! orgsync's own codes) to the three classes that decide how the failure queue retries.
+//! The ground floor: the words every layer shares and that depend on nothing else in the
+//! crate. Which org ([`Org`]), which way records move ([`Direction`]) and which class a failed
+//! record is in ([`FailureClass`]); each is stored in the state tables by its `as_str`
+//! spelling and used in logs and metrics the same way. [`FailureClass::of_code`] is the one
+//! table from Salesforce's status codes (and orgsync's own codes) to the three classes that
+//! decide how the failure queue retries.
+//! Nothing here imports another module of orgsync, so config, store, salesforce and sync can
+//! all use it without importing upward.
 
 use std::fmt;
 use std::str::FromStr;
