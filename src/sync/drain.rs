@@ -255,7 +255,7 @@ where
                 class: FailureClass::NeedsOperator,
                 sent: None,
             };
-            tx.record_failure(&failure, &cfg.retry).await?;
+            tx.record_failure(&failure, &cfg.backoff).await?;
             report.failed += 1;
         }
         Ok(())

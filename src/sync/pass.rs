@@ -47,8 +47,8 @@ use super::ports::{
 };
 use crate::config::{AccountPolicy, ConflictPolicy, Settings};
 use crate::store::{
-    CycleCounts, CycleOutcome, Direction, FailureClass, Link, LinkWrite, NewFailure,
-    NewNotification, Org, RetryPolicy, StoreError,
+    CycleCounts, CycleOutcome, Direction, FailureBackoff, FailureClass, Link, LinkWrite,
+    NewFailure, NewNotification, Org, StoreError,
 };
 
 #[path = "drain.rs"]
@@ -87,7 +87,8 @@ pub struct PassConfig {
     /// Leave out rows last modified by the integration user (default on). Off for orgs where
     /// people share that user; the snapshot comparison then recognises our own writes.
     pub skip_integration_user_changes: bool,
-    pub retry: RetryPolicy,
+    /// How failed records are retried (`sync.max_attempts`, `sync.retry_*_delay`).
+    pub backoff: FailureBackoff,
     /// Parent accounts (`account.sync_policy`).
     pub account: AccountMode,
 }
@@ -115,7 +116,7 @@ impl PassConfig {
             filter: settings.filter.clone(),
             integration_user_id,
             skip_integration_user_changes: settings.skip_integration_user_changes,
-            retry: RetryPolicy::from_settings(settings),
+            backoff: FailureBackoff::from_settings(settings),
             account: match settings.account_policy {
                 AccountPolicy::None => AccountMode::None,
                 AccountPolicy::Assign => {
@@ -1828,7 +1829,7 @@ where
             class: error.class,
             sent,
         };
-        tx.record_failure(&failure, &cfg.retry).await?;
+        tx.record_failure(&failure, &cfg.backoff).await?;
         Ok(())
     }
 

@@ -598,7 +598,7 @@ impl PageTxPort for FakeTx {
     async fn record_failure(
         &mut self,
         failure: &NewFailure,
-        policy: &RetryPolicy,
+        policy: &FailureBackoff,
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         let failures = &mut self.staged.failures;
@@ -739,7 +739,7 @@ fn config(direction: Direction) -> PassConfig {
         filter: None,
         integration_user_id: Some(format!("005INT{}", source.as_str().to_ascii_uppercase())),
         skip_integration_user_changes: true,
-        retry: RetryPolicy {
+        backoff: FailureBackoff {
             max_attempts: 3,
             initial_delay: Duration::ZERO,
             max_delay: Duration::ZERO,
@@ -980,7 +980,7 @@ async fn retryable_failures_back_off_then_die_after_max_attempts() {
     let w = World::new();
     w.a.human_create(vec![opp("Locked", 1)]);
     let mut cfg = config(Direction::AToB);
-    cfg.retry.max_attempts = 2;
+    cfg.backoff.max_attempts = 2;
     // The whole create call fails with a retryable error.
     struct Flaky<'o>(&'o FakeOrg);
     impl OrgPort for Flaky<'_> {

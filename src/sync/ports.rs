@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::store::{
-    Direction, Failure, FailureClass, InboxItem, Link, LinkWrite, NewFailure, NewNotification, Org,
-    RetryPolicy, StoreError,
+    Direction, Failure, FailureBackoff, FailureClass, InboxItem, Link, LinkWrite, NewFailure,
+    NewNotification, Org, StoreError,
 };
 
 /// `field IN (values)`: one condition of a lookup.
@@ -231,7 +231,7 @@ pub trait PageTxPort: Send {
     fn record_failure(
         &mut self,
         failure: &NewFailure,
-        policy: &RetryPolicy,
+        policy: &FailureBackoff,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn clear_failure(
