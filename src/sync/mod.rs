@@ -23,6 +23,7 @@ mod account_tests;
 mod accounts;
 mod adapters;
 mod cycle;
+mod errors;
 mod mapping;
 mod pass;
 mod plan;
@@ -36,7 +37,7 @@ pub use mapping::{
     Canonical, Mapping, MappingError, from_snapshot, normalize, same_value, to_snapshot,
 };
 pub use pass::{
-    Pass, PassConfig, PassError, PassOutcome, PassReport, parse_source_row, parse_target_row,
+    Pass, PassConfig, PassError, PassOutcome, PassReport, Stop, parse_source_row, parse_target_row,
 };
 pub use plan::{
     Action, Conflict, Decision, FailCode, LinkView, PageItem, Policy, QueuedFailure, SkipReason,

@@ -36,14 +36,16 @@ use super::accounts::{
     ParentPlan, account_body, is_missing_reference, parent_name, parent_select_fields,
     parent_token, plan_parents, unlinked_names,
 };
+use super::errors::AtOrg;
+pub use super::errors::{PassError, Stop};
 use super::mapping::{Mapping, from_snapshot, lookup, same_value, to_snapshot};
 use super::plan::{
     Action, Decision, LinkView, PageItem, Policy, QueuedFailure, SkipReason, SourceRow, Target,
     TargetRow, Triage, Winner, plan_page, triage,
 };
 use super::ports::{
-    Batch, ErrorKind, FieldIn, OrgPort, PageTxPort, PortError, QueryKind, RecordError, RecordQuery,
-    StorePort, WriteOutcome,
+    Batch, FieldIn, OrgPort, PageTxPort, PortError, QueryKind, RecordError, RecordQuery, StorePort,
+    WriteOutcome,
 };
 use crate::config::{AccountPolicy, ConflictPolicy, Settings};
 use crate::store::{
@@ -246,22 +248,6 @@ impl PassReport {
     }
 }
 
-/// The pass could not go on. Committed pages stay committed; the page in flight recorded
-/// nothing, so the next cycle reads it again.
-#[derive(Debug, thiserror::Error)]
-pub enum PassError {
-    #[error("query in org {org} failed: {source}")]
-    Query {
-        org: Org,
-        #[source]
-        source: PortError,
-    },
-    #[error("org {org} returned a row orgsync cannot read: {message}")]
-    BadRow { org: Org, message: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// Which pipeline a page goes through.
 #[derive(Debug, Clone)]
 enum PipelineMode {
@@ -279,20 +265,6 @@ enum PipelineMode {
         item_ids: Vec<i64>,
         rejected: Vec<Rejected>,
     },
-}
-
-/// Whether a page committed or the pass must pause.
-enum PageResult {
-    Committed,
-    Paused(Org, PortError),
-}
-
-/// A page that went through the pipeline up to its commit.
-enum PageDone {
-    /// Written (or settled without writes): its outcomes wait for the page's transaction.
-    Ready(Box<PageWork>),
-    /// An org's API limit was reached: nothing of the page is recorded.
-    Paused(Org, PortError),
 }
 
 /// What a page's transaction records.
@@ -512,16 +484,34 @@ where
     /// written, and they commit in page order.
     pub async fn sync_changes(&self, cancel: &CancellationToken) -> Result<PassReport, PassError> {
         let before = self.calls_made();
-        let mut report = self.sync_changes_pages(cancel).await?;
+        let mut report = PassReport::default();
+        let result = self.sync_changes_pages(cancel, &mut report).await;
         report.api_calls = self.calls_made() - before;
-        Ok(report)
+        self.settle(report, result)
+    }
+
+    /// A part of the pass that stopped: a pause becomes the report's outcome (the pages
+    /// committed before it stay counted); a failure is the pass's error.
+    fn settle(
+        &self,
+        mut report: PassReport,
+        result: Result<(), Stop>,
+    ) -> Result<PassReport, PassError> {
+        match result {
+            Ok(()) => Ok(report),
+            Err(Stop::Paused { org, error }) => {
+                report.outcome = self.paused(org, error);
+                Ok(report)
+            }
+            Err(Stop::Failed(e)) => Err(e),
+        }
     }
 
     async fn sync_changes_pages(
         &self,
         cancel: &CancellationToken,
-    ) -> Result<PassReport, PassError> {
-        let mut report = PassReport::default();
+        report: &mut PassReport,
+    ) -> Result<(), Stop> {
         let org = self.source_org();
         let watermark = self
             .store
@@ -557,16 +547,9 @@ where
         );
         if cancel.is_cancelled() {
             report.outcome = PassOutcome::Cancelled;
-            return Ok(report);
+            return Ok(());
         }
-        let first = match self.call(self.source.query(&query)).await {
-            Ok(batch) => batch,
-            Err(e) if e.kind == ErrorKind::LimitExceeded => {
-                report.outcome = self.paused(org, e);
-                return Ok(report);
-            }
-            Err(e) => return Err(PassError::Query { org, source: e }),
-        };
+        let first = self.call(self.source.query(&query)).await.at(org)?;
 
         let page_size = self.config.page_size.max(1);
         let depth = self.config.in_flight.max(1);
@@ -576,14 +559,15 @@ where
         let mut reading = None;
         let mut pages = FuturesOrdered::new();
         let mut index = 0usize;
-        // Why no more pages start: cancelled, paused, or an error returned once the pages
-        // in flight have committed.
-        let mut stop: Option<Result<PassOutcome, PassError>> = None;
+        // Why no more pages start: cancelled, or a stop (pause or error) returned once the
+        // pages in flight have committed.
+        let mut cancelled = false;
+        let mut stop: Option<Stop> = None;
         loop {
-            if stop.is_none() && cancel.is_cancelled() {
-                stop = Some(Ok(PassOutcome::Cancelled));
+            if stop.is_none() && !cancelled && cancel.is_cancelled() {
+                cancelled = true;
             }
-            if stop.is_some() {
+            if stop.is_some() || cancelled {
                 reading = None;
             } else if reading.is_none()
                 && buffer.len() < page_size * depth
@@ -591,7 +575,7 @@ where
             {
                 reading = Some(Box::pin(self.read_more(cursor)));
             }
-            while stop.is_none() && pages.len() < depth {
+            while stop.is_none() && !cancelled && pages.len() < depth {
                 // A whole page, or the rest of the rows once nothing more is to come.
                 let rest = next.is_none() && reading.is_none() && !buffer.is_empty();
                 if buffer.len() < page_size && !rest {
@@ -607,7 +591,7 @@ where
                         pages.push_back(self.run_page(rows, PipelineMode::Changes, index, &gate));
                         index += 1;
                     }
-                    Err(e) => stop = Some(Err(e)),
+                    Err(e) => stop = Some(Stop::Failed(e)),
                 }
             }
             if pages.is_empty() && reading.is_none() {
@@ -626,35 +610,27 @@ where
                             buffer.extend(batch.records);
                             next = batch.next;
                         }
-                        Err(e) if e.kind == ErrorKind::LimitExceeded => {
-                            stop = Some(Ok(self.paused(org, e)));
-                        }
-                        Err(e) => stop = Some(Err(PassError::Query { org, source: e })),
+                        Err(e) => stop = Some(Stop::port(org, e)),
                     }
                 }
                 Some(done) = pages.next() => {
-                    match done? {
-                        PageDone::Ready(work) => {
-                            let index = work.index;
-                            self.commit_work(*work, &mut report).await?;
-                            gate.committed(index);
-                        }
-                        // The pages after it are dropped: nothing of theirs is recorded.
-                        PageDone::Paused(org, e) => {
-                            report.outcome = self.paused(org, e);
-                            return Ok(report);
-                        }
-                    }
+                    // A page that stops drops the pages after it: nothing of theirs is
+                    // recorded.
+                    let work = done?;
+                    let index = work.index;
+                    self.commit_work(*work, report).await?;
+                    gate.committed(index);
                 }
                 else => break,
             }
         }
-        match stop {
-            Some(Ok(outcome)) => report.outcome = outcome,
-            Some(Err(e)) => return Err(e),
-            None => {}
+        if let Some(stop) = stop {
+            return Err(stop);
         }
-        Ok(report)
+        if cancelled {
+            report.outcome = PassOutcome::Cancelled;
+        }
+        Ok(())
     }
 
     /// The batch after `cursor` of the watermark query.
@@ -669,12 +645,22 @@ where
     ) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         let before = self.calls_made();
+        let result = self.retry_failure_pages(cancel, &mut report).await;
+        report.api_calls = self.calls_made() - before;
+        self.settle(report, result)
+    }
+
+    async fn retry_failure_pages(
+        &self,
+        cancel: &CancellationToken,
+        report: &mut PassReport,
+    ) -> Result<(), Stop> {
         let mut seen: HashSet<i64> = HashSet::new();
         let limit = u32::try_from(self.config.page_size).unwrap_or(u32::MAX);
         loop {
             if cancel.is_cancelled() {
                 report.outcome = PassOutcome::Cancelled;
-                break;
+                return Ok(());
             }
             let due = self
                 .store
@@ -689,7 +675,7 @@ where
             // cycle rather than spinning here.
             let due: Vec<_> = due.into_iter().filter(|f| seen.insert(f.id)).collect();
             if due.is_empty() {
-                break;
+                return Ok(());
             }
             let ids: Vec<String> = due.iter().map(|f| f.source_id.clone()).collect();
             let retry = |rows: &[SourceRow], rejected: Vec<Rejected>| {
@@ -705,13 +691,8 @@ where
                     .collect();
                 PipelineMode::Retry { missing, rejected }
             };
-            if let Some(paused) = self.process_fetched(&ids, retry, &mut report).await? {
-                report.outcome = paused;
-                break;
-            }
+            self.process_fetched(&ids, retry, report).await?;
         }
-        report.api_calls = self.calls_made() - before;
-        Ok(report)
     }
 
     fn paused(&self, org: Org, e: PortError) -> PassOutcome {
@@ -766,7 +747,7 @@ where
         })
     }
 
-    async fn fetch_by_ids(&self, ids: &[String]) -> Result<Vec<SourceRow>, FetchError> {
+    async fn fetch_by_ids(&self, ids: &[String]) -> Result<Vec<SourceRow>, Stop> {
         let query = RecordQuery {
             object: self.config.object.clone(),
             fields: self.source_fields(),
@@ -775,11 +756,11 @@ where
         let records = self
             .query_all(self.source, self.source_org(), &query)
             .await?;
-        records
+        let rows = records
             .iter()
             .map(|r| self.parse_source(r))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(FetchError::Pass)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// Runs a query and follows its cursor to the end.
@@ -788,21 +769,15 @@ where
         port: &O,
         org: Org,
         query: &RecordQuery,
-    ) -> Result<Vec<Map<String, Value>>, FetchError> {
+    ) -> Result<Vec<Map<String, Value>>, Stop> {
         let mut out = Vec::new();
-        let mut batch: Batch = self
-            .call(port.query(query))
-            .await
-            .map_err(|e| FetchError::from_port(org, e))?;
+        let mut batch: Batch = self.call(port.query(query)).await.at(org)?;
         loop {
             out.append(&mut batch.records);
             let Some(cursor) = batch.next.take() else {
                 break;
             };
-            batch = self
-                .call(port.query_more(&cursor))
-                .await
-                .map_err(|e| FetchError::from_port(org, e))?;
+            batch = self.call(port.query_more(&cursor)).await.at(org)?;
         }
         Ok(out)
     }
@@ -814,14 +789,10 @@ where
         rows: Vec<SourceRow>,
         mode: PipelineMode,
         report: &mut PassReport,
-    ) -> Result<PageResult, PassError> {
-        match self.run_page(rows, mode, 0, &PageGate::new()).await? {
-            PageDone::Ready(work) => {
-                self.commit_work(*work, report).await?;
-                Ok(PageResult::Committed)
-            }
-            PageDone::Paused(org, e) => Ok(PageResult::Paused(org, e)),
-        }
+    ) -> Result<(), Stop> {
+        let work = self.run_page(rows, mode, 0, &PageGate::new()).await?;
+        self.commit_work(*work, report).await?;
+        Ok(())
     }
 
     /// Records a page's outcomes in its transaction, then adds its counts to `report`. The
@@ -850,7 +821,7 @@ where
         mode: PipelineMode,
         index: usize,
         gate: &PageGate,
-    ) -> Result<PageDone, PassError> {
+    ) -> Result<Box<PageWork>, Stop> {
         let cfg = self.config;
         let (src, tgt) = (self.source_org(), self.target_org());
         let policy = Policy {
@@ -938,11 +909,7 @@ where
         let mut targets: HashMap<String, TargetRow> = HashMap::new();
         if !needs_lookup.is_empty() {
             let query = self.lookup_query(&rows, &needs_lookup, &views);
-            let records = match self.query_all(self.target, tgt, &query).await {
-                Ok(records) => records,
-                Err(FetchError::Paused(org, e)) => return Ok(PageDone::Paused(org, e)),
-                Err(FetchError::Pass(e)) => return Err(e),
-            };
+            let records = self.query_all(self.target, tgt, &query).await?;
             let mut parsed = Vec::with_capacity(records.len());
             for record in &records {
                 let row =
@@ -1083,38 +1050,30 @@ where
         gate.decided(index);
 
         // Parent accounts of the writes: one lookup (and creates of missing ones) per page.
-        let (account_links, from_links, parent_of_row) = match self
+        let resolved = self
             .resolve_accounts(&rows, &mut creates, &mut updates)
-            .await?
-        {
-            Ok(resolved) => {
-                for (i, target_id, e) in resolved.failed {
-                    outcomes[i] = RowOutcome::Failed {
-                        target_id,
-                        code: e.code,
-                        message: e.message,
-                        class: e.class,
-                        sent: None,
-                    };
-                }
-                (resolved.links, resolved.from_links, resolved.parent_of_row)
-            }
-            Err((org, e)) => return Ok(PageDone::Paused(org, e)),
-        };
-
-        if let Some(e) = self
-            .write_page(
-                &rows,
-                &creates,
-                &updates,
-                &decision_of,
-                &mut outcomes,
-                report,
-            )
-            .await
-        {
-            return Ok(PageDone::Paused(tgt, e));
+            .await?;
+        for (i, target_id, e) in resolved.failed {
+            outcomes[i] = RowOutcome::Failed {
+                target_id,
+                code: e.code,
+                message: e.message,
+                class: e.class,
+                sent: None,
+            };
         }
+        let (account_links, from_links, parent_of_row) =
+            (resolved.links, resolved.from_links, resolved.parent_of_row);
+
+        self.write_page(
+            &rows,
+            &creates,
+            &updates,
+            &decision_of,
+            &mut outcomes,
+            report,
+        )
+        .await?;
         gate.claim(outcomes.iter().filter_map(|o| match o {
             RowOutcome::Linked { target_id, .. } => Some(target_id.as_str()),
             _ => None,
@@ -1138,7 +1097,7 @@ where
             account_links,
             stale_account_links,
         };
-        Ok(PageDone::Ready(Box::new(PageWork {
+        Ok(Box::new(PageWork {
             index,
             rows,
             page,
@@ -1146,12 +1105,12 @@ where
             mode,
             page_max,
             counts,
-        })))
+        }))
     }
 
     /// Writes the page: creates (or upserts on the external id field) and updates in calls of
     /// at most 200 records, all calls in flight together (within `batch.in_flight`), each
-    /// record's outcome mapped back to its row. Returns the limit error that pauses the page.
+    /// record's outcome mapped back to its row. A limit on any call pauses the page.
     async fn write_page(
         &self,
         rows: &[SourceRow],
@@ -1160,7 +1119,7 @@ where
         decision_of: &HashMap<usize, &Decision>,
         outcomes: &mut [RowOutcome],
         report: &mut PassReport,
-    ) -> Option<PortError> {
+    ) -> Result<(), Stop> {
         let cfg = self.config;
         let create_calls = creates.chunks(COLLECTION_LIMIT).map(|chunk| async move {
             let bodies: Vec<Map<String, Value>> = chunk.iter().map(|(_, b)| b.clone()).collect();
@@ -1180,12 +1139,12 @@ where
             self.call(self.target.update(&cfg.object, &bodies)).await
         });
         let (created, updated) = futures::join!(join_all(create_calls), join_all(update_calls));
-        if let Some(e) = created.iter().chain(&updated).find_map(|r| {
-            r.as_ref()
-                .err()
-                .filter(|e| e.kind == ErrorKind::LimitExceeded)
-        }) {
-            return Some(e.clone());
+        for result in created.iter().chain(&updated) {
+            if let Err(e) = result
+                && let stop @ Stop::Paused { .. } = Stop::port(self.target_org(), e.clone())
+            {
+                return Err(stop);
+            }
         }
         let snapshot_of = |i: &usize| {
             decision_of
@@ -1265,7 +1224,7 @@ where
                 };
             }
         }
-        None
+        Ok(())
     }
 
     /// The page's one transaction: every row's outcome (links and snapshots, failures), the
@@ -1555,11 +1514,11 @@ where
         rows: &[SourceRow],
         creates: &mut Vec<(usize, Map<String, Value>)>,
         updates: &mut Vec<(usize, String, Map<String, Value>)>,
-    ) -> Result<Result<AccountsResolved, (Org, PortError)>, PassError> {
+    ) -> Result<AccountsResolved, Stop> {
         let (src, tgt) = (self.source_org(), self.target_org());
         let cfg = self.config;
         let fields = match &cfg.account {
-            AccountMode::None => return Ok(Ok(AccountsResolved::default())),
+            AccountMode::None => return Ok(AccountsResolved::default()),
             AccountMode::Assign { account_id } => {
                 for (_, body) in creates.iter_mut() {
                     body.insert(
@@ -1567,7 +1526,7 @@ where
                         Value::String(account_id.clone()),
                     );
                 }
-                return Ok(Ok(AccountsResolved::default()));
+                return Ok(AccountsResolved::default());
             }
             AccountMode::SyncByName { fields } => fields,
         };
@@ -1623,11 +1582,7 @@ where
                     }]],
                 },
             };
-            let records = match self.query_all(self.target, tgt, &query).await {
-                Ok(records) => records,
-                Err(FetchError::Paused(org, e)) => return Ok(Err((org, e))),
-                Err(FetchError::Pass(e)) => return Err(e),
-            };
+            let records = self.query_all(self.target, tgt, &query).await?;
             by_name = records
                 .iter()
                 .filter_map(|r| {
@@ -1716,8 +1671,12 @@ where
                 })
                 .collect();
             let results = match self.call(self.target.create(ACCOUNT_OBJECT, &bodies)).await {
-                Err(e) if e.kind == ErrorKind::LimitExceeded => return Ok(Err((tgt, e))),
-                other => per_record(other, chunk.len()),
+                Err(e) => match Stop::port(tgt, e.clone()) {
+                    stop @ Stop::Paused { .. } => return Err(stop),
+                    // Any other error of the call fails every parent of it.
+                    Stop::Failed(_) => per_record(Err(e), chunk.len()),
+                },
+                ok => per_record(ok, chunk.len()),
             };
             for (key, outcome) in chunk.iter().zip(results) {
                 let name = parents.get(key).cloned().unwrap_or_default();
@@ -1796,7 +1755,7 @@ where
                     .push((i, source_id.clone(), target_id.clone()));
             }
         }
-        Ok(Ok(done))
+        Ok(done)
     }
 
     async fn record_failure(
@@ -2028,22 +1987,6 @@ fn account_link(source: Org, source_id: &str, target_id: &str) -> LinkWrite {
     }
 }
 
-/// A fetch stopped by a limit, or failed.
-enum FetchError {
-    Paused(Org, PortError),
-    Pass(PassError),
-}
-
-impl FetchError {
-    fn from_port(org: Org, e: PortError) -> FetchError {
-        if e.kind == ErrorKind::LimitExceeded {
-            FetchError::Paused(org, e)
-        } else {
-            FetchError::Pass(PassError::Query { org, source: e })
-        }
-    }
-}
-
 /// Per-record outcomes of a write call; a whole-call error fails every record of it, and a
 /// reply with too few items fails the records it does not mention.
 fn per_record(result: Result<Vec<WriteOutcome>, PortError>, len: usize) -> Vec<WriteOutcome> {
@@ -2063,10 +2006,7 @@ fn per_record(result: Result<Vec<WriteOutcome>, PortError>, len: usize) -> Vec<W
                 Err(RecordError {
                     code: e.code.clone(),
                     message: e.message.clone(),
-                    class: match e.kind {
-                        ErrorKind::Permanent => FailureClass::of_code(&e.code),
-                        ErrorKind::Retryable | ErrorKind::LimitExceeded => FailureClass::Transient,
-                    },
+                    class: e.failure_class(),
                 })
             })
             .collect(),

@@ -11,7 +11,7 @@ use chrono::TimeZone;
 use serde_json::json;
 
 use crate::store::{Failure, FailureClass, FailureState, InboxItem, schedule_after_failure};
-use crate::sync::ports::{RecordError, WriteOk};
+use crate::sync::ports::{ErrorKind, RecordError, WriteOk};
 
 // ---------------------------------------------------------------------------------------------
 // Fake org
@@ -202,7 +202,7 @@ impl OrgState {
     fn limit(&self) -> Result<(), PortError> {
         if self.limit_exceeded {
             Err(PortError {
-                kind: ErrorKind::LimitExceeded,
+                kind: ErrorKind::Limit,
                 code: "REQUEST_LIMIT_EXCEEDED".into(),
                 message: "TotalRequests Limit exceeded.".into(),
             })
@@ -310,7 +310,7 @@ impl OrgPort for FakeOrg {
         s.calls.query_more += 1;
         s.limit()?;
         let rows = s.cursors.remove(cursor).ok_or_else(|| PortError {
-            kind: ErrorKind::Permanent,
+            kind: ErrorKind::NeedsOperator,
             code: "INVALID_QUERY_LOCATOR".into(),
             message: "unknown cursor".into(),
         })?;
@@ -996,7 +996,7 @@ async fn retryable_failures_back_off_then_die_after_max_attempts() {
             _: &[Map<String, Value>],
         ) -> Result<Vec<WriteOutcome>, PortError> {
             Err(PortError {
-                kind: ErrorKind::Retryable,
+                kind: ErrorKind::Transient,
                 code: "SERVER_UNAVAILABLE".into(),
                 message: "503".into(),
             })
