@@ -22,7 +22,6 @@
 mod account_tests;
 mod accounts;
 mod adapters;
-mod cycle;
 mod errors;
 mod mapping;
 mod pass;
@@ -30,9 +29,10 @@ mod plan;
 mod ports;
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod test_support;
 
 pub use accounts::{AccountMode, Resolution, resolve_names};
-pub use cycle::{CycleReport, run_cycle};
 pub use mapping::{
     Canonical, Mapping, MappingError, from_snapshot, normalize, same_value, to_snapshot,
 };

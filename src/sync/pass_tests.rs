@@ -1383,14 +1383,14 @@ async fn real_store_records_links_failures_watermarks_and_reverse_carries() {
 // Convergence under random edits (DESIGN §2.1, §2.2, §2.3), several seeds.
 // ---------------------------------------------------------------------------------------------
 
-async fn cycle(w: &World, number: u64) -> crate::sync::CycleReport {
+async fn cycle(w: &World, number: u64) -> crate::sync::test_support::CycleReport {
     let mut ab = config(Direction::AToB);
     let mut ba = config(Direction::BToA);
     ab.cycle = number;
     ba.cycle = number;
     ab.page_size = 7;
     ba.page_size = 7;
-    crate::sync::run_cycle(
+    crate::sync::test_support::run_cycle(
         &ab,
         &ba,
         &w.mapping,

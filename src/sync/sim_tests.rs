@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AuthMode, ConflictPolicy, OrgSettings};
 use crate::salesforce::{Client, ClientOptions};
 use crate::store::{Direction, FailureBackoff, FailureClass, FailureState, Store};
-use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, run_cycle};
+use crate::sync::test_support::run_cycle;
+use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome};
 
 pub(super) async fn start(name: &str) -> sfsim::SimOrg {
     sfsim::start_org(sfsim::OrgConfig::named(name), "127.0.0.1:0")
