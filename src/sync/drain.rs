@@ -14,14 +14,17 @@
 //! the user cannot read: see [`is_about_the_query`]): splitting would only move every row to
 //! the failure queue.
 //!
-//! A child module of `pass`, so that it reaches the pass's private steps.
+//! Part of the pass's feeds (see `feeds` for the watermark query and the failure queue).
 
 use std::collections::HashSet;
 use std::future::Future;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Pass, PassError, PassOutcome, PassReport, PipelineMode, SourceRow, Stop};
+use super::errors::{PassError, Stop};
+use super::pass::{Pass, PipelineMode};
+use super::plan::SourceRow;
+use super::report::{PassOutcome, PassReport};
 use crate::store::{FailureClass, NewFailure};
 use crate::sync::ports::{OrgPort, PageTxPort, PortError, StorePort};
 

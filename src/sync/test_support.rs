@@ -5,9 +5,11 @@
 
 use tokio_util::sync::CancellationToken;
 
+use super::errors::PassError;
 use super::mapping::Mapping;
-use super::pass::{Pass, PassConfig, PassError, PassOutcome, PassReport};
+use super::pass::{Pass, PassConfig};
 use super::ports::{OrgPort, StorePort};
+use super::report::{PassOutcome, PassReport};
 
 /// The outcome of both directions of a cycle.
 #[derive(Debug)]
