@@ -223,3 +223,38 @@ pub(super) fn reverse_carry(
         record_id: target_id.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    #[test]
+    fn a_reverse_carry_is_an_inbox_row_of_the_target_named_by_the_source_version() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 1, 1, 10, 0, 0)
+            .single()
+            .expect("time");
+        let row = SourceRow {
+            id: "a1".into(),
+            system_modstamp: at,
+            last_modified_date: at,
+            last_modified_by: None,
+            values: Default::default(),
+            parent: None,
+        };
+        let n = reverse_carry(Direction::AToB, "Opportunity", Org::B, &row, "b1");
+        assert_eq!(n.org, Org::B);
+        assert_eq!(n.record_id, "b1");
+        assert_eq!(n.object, "Opportunity");
+        assert_eq!(
+            n.notification_id,
+            format!(
+                "orgsync-reverse:{}:a1:{}",
+                Direction::AToB,
+                at.timestamp_millis()
+            )
+        );
+    }
+}

@@ -229,3 +229,165 @@ pub(super) fn same_key(left: Option<&Value>, right: Option<&Value>) -> bool {
         _ => same_value(left, right),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::ConflictPolicy;
+    use crate::store::Direction;
+    use crate::sync::plan::{Action, LinkView, Triage};
+
+    fn mapping() -> Mapping {
+        let fields: Vec<String> = ["Name", "Amount"].iter().map(|s| s.to_string()).collect();
+        Mapping::new(&fields, &BTreeMap::new(), &BTreeMap::new()).expect("mapping")
+    }
+
+    fn at(minute: u32) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 10, minute, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn values(v: Value) -> BTreeMap<String, Value> {
+        match v {
+            Value::Object(map) => map.into_iter().collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    fn state(id: &str, link: Option<&str>, v: Value) -> RowState {
+        let row = SourceRow {
+            id: id.into(),
+            system_modstamp: at(5),
+            last_modified_date: at(5),
+            last_modified_by: None,
+            values: values(v),
+            parent: None,
+        };
+        let link = link.map(|target_id| LinkView {
+            target_id: target_id.into(),
+            source_modstamp: Some(at(1)),
+            snapshot: None,
+        });
+        let mut state = RowState::new(row, link, None);
+        state.triage = Some(Triage::Lookup);
+        state
+    }
+
+    fn target(id: &str, external_id: Option<&str>, v: Value) -> TargetRow {
+        TargetRow {
+            id: id.into(),
+            system_modstamp: at(2),
+            last_modified_date: at(2),
+            external_id: external_id.map(str::to_string),
+            values: values(v),
+        }
+    }
+
+    fn keys<'c>(match_by: &'c [String], ext: Option<&'c str>) -> Keys<'c> {
+        Keys {
+            object: "Opportunity",
+            match_by,
+            external_id_field: ext,
+        }
+    }
+
+    #[test]
+    fn the_lookup_ors_linked_ids_external_ids_and_match_keys() {
+        let match_by = vec!["Name".to_string()];
+        let rows = [
+            state("a1", Some("b1"), json!({"Name": "One"})),
+            state("a2", None, json!({"Name": "Two"})),
+            // No match key: looked up by external id only.
+            state("a3", None, json!({"Amount": 3})),
+        ];
+        let query = lookup_query(
+            keys(&match_by, Some("Ext__c")),
+            &mapping(),
+            Org::B,
+            vec!["Name".into()],
+            rows.iter(),
+        );
+        let QueryKind::Lookup { any_of } = query.kind else {
+            panic!("a lookup: {query:?}")
+        };
+        assert_eq!(any_of.len(), 3);
+        assert_eq!(any_of[0][0].field, "Id");
+        assert_eq!(any_of[0][0].values, vec![json!("b1")]);
+        assert_eq!(any_of[1][0].field, "Ext__c");
+        assert_eq!(any_of[1][0].values, vec![json!("a2"), json!("a3")]);
+        assert_eq!(any_of[2][0].field, "Name");
+        assert_eq!(any_of[2][0].values, vec![json!("Two")]);
+    }
+
+    #[test]
+    fn candidates_prefer_the_external_id_then_match_keys_without_one() {
+        let match_by = vec!["Name".to_string()];
+        let targets: HashMap<String, TargetRow> = [
+            target("b2", None, json!({"Name": "acme"})),
+            target("b1", None, json!({"Name": "ACME"})),
+            target("b3", Some("other"), json!({"Name": "Acme"})),
+        ]
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
+        let row = state("a1", None, json!({"Name": "Acme"}));
+        let ids = |found: Vec<&TargetRow>| found.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+        // Equal names without regard to case, sorted, never one holding another's id.
+        let found = candidates_for(keys(&match_by, Some("Ext__c")), &row.row, &targets);
+        assert_eq!(ids(found), ["b1", "b2"]);
+        // The one holding the row's id wins alone.
+        let mut with_ext = targets.clone();
+        with_ext.insert("b4".into(), target("b4", Some("a1"), json!({"Name": "x"})));
+        let found = candidates_for(keys(&match_by, Some("Ext__c")), &row.row, &with_ext);
+        assert_eq!(ids(found), ["b4"]);
+        // Without a match key and without an external id field: none.
+        assert!(candidates_for(keys(&[], None), &row.row, &targets).is_empty());
+    }
+
+    #[test]
+    fn attach_drop_and_decide_carry_each_row_forward() {
+        let match_by = vec!["Name".to_string()];
+        let mut rows = vec![
+            state("a1", Some("b1"), json!({"Name": "One"})),
+            state("a2", None, json!({"Name": "Two", "Amount": 2})),
+            state("a3", None, json!({"Name": "Three"})),
+        ];
+        rows[2].triage = Some(Triage::Drop);
+        let targets: HashMap<String, TargetRow> = [
+            target("b1", None, json!({"Name": "One"})),
+            target("b2", None, json!({"Name": "Two", "Amount": 2})),
+            target("b9", None, json!({"Name": "Two", "Amount": 2})),
+        ]
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
+        attach(keys(&match_by, None), &mut rows, &targets);
+        assert!(matches!(&rows[0].target, Found::Linked(Some(t)) if t.id == "b1"));
+        assert!(matches!(&rows[1].target, Found::Candidates(c) if c.len() == 2));
+        assert_eq!(rows[2].target, Found::Nothing);
+        assert!(has_candidates(&rows));
+        assert_eq!(candidate_ids(&rows), ["b2", "b9"]);
+        drop_candidates(&mut rows, |id| id == "b9");
+        assert_eq!(candidate_ids(&rows), ["b2"]);
+
+        let policy = Policy {
+            direction: Direction::AToB,
+            conflict: ConflictPolicy::LastWriterWins,
+        };
+        decide(&mut rows, &policy, &mapping());
+        assert!(rows[0].decision.is_some());
+        assert_eq!(
+            rows[1].decision.as_ref().map(|d| d.action.clone()),
+            Some(Action::Link {
+                target_id: "b2".into()
+            })
+        );
+        assert!(rows[2].decision.is_none(), "a dropped row is not planned");
+    }
+}

@@ -360,3 +360,182 @@ pub fn parse_target_row(
         id,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::sync::plan::{FailCode, SkipReason};
+
+    fn mapping() -> Mapping {
+        let fields: Vec<String> = ["Name", "Amount"].iter().map(|s| s.to_string()).collect();
+        Mapping::new(&fields, &BTreeMap::new(), &BTreeMap::new()).expect("mapping")
+    }
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 10, minute, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn row(id: &str, minute: u32) -> SourceRow {
+        SourceRow {
+            id: id.into(),
+            system_modstamp: at(minute),
+            last_modified_date: at(minute),
+            last_modified_by: None,
+            values: [("Name".to_string(), json!("Acme"))].into_iter().collect(),
+            parent: None,
+        }
+    }
+
+    fn decision(action: Action, reverse: bool) -> Decision {
+        Decision {
+            action,
+            reverse,
+            snapshot: None,
+            conflicts: Vec::new(),
+        }
+    }
+
+    fn link(target_id: &str) -> LinkView {
+        LinkView {
+            target_id: target_id.into(),
+            source_modstamp: None,
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn a_decision_asks_for_its_write_in_the_targets_names() {
+        let fields: BTreeMap<String, Value> =
+            [("Name".to_string(), json!("Acme"))].into_iter().collect();
+        let create = decision(
+            Action::Create {
+                fields: fields.clone(),
+            },
+            false,
+        );
+        let write = write_of(&create, &row("a1", 1), &mapping(), Org::B, Some("Ext__c"));
+        let Some(Write::Create(body)) = write else {
+            panic!("a create: {write:?}")
+        };
+        assert_eq!(body.get("Name"), Some(&json!("Acme")));
+        assert_eq!(
+            body.get("Ext__c"),
+            Some(&json!("a1")),
+            "the source id rides along"
+        );
+        let update = decision(
+            Action::Update {
+                target_id: "b1".into(),
+                fields,
+            },
+            false,
+        );
+        let write = write_of(&update, &row("a1", 1), &mapping(), Org::B, Some("Ext__c"));
+        assert!(matches!(&write, Some(Write::Update { target_id, body })
+            if target_id == "b1" && !body.contains_key("Ext__c")));
+        for action in [
+            Action::Link {
+                target_id: "b1".into(),
+            },
+            Action::Skip(SkipReason::Unchanged),
+            Action::Fail {
+                code: FailCode::AmbiguousMatch,
+                message: String::new(),
+            },
+        ] {
+            assert_eq!(
+                write_of(
+                    &decision(action, false),
+                    &row("a1", 1),
+                    &mapping(),
+                    Org::B,
+                    None
+                ),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn the_reverse_carry_names_the_decisions_target_else_the_linked_one() {
+        let update = Action::Update {
+            target_id: "b1".into(),
+            fields: BTreeMap::new(),
+        };
+        assert_eq!(reverse_target(&decision(update.clone(), false), None), None);
+        assert_eq!(
+            reverse_target(&decision(update, true), Some(&link("b9"))),
+            Some("b1".to_string())
+        );
+        let skip = Action::Skip(SkipReason::Unchanged);
+        assert_eq!(
+            reverse_target(&decision(skip.clone(), true), Some(&link("b9"))),
+            Some("b9".to_string())
+        );
+        assert_eq!(reverse_target(&decision(skip, true), None), None);
+    }
+
+    #[test]
+    fn a_b_sources_snapshot_records_the_a_account_just_resolved() {
+        let linked = |account: Option<&str>| {
+            let mut state = RowState::new(row("b1", 1), None, None);
+            state.account_id = account.map(str::to_string);
+            state.outcome = RowOutcome::Linked {
+                target_id: "a1".into(),
+                snapshot: [(ACCOUNT_NAME_PATH.to_string(), json!("token"))]
+                    .into_iter()
+                    .collect(),
+            };
+            state
+        };
+        let snapshot_value = |state: &RowState| match &state.outcome {
+            RowOutcome::Linked { snapshot, .. } => snapshot.get(ACCOUNT_NAME_PATH).cloned(),
+            _ => None,
+        };
+        let mut state = linked(Some("001A"));
+        rewrite_parent_snapshot(Org::B, &mut state);
+        assert_eq!(snapshot_value(&state), Some(json!("001A")));
+        // A source: its parents are their own A-side ids already.
+        let mut state = linked(Some("001A"));
+        rewrite_parent_snapshot(Org::A, &mut state);
+        assert_eq!(snapshot_value(&state), Some(json!("token")));
+        // No parent resolved: the snapshot stays.
+        let mut state = linked(None);
+        rewrite_parent_snapshot(Org::B, &mut state);
+        assert_eq!(snapshot_value(&state), Some(json!("token")));
+        // A snapshot without the pseudo-field does not gain it.
+        let mut state = RowState::new(row("b1", 1), None, None);
+        state.account_id = Some("001A".into());
+        state.outcome = RowOutcome::Linked {
+            target_id: "a1".into(),
+            snapshot: BTreeMap::new(),
+        };
+        rewrite_parent_snapshot(Org::B, &mut state);
+        assert_eq!(snapshot_value(&state), None);
+    }
+
+    #[test]
+    fn dedup_keeps_the_latest_version_in_first_seen_order() {
+        let rows = vec![row("a1", 1), row("a2", 2), row("a1", 3), row("a1", 2)];
+        let out = dedup_latest(rows);
+        let seen: Vec<(&str, DateTime<Utc>)> = out
+            .iter()
+            .map(|r| (r.id.as_str(), r.system_modstamp))
+            .collect();
+        assert_eq!(seen, [("a1", at(3)), ("a2", at(2))]);
+    }
+
+    #[test]
+    fn failing_a_row_drops_its_write() {
+        let mut state = RowState::new(row("a1", 1), None, None);
+        state.write = Some(Write::Create(Map::new()));
+        state.fail(None, "X".into(), "m".into(), FailureClass::NeedsEdit);
+        assert_eq!(state.write, None);
+        assert!(matches!(state.outcome, RowOutcome::Failed { ref code, .. } if code == "X"));
+    }
+}
