@@ -63,6 +63,16 @@ impl Stop {
             Stop::Failed(PassError::Query { org, source: error })
         }
     }
+
+    /// The pause an error of a write call means, when it is a limit. Any other error of a
+    /// write call does not stop the page: it fails the call's records (which go to the
+    /// failure queue), so the caller keeps the error for them.
+    pub fn pause(org: Org, error: &PortError) -> Option<Stop> {
+        match Stop::port(org, error.clone()) {
+            stop @ Stop::Paused { .. } => Some(stop),
+            Stop::Failed(_) => None,
+        }
+    }
 }
 
 impl From<StoreError> for Stop {
@@ -113,6 +123,12 @@ mod tests {
             }
         }
         assert!(Ok::<u8, PortError>(1).at(Org::A).is_ok());
+        let limit = error(ErrorKind::Limit, "REQUEST_LIMIT_EXCEEDED");
+        assert!(matches!(
+            Stop::pause(Org::B, &limit),
+            Some(Stop::Paused { org: Org::B, .. })
+        ));
+        assert!(Stop::pause(Org::B, &error(ErrorKind::Transient, "SERVER_UNAVAILABLE")).is_none());
     }
 
     #[test]

@@ -323,14 +323,12 @@ where
                     account_body(name, parent, fields)
                 })
                 .collect();
-            let results = match self.call(self.target.create(ACCOUNT_OBJECT, &bodies)).await {
-                Err(e) => match Stop::port(tgt, e.clone()) {
-                    stop @ Stop::Paused { .. } => return Err(stop),
-                    // Any other error of the call fails every parent of it.
-                    Stop::Failed(_) => per_record(Err(e), chunk.len()),
-                },
-                ok => per_record(ok, chunk.len()),
-            };
+            let result = self.call(self.target.create(ACCOUNT_OBJECT, &bodies)).await;
+            if let Some(stop) = result.as_ref().err().and_then(|e| Stop::pause(tgt, e)) {
+                return Err(stop);
+            }
+            // Any other error of the call fails every parent of it.
+            let results = per_record(result, chunk.len());
             for (key, outcome) in chunk.iter().zip(results) {
                 let name = parents.get(key).cloned().unwrap_or_default();
                 let outcome = match outcome {

@@ -363,6 +363,69 @@ async fn limit_exceeded_pauses_without_recording_anything() {
     assert_eq!(report.created, 1);
 }
 
+#[tokio::test]
+async fn a_limit_on_the_write_call_alone_pauses_without_recording_anything() {
+    let w = World::new();
+    w.a.human_create(vec![opp("Deal", 1)]);
+    // B answers the lookup, then refuses the create with its daily limit.
+    struct LimitOnWrites<'o>(&'o FakeOrg);
+    impl OrgPort for LimitOnWrites<'_> {
+        async fn query(&self, q: &RecordQuery) -> Result<Batch, PortError> {
+            self.0.query(q).await
+        }
+        async fn query_more(&self, c: &str) -> Result<Batch, PortError> {
+            self.0.query_more(c).await
+        }
+        async fn create(
+            &self,
+            _: &str,
+            _: &[Map<String, Value>],
+        ) -> Result<Vec<WriteOutcome>, PortError> {
+            Err(PortError {
+                kind: ErrorKind::Limit,
+                code: "REQUEST_LIMIT_EXCEEDED".into(),
+                message: "TotalRequests Limit exceeded.".into(),
+            })
+        }
+        async fn update(
+            &self,
+            o: &str,
+            r: &[(String, Map<String, Value>)],
+        ) -> Result<Vec<WriteOutcome>, PortError> {
+            self.0.update(o, r).await
+        }
+        async fn upsert(
+            &self,
+            o: &str,
+            f: &str,
+            r: &[Map<String, Value>],
+        ) -> Result<Vec<WriteOutcome>, PortError> {
+            self.0.upsert(o, f, r).await
+        }
+    }
+    let cfg = config(Direction::AToB);
+    let limited = LimitOnWrites(&w.b);
+    let cancel = CancellationToken::new();
+    let pass = Pass::new(&cfg, &w.mapping, &w.a, &limited, &w.store);
+    let report = pass.sync_changes(&cancel).await.expect("pass");
+    assert!(matches!(
+        report.outcome,
+        PassOutcome::Paused { org: Org::B, .. }
+    ));
+    assert_eq!((report.failed, report.pages), (0, 0));
+    let state = w.store.state();
+    assert!(
+        state.failures.is_empty(),
+        "a limit is not the record's failure"
+    );
+    assert!(state.links.is_empty());
+    assert!(state.watermarks.is_empty());
+    drop(state);
+    // Resumes next cycle.
+    let report = w.run(Direction::AToB).await;
+    assert_eq!(report.created, 1);
+}
+
 /// Cancels the pass after its first commit; returns the pages it committed and the records
 /// B then holds, and checks that the next run picks up the rest.
 async fn cancel_after_first_commit(in_flight: usize) -> (u64, usize) {

@@ -56,12 +56,13 @@ where
             (outcomes, bodies.len())
         });
         let (created, updated) = futures::join!(join_all(create_calls), join_all(update_calls));
-        for (result, _) in created.iter().chain(&updated) {
-            if let Err(e) = result
-                && let stop @ Stop::Paused { .. } = Stop::port(self.target_org(), e.clone())
-            {
-                return Err(stop);
-            }
+        let tgt = self.target_org();
+        if let Some(stop) = created
+            .iter()
+            .chain(&updated)
+            .find_map(|(result, _)| result.as_ref().err().and_then(|e| Stop::pause(tgt, e)))
+        {
+            return Err(stop);
         }
         let mut created = created
             .into_iter()
