@@ -19,7 +19,7 @@
 //! candidate selection and the plan of a page, pure, beside `plan`, the pure decisions);
 //! `gate` (how pages in flight take turns); `parents` (parent accounts, over the pure
 //! `accounts`); `write` (collections calls); `commit` (the page's one transaction); `report`
-//! (what a pass did). `pass` orchestrates them; `errors` is why a pass stops; `mapping` is
+//! (what a pass did). `pass` orchestrates them (`pass_config` is its configuration); `errors` is why a pass stops; `mapping` is
 //! the canonical form; `ports` is what the pass needs from an org and from the store;
 //! `adapters` are the store ports over the SQLite store (the org port over the Salesforce
 //! client lives in `salesforce::org_port`).
@@ -39,6 +39,7 @@ mod mapping;
 mod matching;
 mod parents;
 mod pass;
+mod pass_config;
 mod plan;
 mod ports;
 mod report;

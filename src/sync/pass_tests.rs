@@ -10,10 +10,14 @@ use super::*;
 
 use std::collections::BTreeMap;
 
-use crate::store::{CycleOutcome, LinkWrite, NewFailure, NewNotification};
+use crate::config::ConflictPolicy;
+use crate::store::{
+    CycleOutcome, Direction, FailureBackoff, LinkWrite, NewFailure, NewNotification,
+};
 use crate::sync::mapping::same_value;
 use crate::sync::ports::{Batch, FieldIn, PageTxPort, QueryKind, RecordQuery, WriteOutcome};
 use crate::sync::rows::parse_datetime;
+use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
