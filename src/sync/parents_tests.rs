@@ -149,9 +149,13 @@ fn reports_map_to_cycle_rows() {
     assert_eq!(report.cycle_outcome(), (CycleOutcome::Ok, None));
     report.outcome = PassOutcome::Paused {
         org: Org::B,
-        message: "REQUEST_LIMIT_EXCEEDED".into(),
+        error: PortError {
+            kind: ErrorKind::Limit,
+            code: "REQUEST_LIMIT_EXCEEDED".into(),
+            message: "TotalRequests Limit exceeded.".into(),
+        },
     };
     let (outcome, error) = report.cycle_outcome();
     assert_eq!(outcome, CycleOutcome::Paused);
-    assert!(error.is_some_and(|e| e.contains("org B")));
+    assert!(error.is_some_and(|e| e.contains("org B") && e.contains("REQUEST_LIMIT_EXCEEDED")));
 }

@@ -171,10 +171,7 @@ where
             code = %e.code,
             "API limit reached: pass paused, nothing recorded for the page in flight; resuming next cycle"
         );
-        PassOutcome::Paused {
-            org,
-            message: e.to_string(),
-        }
+        PassOutcome::Paused { org, error: e }
     }
 
     pub(super) fn source_fields(&self) -> Vec<String> {

@@ -350,8 +350,8 @@ async fn limit_exceeded_pauses_without_recording_anything() {
     w.b.state().limit_exceeded = true;
     let report = w.run(Direction::AToB).await;
     assert!(matches!(
-        report.outcome,
-        PassOutcome::Paused { org: Org::B, .. }
+        &report.outcome,
+        PassOutcome::Paused { org: Org::B, error } if error.kind == ErrorKind::Limit
     ));
     let state = w.store.state();
     assert!(state.failures.is_empty());

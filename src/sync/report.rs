@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::ports::PortError;
 use crate::store::{CycleCounts, CycleOutcome, Org};
 
 /// How a pass ended (when it did not fail).
@@ -15,8 +16,9 @@ pub enum PassOutcome {
     /// Stopped between pages on request; the pages done are committed.
     Cancelled,
     /// An org's API limit was reached: the page in flight recorded nothing and the watermark
-    /// did not move past it; resume next cycle.
-    Paused { org: Org, message: String },
+    /// did not move past it; resume next cycle. `error` is the org's (its kind is
+    /// [`super::ErrorKind::Limit`]).
+    Paused { org: Org, error: PortError },
 }
 
 /// What a pass did; the counts of the cycle log line.
@@ -66,10 +68,10 @@ impl PassReport {
             PassOutcome::Completed if self.failed == 0 => (CycleOutcome::Ok, None),
             PassOutcome::Completed => (CycleOutcome::Partial, None),
             PassOutcome::Cancelled => (CycleOutcome::Interrupted, None),
-            PassOutcome::Paused { org, message } => (
+            PassOutcome::Paused { org, error } => (
                 CycleOutcome::Paused,
                 Some(format!(
-                    "paused: org {} is at its API limit ({message}); resuming next cycle",
+                    "paused: org {} is at its API limit ({error}); resuming next cycle",
                     org.as_str().to_ascii_uppercase()
                 )),
             ),
