@@ -9,7 +9,7 @@
 //! [`Client::api_usage`].
 //!
 //! Retries: a transient failure (5xx, timeout, connection failure, lock error) is retried up
-//! to [`RetryPolicy::max_attempts`] with jittered exponential backoff. Requests that are not
+//! to [`CallRetry::max_attempts`] with jittered exponential backoff. Requests that are not
 //! idempotent (collection creates) are retried only when Salesforce surely did not act on
 //! them (connection refused, 503, 429): retrying a create that timed out could make a
 //! duplicate. A 401 `INVALID_SESSION_ID` logs in again once and repeats the call. Over the
@@ -28,7 +28,7 @@ use tracing::{debug, warn};
 use super::auth::{self, Session};
 use super::error::{ErrorClass, SalesforceError};
 use super::gate::{Admission, AuthGate, LimitGate, LimitTransition};
-use super::retry::RetryPolicy;
+use super::retry::CallRetry;
 use super::soql::{MAX_URI_BYTES, encoded_len};
 use super::usage::{CallCounters, CallCounts, CallKind, UsageSeen, over_budget, parse_limit_info};
 use crate::config::OrgSettings;
@@ -42,7 +42,7 @@ pub const CALL_OPTIONS: &str = "client=orgsync";
 /// Tuning of a client; the defaults suit production.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    pub retry: RetryPolicy,
+    pub retry: CallRetry,
     /// Whole-request timeout.
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -54,7 +54,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            retry: RetryPolicy::default(),
+            retry: CallRetry::default(),
             timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(15),
             query_batch_size: None,
@@ -75,7 +75,7 @@ impl ClientOptions {
     /// Options for tests: tiny retry delays, short timeouts.
     pub fn fast() -> Self {
         ClientOptions {
-            retry: RetryPolicy::fast(),
+            retry: CallRetry::fast(),
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             ..ClientOptions::default()

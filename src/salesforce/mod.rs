@@ -34,6 +34,6 @@ pub use describe::{FieldDescribe, Limits, ObjectDescribe, parse_limits};
 pub use error::{ErrorClass, SalesforceError, classify, parse_rest_error_body};
 pub use org_port::{build_record_queries, build_typed_record_queries, port_error};
 pub use query::{QueryPage, QueryPager};
-pub use retry::RetryPolicy;
+pub use retry::CallRetry;
 pub use soql::{Cond, Literal, Op, Order, Soql, SoqlError};
 pub use usage::{CallCounts, CallKind, parse_limit_info};

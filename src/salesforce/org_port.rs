@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::client::{Client, FieldTypes};
 use super::collections::{ItemResult, RecordFailure};
-use super::error::SalesforceError;
+use super::error::{ErrorClass, SalesforceError};
 use super::soql::{
     Cond, Literal, MAX_ENCODED_SOQL_BYTES, Order, Soql, SoqlError, chunk_literals, encoded_len,
 };
@@ -35,14 +35,15 @@ const SYSTEM_FIELDS: [&str; 4] = [
 /// Room kept for ` WHERE `, parentheses and ` OR ` joins when sizing a statement.
 const JOIN_OVERHEAD: usize = 16;
 
-/// Maps a client error to the engine's three kinds.
+/// Maps a client error to the engine's kinds: the limit, transient errors (an expired session
+/// among them: the client logs in again), a refused login, and any other refusal by its code
+/// ([`ErrorKind::of_refusal`]).
 pub fn port_error(err: &SalesforceError) -> PortError {
-    let kind = if err.is_limit_exceeded() {
-        ErrorKind::LimitExceeded
-    } else if err.is_retryable() || err.is_session_expired() {
-        ErrorKind::Retryable
-    } else {
-        ErrorKind::Permanent
+    let kind = match err.class {
+        ErrorClass::LimitExceeded => ErrorKind::Limit,
+        ErrorClass::Transient | ErrorClass::SessionExpired => ErrorKind::Transient,
+        ErrorClass::Auth => ErrorKind::Auth,
+        ErrorClass::Permanent => ErrorKind::of_refusal(&err.code),
     };
     PortError {
         kind,
@@ -53,7 +54,7 @@ pub fn port_error(err: &SalesforceError) -> PortError {
 
 fn soql_error(err: SoqlError) -> PortError {
     PortError {
-        kind: ErrorKind::Permanent,
+        kind: ErrorKind::of_refusal("MALFORMED_QUERY"),
         code: "MALFORMED_QUERY".into(),
         message: format!("cannot build the query: {err}"),
     }
@@ -550,17 +551,25 @@ mod tests {
             403,
             r#"[{"errorCode":"REQUEST_LIMIT_EXCEEDED","message":"TotalRequests Limit exceeded."}]"#,
         );
-        assert_eq!(port_error(&limit).kind, ErrorKind::LimitExceeded);
+        assert_eq!(port_error(&limit).kind, ErrorKind::Limit);
         let busy = SalesforceError::from_rest_reply("a", 503, "");
-        assert_eq!(port_error(&busy).kind, ErrorKind::Retryable);
+        assert_eq!(port_error(&busy).kind, ErrorKind::Transient);
         let bad = SalesforceError::from_rest_reply(
             "a",
             400,
             r#"[{"errorCode":"INVALID_FIELD","message":"No such column"}]"#,
         );
         let e = port_error(&bad);
-        assert_eq!(e.kind, ErrorKind::Permanent);
+        assert_eq!(e.kind, ErrorKind::NeedsOperator);
         assert_eq!(e.code, "INVALID_FIELD");
         assert!(e.message.contains("org a"));
+        let refused = SalesforceError::from_rest_reply(
+            "a",
+            400,
+            r#"[{"errorCode":"FIELD_CUSTOM_VALIDATION_EXCEPTION","message":"no"}]"#,
+        );
+        assert_eq!(port_error(&refused).kind, ErrorKind::NeedsEdit);
+        let login = SalesforceError::client("a", "invalid_grant", "refused", ErrorClass::Auth);
+        assert_eq!(port_error(&login).kind, ErrorKind::Auth);
     }
 }

@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
-/// How often and how patiently a call is retried.
+/// How often and how patiently one Salesforce call is retried (the call retry policy; the
+/// failure queue's backoff is [`crate::store::FailureBackoff`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct CallRetry {
     /// Total tries of one call, the first included (1 = never retry).
     pub max_attempts: u32,
     /// Wait before the first retry; doubles each time.
@@ -21,9 +22,9 @@ pub struct RetryPolicy {
     pub lock_retries: u32,
 }
 
-impl Default for RetryPolicy {
+impl Default for CallRetry {
     fn default() -> Self {
-        RetryPolicy {
+        CallRetry {
             max_attempts: 4,
             initial_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
@@ -32,10 +33,10 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
+impl CallRetry {
     /// A policy with tiny delays, for tests.
     pub fn fast() -> Self {
-        RetryPolicy {
+        CallRetry {
             max_attempts: 4,
             initial_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
@@ -77,7 +78,7 @@ mod tests {
 
     #[test]
     fn delays_grow_and_cap() {
-        let p = RetryPolicy {
+        let p = CallRetry {
             max_attempts: 5,
             initial_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1000),
@@ -96,16 +97,16 @@ mod tests {
 
     #[test]
     fn attempts_are_bounded() {
-        let p = RetryPolicy {
+        let p = CallRetry {
             max_attempts: 3,
-            ..RetryPolicy::default()
+            ..CallRetry::default()
         };
         assert!(p.may_retry(1));
         assert!(p.may_retry(2));
         assert!(!p.may_retry(3));
-        let never = RetryPolicy {
+        let never = CallRetry {
             max_attempts: 0,
-            ..RetryPolicy::default()
+            ..CallRetry::default()
         };
         assert!(!never.may_retry(1));
     }

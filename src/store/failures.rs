@@ -91,19 +91,20 @@ pub struct NewFailure {
     pub sent: Option<Map<String, Value>>,
 }
 
-/// How failures are retried (`sync.max_attempts`, `sync.retry_*_delay`); the sync layer
-/// builds it from the settings (the store does not read configuration).
+/// The failure queue's backoff: how failed records are retried (`sync.max_attempts`,
+/// `sync.retry_*_delay`; the sync layer builds it from the settings, the store does not read
+/// configuration). Not the retry of one call ([`crate::salesforce::CallRetry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct FailureBackoff {
     pub max_attempts: u32,
     pub initial_delay: Duration,
     pub max_delay: Duration,
 }
 
-impl RetryPolicy {
+impl FailureBackoff {
     /// Retries after `initial_delay`, doubling up to `max_delay`, until `max_attempts`.
-    pub fn new(initial_delay: Duration, max_delay: Duration, max_attempts: u32) -> RetryPolicy {
-        RetryPolicy {
+    pub fn new(initial_delay: Duration, max_delay: Duration, max_attempts: u32) -> FailureBackoff {
+        FailureBackoff {
             max_attempts,
             initial_delay,
             max_delay,
@@ -118,7 +119,7 @@ impl RetryPolicy {
 pub fn schedule_after_failure(
     attempts: u32,
     class: FailureClass,
-    policy: &RetryPolicy,
+    policy: &FailureBackoff,
     now: DateTime<Utc>,
 ) -> (FailureState, Option<DateTime<Utc>>) {
     match class {
@@ -214,7 +215,7 @@ async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<Failure>, St
 async fn record(
     conn: &mut SqliteConnection,
     new: &NewFailure,
-    policy: &RetryPolicy,
+    policy: &FailureBackoff,
     now: DateTime<Utc>,
 ) -> Result<Failure, StoreError> {
     let existing = find(conn, new.direction, &new.object, &new.source_id).await?;
@@ -295,7 +296,7 @@ impl Store {
     pub async fn record_failure(
         &self,
         failure: &NewFailure,
-        policy: &RetryPolicy,
+        policy: &FailureBackoff,
     ) -> Result<Failure, StoreError> {
         self.in_tx(async |conn| record(conn, failure, policy, Utc::now()).await)
             .await
@@ -418,7 +419,7 @@ impl PageTx {
     pub async fn record_failure(
         &mut self,
         failure: &NewFailure,
-        policy: &RetryPolicy,
+        policy: &FailureBackoff,
     ) -> Result<Failure, StoreError> {
         record(self.conn(), failure, policy, Utc::now()).await
     }
@@ -449,8 +450,8 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn policy() -> RetryPolicy {
-        RetryPolicy {
+    fn policy() -> FailureBackoff {
+        FailureBackoff {
             max_attempts: 4,
             initial_delay: Duration::from_secs(60),
             max_delay: Duration::from_secs(150),
@@ -507,7 +508,7 @@ mod tests {
     #[test]
     fn huge_attempt_counts_do_not_overflow() {
         let now = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
-        let p = RetryPolicy {
+        let p = FailureBackoff {
             max_attempts: u32::MAX,
             initial_delay: Duration::from_secs(u64::MAX / 4),
             max_delay: Duration::from_secs(u64::MAX / 2),

@@ -35,7 +35,7 @@ pub use crate::domain::{Direction, FailureClass, Org};
 pub use counts::StoreCounts;
 pub use cycles::{Cycle, CycleCounts, CycleOutcome};
 pub use db::{PageTx, Store, StoreError};
-pub use failures::{Failure, FailureState, NewFailure, RetryPolicy, schedule_after_failure};
+pub use failures::{Failure, FailureBackoff, FailureState, NewFailure, schedule_after_failure};
 pub use inbox::{InboxItem, NewNotification};
 pub use links::{Link, LinkWrite};
 pub use lock::{LockError, StateLock};

@@ -10,7 +10,8 @@ use crate::salesforce::{Client, ClientOptions};
 use crate::store::{Direction, Org, Store};
 use crate::sync::accounts::ACCOUNT_NAME_PATH;
 use crate::sync::sim_tests::{client, config as sim_config, file_store, start};
-use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, PassReport, run_cycle};
+use crate::sync::test_support::run_cycle;
+use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, PassReport};
 
 /// The default `account.fields`.
 const ACCOUNT_FIELDS: [&str; 5] = [

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use super::ports::{PageTxPort, StorePort};
 use crate::store::{
-    Direction, Failure, InboxItem, Link, LinkWrite, NewFailure, NewNotification, Org, PageTx,
-    RetryPolicy, Store, StoreError,
+    Direction, Failure, FailureBackoff, InboxItem, Link, LinkWrite, NewFailure, NewNotification,
+    Org, PageTx, Store, StoreError,
 };
 
 impl StorePort for Store {
@@ -84,7 +84,7 @@ impl PageTxPort for PageTx {
     async fn record_failure(
         &mut self,
         failure: &NewFailure,
-        policy: &RetryPolicy,
+        policy: &FailureBackoff,
     ) -> Result<(), StoreError> {
         PageTx::record_failure(self, failure, policy)
             .await

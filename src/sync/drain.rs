@@ -14,18 +14,19 @@
 //! the user cannot read: see [`is_about_the_query`]): splitting would only move every row to
 //! the failure queue.
 //!
-//! A child module of `pass`, so that it reaches the pass's private steps.
+//! Part of the pass's feeds (see `feeds` for the watermark query and the failure queue).
 
 use std::collections::HashSet;
 use std::future::Future;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    FetchError, PageResult, Pass, PassError, PassOutcome, PassReport, PipelineMode, SourceRow,
-};
+use super::errors::{PassError, Stop};
+use super::pass::{Pass, PipelineMode};
+use super::plan::SourceRow;
+use super::report::{PassOutcome, PassReport};
 use crate::store::{FailureClass, NewFailure};
-use crate::sync::ports::{ErrorKind, OrgPort, PageTxPort, PortError, StorePort};
+use crate::sync::ports::{OrgPort, PageTxPort, PortError, StorePort};
 
 /// An id the source refused to be queried by: a batch holding it was refused as a whole, and
 /// so was the id alone.
@@ -101,11 +102,11 @@ pub(super) fn is_about_the_query(code: &str) -> bool {
 
 /// Whether a failed fetch of a batch of ids may be the fault of some of the ids: a permanent
 /// refusal of the query, not one of [`is_about_the_query`].
-fn may_be_an_id(e: &FetchError) -> bool {
+fn may_be_an_id(e: &Stop) -> bool {
     matches!(
         e,
-        FetchError::Pass(PassError::Query { source, .. })
-            if source.kind == ErrorKind::Permanent && !is_about_the_query(&source.code)
+        Stop::Failed(PassError::Query { source, .. })
+            if source.kind.is_permanent() && !is_about_the_query(&source.code)
     )
 }
 
@@ -120,12 +121,22 @@ where
     pub async fn drain_inbox(&self, cancel: &CancellationToken) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         let before = self.calls_made();
+        let result = self.drain_inbox_pages(cancel, &mut report).await;
+        report.api_calls = self.calls_made() - before;
+        self.settle(report, result)
+    }
+
+    async fn drain_inbox_pages(
+        &self,
+        cancel: &CancellationToken,
+        report: &mut PassReport,
+    ) -> Result<(), Stop> {
         let mut seen: HashSet<i64> = HashSet::new();
         let limit = u32::try_from(self.config.page_size).unwrap_or(u32::MAX);
         loop {
             if cancel.is_cancelled() {
                 report.outcome = PassOutcome::Cancelled;
-                break;
+                return Ok(());
             }
             let pending = self
                 .store
@@ -133,7 +144,7 @@ where
                 .await?;
             let pending: Vec<_> = pending.into_iter().filter(|i| seen.insert(i.id)).collect();
             if pending.is_empty() {
-                break;
+                return Ok(());
             }
             let (ours, others): (Vec<_>, Vec<_>) = pending
                 .into_iter()
@@ -163,34 +174,22 @@ where
                 item_ids: ours.iter().map(|i| i.id).collect(),
                 rejected,
             };
-            if let Some(paused) = self.process_fetched(&ids, inbox, &mut report).await? {
-                report.outcome = paused;
-                break;
-            }
+            self.process_fetched(&ids, inbox, report).await?;
         }
-        report.api_calls = self.calls_made() - before;
-        Ok(report)
     }
 
     /// Fetches `ids` fresh from the source (isolating the ids it refuses) and runs the rows
     /// found through the page pipeline as one page, in the mode `mode` makes of them and of
-    /// the refused ids. Returns the pause that ends the loop.
+    /// the refused ids. A pause stops the loop.
     pub(super) async fn process_fetched(
         &self,
         ids: &[String],
         mode: impl FnOnce(&[SourceRow], Vec<Rejected>) -> PipelineMode,
         report: &mut PassReport,
-    ) -> Result<Option<PassOutcome>, PassError> {
-        let (rows, rejected) = match self.fetch_isolating(ids).await {
-            Ok(fetched) => fetched,
-            Err(FetchError::Paused(org, e)) => return Ok(Some(self.paused(org, e))),
-            Err(FetchError::Pass(e)) => return Err(e),
-        };
+    ) -> Result<(), Stop> {
+        let (rows, rejected) = self.fetch_isolating(ids).await?;
         let mode = mode(&rows, rejected);
-        match self.process_page(rows, mode, report).await? {
-            PageResult::Committed => Ok(None),
-            PageResult::Paused(org, e) => Ok(Some(self.paused(org, e))),
-        }
+        self.process_page(rows, mode, report).await
     }
 
     /// [`Pass::fetch_by_ids`], splitting a batch the source refuses as a whole (see
@@ -198,13 +197,13 @@ where
     async fn fetch_isolating(
         &self,
         ids: &[String],
-    ) -> Result<(Vec<SourceRow>, Vec<Rejected>), FetchError> {
+    ) -> Result<(Vec<SourceRow>, Vec<Rejected>), Stop> {
         let before = self.calls_made();
         let isolated = isolate(ids, |part| self.fetch_by_ids(part), may_be_an_id).await?;
         let mut rejected = Vec::with_capacity(isolated.rejected.len());
         for (id, e) in isolated.rejected {
             match e {
-                FetchError::Pass(PassError::Query { source, .. }) => {
+                Stop::Failed(PassError::Query { source, .. }) => {
                     rejected.push(Rejected { id, error: source });
                 }
                 // `may_be_an_id` lets only query errors through.
@@ -255,7 +254,7 @@ where
                 class: FailureClass::NeedsOperator,
                 sent: None,
             };
-            tx.record_failure(&failure, &cfg.retry).await?;
+            tx.record_failure(&failure, &cfg.backoff).await?;
             report.failed += 1;
         }
         Ok(())
@@ -267,6 +266,7 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
+    use crate::sync::ports::ErrorKind;
 
     /// A fetch that refuses any batch holding an id starting with `bad`, and counts calls.
     fn fetcher(
@@ -356,7 +356,7 @@ mod tests {
     #[test]
     fn only_errors_that_may_be_an_ids_fault_are_split() {
         let query = |kind, code: &str| {
-            FetchError::Pass(PassError::Query {
+            Stop::Failed(PassError::Query {
                 org: crate::store::Org::A,
                 source: PortError {
                     kind,
@@ -366,29 +366,29 @@ mod tests {
             })
         };
         assert!(may_be_an_id(&query(
-            ErrorKind::Permanent,
+            ErrorKind::NeedsOperator,
             "INVALID_QUERY_FILTER_OPERATOR"
         )));
         assert!(may_be_an_id(&query(
-            ErrorKind::Permanent,
+            ErrorKind::NeedsEdit,
             "MALFORMED_QUERY"
         )));
-        assert!(may_be_an_id(&query(
-            ErrorKind::Permanent,
-            "INVALID_ID_FIELD"
-        )));
+        assert!(may_be_an_id(&query(ErrorKind::Auth, "INVALID_ID_FIELD")));
         // the query is wrong whatever ids it holds
-        assert!(!may_be_an_id(&query(ErrorKind::Permanent, "INVALID_FIELD")));
+        assert!(!may_be_an_id(&query(
+            ErrorKind::NeedsOperator,
+            "INVALID_FIELD"
+        )));
         // transient, or a limit: the batch stays pending
         assert!(!may_be_an_id(&query(
-            ErrorKind::Retryable,
+            ErrorKind::Transient,
             "SERVER_UNAVAILABLE"
         )));
         assert!(!may_be_an_id(&query(
-            ErrorKind::LimitExceeded,
+            ErrorKind::Limit,
             "REQUEST_LIMIT_EXCEEDED"
         )));
-        assert!(!may_be_an_id(&FetchError::Pass(PassError::BadRow {
+        assert!(!may_be_an_id(&Stop::Failed(PassError::BadRow {
             org: crate::store::Org::A,
             message: String::new(),
         })));

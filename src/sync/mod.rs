@@ -12,32 +12,50 @@
 //!   highest SystemModstamp in the same store transaction that records every row's outcome.
 //!   A daily-limit stop, a query error or a store error commits nothing for the page.
 //!
-//! Files: `accounts` (parent accounts), `mapping` (canonical form, value maps), `plan` (pure
-//! decisions), `ports` (what the pass needs from an org and from the store), `pass` (the
-//! direction pass, failure retries and the inbox drain), `cycle` (A -> B then B -> A),
-//! `adapters` (the store ports over the SQLite store; the org port over the Salesforce client
-//! lives in `salesforce::org_port`).
+//! Files, in the order a page meets them: `feeds` (where pages come from: the watermark
+//! query, the failure queue) and `drain` (the inbox, and the fetch by id that isolates the
+//! ids a source refuses); `rows` (parsing, dedup, the link view, and [`RowState`][rows], the
+//! one state per source row that every stage fills in); `matching` (the lookup query,
+//! candidate selection and the plan of a page, pure, beside `plan`, the pure decisions);
+//! `gate` (how pages in flight take turns); `parents` (parent accounts, over the pure
+//! `accounts`); `write` (collections calls); `commit` (the page's one transaction); `report`
+//! (what a pass did). `pass` orchestrates them (`pass_config` is its configuration); `errors` is why a pass stops; `mapping` is
+//! the canonical form; `ports` is what the pass needs from an org and from the store;
+//! `adapters` are the store ports over the SQLite store (the org port over the Salesforce
+//! client lives in `salesforce::org_port`).
+//!
+//! [rows]: rows::RowState
 
 #[cfg(test)]
 mod account_tests;
 mod accounts;
 mod adapters;
-mod cycle;
+mod commit;
+mod drain;
+mod errors;
+mod feeds;
+mod gate;
 mod mapping;
+mod matching;
+mod parents;
 mod pass;
+mod pass_config;
 mod plan;
 mod ports;
+mod report;
+mod rows;
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod test_support;
+mod write;
 
 pub use accounts::{AccountMode, Resolution, resolve_names};
-pub use cycle::{CycleReport, run_cycle};
+pub use errors::{PassError, Stop};
 pub use mapping::{
     Canonical, Mapping, MappingError, from_snapshot, normalize, same_value, to_snapshot,
 };
-pub use pass::{
-    Pass, PassConfig, PassError, PassOutcome, PassReport, parse_source_row, parse_target_row,
-};
+pub use pass::{Pass, PassConfig};
 pub use plan::{
     Action, Conflict, Decision, FailCode, LinkView, PageItem, Policy, QueuedFailure, SkipReason,
     SourceRow, Target, TargetRow, Triage, Winner, plan, plan_page, triage,
@@ -46,3 +64,5 @@ pub use ports::{
     Batch, ErrorKind, FieldIn, OrgPort, PageTxPort, PortError, QueryKind, RecordError, RecordQuery,
     StorePort, WriteOk, WriteOutcome,
 };
+pub use report::{PassOutcome, PassReport};
+pub use rows::{parse_source_row, parse_target_row};

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::store::{
-    Direction, Failure, FailureClass, InboxItem, Link, LinkWrite, NewFailure, NewNotification, Org,
-    RetryPolicy, StoreError,
+    Direction, Failure, FailureBackoff, FailureClass, InboxItem, Link, LinkWrite, NewFailure,
+    NewNotification, Org, StoreError,
 };
 
 /// `field IN (values)`: one condition of a lookup.
@@ -69,16 +69,45 @@ pub struct Batch {
     pub next: Option<String>,
 }
 
-/// How the pass treats an error.
+/// What an error needs: the one classification of the ports, the pass and its errors
+/// ([`super::PassError::kind`]). The failure queue stores the [`FailureClass`] of a record's
+/// error ([`PortError::failure_class`]); the client's own `salesforce::ErrorClass` maps onto
+/// this in `salesforce::org_port::port_error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// Trying again later can succeed (5xx, timeouts, `UNABLE_TO_LOCK_ROW`, an expired
+    /// session).
+    Transient,
+    /// The same request fails the same way until the data it names is edited.
+    NeedsEdit,
+    /// The same request fails the same way until an operator changes something (a field or
+    /// object the configuration names, a permission, an id that is not an id).
+    NeedsOperator,
     /// The org's daily API limit (`REQUEST_LIMIT_EXCEEDED`) or configured budget: pause the
     /// pass without recording anything, resume next cycle.
-    LimitExceeded,
-    /// Trying again later can succeed (5xx, timeouts, `UNABLE_TO_LOCK_ROW`).
-    Retryable,
-    /// Trying the same request again will fail the same way.
-    Permanent,
+    Limit,
+    /// The login was refused: the credentials need an operator.
+    Auth,
+}
+
+impl ErrorKind {
+    /// The kind of a refusal that is neither transient, a limit nor a refused login, by the
+    /// failure queue's one code table ([`FailureClass::of_code`]): `needs_operator` codes
+    /// need an operator, every other code an edit.
+    pub fn of_refusal(code: &str) -> ErrorKind {
+        match FailureClass::of_code(code) {
+            FailureClass::NeedsOperator => ErrorKind::NeedsOperator,
+            FailureClass::Transient | FailureClass::NeedsEdit => ErrorKind::NeedsEdit,
+        }
+    }
+
+    /// Whether trying the same request again fails the same way.
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::NeedsEdit | ErrorKind::NeedsOperator | ErrorKind::Auth
+        )
+    }
 }
 
 /// A whole call failed.
@@ -98,6 +127,20 @@ impl fmt::Display for PortError {
 }
 
 impl std::error::Error for PortError {}
+
+impl PortError {
+    /// The failure-queue class of the records a failed write call names: a transient error or
+    /// a limit is retried on a timer; any other error is classed by its code
+    /// ([`FailureClass::of_code`]), as a per-record error of the same code would be.
+    pub fn failure_class(&self) -> FailureClass {
+        match self.kind {
+            ErrorKind::Transient | ErrorKind::Limit => FailureClass::Transient,
+            ErrorKind::NeedsEdit | ErrorKind::NeedsOperator | ErrorKind::Auth => {
+                FailureClass::of_code(&self.code)
+            }
+        }
+    }
+}
 
 /// A record written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,7 +274,7 @@ pub trait PageTxPort: Send {
     fn record_failure(
         &mut self,
         failure: &NewFailure,
-        policy: &RetryPolicy,
+        policy: &FailureBackoff,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn clear_failure(
@@ -262,4 +305,59 @@ pub trait PageTxPort: Send {
 
     /// Makes every write of the page durable.
     fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(kind: ErrorKind, code: &str) -> PortError {
+        PortError {
+            kind,
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn refusals_take_their_kind_from_the_code_table() {
+        assert_eq!(
+            ErrorKind::of_refusal("INVALID_FIELD"),
+            ErrorKind::NeedsOperator
+        );
+        assert_eq!(
+            ErrorKind::of_refusal("FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+            ErrorKind::NeedsEdit
+        );
+        // A code the table calls transient, refused for good by the org: an edit.
+        assert_eq!(ErrorKind::of_refusal("BAD_RESPONSE"), ErrorKind::NeedsEdit);
+        assert!(ErrorKind::Auth.is_permanent());
+        assert!(!ErrorKind::Transient.is_permanent());
+        assert!(!ErrorKind::Limit.is_permanent());
+    }
+
+    #[test]
+    fn a_failed_write_call_classes_its_records() {
+        let class = |kind, code| error(kind, code).failure_class();
+        assert_eq!(
+            class(ErrorKind::Limit, "REQUEST_LIMIT_EXCEEDED"),
+            FailureClass::Transient
+        );
+        assert_eq!(
+            class(ErrorKind::Transient, "INVALID_FIELD"),
+            FailureClass::Transient
+        );
+        assert_eq!(
+            class(ErrorKind::NeedsEdit, "BAD_RESPONSE"),
+            FailureClass::Transient
+        );
+        assert_eq!(
+            class(ErrorKind::NeedsOperator, "INVALID_FIELD"),
+            FailureClass::NeedsOperator
+        );
+        assert_eq!(
+            class(ErrorKind::Auth, "invalid_grant"),
+            FailureClass::NeedsEdit
+        );
+    }
 }

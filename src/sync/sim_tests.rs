@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConflictPolicy, Credentials, OrgSettings};
 use crate::salesforce::{Client, ClientOptions};
-use crate::store::{Direction, FailureClass, FailureState, RetryPolicy, Store};
-use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome, run_cycle};
+use crate::store::{Direction, FailureBackoff, FailureClass, FailureState, Store};
+use crate::sync::test_support::run_cycle;
+use crate::sync::{AccountMode, Mapping, Pass, PassConfig, PassOutcome};
 
 pub(super) async fn start(name: &str) -> sfsim::SimOrg {
     sfsim::start_org(sfsim::OrgConfig::named(name), "127.0.0.1:0")
@@ -89,7 +90,7 @@ pub(super) fn config(direction: Direction, integration_user_id: String, cycle: u
         filter: None,
         integration_user_id: Some(integration_user_id),
         skip_integration_user_changes: true,
-        retry: RetryPolicy {
+        backoff: FailureBackoff {
             max_attempts: 3,
             initial_delay: Duration::from_secs(30),
             max_delay: Duration::from_secs(600),
@@ -254,8 +255,8 @@ async fn a_validation_rejection_needs_an_edit_retried_when_the_source_changes_no
         config(Direction::BToA, user_b, 1),
     );
     for cfg in [&mut ab, &mut ba] {
-        cfg.retry.initial_delay = Duration::ZERO;
-        cfg.retry.max_attempts = 5;
+        cfg.backoff.initial_delay = Duration::ZERO;
+        cfg.backoff.max_attempts = 5;
     }
     let cancel = CancellationToken::new();
     let cycle = run_cycle(&ab, &ba, &m, &a, &b, &store, &cancel).await;

@@ -194,5 +194,5 @@ async fn over_budget_calls_are_refused_before_they_are_sent() {
     );
     assert_eq!(c.calls().get(CallKind::Query), sent, "nothing was sent");
     let port = orgsync::salesforce::port_error(&err);
-    assert_eq!(port.kind, orgsync::sync::ErrorKind::LimitExceeded);
+    assert_eq!(port.kind, orgsync::sync::ErrorKind::Limit);
 }

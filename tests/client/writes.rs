@@ -185,7 +185,7 @@ async fn the_org_port_queries_and_writes() {
     )
     .await
     .unwrap_err();
-    assert_eq!(bad.kind, orgsync::sync::ErrorKind::Permanent);
+    assert_eq!(bad.kind, orgsync::sync::ErrorKind::NeedsOperator);
     assert_eq!(bad.code, "INVALID_FIELD");
 }
 

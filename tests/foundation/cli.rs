@@ -280,11 +280,11 @@ fn status_and_failures_run_without_the_org_secrets_but_sync_does_not() {
 
 /// A store holding a validation rejection (with the values sent) and an ambiguous match.
 fn store_with_failures(dir: &Path) -> (i64, i64) {
-    use orgsync::store::{FailureClass, NewFailure, RetryPolicy};
+    use orgsync::store::{FailureBackoff, FailureClass, NewFailure};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = Store::open(&state_url(dir)).await.unwrap();
-        let policy = RetryPolicy {
+        let policy = FailureBackoff {
             max_attempts: 3,
             initial_delay: std::time::Duration::from_secs(60),
             max_delay: std::time::Duration::from_secs(600),

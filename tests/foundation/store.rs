@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use orgsync::store::{
-    CycleCounts, CycleOutcome, Direction, FailureClass, FailureState, LinkWrite, NewFailure,
-    NewNotification, Org, RetryPolicy, Store, StoreError,
+    CycleCounts, CycleOutcome, Direction, FailureBackoff, FailureClass, FailureState, LinkWrite,
+    NewFailure, NewNotification, Org, Store, StoreError,
 };
 use serde_json::json;
 
@@ -32,8 +32,8 @@ fn link(a: &str, b: &str, name: &str) -> LinkWrite {
     }
 }
 
-fn policy() -> RetryPolicy {
-    RetryPolicy {
+fn policy() -> FailureBackoff {
+    FailureBackoff {
         max_attempts: 3,
         initial_delay: Duration::from_secs(60),
         max_delay: Duration::from_secs(3600),

@@ -154,7 +154,7 @@ async fn a_row_that_waits_shows_its_age_in_metrics_and_status() {
 /// with a refused id among the due failures fails that id again and retries the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_id_among_retried_failures_fails_again_and_the_rest_are_retried() {
-    use orgsync::store::{Direction, NewFailure, RetryPolicy};
+    use orgsync::store::{Direction, FailureBackoff, NewFailure};
     use orgsync::sync::{Pass, PassConfig, PassOutcome};
 
     let world = World::new().await;
@@ -175,7 +175,7 @@ async fn a_refused_id_among_retried_failures_fails_again_and_the_rest_are_retrie
             class: orgsync::store::FailureClass::Transient,
             sent: None,
         };
-        let policy = RetryPolicy::new(
+        let policy = FailureBackoff::new(
             settings.sync.retry_initial_delay,
             settings.sync.retry_max_delay,
             settings.sync.max_attempts,

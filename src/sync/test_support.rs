@@ -1,12 +1,15 @@
-//! One sync cycle: the A -> B pass, then the B -> A pass (which also drains what A -> B queued
-//! to be carried back). A failed direction does not stop the other: each reports its own
-//! result, and the caller (scheduler, `sync --once`) decides what to log and how to exit.
+//! Test support: both direction passes of a cycle, A -> B then B -> A, run straight through
+//! [`Pass`] for the engine's tests (the daemon's shell, `daemon::Daemon`, runs the passes of
+//! a real cycle with their bookkeeping; this is not a second shell). A failed direction does
+//! not stop the other: each reports its own result.
 
 use tokio_util::sync::CancellationToken;
 
+use super::errors::PassError;
 use super::mapping::Mapping;
-use super::pass::{Pass, PassConfig, PassError, PassOutcome, PassReport};
+use super::pass::{Pass, PassConfig};
 use super::ports::{OrgPort, StorePort};
+use super::report::{PassOutcome, PassReport};
 
 /// The outcome of both directions of a cycle.
 #[derive(Debug)]
@@ -25,7 +28,7 @@ impl CycleReport {
     }
 }
 
-/// Runs one cycle. `a_to_b` and `b_to_a` are the two directions' configurations (see
+/// Runs both passes. `a_to_b` and `b_to_a` are the two directions' configurations (see
 /// [`PassConfig::from_settings`]).
 pub async fn run_cycle<A, B, St>(
     a_to_b: &PassConfig,
@@ -42,14 +45,6 @@ where
     St: StorePort,
 {
     let first = Pass::new(a_to_b, mapping, a, b, store).run(cancel).await;
-    if let Err(e) = &first {
-        tracing::error!(
-            cycle = a_to_b.cycle,
-            direction = %a_to_b.direction,
-            error = %e,
-            "direction pass failed; the page in flight will be read again next cycle"
-        );
-    }
     if cancel.is_cancelled() {
         return CycleReport {
             a_to_b: first,
@@ -57,14 +52,6 @@ where
         };
     }
     let second = Pass::new(b_to_a, mapping, b, a, store).run(cancel).await;
-    if let Err(e) = &second {
-        tracing::error!(
-            cycle = b_to_a.cycle,
-            direction = %b_to_a.direction,
-            error = %e,
-            "direction pass failed; the page in flight will be read again next cycle"
-        );
-    }
     CycleReport {
         a_to_b: first,
         b_to_a: Some(second),

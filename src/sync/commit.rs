@@ -1,0 +1,260 @@
+//! Commit: the page's one store transaction. It records every row's outcome (links and
+//! snapshots, failure-queue entries, cleared failures), the new parent-account links and the
+//! stale ones dropped, the reverse carries (inbox rows of the target org), the processed
+//! inbox items, the refused ids, and the watermark (the page's highest SystemModstamp, for
+//! the watermark query only). All of it becomes durable together, or none of it; the page's
+//! counts join the pass's report only once it has.
+
+use serde_json::{Map, Value};
+
+use super::accounts::ACCOUNT_OBJECT;
+use super::errors::PassError;
+use super::pass::{Page, Pass, PipelineMode};
+use super::plan::SourceRow;
+use super::ports::{OrgPort, PageTxPort, RecordError, StorePort};
+use super::report::PassReport;
+use super::rows::{RowOutcome, link_write};
+use crate::store::{Direction, NewFailure, NewNotification, Org, StoreError};
+
+impl<S, T, St> Pass<'_, S, T, St>
+where
+    S: OrgPort,
+    T: OrgPort,
+    St: StorePort,
+{
+    /// Records a page's outcomes in its transaction, then adds its counts to `report`.
+    pub(super) async fn commit_page(
+        &self,
+        page: Page,
+        report: &mut PassReport,
+    ) -> Result<(), PassError> {
+        let Page {
+            rows,
+            mode,
+            page_max,
+            mut counts,
+            account_links,
+            stale_account_links,
+            ..
+        } = page;
+        let counts_ref = &mut counts;
+        let cfg = self.config;
+        let (src, tgt) = (self.source_org(), self.target_org());
+        let mut tx = self.store.begin().await?;
+        for (source_id, target_id) in &stale_account_links {
+            let a_id = match src {
+                Org::A => source_id,
+                Org::B => target_id,
+            };
+            tx.delete_link(ACCOUNT_OBJECT, a_id).await?;
+        }
+        for link in &account_links {
+            match tx.upsert_link(link).await {
+                Ok(()) => {}
+                // The account is in use all the same; its link stays as it was.
+                Err(StoreError::LinkConflict { detail, .. }) => tracing::warn!(
+                    cycle = cfg.cycle,
+                    direction = %cfg.direction,
+                    a_id = %link.a_id,
+                    b_id = %link.b_id,
+                    detail = %detail,
+                    "parent account link not stored: one side is linked to another account"
+                ),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut reverse: Vec<NewNotification> = Vec::new();
+        for state in rows {
+            let row = &state.row;
+            let had_failure = state.queued.is_some();
+            match state.outcome {
+                RowOutcome::Nothing => {
+                    if matches!(mode, PipelineMode::Retry { .. }) {
+                        // The retried version is already recorded (or settled): stale failure.
+                        tx.clear_failure(cfg.direction, &cfg.object, &row.id)
+                            .await?;
+                    }
+                }
+                RowOutcome::Linked {
+                    target_id,
+                    snapshot,
+                } => {
+                    let write = link_write(&cfg.object, src, row, &target_id, snapshot);
+                    match tx.upsert_link(&write).await {
+                        Ok(()) => {
+                            if had_failure {
+                                tx.clear_failure(cfg.direction, &cfg.object, &row.id)
+                                    .await?;
+                            }
+                        }
+                        Err(StoreError::LinkConflict { detail, .. }) => {
+                            counts_ref.failed += 1;
+                            let error = RecordError::new("LINK_CONFLICT", detail);
+                            self.record_failure(&mut tx, row, Some(target_id), error, None)
+                                .await?;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                RowOutcome::Failed {
+                    target_id,
+                    code,
+                    message,
+                    class,
+                    sent,
+                } => {
+                    counts_ref.failed += 1;
+                    let error = RecordError {
+                        code,
+                        message,
+                        class,
+                    };
+                    self.record_failure(&mut tx, row, target_id, error, sent)
+                        .await?;
+                    // A failed row is not carried back: its reverse waits for its success.
+                    continue;
+                }
+            }
+            if let Some(target_id) = &state.reverse {
+                tracing::info!(
+                    cycle = cfg.cycle,
+                    direction = %cfg.direction,
+                    source_id = %row.id,
+                    target_id = %target_id,
+                    "target holds newer values: queued to be carried back"
+                );
+                reverse.push(reverse_carry(
+                    cfg.direction,
+                    &cfg.object,
+                    tgt,
+                    row,
+                    target_id,
+                ));
+            }
+        }
+        if !reverse.is_empty() {
+            counts_ref.reversed += reverse.len() as u64;
+            tx.insert_notifications(&reverse).await?;
+        }
+        match &mode {
+            PipelineMode::Changes => {
+                if let Some(max) = page_max {
+                    tx.advance_watermark(src, &cfg.object, max).await?;
+                    counts_ref.watermark = counts_ref.watermark.max(Some(max));
+                }
+            }
+            PipelineMode::Retry { missing, rejected } => {
+                self.record_rejected(&mut tx, rejected, counts_ref).await?;
+                for id in missing {
+                    tracing::info!(
+                        cycle = cfg.cycle,
+                        direction = %cfg.direction,
+                        source_id = %id,
+                        "failed record no longer exists in the source: failure cleared"
+                    );
+                    tx.clear_failure(cfg.direction, &cfg.object, id).await?;
+                }
+            }
+            PipelineMode::Inbox { item_ids, rejected } => {
+                self.record_rejected(&mut tx, rejected, counts_ref).await?;
+                tx.mark_processed(item_ids).await?;
+            }
+        }
+        tx.commit().await?;
+        counts.pages += 1;
+        report.absorb(counts);
+        Ok(())
+    }
+
+    pub(super) async fn record_failure(
+        &self,
+        tx: &mut St::Tx,
+        row: &SourceRow,
+        target_id: Option<String>,
+        error: RecordError,
+        sent: Option<Map<String, Value>>,
+    ) -> Result<(), PassError> {
+        let cfg = self.config;
+        tracing::warn!(
+            cycle = cfg.cycle,
+            direction = %cfg.direction,
+            source_id = %row.id,
+            target_id = target_id.as_deref().unwrap_or(""),
+            code = %error.code,
+            message = %error.message,
+            class = error.class.as_str(),
+            "record failed: kept in the failure queue"
+        );
+        let failure = NewFailure {
+            direction: cfg.direction,
+            object: cfg.object.clone(),
+            source_id: row.id.clone(),
+            target_id,
+            source_modstamp: Some(row.system_modstamp),
+            error_code: error.code,
+            message: error.message,
+            class: error.class,
+            sent,
+        };
+        tx.record_failure(&failure, &cfg.backoff).await?;
+        Ok(())
+    }
+}
+
+/// The inbox row that carries `target_id` (a record of the target org, which holds values the
+/// source does not) back to the source in the opposite direction. Its notification id names
+/// the direction, the source row and its version, so a replayed page queues it once.
+pub(super) fn reverse_carry(
+    direction: Direction,
+    object: &str,
+    target: Org,
+    row: &SourceRow,
+    target_id: &str,
+) -> NewNotification {
+    NewNotification {
+        org: target,
+        notification_id: format!(
+            "orgsync-reverse:{}:{}:{}",
+            direction,
+            row.id,
+            row.system_modstamp.timestamp_millis()
+        ),
+        object: object.to_string(),
+        record_id: target_id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    #[test]
+    fn a_reverse_carry_is_an_inbox_row_of_the_target_named_by_the_source_version() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 1, 1, 10, 0, 0)
+            .single()
+            .expect("time");
+        let row = SourceRow {
+            id: "a1".into(),
+            system_modstamp: at,
+            last_modified_date: at,
+            last_modified_by: None,
+            values: Default::default(),
+            parent: None,
+        };
+        let n = reverse_carry(Direction::AToB, "Opportunity", Org::B, &row, "b1");
+        assert_eq!(n.org, Org::B);
+        assert_eq!(n.record_id, "b1");
+        assert_eq!(n.object, "Opportunity");
+        assert_eq!(
+            n.notification_id,
+            format!(
+                "orgsync-reverse:{}:a1:{}",
+                Direction::AToB,
+                at.timestamp_millis()
+            )
+        );
+    }
+}

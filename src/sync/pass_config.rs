@@ -1,0 +1,95 @@
+//! The configuration of one direction pass: what it needs to know besides its ports, taken
+//! from the validated [`Settings`] for one direction and cycle ([`PassConfig::from_settings`]).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::accounts::AccountMode;
+use crate::config::{AccountPolicy, ConflictPolicy, Settings};
+use crate::store::{Direction, FailureBackoff, Org};
+
+/// Everything a pass needs to know besides its ports.
+#[derive(Debug, Clone)]
+pub struct PassConfig {
+    /// Cycle number, carried on every log line.
+    pub cycle: u64,
+    pub direction: Direction,
+    /// `sync.object`.
+    pub object: String,
+    pub conflict: ConflictPolicy,
+    /// `sync.match_by`, canonical (A) names.
+    pub match_by: Vec<String>,
+    /// `sync.external_id_field`: same name in both orgs; holds the other org's record id.
+    pub external_id_field: Option<String>,
+    /// Rows per page (one store transaction each).
+    pub page_size: usize,
+    /// Salesforce calls in flight at once (`batch.in_flight`, at least 1): pages of the
+    /// watermark query overlap up to this many, and the reads run ahead of them.
+    pub in_flight: usize,
+    /// Re-read window behind the watermark.
+    pub lookback: Duration,
+    /// Start of the first read when no watermark is stored.
+    pub default_watermark: DateTime<Utc>,
+    /// `sync.filter`, applied to the watermark query.
+    pub filter: Option<String>,
+    /// The source org's integration user.
+    pub integration_user_id: Option<String>,
+    /// Leave out rows last modified by the integration user (default on). Off for orgs where
+    /// people share that user; the snapshot comparison then recognises our own writes.
+    pub skip_integration_user_changes: bool,
+    /// How failed records are retried (`sync.max_attempts`, `sync.retry_*_delay`).
+    pub backoff: FailureBackoff,
+    /// Parent accounts (`account.sync_policy`).
+    pub account: AccountMode,
+}
+
+impl PassConfig {
+    /// The pass of `direction` as configured in `settings`; `integration_user_id` is the
+    /// source org's (configured or learned at login).
+    pub fn from_settings(
+        settings: &Settings,
+        direction: Direction,
+        cycle: u64,
+        integration_user_id: Option<String>,
+    ) -> PassConfig {
+        PassConfig {
+            cycle,
+            direction,
+            object: settings.sync.object.clone(),
+            conflict: settings.sync.conflict,
+            match_by: settings.sync.match_by.clone(),
+            external_id_field: settings.sync.external_id_field.clone(),
+            page_size: settings.batch.page_size.max(1),
+            in_flight: settings.batch.in_flight.max(1),
+            lookback: settings.watermark.lookback,
+            default_watermark: settings.watermark.default,
+            filter: settings.sync.filter.clone(),
+            integration_user_id,
+            skip_integration_user_changes: settings.sync.skip_integration_user_changes,
+            backoff: FailureBackoff::new(
+                settings.sync.retry_initial_delay,
+                settings.sync.retry_max_delay,
+                settings.sync.max_attempts,
+            ),
+            account: match settings.account.sync_policy {
+                AccountPolicy::None => AccountMode::None,
+                AccountPolicy::Assign => {
+                    let target = match direction.target() {
+                        Org::A => &settings.a,
+                        Org::B => &settings.b,
+                    };
+                    match &target.account_id {
+                        Some(id) => AccountMode::Assign {
+                            account_id: id.clone(),
+                        },
+                        None => AccountMode::None,
+                    }
+                }
+                AccountPolicy::SyncAccount => AccountMode::SyncByName {
+                    fields: settings.account.fields.clone(),
+                },
+            },
+        }
+    }
+}
