@@ -53,6 +53,20 @@ fn not_in_bin(id: &str) -> ItemFailure {
 }
 
 impl OrgDb {
+    /// Whether `id` names a deleted record of `object` (in the recycle bin or purged): the
+    /// single-record REST routes answer it with 404 ENTITY_IS_DELETED, not NOT_FOUND.
+    pub fn is_deleted_record(&self, object: &str, id: &str) -> bool {
+        let Ok(id18) = ids::to_18(id) else {
+            return false;
+        };
+        match (self.schema.object_index(object), self.locations.get(&id18)) {
+            (Some(oi), Some(&(o, slot))) => {
+                o as usize == oi && self.tables[oi].records[slot as usize].deleted
+            }
+            _ => false,
+        }
+    }
+
     /// The (object, slot, 18-character id) of any stored record, deleted or not.
     fn locate_any(&self, id: &str) -> Result<(usize, u32, String), ItemFailure> {
         let id18 = ids::to_18(id).map_err(|_| {

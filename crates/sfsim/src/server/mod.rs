@@ -10,6 +10,7 @@ mod identity;
 mod reply;
 mod rest;
 mod soap;
+mod soap_data;
 pub mod state;
 
 use std::net::SocketAddr;

@@ -4,6 +4,7 @@
 mod auth;
 mod connection;
 mod control;
+mod deletes;
 mod describe;
 mod dml;
 mod helpers;
