@@ -126,6 +126,16 @@ pub async fn soap_login(
     response
 }
 
+/// `POST /services/Soap/u/{version}/{orgId15}`: the login reply's `serverUrl`, where clients
+/// send their later calls; the same calls as [`soap_login`] (the org segment is not checked).
+pub async fn soap_server_url(
+    state: State<Arc<OrgState>>,
+    Path((version, _org)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    soap_login(state, Path(version), body).await
+}
+
 /// SOAP `logout`: ends the session of the SessionHeader; a missing or dead session is the
 /// INVALID_SESSION_ID fault.
 fn soap_logout(

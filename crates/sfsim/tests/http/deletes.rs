@@ -10,6 +10,10 @@ use crate::helpers::{Api, Reply, V, api, control, opportunities, org, seed};
 
 /// A Partner API call with the session in the SessionHeader, as jsforce sends it.
 async fn soap(org: &SimOrg, session: Option<&str>, body: &str) -> (u16, String) {
+    soap_at(org, &format!("/services/Soap/u/{V}"), session, body).await
+}
+
+async fn soap_at(org: &SimOrg, path: &str, session: Option<&str>, body: &str) -> (u16, String) {
     let header = session
         .map(|s| format!("<soapenv:Header><SessionHeader><sessionId>{s}</sessionId></SessionHeader></soapenv:Header>"))
         .unwrap_or_default();
@@ -17,7 +21,7 @@ async fn soap(org: &SimOrg, session: Option<&str>, body: &str) -> (u16, String) 
         r#"<?xml version="1.0" encoding="utf-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">{header}<soapenv:Body xmlns="urn:partner.soap.sforce.com">{body}</soapenv:Body></soapenv:Envelope>"#
     );
     let r = reqwest::Client::new()
-        .post(format!("{}/services/Soap/u/{V}", org.base_url))
+        .post(format!("{}{path}", org.base_url))
         .header("content-type", "text/xml; charset=utf-8")
         .header("soapaction", "\"\"")
         .body(xml)
@@ -208,6 +212,14 @@ async fn soap_undelete_restores_records_and_what_the_delete_cascaded_to() {
         "{xml}"
     );
     assert!(xml.contains("<success>false</success>"));
+    // The login reply's serverUrl (with the org id) takes the same calls.
+    let server_url = format!("/services/Soap/u/{V}/{}", &org.org_id[..15]);
+    let (status, xml) = soap_at(&org, &server_url, Some(&a.token), &undelete_body(&[&acc])).await;
+    assert_eq!(status, 200, "{xml}");
+    assert!(
+        xml.contains("<statusCode>UNDELETE_FAILED</statusCode>"),
+        "{xml}"
+    );
     // No session: the INVALID_SESSION_ID fault.
     let (status, xml) = soap(&org, None, &undelete_body(&[&acc])).await;
     assert_eq!(status, 500);
@@ -215,7 +227,7 @@ async fn soap_undelete_restores_records_and_what_the_delete_cascaded_to() {
         xml.contains("<faultcode>sf:INVALID_SESSION_ID</faultcode>"),
         "{xml}"
     );
-    assert_eq!(org.calls("undelete"), 3);
+    assert_eq!(org.calls("undelete"), 4);
 }
 
 #[tokio::test]
