@@ -308,3 +308,75 @@ test('FOR VIEW marks records recently viewed: recent() lists them; explain() ans
   assert.equal(plan.plans[0].sobjectType, 'Account');
   assert.equal(plan.plans[0].leadingOperationType, 'Index');
 });
+
+test('delete, then queryAll sees the row with IsDeleted; SOAP undelete brings it back', async () => {
+  const conn = await oauthConnection();
+  const acc = await conn.sobject('Account').create({ Name: 'Recycled Account' });
+  const opp = await conn.sobject('Opportunity').create({
+    Name: 'Recycled Opp',
+    StageName: 'Prospecting',
+    CloseDate: '2026-12-31',
+    AccountId: acc.id,
+  });
+  const del = await conn.sobject('Account').destroy(acc.id);
+  assert.equal(del.success, true);
+  const live = await conn.query("SELECT Id FROM Opportunity WHERE Name = 'Recycled Opp'");
+  assert.equal(live.totalSize, 0);
+  // jsforce 3 has no conn.queryAll(): scanAll sends the query to the queryAll resource.
+  const all = await conn.query(
+    "SELECT Id, IsDeleted, LastModifiedById FROM Opportunity WHERE Name = 'Recycled Opp' AND IsDeleted = true",
+    { scanAll: true },
+  );
+  assert.equal(all.totalSize, 1);
+  assert.equal(all.records[0].Id, opp.id);
+  assert.equal(all.records[0].IsDeleted, true);
+  const scanned = await conn
+    .query("SELECT Id FROM Account WHERE Name = 'Recycled Account'")
+    .run({ scanAll: true });
+  assert.equal(scanned.totalSize, 1);
+  // A second delete: ENTITY_IS_DELETED.
+  const again = await conn.sobject('Account').destroy([acc.id]);
+  assert.equal(again[0].success, false);
+  assert.equal(again[0].errors[0].statusCode, 'ENTITY_IS_DELETED');
+
+  const undeleted = await conn.soap.undelete([acc.id]);
+  assert.equal(undeleted.length, 1);
+  assert.equal(undeleted[0].success, true);
+  assert.equal(undeleted[0].id, acc.id);
+  const back = await conn.query("SELECT Id, AccountId FROM Opportunity WHERE Name = 'Recycled Opp'");
+  assert.equal(back.totalSize, 1);
+  assert.equal(back.records[0].AccountId, acc.id);
+  const twice = await conn.soap.undelete([acc.id]);
+  assert.equal(twice[0].success, false);
+  assert.equal(twice[0].errors[0].statusCode, 'UNDELETE_FAILED');
+});
+
+test('SOAP merge of Accounts: the loser is deleted with MasterRecordId, its opportunities move', async () => {
+  const conn = await oauthConnection();
+  const [master, loser] = await conn
+    .sobject('Account')
+    .create([{ Name: 'Merge Master' }, { Name: 'Merge Loser' }]);
+  const opp = await conn.sobject('Opportunity').create({
+    Name: 'Merge Opp',
+    StageName: 'Prospecting',
+    CloseDate: '2026-12-31',
+    AccountId: loser.id,
+  });
+  const result = await conn.soap.merge({
+    masterRecord: { type: 'Account', Id: master.id, Phone: '555-0199' },
+    recordToMergeIds: [loser.id],
+  });
+  assert.equal(result.success, true);
+  assert.equal(result.id, master.id);
+  assert.deepEqual(result.mergedRecordIds, [loser.id]);
+  assert.deepEqual(result.updatedRelatedIds, [opp.id]);
+  const rows = await conn
+    .query(`SELECT Id, IsDeleted, MasterRecordId FROM Account WHERE Id = '${loser.id}'`)
+    .scanAll(true);
+  assert.equal(rows.records[0].IsDeleted, true);
+  assert.equal(rows.records[0].MasterRecordId, master.id);
+  const moved = await conn.sobject('Opportunity').retrieve(opp.id);
+  assert.equal(moved.AccountId, master.id);
+  const m = await conn.sobject('Account').retrieve(master.id);
+  assert.equal(m.Phone, '555-0199');
+});

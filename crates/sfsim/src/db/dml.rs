@@ -25,6 +25,10 @@ pub(super) enum Undo {
     DeletionLogged {
         object: usize,
     },
+    CascadeLogged {
+        object: usize,
+        slot: u32,
+    },
 }
 /// A failed item: the record id when known, and its errors.
 pub(super) type ItemFailure = (Option<String>, Vec<ItemError>);
@@ -133,7 +137,13 @@ impl OrgDb {
         slot
     }
 
-    fn replace_record(&mut self, oi: usize, slot: u32, rec: Record, undo: &mut Vec<Undo>) {
+    pub(super) fn replace_record(
+        &mut self,
+        oi: usize,
+        slot: u32,
+        rec: Record,
+        undo: &mut Vec<Undo>,
+    ) {
         let obj = &self.schema.objects[oi];
         let table = &mut self.tables[oi];
         table.unindex(obj, slot);
@@ -146,7 +156,7 @@ impl OrgDb {
         });
     }
 
-    fn rollback(&mut self, undo: Vec<Undo>) {
+    pub(super) fn rollback(&mut self, undo: Vec<Undo>) {
         for step in undo.into_iter().rev() {
             match step {
                 Undo::Created { object } => {
@@ -168,6 +178,9 @@ impl OrgDb {
                 }
                 Undo::DeletionLogged { object } => {
                     self.tables[object].deletions.pop();
+                }
+                Undo::CascadeLogged { object, slot } => {
+                    self.tables[object].deleted_with.remove(&slot);
                 }
             }
         }
@@ -334,7 +347,7 @@ impl OrgDb {
         ))
     }
 
-    fn delete(
+    pub(super) fn delete(
         &mut self,
         id: &str,
         ctx: &DmlContext,
@@ -369,6 +382,11 @@ impl OrgDb {
             let child_id = self.schema.objects[child].system.id;
             for s in children {
                 self.soft_delete(child, s, ctx, now, undo);
+                self.tables[child].deleted_with.insert(s, id18.clone());
+                undo.push(Undo::CascadeLogged {
+                    object: child,
+                    slot: s,
+                });
                 let cid = self.tables[child].records[s as usize].values[child_id]
                     .as_str()
                     .unwrap_or_default();
@@ -388,7 +406,7 @@ impl OrgDb {
         ))
     }
 
-    fn soft_delete(
+    pub(super) fn soft_delete(
         &mut self,
         oi: usize,
         slot: u32,
@@ -635,8 +653,9 @@ mod tests {
             d["deletedRecords"],
             json!([{"id": o1, "deletedDate": "2024-03-10T10:00:00.000+0000"}])
         );
-        assert_eq!(d["latestDateCovered"], "2024-03-10T12:00:30.000+0000");
-        assert_eq!(d["earliestDateAvailable"], "2024-02-24T12:00:30.000+0000");
+        // Minute granularity: the seconds of `now` are ignored.
+        assert_eq!(d["latestDateCovered"], "2024-03-10T12:00:00.000+0000");
+        assert_eq!(d["earliestDateAvailable"], "2024-02-24T12:00:00.000+0000");
         assert!(f.db.retrieve("Opportunity", &o1, None, "62.0").is_err());
         let got =
             f.db.retrieve(

@@ -45,10 +45,7 @@ impl OrgDb {
         let table = &self.tables[oi];
         let obj = &self.schema.objects[oi];
         let keep = |slot: u32| -> bool {
-            let Some(rec) = table.records.get(slot as usize) else {
-                return false;
-            };
-            (include_deleted || !rec.deleted)
+            table.visible(slot, include_deleted)
                 && plan.filter.as_ref().is_none_or(|f| {
                     matches(
                         self,
@@ -145,7 +142,7 @@ impl OrgDb {
     fn execute_by_scan(&self, plan: &Plan, include_deleted: bool) -> Vec<u32> {
         let oi = plan.object;
         let slots = (0..self.tables[oi].records.len() as u32)
-            .filter(|s| include_deleted || !self.tables[oi].records[*s as usize].deleted)
+            .filter(|s| self.tables[oi].visible(*s, include_deleted))
             .filter(|s| {
                 plan.filter.as_ref().is_none_or(|f| {
                     matches(

@@ -16,11 +16,13 @@
 //! Parts: `table` (records and their indexes), `execute` (which rows a SOQL plan selects),
 //! `query` (cursors, rendering, retrieve), `dml` (create, update, delete and the undo log),
 //! `upsert` (matching by external id), `values` (validating a body into a record's values),
-//! `replication` (getDeleted / getUpdated windows).
+//! `replication` (getDeleted / getUpdated windows), `recycle` (undelete, merge, the recycle-bin
+//! purge).
 
 mod dml;
 mod execute;
 mod query;
+mod recycle;
 mod replication;
 mod table;
 #[cfg(test)]
@@ -41,6 +43,7 @@ use crate::soql::eval::RecordAccess;
 use crate::value::{Value, truncate_millis};
 
 pub use query::QueryCursor;
+pub use recycle::{MERGE_MAX_RECORDS, MergeOk, MergeSpec, PurgeOutcome};
 pub use replication::{DELETED_WINDOW_DAYS, REPLICATION_ID_LIMIT, UPDATED_WINDOW_DAYS};
 pub use table::RowRef;
 use table::{Record, Table};

@@ -13,8 +13,13 @@ pub const DELETED_WINDOW_DAYS: i64 = 15;
 pub const UPDATED_WINDOW_DAYS: i64 = 30;
 /// getDeleted / getUpdated return at most this many ids.
 pub const REPLICATION_ID_LIMIT: usize = 600_000;
-fn truncate_seconds(d: DateTime<Utc>) -> DateTime<Utc> {
-    Utc.timestamp_opt(d.timestamp(), 0).single().unwrap_or(d)
+/// getDeleted and getUpdated ignore the seconds of their dates (SOAP getDeleted docs): every
+/// bound is cut down to its minute.
+pub(super) fn truncate_to_minute(d: DateTime<Utc>) -> DateTime<Utc> {
+    let secs = d.timestamp();
+    Utc.timestamp_opt(secs - secs.rem_euclid(60), 0)
+        .single()
+        .unwrap_or(d)
 }
 impl OrgDb {
     /// sobjects/{object}/deleted/?start&end (15-day window, INVALID_REPLICATION_DATE).
@@ -29,8 +34,12 @@ impl OrgDb {
             .schema
             .object_index(object)
             .ok_or_else(ApiError::not_found)?;
-        let window = replication_window(start, end, now, DELETED_WINDOW_DAYS)?;
+        let mut window = replication_window(start, end, now, DELETED_WINDOW_DAYS)?;
         let table = &self.tables[oi];
+        // After a purge the log reaches back less far; a start before this is a hole.
+        if let Some(floor) = table.earliest_available {
+            window.earliest = window.earliest.max(truncate_to_minute(floor));
+        }
         let id_field = self.schema.objects[oi].system.id;
         let mut out = Vec::new();
         for (slot, when) in &table.deletions {
@@ -88,7 +97,7 @@ impl OrgDb {
     }
 }
 
-/// The checked, second-truncated bounds of a getDeleted / getUpdated call.
+/// The checked, minute-truncated bounds of a getDeleted / getUpdated call.
 struct ReplicationWindow {
     start: DateTime<Utc>,
     latest: DateTime<Utc>,
@@ -101,15 +110,17 @@ fn replication_window(
     now: DateTime<Utc>,
     days: i64,
 ) -> Result<ReplicationWindow, ApiError> {
-    let start = truncate_seconds(start);
-    let end = truncate_seconds(end);
-    let now = truncate_seconds(now);
+    let start = truncate_to_minute(start);
+    let end = truncate_to_minute(end);
+    let now = truncate_to_minute(now);
     let earliest = now - Duration::days(days);
     if start >= end {
+        // Newer docs: start must precede end "by more than one minute"; with both cut to
+        // their minute, that is any start before end.
         return Err(ApiError::new(
             400,
             "INVALID_REPLICATION_DATE",
-            "startDate must chronologically precede endDate",
+            "startDate must chronologically precede endDate by more than one minute",
         ));
     }
     if start < earliest {
@@ -142,27 +153,39 @@ mod tests {
     #[test]
     fn replication_windows_are_checked() {
         let mut f = Fixture::new();
-        let id = f.create_ok("Opportunity", opp("a"), "2024-03-10T10:00:00.400Z");
+        let id = f.create_ok("Opportunity", opp("a"), "2024-03-10T10:00:30.400Z");
         let now = t("2024-03-10T12:00:00Z");
+        // The seconds of start and end are ignored: 10:00:45..10:01:10 is 10:00..10:01.
         let u =
             f.db.updated(
                 "Opportunity",
-                t("2024-03-10T10:00:00.900Z"),
-                t("2024-03-10T10:00:01Z"),
+                t("2024-03-10T10:00:45Z"),
+                t("2024-03-10T10:01:10Z"),
                 now,
             )
             .expect("updated");
         assert_eq!(u["ids"], json!([id]));
-        assert_eq!(u["latestDateCovered"], "2024-03-10T10:00:01.000+0000");
+        assert_eq!(u["latestDateCovered"], "2024-03-10T10:01:00.000+0000");
+        // Within one minute, start does not precede end.
         let e =
             f.db.updated(
                 "Opportunity",
-                t("2024-03-10T10:00:00Z"),
-                t("2024-03-10T10:00:00Z"),
+                t("2024-03-10T10:00:10Z"),
+                t("2024-03-10T10:00:50Z"),
                 now,
             )
-            .expect_err("empty");
+            .expect_err("same minute");
         assert_eq!(e.error_code, "INVALID_REPLICATION_DATE");
+        // latestDateCovered is the minute of `now` when end is later.
+        let u =
+            f.db.updated(
+                "Opportunity",
+                t("2024-03-10T10:00:00Z"),
+                t("2024-03-10T13:00:00Z"),
+                t("2024-03-10T12:34:56.789Z"),
+            )
+            .expect("updated");
+        assert_eq!(u["latestDateCovered"], "2024-03-10T12:34:00.000+0000");
         let e =
             f.db.updated("Opportunity", t("2024-01-01T00:00:00Z"), now, now)
                 .expect_err("too old");

@@ -28,6 +28,27 @@ pub(super) struct Table {
     pub(super) deletions: Vec<(u32, DateTime<Utc>)>,
     /// Records not deleted.
     pub(super) live: usize,
+    /// Deleted records purged from the recycle bin: gone from queryAll, no longer undeletable
+    /// (getDeleted still lists them).
+    pub(super) purged: BTreeSet<u32>,
+    /// Child slot -> id of the parent whose delete cascaded to it (undeleting the parent
+    /// restores it).
+    pub(super) deleted_with: HashMap<u32, String>,
+    /// Where getDeleted's window starts at the earliest after a recycle-bin purge (or the
+    /// control API): its `earliestDateAvailable` is never before this.
+    pub(super) earliest_available: Option<DateTime<Utc>>,
+}
+
+impl Table {
+    /// Whether a slot is visible to a query: live, or deleted (queryAll) and still in the
+    /// recycle bin.
+    pub(super) fn visible(&self, slot: u32, include_deleted: bool) -> bool {
+        match self.records.get(slot as usize) {
+            Some(rec) if rec.deleted => include_deleted && !self.purged.contains(&slot),
+            Some(_) => true,
+            None => false,
+        }
+    }
 }
 
 /// A handle on one record, for the SOQL evaluator.

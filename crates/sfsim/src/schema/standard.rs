@@ -76,6 +76,10 @@ impl Schema {
                 FieldDef::new("BillingPostalCode", "Billing Zip/Postal Code", T::String).length(20),
                 FieldDef::new("BillingCountry", "Billing Country", T::String).length(80),
                 FieldDef::new("LastActivityDate", "Last Activity", T::Date).read_only(),
+                // Set on the records a merge deleted: the id of the record they were merged into.
+                FieldDef::new("MasterRecordId", "Master Record ID", T::Reference)
+                    .reference("Account", "MasterRecord")
+                    .read_only(),
             ],
         );
         let stages: Vec<&str> = OPPORTUNITY_STAGES.iter().map(|(s, _)| *s).collect();

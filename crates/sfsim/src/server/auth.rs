@@ -86,7 +86,8 @@ fn log(state: &OrgState, kind: &str, path: &str, status: u16, user: Option<&str>
     });
 }
 
-/// `POST /services/Soap/u/{version}`: the Partner API `login` and `logout` calls.
+/// `POST /services/Soap/u/{version}`: the Partner API `login` and `logout` calls, and the
+/// `undelete` and `merge` data calls (`soap_data.rs`).
 pub async fn soap_login(
     State(state): State<Arc<OrgState>>,
     Path(version): Path<String>,
@@ -101,6 +102,20 @@ pub async fn soap_login(
         Ok((_, SoapRequest::Logout { session_id })) => {
             ("logout", soap_logout(&state, session_id.as_deref()))
         }
+        Ok((_, SoapRequest::Undelete { session_id, ids })) => (
+            "undelete",
+            super::soap_data::undelete(&state, session_id.as_deref(), &ids),
+        ),
+        Ok((
+            _,
+            SoapRequest::Merge {
+                session_id,
+                requests,
+            },
+        )) => (
+            "merge",
+            super::soap_data::merge(&state, session_id.as_deref(), &requests),
+        ),
         Err(e) => ("login", Err(e)),
     };
     let (status, user, response) = match reply {
@@ -109,6 +124,16 @@ pub async fn soap_login(
     };
     log(&state, kind, &path, status, user.as_deref());
     response
+}
+
+/// `POST /services/Soap/u/{version}/{orgId15}`: the login reply's `serverUrl`, where clients
+/// send their later calls; the same calls as [`soap_login`] (the org segment is not checked).
+pub async fn soap_server_url(
+    state: State<Arc<OrgState>>,
+    Path((version, _org)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    soap_login(state, Path(version), body).await
 }
 
 /// SOAP `logout`: ends the session of the SessionHeader; a missing or dead session is the

@@ -1,7 +1,8 @@
 //! The control API under `/__sim/` (no auth, JSON), for tests and benchmarks: reset, stats,
-//! the request log, faults, clock skew, custom fields, Outbound Messaging settings, users and
-//! bulk seeding. Each operation is a plain function on [`OrgState`] so that in-process tests
-//! can call it through [`super::SimOrg`] without HTTP.
+//! the request log, faults, clock skew, custom fields, Outbound Messaging settings, users,
+//! bulk seeding, and the recycle bin (purge, hard delete, the start of getDeleted's window).
+//! Each operation is a plain function on [`OrgState`] so that in-process tests can call it
+//! through [`super::SimOrg`] without HTTP.
 
 use std::sync::Arc;
 
@@ -270,6 +271,99 @@ pub fn seed_records(
         .collect())
 }
 
+fn string_list(v: Option<&Json>, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+    match v {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad_request(format!("{name} must be an array of ids")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(bad_request(format!("{name} must be an array of ids"))),
+    }
+}
+
+/// `POST /__sim/recycle_bin/purge`: empties the recycle bin of every object, or only of the
+/// records deleted more than `older_than_s` seconds ago, or only the listed `ids`. Purged
+/// records leave queryAll and can no longer be undeleted; getDeleted still lists them, and
+/// its `earliestDateAvailable` moves up to the purge point.
+pub fn purge_recycle_bin(state: &OrgState, body: &Map<String, Json>) -> Result<Json, ApiError> {
+    let older = match body.get("older_than_s") {
+        None | Some(Json::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| *n <= 100 * 366 * 24 * 3600)
+                .ok_or_else(|| bad_request("older_than_s must be a non-negative integer"))?,
+        ),
+    };
+    let ids = string_list(body.get("ids"), "ids")?;
+    let mut db = lock(&state.db);
+    let now = state.now();
+    let cutoff = older.map(|s| now - chrono::Duration::seconds(s as i64));
+    let out = db.purge_recycle_bin(cutoff, ids.as_deref(), now);
+    Ok(json!({"purged": out.purged.len(), "ids": out.purged}))
+}
+
+/// `POST /__sim/replication {"earliest_available": "...", "object": "Opportunity"}`: getDeleted's
+/// window starts no earlier than this (for one object, or all), as after a purge: a way to
+/// make a hole in the delete log.
+pub fn set_replication(state: &OrgState, body: &Map<String, Json>) -> Result<Json, ApiError> {
+    let raw = body
+        .get("earliest_available")
+        .and_then(Json::as_str)
+        .ok_or_else(|| bad_request("earliest_available (a dateTime) is required"))?;
+    let at = crate::value::parse_datetime(raw)
+        .ok_or_else(|| bad_request(format!("earliest_available is not a dateTime: {raw}")))?;
+    let object = body.get("object").and_then(Json::as_str);
+    if !lock(&state.db).set_earliest_available(object, at) {
+        return Err(bad_request(format!(
+            "unknown object {}",
+            object.unwrap_or("")
+        )));
+    }
+    Ok(json!({"ok": true}))
+}
+
+/// `POST /__sim/hard_delete {"ids": [...], "as_user": "..."}`: deletes the records (an
+/// Account with its opportunities) and purges them at once, as a hard delete or
+/// `emptyRecycleBin` does. Not counted as API calls. One result per id in the sObject
+/// Collections item shape.
+pub fn hard_delete(state: &OrgState, body: &Map<String, Json>) -> Result<Json, ApiError> {
+    let ids = string_list(body.get("ids"), "ids")?
+        .ok_or_else(|| bad_request("ids (an array of ids) is required"))?;
+    if ids.len() > MAX_SEED_RECORDS {
+        return Err(bad_request(format!(
+            "at most {MAX_SEED_RECORDS} ids per call"
+        )));
+    }
+    let as_user = body.get("as_user").and_then(Json::as_str);
+    let user = match as_user {
+        None => state.users.first(),
+        Some(u) => state.user_by_name(u).or_else(|| state.user_by_id(u)),
+    }
+    .ok_or_else(|| bad_request(format!("unknown user {}", as_user.unwrap_or(""))))?;
+    let mut db = lock(&state.db);
+    let ctx = DmlContext {
+        user_id: user.id.clone(),
+        now: state.now(),
+        reject_marker: None,
+        forced_errors: Vec::new(),
+    };
+    let results: Vec<Json> = db
+        .hard_delete(&ids, &ctx)
+        .into_iter()
+        .map(|r| match r {
+            Ok(ok) => json!({"id": ok.id, "success": true, "errors": []}),
+            Err((id, errors)) => json!({"id": id, "success": false, "errors": errors}),
+        })
+        .collect();
+    Ok(json!({"results": results}))
+}
+
 // ---- HTTP ------------------------------------------------------------------------------
 
 async fn body_object(body: Body) -> Result<Map<String, Json>, ApiError> {
@@ -398,6 +492,30 @@ async fn records_post(State(state): State<Arc<OrgState>>, body: Body) -> Respons
     reply(r)
 }
 
+async fn purge_post(State(state): State<Arc<OrgState>>, body: Body) -> Response {
+    let r = match body_object(body).await {
+        Ok(b) => purge_recycle_bin(&state, &b),
+        Err(e) => Err(e),
+    };
+    reply(r)
+}
+
+async fn replication_post(State(state): State<Arc<OrgState>>, body: Body) -> Response {
+    let r = match body_object(body).await {
+        Ok(b) => set_replication(&state, &b),
+        Err(e) => Err(e),
+    };
+    reply(r)
+}
+
+async fn hard_delete_post(State(state): State<Arc<OrgState>>, body: Body) -> Response {
+    let r = match body_object(body).await {
+        Ok(b) => hard_delete(&state, &b),
+        Err(e) => Err(e),
+    };
+    reply(r)
+}
+
 /// The `/__sim` routes.
 pub fn router() -> Router<Arc<OrgState>> {
     Router::new()
@@ -410,6 +528,9 @@ pub fn router() -> Router<Arc<OrgState>> {
         .route("/outbound", get(outbound_get).post(outbound_post))
         .route("/users", get(users_handler))
         .route("/records", post(records_post))
+        .route("/recycle_bin/purge", post(purge_post))
+        .route("/replication", post(replication_post))
+        .route("/hard_delete", post(hard_delete_post))
 }
 
 #[cfg(test)]

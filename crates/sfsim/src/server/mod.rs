@@ -11,6 +11,7 @@ mod identity;
 mod reply;
 mod rest;
 mod soap;
+mod soap_data;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -172,6 +173,10 @@ async fn not_found(uri: Uri) -> Response {
 fn router(state: Arc<OrgState>) -> Router {
     Router::new()
         .route("/services/Soap/u/{version}", post(auth::soap_login))
+        .route(
+            "/services/Soap/u/{version}/{org}",
+            post(auth::soap_server_url),
+        )
         .route("/services/oauth2/token", post(auth::oauth_token))
         .route(
             "/services/oauth2/revoke",

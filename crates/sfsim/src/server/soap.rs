@@ -1,6 +1,6 @@
-//! SOAP for the Partner API `login` and `logout` calls (reference §2): reading the request
-//! envelope and writing the reply and fault envelopes. Pure text in, text out; the HTTP handler is in
-//! `auth.rs`.
+//! SOAP for the Partner API calls sfsim serves (`login` and `logout`, reference §2;
+//! `undelete` and `merge`): reading the request envelope and writing the reply and fault
+//! envelopes. Pure text in, text out; the HTTP handlers are in `auth.rs` and `soap_data.rs`.
 //!
 //! Namespace prefixes vary between clients (`soapenv:`/`urn:` in the docs, `se:` and a default
 //! namespace in jsforce), so elements are matched by local name.
@@ -8,6 +8,8 @@
 use quick_xml::escape::{escape, unescape};
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
+
+use crate::error::ItemError;
 
 /// Largest SOAP request accepted (a login envelope is a few hundred bytes).
 pub const MAX_SOAP_BYTES: usize = 64 * 1024;
@@ -31,6 +33,16 @@ pub enum SoapError {
     Missing(&'static str),
 }
 
+/// One `MergeRequest` as sent: the master record's type, id and field values (`None` for
+/// `xsi:nil` or `fieldsToNull`), and the ids merged into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeRequestXml {
+    pub object: String,
+    pub master_id: String,
+    pub master_fields: Vec<(String, Option<String>)>,
+    pub loser_ids: Vec<String>,
+}
+
 /// A parsed Partner API request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SoapRequest {
@@ -39,6 +51,29 @@ pub enum SoapRequest {
     Logout {
         session_id: Option<String>,
     },
+    /// `undelete`: `<undelete><ids>…</ids>…</undelete>`.
+    Undelete {
+        session_id: Option<String>,
+        ids: Vec<String>,
+    },
+    /// `merge`: `<merge><request>` (jsforce: `<mergeRequests>`) elements.
+    Merge {
+        session_id: Option<String>,
+        requests: Vec<MergeRequestXml>,
+    },
+}
+
+#[cfg(test)]
+impl SoapRequest {
+    /// The operation's name.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            SoapRequest::Login(_) => "login",
+            SoapRequest::Logout { .. } => "logout",
+            SoapRequest::Undelete { .. } => "undelete",
+            SoapRequest::Merge { .. } => "merge",
+        }
+    }
 }
 
 /// Reads a `login` request: the first element in the SOAP Body must be `login`, holding
@@ -47,124 +82,185 @@ pub enum SoapRequest {
 pub fn parse_login(xml: &str) -> Result<LoginRequest, SoapError> {
     match parse_request(xml)? {
         SoapRequest::Login(r) => Ok(r),
-        SoapRequest::Logout { .. } => Err(SoapError::UnknownOperation("logout".into())),
+        other => Err(SoapError::UnknownOperation(other.operation().into())),
     }
 }
 
-/// Reads a `login` or `logout` request: the operation is the first element in the SOAP Body;
-/// `logout` takes its session from `Header/SessionHeader/sessionId`.
-pub fn parse_request(xml: &str) -> Result<SoapRequest, SoapError> {
+/// An element of the request: local name, `xsi:nil`, text and children.
+#[derive(Debug, Default)]
+struct Node {
+    name: String,
+    nil: bool,
+    text: String,
+    children: Vec<Node>,
+}
+
+impl Node {
+    fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    fn value(&self) -> String {
+        self.text.trim().to_string()
+    }
+}
+
+fn start_node(e: &quick_xml::events::BytesStart<'_>) -> Node {
+    let nil = e
+        .attributes()
+        .flatten()
+        .any(|a| a.key.local_name().as_ref() == "nil" && matches!(a.value.as_ref(), "true" | "1"));
+    Node {
+        name: e.local_name().as_ref().to_string(),
+        nil,
+        ..Node::default()
+    }
+}
+
+/// Reads the document into a tree of elements; the root must be a SOAP Envelope.
+fn parse_tree(xml: &str) -> Result<Node, SoapError> {
     let mut reader = Reader::from_str(xml);
-    let mut path: Vec<String> = Vec::new();
-    let mut operation: Option<String> = None;
-    let mut username: Option<String> = None;
-    let mut password: Option<String> = None;
-    let mut session_id: Option<String> = None;
-    // The element whose text is being collected, and the text so far.
-    let mut current: Option<(usize, String)> = None;
-    let mut saw_envelope = false;
+    let mut stack: Vec<Node> = Vec::new();
+    let mut root: Option<Node> = None;
     loop {
         let event = reader
             .read_event()
             .map_err(|e| SoapError::Malformed(e.to_string()))?;
         match event {
             Event::Start(e) => {
-                let name = e.local_name().as_ref().to_string();
-                if path.is_empty() {
-                    if name != "Envelope" {
-                        return Err(SoapError::Malformed(format!(
-                            "root element is {name}, expected a SOAP Envelope"
-                        )));
-                    }
-                    saw_envelope = true;
+                if root.is_some() {
+                    return Err(SoapError::Malformed("content after the Envelope".into()));
                 }
-                if path.len() == 2 && path[1] == "Body" && operation.is_none() {
-                    operation = Some(name.clone());
+                let node = start_node(&e);
+                if stack.is_empty() && node.name != "Envelope" {
+                    return Err(SoapError::Malformed(format!(
+                        "root element is {}, expected a SOAP Envelope",
+                        node.name
+                    )));
                 }
-                path.push(name);
-                if path.len() == 4 {
-                    let in_login = path[1] == "Body" && operation.as_deref() == Some("login");
-                    let in_session_header = path[1] == "Header" && path[2] == "SessionHeader";
-                    if in_login || in_session_header {
-                        current = Some((path.len(), String::new()));
-                    }
-                }
+                stack.push(node);
             }
             Event::Empty(e) => {
-                let name = e.local_name().as_ref().to_string();
-                if path.is_empty() {
-                    return Err(SoapError::Malformed("empty document element".into()));
-                }
-                if path.len() == 2 && path[1] == "Body" && operation.is_none() {
-                    operation = Some(name.clone());
-                }
-                if path.len() == 3 && operation.as_deref() == Some("login") {
-                    match name.as_str() {
-                        "username" => username = Some(String::new()),
-                        "password" => password = Some(String::new()),
-                        _ => {}
-                    }
+                let node = start_node(&e);
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(node),
+                    None => return Err(SoapError::Malformed("empty document element".into())),
                 }
             }
             Event::Text(t) => {
-                if let Some((depth, text)) = current.as_mut()
-                    && *depth == path.len()
-                {
-                    text.push_str(&t.xml10_content());
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.xml10_content());
                 }
             }
             Event::CData(t) => {
-                if let Some((depth, text)) = current.as_mut()
-                    && *depth == path.len()
-                {
-                    text.push_str(&t.into_inner());
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.into_inner());
                 }
             }
             Event::GeneralRef(r) => {
-                if let Some((depth, text)) = current.as_mut()
-                    && *depth == path.len()
-                {
+                if let Some(top) = stack.last_mut() {
                     let raw = format!("&{};", r.xml10_content());
                     let resolved =
                         unescape(&raw).map_err(|e| SoapError::Malformed(e.to_string()))?;
-                    text.push_str(&resolved);
+                    top.text.push_str(&resolved);
                 }
             }
             Event::End(_) => {
-                if let Some((depth, text)) = current.take() {
-                    if depth == path.len() {
-                        match (path[1].as_str(), path.last().map(String::as_str)) {
-                            ("Body", Some("username")) => username = Some(text),
-                            ("Body", Some("password")) => password = Some(text),
-                            ("Header", Some("sessionId")) => session_id = Some(text),
-                            _ => {}
-                        }
-                    } else {
-                        current = Some((depth, text));
-                    }
+                let Some(node) = stack.pop() else {
+                    return Err(SoapError::Malformed("unexpected end tag".into()));
+                };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(node),
+                    None => root = Some(node),
                 }
-                path.pop();
             }
             Event::Eof => break,
             _ => {}
         }
     }
-    if !saw_envelope {
-        return Err(SoapError::Malformed("no SOAP Envelope".into()));
-    }
-    if !path.is_empty() {
+    if !stack.is_empty() {
         return Err(SoapError::Malformed("unexpected end of document".into()));
     }
-    match operation.as_deref() {
-        Some("login") => Ok(SoapRequest::Login(LoginRequest {
-            username: username.ok_or(SoapError::Missing("username"))?,
-            password: password.ok_or(SoapError::Missing("password"))?,
+    root.ok_or_else(|| SoapError::Malformed("no SOAP Envelope".into()))
+}
+
+fn merge_request(r: &Node) -> Result<MergeRequestXml, SoapError> {
+    let master = r
+        .child("masterRecord")
+        .ok_or(SoapError::Missing("masterRecord"))?;
+    let mut object = String::new();
+    let mut master_id = String::new();
+    let mut master_fields = Vec::new();
+    for f in &master.children {
+        match f.name.as_str() {
+            "type" => object = f.value(),
+            "Id" => master_id = f.value(),
+            "fieldsToNull" => master_fields.push((f.value(), None)),
+            _ if f.nil => master_fields.push((f.name.clone(), None)),
+            _ => master_fields.push((f.name.clone(), Some(f.text.clone()))),
+        }
+    }
+    if master_id.is_empty() {
+        return Err(SoapError::Missing("masterRecord/Id"));
+    }
+    Ok(MergeRequestXml {
+        object,
+        master_id,
+        master_fields,
+        loser_ids: r.all("recordToMergeIds").map(Node::value).collect(),
+    })
+}
+
+/// Reads a Partner API request: the operation is the first element in the SOAP Body (the
+/// `SOAPAction` header is not needed); calls other than `login` take their session from
+/// `Header/SessionHeader/sessionId`.
+pub fn parse_request(xml: &str) -> Result<SoapRequest, SoapError> {
+    let root = parse_tree(xml)?;
+    let session_id = root
+        .child("Header")
+        .and_then(|h| h.child("SessionHeader"))
+        .and_then(|h| h.child("sessionId"))
+        .map(Node::value);
+    let op = root
+        .child("Body")
+        .and_then(|b| b.children.first())
+        .ok_or(SoapError::Missing("Body/login"))?;
+    match op.name.as_str() {
+        "login" => Ok(SoapRequest::Login(LoginRequest {
+            username: op
+                .child("username")
+                .map(|n| n.text.clone())
+                .ok_or(SoapError::Missing("username"))?,
+            password: op
+                .child("password")
+                .map(|n| n.text.clone())
+                .ok_or(SoapError::Missing("password"))?,
         })),
-        Some("logout") => Ok(SoapRequest::Logout {
-            session_id: session_id.map(|s| s.trim().to_string()),
+        "logout" => Ok(SoapRequest::Logout { session_id }),
+        "undelete" => Ok(SoapRequest::Undelete {
+            session_id,
+            ids: op.all("ids").map(Node::value).collect(),
         }),
-        Some(other) => Err(SoapError::UnknownOperation(other.to_string())),
-        None => Err(SoapError::Missing("Body/login")),
+        "merge" => {
+            let requests = op
+                .children
+                .iter()
+                .filter(|c| c.name == "request" || c.name == "mergeRequests")
+                .map(merge_request)
+                .collect::<Result<Vec<_>, _>>()?;
+            if requests.is_empty() {
+                return Err(SoapError::Missing("merge/request"));
+            }
+            Ok(SoapRequest::Merge {
+                session_id,
+                requests,
+            })
+        }
+        other => Err(SoapError::UnknownOperation(other.to_string())),
     }
 }
 
@@ -252,6 +348,120 @@ pub fn logout_response() -> String {
         "<soapenv:Body><logoutResponse/></soapenv:Body></soapenv:Envelope>"
     )
     .to_string()
+}
+
+/// The envelope of a data call's reply: `<{op}Response>` in the partner namespace.
+fn data_response(op: &str, results: &str) -> String {
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#,
+            "<soapenv:Body><{op}Response>{results}</{op}Response></soapenv:Body></soapenv:Envelope>"
+        ),
+        op = op,
+        results = results
+    )
+}
+
+/// Partner `Error` elements: `fields`, `message`, `statusCode`.
+fn errors_xml(errors: &[ItemError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            let fields: String = e
+                .fields
+                .iter()
+                .map(|f| format!("<fields>{}</fields>", escape(f.as_str())))
+                .collect();
+            format!(
+                "<errors>{fields}<message>{}</message><statusCode>{}</statusCode></errors>",
+                escape(e.message.as_str()),
+                escape(e.status_code.as_str())
+            )
+        })
+        .collect()
+}
+
+fn id_xml(id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("<id>{}</id>", escape(id)),
+        None => r#"<id xsi:nil="true"/>"#.to_string(),
+    }
+}
+
+/// One `UndeleteResult`: the id (when known), success, and the errors of a failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UndeleteItem {
+    pub id: Option<String>,
+    pub errors: Vec<ItemError>,
+}
+
+/// The `undeleteResponse` envelope: one `result` (UndeleteResult) per id, in order.
+pub fn undelete_response(items: &[UndeleteItem]) -> String {
+    let results: String = items
+        .iter()
+        .map(|r| {
+            format!(
+                "<result>{}{}<success>{}</success></result>",
+                errors_xml(&r.errors),
+                id_xml(r.id.as_deref()),
+                r.errors.is_empty()
+            )
+        })
+        .collect();
+    data_response("undelete", &results)
+}
+
+/// One `MergeResult`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeItem {
+    pub id: Option<String>,
+    pub merged_ids: Vec<String>,
+    pub updated_related_ids: Vec<String>,
+    pub errors: Vec<ItemError>,
+}
+
+/// The `mergeResponse` envelope: one `result` (MergeResult) per MergeRequest.
+pub fn merge_response(items: &[MergeItem]) -> String {
+    let list = |tag: &str, ids: &[String]| -> String {
+        ids.iter()
+            .map(|i| format!("<{tag}>{}</{tag}>", escape(i.as_str())))
+            .collect()
+    };
+    let results: String = items
+        .iter()
+        .map(|r| {
+            format!(
+                "<result>{}{}{}<success>{}</success>{}</result>",
+                errors_xml(&r.errors),
+                id_xml(r.id.as_deref()),
+                list("mergedRecordIds", &r.merged_ids),
+                r.errors.is_empty(),
+                list("updatedRelatedIds", &r.updated_related_ids)
+            )
+        })
+        .collect();
+    data_response("merge", &results)
+}
+
+/// A call-level fault with Salesforce's exception code (`sf:REQUEST_LIMIT_EXCEEDED`, ...),
+/// sent with HTTP 500.
+pub fn api_fault(exception_code: &str, message: &str) -> String {
+    let code = escape(exception_code);
+    let m = escape(message);
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#,
+            "<soapenv:Body><soapenv:Fault><faultcode>sf:{code}</faultcode>",
+            "<faultstring>{code}: {m}</faultstring>",
+            r#"<detail><sf:UnexpectedErrorFault xsi:type="sf:UnexpectedErrorFault"><sf:exceptionCode>{code}</sf:exceptionCode>"#,
+            "<sf:exceptionMessage>{m}</sf:exceptionMessage></sf:UnexpectedErrorFault></detail>",
+            "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+        ),
+        code = code,
+        m = m
+    )
 }
 
 /// The INVALID_SESSION_ID fault of a call whose SessionHeader names no live session (sent
@@ -349,6 +559,74 @@ mod tests {
         );
         assert!(logout_response().contains("<logoutResponse/>"));
         assert!(invalid_session_fault().contains("<faultcode>sf:INVALID_SESSION_ID</faultcode>"));
+    }
+
+    #[test]
+    fn parses_undelete_and_merge_as_jsforce_and_the_docs_send_them() {
+        // jsforce 3.10.16 conn.soap.undelete(ids)
+        let xml = r#"<?xml version="1.0" encoding="utf-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Header xmlns="urn:partner.soap.sforce.com"><SessionHeader><sessionId>00D!tok</sessionId></SessionHeader></soapenv:Header><soapenv:Body xmlns="urn:partner.soap.sforce.com"><undelete xmlns="urn:partner.soap.sforce.com" xmlns:ns1="sobject.partner.soap.sforce.com"><ns1:ids>001A</ns1:ids><ns1:ids> 001B </ns1:ids></undelete></soapenv:Body></soapenv:Envelope>"#;
+        assert_eq!(
+            parse_request(xml),
+            Ok(SoapRequest::Undelete {
+                session_id: Some("00D!tok".into()),
+                ids: vec!["001A".into(), "001B".into()]
+            })
+        );
+        let merge = r#"<e:Envelope xmlns:e="x" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><e:Header><SessionHeader><sessionId>s</sessionId></SessionHeader></e:Header><e:Body><merge><request><masterRecord><type>Account</type><Id>001M</Id><Phone>555</Phone><Fax xsi:nil="true"/><fieldsToNull>Website</fieldsToNull></masterRecord><recordToMergeIds>001L</recordToMergeIds></request><mergeRequests><masterRecord><type>Account</type><Id>001N</Id></masterRecord><recordToMergeIds>001P</recordToMergeIds><recordToMergeIds>001Q</recordToMergeIds></mergeRequests></merge></e:Body></e:Envelope>"#;
+        let Ok(SoapRequest::Merge {
+            session_id,
+            requests,
+        }) = parse_request(merge)
+        else {
+            panic!("merge not parsed");
+        };
+        assert_eq!(session_id.as_deref(), Some("s"));
+        assert_eq!(
+            requests[0],
+            MergeRequestXml {
+                object: "Account".into(),
+                master_id: "001M".into(),
+                master_fields: vec![
+                    ("Phone".into(), Some("555".into())),
+                    ("Fax".into(), None),
+                    ("Website".into(), None)
+                ],
+                loser_ids: vec!["001L".into()],
+            }
+        );
+        assert_eq!(requests[1].loser_ids, vec!["001P", "001Q"]);
+        let no_master =
+            r#"<e:Envelope xmlns:e="x"><e:Body><merge><request/></merge></e:Body></e:Envelope>"#;
+        assert_eq!(
+            parse_request(no_master),
+            Err(SoapError::Missing("masterRecord"))
+        );
+    }
+
+    #[test]
+    fn writes_undelete_and_merge_results() {
+        let xml = undelete_response(&[
+            UndeleteItem {
+                id: Some("001A".into()),
+                errors: vec![],
+            },
+            UndeleteItem {
+                id: None,
+                errors: vec![ItemError::new("MALFORMED_ID", "bad <id>", vec![])],
+            },
+        ]);
+        assert!(xml.contains("<undeleteResponse><result><id>001A</id><success>true</success></result><result><errors><message>bad &lt;id&gt;</message><statusCode>MALFORMED_ID</statusCode></errors><id xsi:nil=\"true\"/><success>false</success></result></undeleteResponse>"), "{xml}");
+        let xml = merge_response(&[MergeItem {
+            id: Some("001M".into()),
+            merged_ids: vec!["001L".into()],
+            updated_related_ids: vec!["006O".into()],
+            errors: vec![],
+        }]);
+        assert!(xml.contains("<result><id>001M</id><mergedRecordIds>001L</mergedRecordIds><success>true</success><updatedRelatedIds>006O</updatedRelatedIds></result>"), "{xml}");
+        assert!(
+            api_fault("REQUEST_LIMIT_EXCEEDED", "x")
+                .contains("<faultcode>sf:REQUEST_LIMIT_EXCEEDED</faultcode>")
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod auth;
 mod bulk;
 mod connection;
 mod control;
+mod deletes;
 mod describe;
 mod dml;
 mod helpers;

@@ -257,7 +257,7 @@ async fn handle(state: Arc<OrgState>, version: String, rest: String, request: Re
 }
 
 /// Counts one call against the daily allowance, or refuses it when the allowance is spent.
-fn charge_api_call(state: &OrgState) -> Result<(), ApiError> {
+pub(super) fn charge_api_call(state: &OrgState) -> Result<(), ApiError> {
     let limit = lock(&state.faults).api_daily_limit;
     let mut usage = lock(&state.api_usage);
     if *usage >= limit {

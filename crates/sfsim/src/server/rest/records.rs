@@ -175,6 +175,17 @@ pub(super) async fn create_one(
     }
 }
 
+/// A PATCH or DELETE of a deleted record: 404 ENTITY_IS_DELETED (as Salesforce answers a
+/// second delete), where an id that never existed is 404 NOT_FOUND.
+fn refuse_deleted(db: &OrgDb, object: &str, id: &str) -> Result<(), ApiError> {
+    if db.is_deleted_record(object, id) {
+        let mut e = ApiError::new(404, "ENTITY_IS_DELETED", "entity is deleted");
+        e.fields = Some(Vec::new());
+        return Err(e);
+    }
+    Ok(())
+}
+
 pub(super) async fn update_one(
     call: &Call<'_>,
     object: &str,
@@ -188,6 +199,7 @@ pub(super) async fn update_one(
     let ctx = dml_context(call, 0);
     let mut db = lock(&call.state.db);
     let object = ensure_object(&db, object)?;
+    refuse_deleted(&db, &object, id)?;
     db.retrieve(&object, id, Some(&[]), call.version)?;
     let op = DmlOp::Update {
         object: Some(object),
@@ -205,6 +217,7 @@ pub(super) fn delete_one(call: &Call<'_>, object: &str, id: &str) -> Result<Resp
     let ctx = dml_context(call, 0);
     let mut db = lock(&call.state.db);
     let object = ensure_object(&db, object)?;
+    refuse_deleted(&db, &object, id)?;
     db.retrieve(&object, id, Some(&[]), call.version)?;
     let op = DmlOp::Delete { id: id.to_string() };
     match apply(call.state, &mut db, vec![op], false, ctx).pop() {
