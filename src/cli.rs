@@ -35,12 +35,12 @@ const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "orgsync", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Configuration environment: loads <config-dir>/<ENV>.toml over default.toml (the
+    /// Configuration environment: loads <config-dir>/<ENV>.toml over the built-in defaults (the
     /// template's mule.env).
     #[arg(long, env = "ORGSYNC_ENV", default_value = "dev", global = true)]
     pub env: String,
 
-    /// Folder holding default.toml and the environment files.
+    /// Folder holding the environment files (<ENV>.toml; a default.toml there is optional).
     #[arg(
         long,
         env = "ORGSYNC_CONFIG_DIR",
