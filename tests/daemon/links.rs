@@ -180,6 +180,14 @@ async fn links_link_as_the_ambiguous_match_message_says_resolves_it() {
         );
         // A record already linked cannot be linked again.
         let other_b = in_b.iter().find(|(id, _)| *id != b_id).expect("the other");
+        // Both records must exist: B's record is no record of A.
+        let out = world.run(&["links", "link", &other_b.0, &other_b.0]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains(&format!("no Opportunity {} in org A", other_b.0)),
+            "{}",
+            text(&out.stderr)
+        );
         let out = world.run(&["links", "link", &a_id, &other_b.0]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
@@ -219,6 +227,30 @@ async fn unlink_forget_then_a_cycle_rematches_and_plain_unlink_never_does() {
         world.sync_until_quiet(3);
         let shown = json_of(&world, &["links", "show", &a_id, "--json"]);
         assert_eq!(shown["b_id"], json!(b_id), "matched by Name");
+        // From the store alone: no org secrets needed (beside a running daemon, like `failures`).
+        let out = world
+            .command(&["links", "list"])
+            .env_remove("ORGSYNC__ORGS__A__PASSWORD")
+            .env_remove("ORGSYNC__ORGS__A__SECURITY_TOKEN")
+            .env_remove("ORGSYNC__ORGS__B__PASSWORD")
+            .env_remove("ORGSYNC__ORGS__B__SECURITY_TOKEN")
+            .output()
+            .expect("orgsync runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let table = text(&out.stdout);
+        assert!(
+            table.contains(&a_id) && table.contains(&b_id) && table.contains(" live "),
+            "{table}"
+        );
+        let shown_text = ok(&world, &["links", "show", &a_id]);
+        assert!(
+            shown_text.contains("state         live (synced)"),
+            "{shown_text}"
+        );
+        assert!(
+            shown_text.contains("\"Name\": \"Solo Deal\""),
+            "{shown_text}"
+        );
 
         // --forget (by the B id, 15 characters): no link; the next cycle matches them again.
         let said = ok(&world, &["links", "unlink", &b_id[..15], "--forget"]);
