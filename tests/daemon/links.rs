@@ -1,5 +1,6 @@
-//! `orgsync links ...` through the binary: the operator follows the `AMBIGUOUS_MATCH`
-//! failure's message word for word and the next cycle links and merges the pair; `unlink
+//! `orgsync links ...` through the binary: the operator follows the `AMBIGUOUS_MATCH` (and
+//! `LINKED_TARGET_MISSING`) failure's message word for word and the next cycle links and
+//! merges the pair (or creates the record anew); `unlink
 //! --forget` lets the next cycle match a pair again; a plain `unlink` keeps the two records
 //! from ever being matched with each other again.
 
@@ -64,8 +65,8 @@ fn named(org: &sfsim::SimOrg, name: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// `org`'s human user edits record `id` (a REST update through orgsync's client).
-fn human_edit(org: &sfsim::SimOrg, id: &str, fields: Value) {
+/// A client of `org` logged in as its human user.
+fn human(org: &sfsim::SimOrg) -> orgsync::salesforce::Client {
     let settings = orgsync::config::OrgSettings {
         name: org.name.to_ascii_lowercase(),
         login_url: org.base_url.trim_end_matches('/').to_string(),
@@ -80,17 +81,26 @@ fn human_edit(org: &sfsim::SimOrg, id: &str, fields: Value) {
         api_budget_percent: 100,
         outbound_secret: None,
     };
+    orgsync::salesforce::Client::with_options(&settings, orgsync::salesforce::ClientOptions::fast())
+        .expect("client")
+}
+
+/// `org`'s human user edits record `id` (a REST update through orgsync's client).
+fn human_edit(org: &sfsim::SimOrg, id: &str, fields: Value) {
     let Value::Object(fields) = fields else {
         panic!("fields are an object")
     };
-    let client = orgsync::salesforce::Client::with_options(
-        &settings,
-        orgsync::salesforce::ClientOptions::fast(),
-    )
-    .expect("client");
     let results = tokio::runtime::Handle::current()
-        .block_on(client.update("Opportunity", &[(id.to_string(), fields)]))
+        .block_on(human(org).update("Opportunity", &[(id.to_string(), fields)]))
         .expect("the human's update");
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+}
+
+/// `org`'s human user deletes record `id`.
+fn human_delete(org: &sfsim::SimOrg, id: &str) {
+    let results = tokio::runtime::Handle::current()
+        .block_on(human(org).delete(&[id.to_string()]))
+        .expect("the human's delete");
     assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
 }
 
@@ -294,5 +304,55 @@ async fn unlink_forget_then_a_cycle_rematches_and_plain_unlink_never_does() {
                 .any(|l| l["state"] == json!("live") && l["b_id"] != json!(b_id)),
             "{shown:?}"
         );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_target_missing_is_repaired_by_the_command_its_message_names() {
+    let world = World::new().await;
+    let human_a = world.a.human_username.clone();
+    let a_id = seeded_id(
+        &world
+            .a
+            .seed_records(
+                "Opportunity",
+                Some(&human_a),
+                vec![opportunity("Lost Twin", 8_000)],
+            )
+            .expect("seed A"),
+    );
+    tokio::task::block_in_place(|| {
+        world.sync_until_quiet(3);
+        let gone = named(&world.b, "Lost Twin");
+        assert_eq!(gone.len(), 1, "created in B");
+        // Someone deletes B's copy, then A's record is edited: the update has no target.
+        human_delete(&world.b, &gone[0].0);
+        human_edit(&world.a, &a_id, json!({"Amount": 8_100}));
+        sync_once(&world);
+        let failures = json_of(&world, &["failures", "list", "--json"]);
+        let failures = failures.as_array().expect("a list");
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0]["error_code"], json!("LINKED_TARGET_MISSING"));
+        let message = failures[0]["message"].as_str().expect("message");
+
+        // Exactly what the message says first: forget the link; the next cycle creates the
+        // record anew in B and the failure is gone.
+        let command = first_command(message);
+        assert_eq!(
+            command,
+            ["orgsync", "links", "unlink", a_id.as_str(), "--forget"],
+            "{message}"
+        );
+        let args: Vec<&str> = command[1..].iter().map(String::as_str).collect();
+        ok(&world, &args);
+        world.sync_until_quiet(3);
+        let again = named(&world.b, "Lost Twin");
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_ne!(again[0].0, gone[0].0, "a new record");
+        assert_eq!(again[0].1.as_f64(), Some(8_100.0));
+        let status = world.status();
+        assert_eq!(status["links"]["total"], json!(1), "{status}");
+        assert_eq!(status["failures"]["dead"], json!(0), "{status}");
+        assert_eq!(status["failures"]["pending"], json!(0), "{status}");
     });
 }
