@@ -356,3 +356,71 @@ async fn linked_target_missing_is_repaired_by_the_command_its_message_names() {
         assert_eq!(status["failures"]["pending"], json!(0), "{status}");
     });
 }
+
+/// Waits until `done` holds (at most 30 s), checking every 100 ms.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "timed out: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_commands_work_beside_a_running_daemon_which_rematches_a_forgotten_pair() {
+    let world = World::new().await;
+    let human_a = world.a.human_username.clone();
+    let human_b = world.b.human_username.clone();
+    let a_id = seeded_id(
+        &world
+            .a
+            .seed_records(
+                "Opportunity",
+                Some(&human_a),
+                vec![opportunity("Busy Deal", 9_000)],
+            )
+            .expect("seed A"),
+    );
+    world
+        .b
+        .seed_records(
+            "Opportunity",
+            Some(&human_b),
+            vec![opportunity("Busy Deal", 9_000)],
+        )
+        .expect("seed B");
+    let log = world.dir.path().join("daemon.log");
+    let mut daemon = world.spawn_daemon(&log);
+    tokio::task::block_in_place(|| {
+        // Once the daemon has opened (and migrated) the state database.
+        wait_until("the daemon's first pass", || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("direction pass finished"))
+        });
+        let live = |world: &World| {
+            json_of(world, &["links", "list", "--state", "live", "--json"])
+                .as_array()
+                .map_or(0, Vec::len)
+        };
+        wait_until("the daemon links the pair", || live(&world) == 1);
+        let first = json_of(&world, &["links", "show", &a_id, "--json"]);
+        // The daemon holds the state lock; `links` does not need it.
+        let said = ok(&world, &["links", "unlink", &a_id, "--forget"]);
+        assert!(said.contains("forgotten"), "{said}");
+        // The daemon's next cycle reads both records again and links them again.
+        wait_until("the daemon rematches the pair", || {
+            let links = json_of(&world, &["links", "list", "--json"]);
+            links.as_array().is_some_and(|l| {
+                l.len() == 1 && l[0]["state"] == json!("live") && l[0]["id"] != first["id"]
+            })
+        });
+        let again = json_of(&world, &["links", "show", &a_id, "--json"]);
+        assert_eq!(again["b_id"], first["b_id"], "the same pair");
+        assert_eq!(named(&world.b, "Busy Deal").len(), 1, "nothing created");
+        super::send_sigterm(&daemon);
+        let status = super::wait_with_limit(&mut daemon, std::time::Duration::from_secs(30));
+        assert!(status.success(), "{status}");
+    });
+}
