@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::daemon::{self, Daemon};
+use crate::links_cmd::LinksCommand;
 use crate::store::{Failure, FailureState, Store};
 use crate::{status, telemetry};
 
@@ -72,6 +73,9 @@ pub enum Command {
     /// The failed-record queue: list, show, retry, discard.
     #[command(subcommand)]
     Failures(FailuresCommand),
+    /// The links between records of A and B: list, show, link by hand, unlink.
+    #[command(subcommand)]
+    Links(LinksCommand),
 
     // ---- commands that need no configuration (import-properties, demo) ----
     /// Convert the MuleSoft template's mule.<env>.properties / common.properties into
@@ -209,6 +213,12 @@ pub async fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<O
         Command::Run => run_command(settings).await,
         Command::Sync(_) => sync_once_command(settings).await,
         Command::Failures(cmd) => failures_command(settings, cmd).await,
+        Command::Links(cmd) => {
+            let mut out = std::io::stdout();
+            crate::links_cmd::run(settings, cmd, &mut out).await?;
+            out.flush()?;
+            Ok(Outcome::Ok)
+        }
         Command::ImportProperties(_) | Command::Demo(_) => Err(anyhow::anyhow!(
             "import-properties and demo run before the configuration is loaded, not through dispatch"
         )),
@@ -476,9 +486,14 @@ pub fn main() -> ExitCode {
         Ok(code) => return code,
         Err(command) => command,
     };
-    // `status` and `failures` only read (and repair) the state database: they never call an
-    // org, so they run without the org secrets.
-    let load = if matches!(command, Command::Status(_) | Command::Failures(_)) {
+    // `status`, `failures` and `links` (but `links link`) only read (and repair) the state
+    // database: they never call an org, so they run without the org secrets.
+    let store_only = match &command {
+        Command::Status(_) | Command::Failures(_) => true,
+        Command::Links(cmd) => !matches!(cmd, LinksCommand::Link { .. }),
+        _ => false,
+    };
+    let load = if store_only {
         Settings::load_without_secrets
     } else {
         Settings::load

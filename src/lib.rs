@@ -4,7 +4,7 @@
 //! Layers, each importing only the ones below it (never one above, never a sibling's
 //! internals):
 //! 1. the shell: `cli` (commands), `daemon`, `server` (HTTP), `worker`, plus the commands'
-//!    own modules `check`, `status`, `demo`, `import_properties`, and `metrics` and
+//!    own modules `check`, `status`, `links_cmd`, `demo`, `import_properties`, and `metrics` and
 //!    `telemetry` that the shell sets up;
 //! 2. `sync`: the engine (direction passes, plans, the failure queue's use), over ports that
 //!    it defines and adapts `store` and `salesforce` to;
@@ -24,6 +24,7 @@ pub mod demo;
 pub mod domain;
 pub mod events;
 pub mod import_properties;
+pub mod links_cmd;
 pub mod metrics;
 pub mod salesforce;
 pub mod server;

@@ -91,8 +91,12 @@ pub struct CycleStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LinkCounts {
+    /// Live links (the pairs being synced).
     pub total: u64,
+    /// Live links per object.
     pub by_object: BTreeMap<String, u64>,
+    /// Links per state (`live`, `unlinked`, `tombstone`), every state present.
+    pub by_state: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,6 +209,7 @@ pub fn build_report(
         links: LinkCounts {
             total: counts.links.values().sum(),
             by_object: counts.links.clone(),
+            by_state: counts.links_by_state.clone(),
         },
         failures: FailureCounts {
             pending: counts.failures_pending,
@@ -376,9 +381,17 @@ pub fn render_text(report: &StatusReport) -> String {
         .map(|(object, n)| format!("{object} {n}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // Live links first (the pairs synced), then the others only when there are some.
+    let not_live = report
+        .links
+        .by_state
+        .iter()
+        .filter(|(state, n)| state.as_str() != "live" && **n > 0)
+        .map(|(state, n)| format!(", {n} {state}"))
+        .collect::<String>();
     let _ = writeln!(
         out,
-        "Links     {}{}",
+        "Links     {} live{}{not_live}",
         report.links.total,
         if by_object.is_empty() {
             String::new()
@@ -521,6 +534,11 @@ mod tests {
         let mut counts = StoreCounts::default();
         counts.links.insert("Opportunity".into(), 3);
         counts.links.insert("Account".into(), 1);
+        counts.links_by_state = BTreeMap::from([
+            ("live".to_string(), 4),
+            ("tombstone".to_string(), 0),
+            ("unlinked".to_string(), 2),
+        ]);
         counts.inbox_pending.insert("b".into(), 4);
         let report = build_report(
             &settings(),
@@ -555,9 +573,10 @@ mod tests {
         assert!(text.contains("cycle 4 running"), "{text}");
         assert!(text.contains("b_to_a  none yet"), "{text}");
         assert!(
-            text.contains("Links     4 (Account 1, Opportunity 3)"),
+            text.contains("Links     4 live (Account 1, Opportunity 3), 2 unlinked\n"),
             "{text}"
         );
+        assert_eq!(report.links.by_state["unlinked"], 2);
         assert!(
             text.contains(
                 "Inbox     4 unprocessed notifications (b: 4, the oldest received 90 s ago)"

@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{FailureClass, Store, StoreError};
+use super::{FailureClass, LinkState, Store, StoreError};
 
 /// Sizes of the store's tables.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StoreCounts {
-    /// Links per object (e.g. `Opportunity`, `Account`).
+    /// Live links per object (e.g. `Opportunity`, `Account`).
     pub links: BTreeMap<String, u64>,
+    /// Links per state (`live`, `unlinked`, `tombstone`), every state present.
+    pub links_by_state: BTreeMap<String, u64>,
     pub failures_pending: u64,
     /// Needs-edit failures waiting for their source record to change.
     pub failures_waiting: u64,
@@ -26,16 +28,32 @@ fn to_u64(value: i64) -> u64 {
 }
 
 impl Store {
-    /// Counts links, failures and the inbox.
+    /// Counts links (live per object, and per state), failures and the inbox.
     pub async fn counts(&self) -> Result<StoreCounts, StoreError> {
         let mut counts = StoreCounts::default();
-        for row in sqlx::query("SELECT object, count(*) AS n FROM links GROUP BY object")
-            .fetch_all(&self.pool)
-            .await?
+        for row in sqlx::query(
+            "SELECT object, count(*) AS n FROM links WHERE state = 'live' GROUP BY object",
+        )
+        .fetch_all(&self.pool)
+        .await?
         {
             counts
                 .links
                 .insert(row.try_get("object")?, to_u64(row.try_get("n")?));
+        }
+        for state in LinkState::ALL {
+            counts.links_by_state.insert(state.as_str().to_string(), 0);
+        }
+        for row in sqlx::query("SELECT state, count(*) AS n FROM links GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let state: String = row.try_get("state")?;
+            let state = LinkState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("link state {state:?}")))?;
+            counts
+                .links_by_state
+                .insert(state.as_str().to_string(), to_u64(row.try_get("n")?));
         }
         for class in FailureClass::ALL {
             counts

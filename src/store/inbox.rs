@@ -48,7 +48,7 @@ fn from_row(row: &SqliteRow) -> Result<InboxItem, StoreError> {
     })
 }
 
-async fn insert(
+pub(super) async fn insert(
     conn: &mut SqliteConnection,
     notifications: &[NewNotification],
     now: DateTime<Utc>,

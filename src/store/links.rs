@@ -1,8 +1,11 @@
 //! Links: a record in A and its counterpart in B, with each side's last seen SystemModstamp
 //! and a snapshot of the mapped values last synced (what lets the engine tell our own writes
-//! from people's edits). Unique on both sides, so a record is never linked twice; a write that
-//! would break that fails with [`StoreError::LinkConflict`]. Lookups take a whole page of ids
-//! and cost one query (the ids travel as one JSON array bind, read with `json_each`).
+//! from people's edits). Each link has a [`LinkState`]: `live` links are synced and unique on
+//! both sides, so a record is never linked twice (a write that would break that fails with
+//! [`StoreError::LinkConflict`]); `unlinked` and `tombstone` rows are kept so that the engine
+//! never matches their two records with each other again, and do not count for uniqueness.
+//! Lookups take a whole page of ids and cost one query (the ids travel as one JSON array bind,
+//! read with `json_each`). The operator's commands on links are in `link_admin`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -10,11 +13,43 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::time::{format_timestamp, parse_opt, parse_timestamp};
-use super::{PageTx, Store, StoreError};
+use super::{Org, PageTx, Store, StoreError};
+
+/// What a link is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    /// The two records are synced with each other.
+    Live,
+    /// An operator unlinked them (`orgsync links unlink`): neither is synced to the other, and
+    /// the engine never matches them with each other again (each may be linked elsewhere).
+    Unlinked,
+    /// One of them was deleted: kept, with when and by which side, so that the pair is never
+    /// matched again.
+    Tombstone,
+}
+
+impl LinkState {
+    pub const ALL: [LinkState; 3] = [LinkState::Live, LinkState::Unlinked, LinkState::Tombstone];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Live => "live",
+            LinkState::Unlinked => "unlinked",
+            LinkState::Tombstone => "tombstone",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<LinkState> {
+        LinkState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
 
 /// A stored link.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Link {
+    /// The link's id, for `orgsync links show/unlink`.
+    pub id: i64,
     pub object: String,
     pub a_id: String,
     pub b_id: String,
@@ -22,9 +57,33 @@ pub struct Link {
     pub b_modstamp: Option<DateTime<Utc>>,
     /// Mapped field values (named as in A) as last synced.
     pub snapshot: Map<String, Value>,
+    pub state: LinkState,
+    /// For a tombstone: when the delete was seen, and in which org.
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub deleted_by: Option<Org>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+impl Link {
+    /// Whether the two records are synced with each other.
+    pub fn is_live(&self) -> bool {
+        self.state == LinkState::Live
+    }
+}
+
+/// `SELECT <the columns [`from_row`] reads> FROM links <rest>`, as one static string (sqlx
+/// takes no SQL built at run time).
+macro_rules! select_links {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, object, a_id, b_id, a_modstamp, b_modstamp, snapshot, state, deleted_at, \
+             deleted_by, created_at, updated_at FROM links ",
+            $rest
+        )
+    };
+}
+pub(super) use select_links;
 
 /// What to write for a link. A modstamp left `None` keeps the stored one.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +96,7 @@ pub struct LinkWrite {
     pub snapshot: Map<String, Value>,
 }
 
-fn from_row(row: &SqliteRow) -> Result<Link, StoreError> {
+pub(super) fn from_row(row: &SqliteRow) -> Result<Link, StoreError> {
     let snapshot_text: String = row.try_get("snapshot")?;
     let snapshot = match serde_json::from_str::<Value>(&snapshot_text) {
         Ok(Value::Object(map)) => map,
@@ -47,13 +106,27 @@ fn from_row(row: &SqliteRow) -> Result<Link, StoreError> {
             )));
         }
     };
+    let state: String = row.try_get("state")?;
+    let state = LinkState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("link state {state:?}")))?;
+    let deleted_by = match row.try_get::<Option<String>, _>("deleted_by")? {
+        None => None,
+        Some(org) => Some(
+            org.parse::<Org>()
+                .map_err(|_| StoreError::Corrupt(format!("link deleted_by {org:?}")))?,
+        ),
+    };
     Ok(Link {
+        id: row.try_get("id")?,
         object: row.try_get("object")?,
         a_id: row.try_get("a_id")?,
         b_id: row.try_get("b_id")?,
         a_modstamp: parse_opt(row.try_get("a_modstamp")?)?,
         b_modstamp: parse_opt(row.try_get("b_modstamp")?)?,
         snapshot,
+        state,
+        deleted_at: parse_opt(row.try_get("deleted_at")?)?,
+        deleted_by,
         created_at: parse_timestamp(&row.try_get::<String, _>("created_at")?)?,
         updated_at: parse_timestamp(&row.try_get::<String, _>("updated_at")?)?,
     })
@@ -75,7 +148,7 @@ async fn upsert(
     let result = sqlx::query(
         "INSERT INTO links (object, a_id, b_id, a_modstamp, b_modstamp, snapshot, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (object, a_id) DO UPDATE SET
+         ON CONFLICT (object, a_id) WHERE state = 'live' DO UPDATE SET
              a_modstamp = coalesce(excluded.a_modstamp, links.a_modstamp),
              b_modstamp = coalesce(excluded.b_modstamp, links.b_modstamp),
              snapshot = excluded.snapshot,
@@ -94,12 +167,13 @@ async fn upsert(
     .await;
     match result {
         Ok(done) if done.rows_affected() == 0 => {
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT b_id FROM links WHERE object = ? AND a_id = ?")
-                    .bind(&link.object)
-                    .bind(&link.a_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT b_id FROM links WHERE object = ? AND a_id = ? AND state = 'live'",
+            )
+            .bind(&link.object)
+            .bind(&link.a_id)
+            .fetch_optional(&mut *conn)
+            .await?;
             Err(conflict(format!(
                 "A {} is already linked to B {}",
                 link.a_id,
@@ -108,17 +182,22 @@ async fn upsert(
         }
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT a_id FROM links WHERE object = ? AND b_id = ?")
-                    .bind(&link.object)
-                    .bind(&link.b_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            Err(conflict(format!(
-                "B {} is already linked to A {}",
-                link.b_id,
-                existing.unwrap_or_default()
-            )))
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT a_id FROM links WHERE object = ? AND b_id = ? AND state = 'live'",
+            )
+            .bind(&link.object)
+            .bind(&link.b_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Err(conflict(match existing {
+                Some(a_id) => format!("B {} is already linked to A {a_id}", link.b_id),
+                // The same pair as an unlinked or tombstoned row (never matched again).
+                None => format!(
+                    "A {} and B {} were unlinked; `orgsync links unlink {} --forget` lets them \
+                     be linked again",
+                    link.a_id, link.b_id, link.a_id
+                ),
+            }))
         }
         Err(e) => Err(e.into()),
     }
@@ -137,11 +216,13 @@ async fn by_ids(
         .map_err(|e| StoreError::Corrupt(format!("cannot encode ids: {e}")))?;
     // Two static statements rather than one built at run time: nothing but binds varies.
     let sql = if side_a {
-        "SELECT object, a_id, b_id, a_modstamp, b_modstamp, snapshot, created_at, updated_at
-         FROM links WHERE object = ? AND a_id IN (SELECT value FROM json_each(?)) ORDER BY a_id"
+        select_links!(
+            "WHERE object = ? AND a_id IN (SELECT value FROM json_each(?)) ORDER BY a_id, id"
+        )
     } else {
-        "SELECT object, a_id, b_id, a_modstamp, b_modstamp, snapshot, created_at, updated_at
-         FROM links WHERE object = ? AND b_id IN (SELECT value FROM json_each(?)) ORDER BY b_id"
+        select_links!(
+            "WHERE object = ? AND b_id IN (SELECT value FROM json_each(?)) ORDER BY b_id, id"
+        )
     };
     let rows = sqlx::query(sql)
         .bind(object)
@@ -152,7 +233,7 @@ async fn by_ids(
 }
 
 async fn delete(conn: &mut SqliteConnection, object: &str, a_id: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM links WHERE object = ? AND a_id = ?")
+    let done = sqlx::query("DELETE FROM links WHERE object = ? AND a_id = ? AND state = 'live'")
         .bind(object)
         .bind(a_id)
         .execute(&mut *conn)
@@ -168,7 +249,8 @@ impl Store {
             .await
     }
 
-    /// The links of the given A ids (one query; ids without a link are simply absent).
+    /// The links of the given A ids, in every state (one query; ids without a link are simply
+    /// absent). Only [`Link::is_live`] ones are synced.
     pub async fn links_by_a_ids(
         &self,
         object: &str,
@@ -178,7 +260,7 @@ impl Store {
         by_ids(&mut conn, object, ids, true).await
     }
 
-    /// The links of the given B ids (one query).
+    /// The links of the given B ids, in every state (one query).
     pub async fn links_by_b_ids(
         &self,
         object: &str,
@@ -188,7 +270,7 @@ impl Store {
         by_ids(&mut conn, object, ids, false).await
     }
 
-    /// Removes the link of A record `a_id`; returns whether there was one.
+    /// Removes the live link of A record `a_id`; returns whether there was one.
     pub async fn delete_link(&self, object: &str, a_id: &str) -> Result<bool, StoreError> {
         let mut conn = self.pool.acquire().await?;
         delete(&mut conn, object, a_id).await

@@ -6,15 +6,16 @@
 //!   crash is harmless.
 //! - **A watermark only moves forward.** [`Store::advance_watermark`] stores `max(old, new)`
 //!   in SQL; a smaller value is ignored, never an error.
-//! - **Links are unique on both sides.** A record in A is linked to at most one record in B and
-//!   the other way round; a write that would break this fails with
-//!   [`StoreError::LinkConflict`] instead of replacing a link.
+//! - **Live links are unique on both sides.** A record in A is linked to at most one record in
+//!   B and the other way round; a write that would break this fails with
+//!   [`StoreError::LinkConflict`] instead of replacing a link. Unlinked and tombstoned pairs
+//!   ([`LinkState`]) are kept beside them and do not count for uniqueness.
 //! - **A page is one transaction.** [`Store::begin`] returns a [`PageTx`] with the same write
 //!   methods; links, snapshots, failures, processed notifications and the watermark of a page
 //!   become durable together at [`PageTx::commit`], or not at all (dropping the `PageTx`
 //!   rolls back).
 //!
-//! Each file is one table: `watermarks`, `links`, `failures` (with the pure retry schedule),
+//! Each file is one table: `watermarks`, `links` (and the operator's `link_admin`), `failures` (with the pure retry schedule),
 //! `inbox`, `cycles`, plus `counts` for `status`. Migrations live in `/migrations` and are
 //! embedded in the binary and applied by [`Store::open`].
 
@@ -23,6 +24,7 @@ mod cycles;
 mod db;
 mod failures;
 mod inbox;
+mod link_admin;
 mod links;
 mod lock;
 mod org_state;
@@ -37,7 +39,8 @@ pub use cycles::{Cycle, CycleCounts, CycleOutcome};
 pub use db::{PageTx, Store, StoreError};
 pub use failures::{Failure, FailureBackoff, FailureState, NewFailure, schedule_after_failure};
 pub use inbox::{InboxItem, NewNotification};
-pub use links::{Link, LinkWrite};
+pub use link_admin::{LinkAdminError, same_record};
+pub use links::{Link, LinkState, LinkWrite};
 pub use lock::{LockError, StateLock};
 pub use org_state::AuthFailed;
 pub use time::{format_timestamp, parse_timestamp};

@@ -141,7 +141,7 @@ pub(super) fn candidates_for<'t>(
 }
 
 /// Gives every looked-up row what the lookup found: a linked row its target record (or
-/// `None`, gone), an unlinked row its candidates.
+/// `None`, gone), an unlinked row its candidates (never a record it was unlinked from).
 pub(super) fn attach(keys: Keys<'_>, rows: &mut [RowState], targets: &HashMap<String, TargetRow>) {
     for state in rows.iter_mut().filter(|s| s.looked_up()) {
         state.target = match state.linked_target() {
@@ -149,6 +149,7 @@ pub(super) fn attach(keys: Keys<'_>, rows: &mut [RowState], targets: &HashMap<St
             None => Found::Candidates(
                 candidates_for(keys, &state.row, targets)
                     .into_iter()
+                    .filter(|t| !state.barred.contains(&t.id))
                     .cloned()
                     .collect(),
             ),

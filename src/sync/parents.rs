@@ -25,7 +25,7 @@ use super::plan::{SourceRow, TargetRow};
 use super::ports::{FieldIn, OrgPort, QueryKind, RecordError, RecordQuery, StorePort};
 use super::rows::{RowOutcome, RowState, Write, side_id};
 use super::write::per_record;
-use crate::store::{FailureClass, LinkWrite, Org};
+use crate::store::{FailureClass, Link, LinkWrite, Org};
 
 impl<S, T, St> Pass<'_, S, T, St>
 where
@@ -59,6 +59,7 @@ where
             .links_by_ids(Org::B, ACCOUNT_OBJECT, &ids)
             .await?
             .into_iter()
+            .filter(Link::is_live)
             .map(|l| (l.b_id, l.a_id))
             .collect())
     }
@@ -217,6 +218,7 @@ where
                 .links_by_ids(src, ACCOUNT_OBJECT, &source_ids)
                 .await?
                 .iter()
+                .filter(|l| l.is_live())
                 .map(|l| (side_id(l, src).to_string(), side_id(l, tgt).to_string()))
                 .collect()
         };
@@ -255,6 +257,7 @@ where
                 .links_by_ids(tgt, ACCOUNT_OBJECT, &found_ids)
                 .await?
                 .iter()
+                .filter(|l| l.is_live())
                 .map(|l| side_id(l, tgt).to_string())
                 .collect()
         };

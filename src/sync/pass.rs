@@ -266,6 +266,7 @@ where
                 .links_by_ids(tgt, &cfg.object, &candidate_ids)
                 .await?
                 .iter()
+                .filter(|l| l.is_live())
                 .map(|l| side_id(l, tgt).to_string())
                 .collect();
             matching::drop_candidates(&mut rows, |id| linked.contains(id));
@@ -312,19 +313,27 @@ where
         }))
     }
 
-    /// The rows' states: each with its stored link (one store query for the page) and its
-    /// failure-queue entry (one more).
+    /// The rows' states: each with its stored live link (one store query for the page), the
+    /// records it must never be matched with (its unlinked and tombstoned pairs, from the same
+    /// query) and its failure-queue entry (one more).
     async fn row_states(&self, rows: Vec<SourceRow>) -> Result<Vec<RowState>, Stop> {
         let cfg = self.config;
         let src = self.source_org();
+        let tgt = self.target_org();
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let mut links: HashMap<String, Link> = self
-            .store
-            .links_by_ids(src, &cfg.object, &ids)
-            .await?
-            .into_iter()
-            .map(|l| (side_id(&l, src).to_string(), l))
-            .collect();
+        let mut links: HashMap<String, Link> = HashMap::new();
+        let mut barred: HashMap<String, Vec<String>> = HashMap::new();
+        for l in self.store.links_by_ids(src, &cfg.object, &ids).await? {
+            let id = side_id(&l, src).to_string();
+            if l.is_live() {
+                links.insert(id, l);
+            } else {
+                barred
+                    .entry(id)
+                    .or_default()
+                    .push(side_id(&l, tgt).to_string());
+            }
+        }
         let mut failures: HashMap<String, QueuedFailure> = self
             .store
             .failures_for(cfg.direction, &cfg.object, &ids)
@@ -344,7 +353,8 @@ where
             .map(|row| {
                 let link = links.remove(&row.id).map(|l| link_view(&l, src));
                 let queued = failures.remove(&row.id);
-                RowState::new(row, link, queued)
+                let barred = barred.remove(&row.id).unwrap_or_default();
+                RowState::new(row, link, queued).never_matched_with(barred)
             })
             .collect())
     }

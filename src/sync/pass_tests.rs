@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::config::ConflictPolicy;
 use crate::store::{
-    CycleOutcome, Direction, FailureBackoff, LinkWrite, NewFailure, NewNotification,
+    CycleOutcome, Direction, FailureBackoff, LinkState, LinkWrite, NewFailure, NewNotification,
 };
 use crate::sync::mapping::same_value;
 use crate::sync::ports::{Batch, FieldIn, PageTxPort, QueryKind, RecordQuery, WriteOutcome};
@@ -597,12 +597,16 @@ impl PageTxPort for FakeTx {
                 l.snapshot = link.snapshot.clone();
             }
             None => links.push(Link {
+                id: links.len() as i64 + 1,
                 object: link.object.clone(),
                 a_id: link.a_id.clone(),
                 b_id: link.b_id.clone(),
                 a_modstamp: link.a_modstamp,
                 b_modstamp: link.b_modstamp,
                 snapshot: link.snapshot.clone(),
+                state: LinkState::Live,
+                deleted_at: None,
+                deleted_by: None,
                 created_at: Utc::now(),
                 updated_at: Utc::now(),
             }),

@@ -263,15 +263,22 @@ pub enum Target<'a> {
 pub fn plan(row: &SourceRow, target: Target<'_>, policy: &Policy, mapping: &Mapping) -> Decision {
     let target_org = policy.direction.target();
     match target {
-        Target::Linked { link, row: None } => Decision::fail(
-            FailCode::LinkedTargetMissing,
-            format!(
-                "the linked record {} no longer exists in org {} (deleted?); it is not \
-                 recreated: discard this failure to stop syncing the record, or relink it",
-                link.target_id,
-                target_org.as_str().to_ascii_uppercase()
-            ),
-        ),
+        Target::Linked { link, row: None } => {
+            let tgt = target_org.as_str().to_ascii_uppercase();
+            Decision::fail(
+                FailCode::LinkedTargetMissing,
+                format!(
+                    "the linked record {target} no longer exists in org {tgt} (deleted?); it is \
+                     not recreated. To match this record again, or create it anew in org {tgt}: \
+                     `orgsync links unlink {source} --forget`; to link it to another record: \
+                     `orgsync links unlink {source}` then {relink} (either way the next cycle \
+                     retries it)",
+                    target = link.target_id,
+                    source = row.id,
+                    relink = link_command(policy.direction, &row.id, &format!("<{tgt} id>")),
+                ),
+            )
+        }
         Target::Linked {
             link,
             row: Some(target),
@@ -323,11 +330,17 @@ pub fn plan(row: &SourceRow, target: Target<'_>, policy: &Policy, mapping: &Mapp
             many => Decision::fail(
                 FailCode::AmbiguousMatch,
                 format!(
-                    "{} records in org {} match this record: {}; link it by hand or make the \
+                    "{} records in org {} match this record: {}; link it by hand to the right \
+                     one, {} (the next cycle merges the pair by sync.conflict), or make the \
                      match key unique",
                     many.len(),
                     target_org.as_str().to_ascii_uppercase(),
-                    join_ids(many.iter().map(|t| t.id.as_str()))
+                    join_ids(many.iter().map(|t| t.id.as_str())),
+                    link_commands(
+                        policy.direction,
+                        &row.id,
+                        many.iter().map(|t| t.id.as_str())
+                    ),
                 ),
             ),
         },
@@ -371,14 +384,20 @@ pub fn plan_page(items: &[PageItem<'_>], policy: &Policy, mapping: &Mapping) -> 
                         FailCode::AmbiguousMatch,
                         format!(
                             "records {} of org {} both match {} in org {}; neither is linked \
-                             (two records are never merged into one): link them by hand or \
-                             make the match key unique",
+                             (two records are never merged into one): link this one by hand, \
+                             {} (the next cycle merges the pair by sync.conflict), or make the \
+                             match key unique",
                             join_ids(
                                 std::iter::once(item.row.id.as_str()).chain(rivals.iter().copied())
                             ),
                             policy.direction.source().as_str().to_ascii_uppercase(),
                             join_ids(candidates.iter().map(|c| c.id.as_str())),
                             policy.direction.target().as_str().to_ascii_uppercase(),
+                            link_commands(
+                                policy.direction,
+                                &item.row.id,
+                                candidates.iter().map(|c| c.id.as_str())
+                            ),
                         ),
                     );
                 }
@@ -386,6 +405,28 @@ pub fn plan_page(items: &[PageItem<'_>], policy: &Policy, mapping: &Mapping) -> 
             plan(item.row, item.target, policy, mapping)
         })
         .collect()
+}
+
+/// The `orgsync links link <A id> <B id>` command that links source record `source_id` to
+/// target record `target_id` (A's id first, whichever the direction).
+fn link_command(direction: Direction, source_id: &str, target_id: &str) -> String {
+    let (a, b) = match direction.source() {
+        Org::A => (source_id, target_id),
+        Org::B => (target_id, source_id),
+    };
+    format!("`orgsync links link {a} {b}`")
+}
+
+/// [`link_command`] for each candidate, joined with "or".
+fn link_commands<'s>(
+    direction: Direction,
+    source_id: &str,
+    candidates: impl Iterator<Item = &'s str>,
+) -> String {
+    candidates
+        .map(|c| link_command(direction, source_id, c))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 fn join_ids<'s>(ids: impl Iterator<Item = &'s str>) -> String {

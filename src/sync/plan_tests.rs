@@ -579,3 +579,147 @@ fn codes_are_stable_strings() {
     );
     assert_eq!(SkipReason::Echo.as_str(), "echo");
 }
+
+// ---- the operator's commands named by the failures, and a link made by hand -----------
+
+fn fail_message(d: &Decision) -> &str {
+    match &d.action {
+        Action::Fail { message, .. } => message,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn ambiguous_match_names_a_links_link_command_per_candidate_a_id_first() {
+    let m = mapping();
+    let row = source("006A", 9, json!({"Name": "x"}));
+    let t1 = target("006B1", 3, json!({"Name": "x"}));
+    let t2 = target("006B2", 3, json!({"Name": "x"}));
+    let input = Target::Unlinked {
+        candidates: &[&t1, &t2],
+    };
+    let a_to_b = plan(&row, input, &lww(), &m);
+    let message = fail_message(&a_to_b);
+    assert!(
+        message.contains("`orgsync links link 006A 006B1` or `orgsync links link 006A 006B2`"),
+        "{message}"
+    );
+    // From B the source is the B record: A's id still comes first.
+    let b_to_a = Policy {
+        direction: Direction::BToA,
+        conflict: ConflictPolicy::LastWriterWins,
+    };
+    let from_b = plan(&row, input, &b_to_a, &m);
+    let message = fail_message(&from_b);
+    assert!(
+        message.contains("`orgsync links link 006B1 006A` or `orgsync links link 006B2 006A`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn ambiguous_within_a_page_names_the_command_for_this_row() {
+    let m = mapping();
+    let r1 = source("006A1", 9, json!({"Name": "x"}));
+    let r2 = source("006A2", 9, json!({"Name": "x"}));
+    let t = target("006B", 3, json!({"Name": "x"}));
+    let c = [&t];
+    let items = [
+        PageItem {
+            row: &r1,
+            target: Target::Unlinked { candidates: &c },
+        },
+        PageItem {
+            row: &r2,
+            target: Target::Unlinked { candidates: &c },
+        },
+    ];
+    let decisions = plan_page(&items, &lww(), &m);
+    assert!(fail_message(&decisions[0]).contains("`orgsync links link 006A1 006B`"));
+    assert!(fail_message(&decisions[1]).contains("`orgsync links link 006A2 006B`"));
+}
+
+#[test]
+fn linked_target_missing_names_unlink_forget_and_relink() {
+    let m = mapping();
+    let row = source("006A", 9, json!({"Name": "x"}));
+    let l = link("006B", 5, Some(json!({"Name": "y"})));
+    let input = Target::Linked {
+        link: &l,
+        row: None,
+    };
+    let d = plan(&row, input, &lww(), &m);
+    let message = fail_message(&d);
+    assert!(
+        message.contains("`orgsync links unlink 006A --forget`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("`orgsync links unlink 006A` then `orgsync links link 006A <B id>`"),
+        "{message}"
+    );
+    let b_to_a = Policy {
+        direction: Direction::BToA,
+        conflict: ConflictPolicy::LastWriterWins,
+    };
+    let d = plan(&row, input, &b_to_a, &m);
+    assert!(
+        fail_message(&d).contains("`orgsync links link <A id> 006A`"),
+        "{}",
+        fail_message(&d)
+    );
+}
+
+/// `orgsync links link` stores a link with an empty snapshot and no modstamps: the link view
+/// has no snapshot, so every field that differs is a conflict, resolved by the policy.
+#[test]
+fn a_link_made_by_hand_merges_every_differing_field_as_a_conflict() {
+    let m = mapping();
+    let by_hand = crate::store::Link {
+        id: 1,
+        object: "Opportunity".into(),
+        a_id: "006A".into(),
+        b_id: "006B".into(),
+        a_modstamp: None,
+        b_modstamp: None,
+        snapshot: Map::new(),
+        state: crate::store::LinkState::Live,
+        deleted_at: None,
+        deleted_by: None,
+        created_at: at(0),
+        updated_at: at(0),
+    };
+    let l = crate::sync::rows::link_view(&by_hand, Org::A);
+    assert_eq!(l.snapshot, None);
+    let row = source(
+        "006A",
+        9,
+        json!({"Name": "x", "Amount": 10, "StageName": "s"}),
+    );
+    assert_eq!(triage(&row, Some(&l), None, &m), Triage::Lookup);
+    let t = target(
+        "006B",
+        3,
+        json!({"Name": "x", "Amount": 7, "StageName": "t"}),
+    );
+    let input = Target::Linked {
+        link: &l,
+        row: Some(&t),
+    };
+    let a_wins = plan(&row, input, &policy(ConflictPolicy::AWins), &m);
+    let fields: Vec<&str> = a_wins.conflicts.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["Amount", "StageName"]);
+    assert!(a_wins.conflicts.iter().all(|c| c.winner == Winner::Source));
+    assert_eq!(
+        a_wins.action,
+        Action::Update {
+            target_id: "006B".into(),
+            fields: writes(json!({"Amount": 10, "StageName": "s"}))
+        }
+    );
+    let b_wins = plan(&row, input, &policy(ConflictPolicy::BWins), &m);
+    assert_eq!(b_wins.conflicts.len(), 2);
+    assert!(b_wins.conflicts.iter().all(|c| c.winner == Winner::Target));
+    assert_eq!(b_wins.action, Action::Skip(SkipReason::Unchanged));
+    assert!(b_wins.reverse);
+}

@@ -218,7 +218,9 @@ pub trait StorePort: Send + Sync {
         object: &str,
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
-    /// Links of `object` whose record in `org` is one of `ids` (one query for the batch).
+    /// Links of `object` whose record in `org` is one of `ids` (one query for the batch), in
+    /// every state: only live ones are synced; unlinked and tombstoned ones bar their pair from
+    /// being matched again.
     fn links_by_ids(
         &self,
         org: Org,

@@ -41,6 +41,9 @@ pub(super) struct RowState {
     pub account_link: Option<(String, String)>,
     /// What the commit records.
     pub outcome: RowOutcome,
+    /// Target records this row is never matched with: the other side of its unlinked and
+    /// tombstoned links.
+    pub barred: Vec<String>,
 }
 
 impl RowState {
@@ -57,7 +60,14 @@ impl RowState {
             account_id: None,
             account_link: None,
             outcome: RowOutcome::Nothing,
+            barred: Vec::new(),
         }
+    }
+
+    /// The row with the target records it must never be matched with.
+    pub fn never_matched_with(mut self, barred: Vec<String>) -> Self {
+        self.barred = barred;
+        self
     }
 
     /// Whether the row goes through the lookup and the plan.

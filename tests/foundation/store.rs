@@ -828,3 +828,79 @@ async fn a_database_of_the_first_version_is_migrated_and_its_paused_cycles_say_s
     // Ids go on after the migrated rows.
     assert_eq!(store.begin_cycle(Direction::AToB).await.unwrap(), 3);
 }
+
+/// The link-state migration: a database from before it keeps its links, live, with ids, and
+/// the uniqueness of live links still holds.
+#[tokio::test]
+async fn links_from_before_the_link_state_migration_become_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let before = dir.path().join("migrations");
+    std::fs::create_dir(&before).unwrap();
+    for name in [
+        "20261123000001_initial.sql",
+        "20261124000001_cycle_outcome_paused.sql",
+        "20261201000001_failure_class.sql",
+        "20261201000002_cycle_numbers_org_state.sql",
+    ] {
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(name),
+            before.join(name),
+        )
+        .unwrap();
+    }
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for (a_id, b_id) in [("A1", "B1"), ("A2", "B2")] {
+        sqlx::query(
+            "INSERT INTO links (object, a_id, b_id, a_modstamp, snapshot, created_at, updated_at)
+             VALUES ('Opportunity', ?, ?, '2026-11-23T10:00:00.000Z', '{\"Name\":\"x\"}',
+                     '2026-11-23T10:00:00.000Z', '2026-11-23T10:00:00.000Z')",
+        )
+        .bind(a_id)
+        .bind(b_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let links = store
+        .links_by_a_ids("Opportunity", &ids(&["A1", "A2"]))
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 2);
+    assert!(links.iter().all(|l| l.is_live() && l.deleted_at.is_none()));
+    assert_eq!(links[0].b_id, "B1");
+    assert_eq!(links[0].snapshot.get("Name"), Some(&json!("x")));
+    assert_ne!(links[0].id, links[1].id);
+    let clash = LinkWrite {
+        object: "Opportunity".into(),
+        a_id: "A3".into(),
+        b_id: "B1".into(),
+        a_modstamp: None,
+        b_modstamp: None,
+        snapshot: Default::default(),
+    };
+    assert!(matches!(
+        store.upsert_link(&clash).await,
+        Err(StoreError::LinkConflict { .. })
+    ));
+    assert_eq!(store.counts().await.unwrap().links_by_state["live"], 2);
+}
