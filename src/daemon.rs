@@ -384,7 +384,14 @@ impl Daemon {
                     u64::try_from(cycle).unwrap_or(0),
                     Some(user),
                 );
-                let pass = Pass::new(&config, &self.mapping, source, target, &self.store);
+                let pass = Pass::new(
+                    &config,
+                    &self.mapping,
+                    source,
+                    target,
+                    &self.store,
+                    &self.metrics,
+                );
                 match kind {
                     PassKind::Poll => pass.run(cancel).await.map_err(|e| e.to_string()),
                     PassKind::Drain { retries } => drain_pass(&pass, retries, cancel).await,

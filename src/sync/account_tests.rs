@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
 use crate::salesforce::{Client, ClientOptions};
 use crate::store::{Direction, Org, Store};
 use crate::sync::accounts::ACCOUNT_NAME_PATH;
@@ -80,10 +81,17 @@ impl World {
             Org::A => (&self.integration[0], &self.integration[1]),
             Org::B => (&self.integration[1], &self.integration[0]),
         };
-        let report = Pass::new(config, mapping, source, target, &self.store)
-            .run(&CancellationToken::new())
-            .await
-            .expect("pass");
+        let report = Pass::new(
+            config,
+            mapping,
+            source,
+            target,
+            &self.store,
+            &Metrics::default(),
+        )
+        .run(&CancellationToken::new())
+        .await
+        .expect("pass");
         assert_eq!(report.outcome, PassOutcome::Completed, "{report:?}");
         report
     }

@@ -768,6 +768,8 @@ struct World {
     b: FakeOrg,
     store: FakeStore,
     mapping: Mapping,
+    /// The per-record events' counters of every pass this world runs.
+    metrics: Metrics,
 }
 
 impl World {
@@ -777,6 +779,7 @@ impl World {
             b: FakeOrg::new("B"),
             store: FakeStore::default(),
             mapping: mapping(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -787,14 +790,28 @@ impl World {
     ) -> Result<PassReport, PassError> {
         match cfg.direction {
             Direction::AToB => {
-                Pass::new(cfg, &self.mapping, &self.a, &self.b, &self.store)
-                    .run(cancel)
-                    .await
+                Pass::new(
+                    cfg,
+                    &self.mapping,
+                    &self.a,
+                    &self.b,
+                    &self.store,
+                    &self.metrics,
+                )
+                .run(cancel)
+                .await
             }
             Direction::BToA => {
-                Pass::new(cfg, &self.mapping, &self.b, &self.a, &self.store)
-                    .run(cancel)
-                    .await
+                Pass::new(
+                    cfg,
+                    &self.mapping,
+                    &self.b,
+                    &self.a,
+                    &self.store,
+                    &self.metrics,
+                )
+                .run(cancel)
+                .await
             }
         }
     }
