@@ -51,7 +51,7 @@ mod test_support;
 mod write;
 
 pub use accounts::{AccountMode, Resolution, resolve_names};
-pub use errors::{PassError, Stop};
+pub use errors::{PassError, Stop, store_error_kind};
 pub use mapping::{
     Canonical, Mapping, MappingError, from_snapshot, normalize, same_value, to_snapshot,
 };

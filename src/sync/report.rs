@@ -78,10 +78,10 @@ impl PassReport {
         }
     }
 
-    /// The `cycles` row of a pass that ran (`Ok`) or stopped with an error message (`Err`):
-    /// its counts, outcome and error.
-    pub fn cycle_record(
-        result: &Result<PassReport, String>,
+    /// The `cycles` row of a pass that ran (`Ok`) or stopped with an error (`Err`, written
+    /// as its text): its counts, outcome and error.
+    pub fn cycle_record<E: std::fmt::Display>(
+        result: &Result<PassReport, E>,
     ) -> (CycleCounts, CycleOutcome, Option<String>) {
         match result {
             Ok(report) => {
@@ -91,7 +91,7 @@ impl PassReport {
             Err(message) => (
                 CycleCounts::default(),
                 CycleOutcome::Failed,
-                Some(message.clone()),
+                Some(message.to_string()),
             ),
         }
     }
