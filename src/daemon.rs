@@ -27,12 +27,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::events::{Housekeeping, PassFailed, PassFinished};
 use crate::metrics::Metrics;
-use crate::salesforce::{
-    AUTH_FAILED, AuthFailureView, Client, ClientOptions, SalesforceError, port_error,
-};
+use crate::salesforce::{AUTH_FAILED, AuthFailureView, Client, ClientOptions, SalesforceError};
 use crate::store::{AuthFailed, Direction, Org, StateLock, Store, StoreError};
 use crate::sync::{
-    ErrorKind, Mapping, Pass, PassConfig, PassError, PassOutcome, PassReport, store_error_kind,
+    ErrorKind, Mapping, Pass, PassConfig, PassError, PassOutcome, PassReport, port_error,
+    store_error_kind,
 };
 
 /// Why a direction pass could not run, or stopped: kept typed up to where it is written (the
@@ -455,7 +454,7 @@ impl Daemon {
                 cycle,
                 direction,
                 kind: kind.as_str(),
-                report,
+                report: report.counts(),
                 elapsed,
             }
             .emit(&self.metrics),
