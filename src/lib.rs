@@ -17,8 +17,8 @@
 //!    event takes plain values: the pass's end takes `events::PassCounts`, which
 //!    `sync::PassReport::counts` fills in).
 //!
-//! Tests may reach up where the behaviour they check crosses layers: `sync::account_tests`
-//! runs `check` (its preflight of `syncAccount`'s account fields, against the same simulated
+//! Tests may reach up where the behaviour they check crosses layers:
+//! `sync::account_check_tests` runs `check` (its preflight of `syncAccount`'s account fields, against the same simulated
 //! orgs as the account passes), and the tests of
 //! `metrics` and `events` render a `sync::PassReport`. No other import goes upward.
 
