@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::events::{Housekeeping, PassFailed, PassFinished};
 use crate::metrics::Metrics;
-use crate::salesforce::{AUTH_FAILED, AuthFailureView, Client, ClientOptions, SalesforceError};
+use crate::salesforce::{AuthFailureView, Client, ClientOptions, SalesforceError};
 use crate::store::{AuthFailed, Direction, Org, StateLock, Store, StoreError};
 use crate::sync::{
     ErrorKind, Mapping, Pass, PassConfig, PassError, PassOutcome, PassReport, port_error,
@@ -57,10 +57,9 @@ pub enum DirectionError {
 }
 
 impl DirectionError {
-    /// A login error of `org`'s client: backing off when the client did not even try (its
-    /// [`AUTH_FAILED`], the one place that code is read).
+    /// A login error of `org`'s client: backing off when the client did not even try.
     pub fn login(org: Org, error: SalesforceError) -> DirectionError {
-        if error.code == AUTH_FAILED {
+        if error.is_login_backing_off() {
             DirectionError::LoginBackingOff { org, error }
         } else {
             DirectionError::Login { org, error }
@@ -552,7 +551,7 @@ mod tests {
 
     #[test]
     fn a_direction_error_keeps_its_kind_and_writes_the_same_text_as_before() {
-        use crate::salesforce::ErrorClass;
+        use crate::salesforce::{AUTH_FAILED, ErrorClass};
         let refused = |code: &str, class| {
             DirectionError::login(
                 Org::A,
