@@ -940,10 +940,17 @@ async fn orgsync_child(spec: &ChildSpec) -> anyhow::Result<(Duration, Value, u64
     let config = PassConfig::from_settings(&settings, Direction::AToB, 1, Some(user_a));
     let mapping = Mapping::from_settings(&settings).map_err(|e| anyhow!("mapping: {e}"))?;
     let cancel = CancellationToken::new();
-    let report = Pass::new(&config, &mapping, &a, &b, &store)
-        .run(&cancel)
-        .await
-        .map_err(|e| anyhow!("pass: {e}"))?;
+    let report = Pass::new(
+        &config,
+        &mapping,
+        &a,
+        &b,
+        &store,
+        &orgsync::metrics::Metrics::default(),
+    )
+    .run(&cancel)
+    .await
+    .map_err(|e| anyhow!("pass: {e}"))?;
     let wall = started.elapsed();
     store.close().await;
     ensure!(

@@ -4,6 +4,8 @@
 //! log line. [`Daemon::run_pass`] is that bookkeeping for every caller: the poll cycle
 //! ([`Daemon::run_once`], A -> B then B -> A), the push worker's inbox drains and failure
 //! retries ([`Daemon::drain`]); the scheduling loop that calls them is [`crate::worker`].
+//! A direction's result stays typed ([`DirectionError`], with its [`ErrorKind`]) up to where
+//! it is written: the `cycles` row, the log line, `orgsync sync`'s output, the demo's lines.
 //!
 //! [`Daemon::run_once`] is the one-step function: `orgsync sync` calls it once, the worker
 //! calls it on a schedule, and tests call it directly. Cancellation (SIGTERM/SIGINT in `run`)
@@ -16,7 +18,7 @@
 //! pass tries again; the gates keep those retries from reaching the org more than their
 //! back-off allows, and log each change of state once.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -25,16 +27,70 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::events::{Housekeeping, PassFailed, PassFinished};
 use crate::metrics::Metrics;
-use crate::salesforce::{AUTH_FAILED, AuthFailureView, Client, ClientOptions};
-use crate::store::{AuthFailed, Direction, Org, StateLock, Store};
-use crate::sync::{Mapping, Pass, PassConfig, PassOutcome, PassReport};
+use crate::salesforce::{AuthFailureView, Client, ClientOptions, SalesforceError};
+use crate::store::{AuthFailed, Direction, Org, StateLock, Store, StoreError};
+use crate::sync::{
+    ErrorKind, Mapping, Pass, PassConfig, PassError, PassOutcome, PassReport, port_error,
+    store_error_kind,
+};
+
+/// Why a direction pass could not run, or stopped: kept typed up to where it is written (the
+/// `cycles` row, the log line, the `sync` output), which use its text ([`Display`]).
+///
+/// [`Display`]: std::fmt::Display
+#[derive(Debug, thiserror::Error)]
+pub enum DirectionError {
+    /// The source org's login failed (refused, or the org did not answer).
+    #[error("cannot log in to org {}: {error}", org.as_str())]
+    Login { org: Org, error: SalesforceError },
+    /// The source org's logins are backing off from a refusal: no login was attempted (the
+    /// client logged the refusal once, when it happened).
+    #[error("cannot log in to org {}: {error}", org.as_str())]
+    LoginBackingOff { org: Org, error: SalesforceError },
+    /// The state store could not record the cycle (shared by the directions of a cycle that
+    /// could not get its number).
+    #[error("cannot record the cycle in the state store: {0}")]
+    Store(Arc<StoreError>),
+    /// The pass itself stopped.
+    #[error(transparent)]
+    Pass(#[from] PassError),
+}
+
+impl DirectionError {
+    /// A login error of `org`'s client: backing off when the client did not even try.
+    pub fn login(org: Org, error: SalesforceError) -> DirectionError {
+        if error.is_login_backing_off() {
+            DirectionError::LoginBackingOff { org, error }
+        } else {
+            DirectionError::Login { org, error }
+        }
+    }
+
+    /// What the failure needs: a login error keeps its client error's kind (a refusal is
+    /// `Auth`); a store error its store kind; a pass error its own [`PassError::kind`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DirectionError::Login { error, .. } | DirectionError::LoginBackingOff { error, .. } => {
+                port_error(error).kind
+            }
+            DirectionError::Store(e) => store_error_kind(e),
+            DirectionError::Pass(e) => e.kind(),
+        }
+    }
+
+    /// Whether the failure is a login backing off, logged at debug (not an error every
+    /// cycle: the refusal itself was logged once).
+    pub fn login_backing_off(&self) -> bool {
+        matches!(self, DirectionError::LoginBackingOff { .. })
+    }
+}
 
 /// What one direction of a cycle came to.
 #[derive(Debug)]
 pub struct DirectionResult {
     pub direction: Direction,
     /// The pass's counts and outcome, or why it could not run or stopped.
-    pub result: Result<PassReport, String>,
+    pub result: Result<PassReport, DirectionError>,
 }
 
 impl DirectionResult {
@@ -312,15 +368,15 @@ impl Daemon {
         let cycle = match self.store.next_cycle_number().await {
             Ok(n) => n,
             Err(e) => {
-                let message = format!("cannot record the cycle in the state store: {e}");
-                tracing::error!(error = %message, "cycle skipped");
+                let e = Arc::new(e);
+                tracing::error!(error = %DirectionError::Store(e.clone()), "cycle skipped");
                 return CycleSummary {
                     cycle: 0,
                     directions: directions
                         .iter()
                         .map(|&direction| DirectionResult {
                             direction,
-                            result: Err(message.clone()),
+                            result: Err(DirectionError::Store(e.clone())),
                         })
                         .collect(),
                 };
@@ -354,11 +410,11 @@ impl Daemon {
         let id = match self.store.begin_direction(cycle, direction).await {
             Ok(id) => id,
             Err(e) => {
-                let message = format!("cannot record the cycle in the state store: {e}");
-                tracing::error!(cycle, direction = %direction, error = %message, "direction skipped");
+                let error = DirectionError::Store(Arc::new(e));
+                tracing::error!(cycle, direction = %direction, error = %error, "direction skipped");
                 return DirectionResult {
                     direction,
-                    result: Err(message),
+                    result: Err(error),
                 };
             }
         };
@@ -366,17 +422,8 @@ impl Daemon {
             Org::A => (&self.a, &self.b),
             Org::B => (&self.b, &self.a),
         };
-        let mut quiet_error = false;
         let result = match source.user_id().await {
-            Err(e) => {
-                // A login not even attempted (backing off from a refusal) was logged once
-                // by the client when it was refused: not again every cycle.
-                quiet_error = e.code == AUTH_FAILED;
-                Err(format!(
-                    "cannot log in to org {}: {e}",
-                    direction.source().as_str()
-                ))
-            }
+            Err(e) => Err(DirectionError::login(direction.source(), e)),
             Ok(user) => {
                 let config = PassConfig::from_settings(
                     &self.settings,
@@ -384,10 +431,19 @@ impl Daemon {
                     u64::try_from(cycle).unwrap_or(0),
                     Some(user),
                 );
-                let pass = Pass::new(&config, &self.mapping, source, target, &self.store);
+                let pass = Pass::new(
+                    &config,
+                    &self.mapping,
+                    source,
+                    target,
+                    &self.store,
+                    &self.metrics,
+                );
                 match kind {
-                    PassKind::Poll => pass.run(cancel).await.map_err(|e| e.to_string()),
-                    PassKind::Drain { retries } => drain_pass(&pass, retries, cancel).await,
+                    PassKind::Poll => pass.run(cancel).await.map_err(DirectionError::from),
+                    PassKind::Drain { retries } => drain_pass(&pass, retries, cancel)
+                        .await
+                        .map_err(DirectionError::from),
                 }
             }
         };
@@ -397,16 +453,18 @@ impl Daemon {
                 cycle,
                 direction,
                 kind: kind.as_str(),
-                report,
+                report: report.counts(),
                 elapsed,
             }
             .emit(&self.metrics),
-            Err(message) => PassFailed {
+            Err(error) => PassFailed {
                 cycle,
                 direction,
                 kind: kind.as_str(),
-                error: message,
-                login_backing_off: quiet_error,
+                error: &error.to_string(),
+                // A login not even attempted (backing off from a refusal) was logged once
+                // by the client when it was refused: not again every cycle.
+                login_backing_off: error.login_backing_off(),
             }
             .emit(),
         }
@@ -459,18 +517,15 @@ async fn drain_pass(
     pass: &Pass<'_, Client, Client, Store>,
     retries: bool,
     cancel: &CancellationToken,
-) -> Result<PassReport, String> {
+) -> Result<PassReport, PassError> {
     let mut report = PassReport::default();
     if retries {
-        report = pass
-            .retry_failures(cancel)
-            .await
-            .map_err(|e| e.to_string())?;
+        report = pass.retry_failures(cancel).await?;
         if report.outcome != PassOutcome::Completed {
             return Ok(report);
         }
     }
-    let more = pass.drain_inbox(cancel).await.map_err(|e| e.to_string())?;
+    let more = pass.drain_inbox(cancel).await?;
     report.absorb(more);
     Ok(report)
 }
@@ -493,6 +548,52 @@ pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direction_error_keeps_its_kind_and_writes_the_same_text_as_before() {
+        use crate::salesforce::{AUTH_FAILED, ErrorClass};
+        let refused = |code: &str, class| {
+            DirectionError::login(
+                Org::A,
+                SalesforceError::client("a", code, "the login was refused", class),
+            )
+        };
+        let backing_off = refused(AUTH_FAILED, ErrorClass::Auth);
+        assert!(backing_off.login_backing_off());
+        assert_eq!(backing_off.kind(), ErrorKind::Auth);
+        assert!(
+            backing_off
+                .to_string()
+                .starts_with("cannot log in to org a: org a: AUTH_FAILED"),
+            "{backing_off}"
+        );
+        let invalid = refused("INVALID_LOGIN", ErrorClass::Auth);
+        assert!(
+            !invalid.login_backing_off(),
+            "a login tried and refused is an error"
+        );
+        assert_eq!(invalid.kind(), ErrorKind::Auth);
+        let down = refused("CONNECTION_FAILED", ErrorClass::Transient);
+        assert_eq!(down.kind(), ErrorKind::Transient);
+        assert!(!down.login_backing_off());
+
+        let store = DirectionError::Store(Arc::new(StoreError::Corrupt("x".into())));
+        assert_eq!(
+            store.to_string(),
+            "cannot record the cycle in the state store: unexpected value in the state database: x"
+        );
+        assert_eq!(store.kind(), ErrorKind::NeedsOperator);
+        assert!(!store.login_backing_off());
+
+        let bad_row = PassError::BadRow {
+            org: Org::B,
+            message: "no Id".into(),
+        };
+        let text = bad_row.to_string();
+        let pass = DirectionError::from(bad_row);
+        assert_eq!(pass.to_string(), text, "a pass error's text is its own");
+        assert_eq!(pass.kind(), ErrorKind::NeedsOperator);
+    }
 
     /// A daemon on a state file in `dir` (its orgs are never called).
     async fn daemon_in(dir: &std::path::Path) -> Daemon {

@@ -4,17 +4,23 @@
 //! Layers, each importing only the ones below it (never one above, never a sibling's
 //! internals):
 //! 1. the shell: `cli` (commands), `daemon`, `server` (HTTP), `worker`, plus the commands'
-//!    own modules `check`, `status`, `links_cmd`, `demo`, `import_properties`, and `metrics` and
-//!    `telemetry` that the shell sets up;
+//!    own modules `check`, `status`, `links_cmd`, `demo`, `import_properties`, and `telemetry`
+//!    that the shell sets up;
 //! 2. `sync`: the engine (direction passes, plans, the failure queue's use), over ports that
-//!    it defines and adapts `store` and `salesforce` to;
+//!    it defines and adapts `store` (`sync::adapters`) and `salesforce` (`sync::org_adapter`)
+//!    to;
 //! 3. `store` (the SQLite state) and `salesforce` (the API client), side by side;
-//! 4. the ground floor: `domain` (`Org`, `Direction`, `FailureClass`) and `config` (the
-//!    validated settings), which import nothing above them.
+//! 4. the ground floor: `domain` (`Org`, `Direction`, `FailureClass`), `config` (the
+//!    validated settings), `metrics` (the daemon's recorder and the family names) and
+//!    `events` (one struct per observable event, its log line and its metric together: the
+//!    client, the engine and the shell all emit them), which import nothing above them (an
+//!    event takes plain values: the pass's end takes `events::PassCounts`, which
+//!    `sync::PassReport::counts` fills in).
 //!
-//! Two imports still go upward, left for after the `sync` restructure: `salesforce::org_port`
-//! (the engine's `OrgPort` over the client) imports `sync`'s port types and belongs beside
-//! `sync::adapters`; and a test in `sync::account_tests` runs `check`.
+//! Tests may reach up where the behaviour they check crosses layers:
+//! `sync::account_check_tests` runs `check` (its preflight of `syncAccount`'s account fields, against the same simulated
+//! orgs as the account passes), and the tests of
+//! `metrics` and `events` render a `sync::PassReport`. No other import goes upward.
 
 pub mod check;
 pub mod cli;

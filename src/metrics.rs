@@ -455,7 +455,7 @@ mod tests {
             cycle: 1,
             direction: Direction::AToB,
             kind: "poll",
-            report: &report,
+            report: report.counts(),
             elapsed: std::time::Duration::from_millis(1500),
         }
         .emit(&metrics);
@@ -577,7 +577,7 @@ mod tests {
             cycle: 1,
             direction: Direction::BToA,
             kind: "poll",
-            report: &crate::sync::PassReport::default(),
+            report: crate::sync::PassReport::default().counts(),
             elapsed: std::time::Duration::from_millis(70),
         }
         .emit(&metrics);

@@ -1,5 +1,5 @@
 //! The Salesforce client's state changes, each logged once by the client's gates (see
-//! [`crate::salesforce::gate`]): a login refused for its credentials, accepted again; an API
+//! `salesforce::gate`): a login refused for its credentials, accepted again; an API
 //! pause that began, is still on, ended. The client has no daemon handle, so these events
 //! only log: their metrics are gauges (`orgsync_auth_failed`, `orgsync_api_paused`) that the
 //! scrape reads from the same gates whose transitions emit these events, so the two agree.

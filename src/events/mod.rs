@@ -5,7 +5,8 @@
 //! [`crate::metrics`]; the daemon's [`crate::metrics::Metrics`] is passed to `emit` (each
 //! daemon has its own, so several daemons in one process keep separate counters).
 //!
-//! - [`pass`]: a direction pass finished or failed (the daemon's shell);
+//! - [`pass`]: a direction pass finished or failed (the daemon's shell; a finished pass is
+//!   described by [`PassCounts`], so this module imports nothing of the engine);
 //! - [`outbound`]: an outbound message acked or refused (the HTTP listener);
 //! - [`worker`]: the heartbeat and housekeeping;
 //! - [`client`]: the Salesforce client's state changes (login refused, accepted again; API
@@ -13,7 +14,11 @@
 //!   only log: their metrics (`orgsync_auth_failed`, `orgsync_api_paused`) are gauges the
 //!   scrape reads from the client's gates, which those same transitions set;
 //! - [`record`]: the per-record events of a direction pass (written, updated, linked, skipped,
-//!   conflict, failure queued, carried back), each with a counter of its own.
+//!   conflict, failure queued or cleared, carried back, parent account), each with a counter
+//!   of its own, emitted by the engine's stages.
+//!
+//! Every file here imports only `metrics` and `domain` (the ground floor, see the crate's
+//! layering), so the client, the engine and the shell may all emit these events.
 //!
 //! An event that has no metric (a failed pass is counted by the `cycles` table; the heartbeat
 //! and housekeeping are log lines only) says so on its struct.
@@ -28,5 +33,5 @@ pub mod worker;
 mod tests;
 
 pub use outbound::{OutboundAcked, OutboundRefused};
-pub use pass::{PassFailed, PassFinished};
+pub use pass::{PassCounts, PassFailed, PassFinished};
 pub use worker::{Heartbeat, Housekeeping};

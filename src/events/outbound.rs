@@ -1,8 +1,8 @@
 //! Outbound Messaging: a message acked or refused, with the messages and notifications
 //! counters.
 
+use crate::domain::Org;
 use crate::metrics::{Metrics, OUTBOUND_MESSAGES, OUTBOUND_NOTIFICATIONS, label};
-use crate::store::Org;
 
 /// An outbound message was stored and acked. Metrics: messages by org and result `acked`,
 /// notifications by org (redeliveries included).

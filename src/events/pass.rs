@@ -1,17 +1,41 @@
 //! The direction pass's end: finished (its summary line with the records counters and the
 //! duration histogram) or failed (a log line; the `cycles` table records it).
+//!
+//! A finished pass is described by [`PassCounts`], which the engine's report fills in
+//! (`sync::PassReport::counts`), so that this module, like every event, imports nothing above
+//! `metrics` and `domain` and the engine may use the events.
 
+use std::fmt::Debug;
 use std::time::Duration;
 
+use crate::domain::Direction;
 use crate::metrics::{
     CYCLE_DURATION, LAST_CYCLE_DURATION, Metrics, RECORDS_FAILED, RECORDS_SKIPPED, RECORDS_SYNCED,
     label,
 };
-use crate::store::Direction;
-use crate::sync::{PassOutcome, PassReport};
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a finished pass counted, and how it ended: the parts of the engine's report that the
+/// summary line and the counters read.
+#[derive(Debug, Clone, Copy)]
+pub struct PassCounts<'a> {
+    pub read: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub linked: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub conflicts: u64,
+    pub reversed: u64,
+    pub api_calls: u64,
+    pub pages: u64,
+    /// Stopped between pages on request.
+    pub cancelled: bool,
+    /// How the pass ended (logged with `Debug`).
+    pub outcome: &'a dyn Debug,
 }
 
 /// A direction pass finished (completed, cancelled or paused) with what it counted. Metrics:
@@ -23,7 +47,7 @@ pub struct PassFinished<'a> {
     pub direction: Direction,
     /// `poll`, `inbox` or `retries`.
     pub kind: &'static str,
-    pub report: &'a PassReport,
+    pub report: PassCounts<'a>,
     pub elapsed: Duration,
 }
 
@@ -33,15 +57,14 @@ impl PassFinished<'_> {
     /// own writes) are not; nor is a pass paused by an API limit that got nothing done: the
     /// client logs the pause once when it begins and once when it ends.
     pub fn did_something(&self) -> bool {
-        let r = self.report;
-        r.created + r.updated + r.linked + r.failed + r.conflicts > 0
-            || r.outcome == PassOutcome::Cancelled
+        let r = &self.report;
+        r.created + r.updated + r.linked + r.failed + r.conflicts > 0 || r.cancelled
     }
 
     /// The summary line (at info when the pass did something, at debug when idle) and the
     /// pass metrics.
     pub fn emit(&self, metrics: &Metrics) {
-        let report = self.report;
+        let report = &self.report;
         let d = self.direction.as_str();
         let by_direction = || vec![label("direction", d)];
         metrics

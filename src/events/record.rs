@@ -1,25 +1,25 @@
 //! The per-record events of a direction pass: a record written (created or updated), linked,
 //! skipped, a field conflict, a failure queued or cleared, a newer target carried back, a
-//! parent account found or created. Each logs exactly
-//! the line `sync::pass` logs today (message and fields) and increments a counter of its own
-//! (by direction, and by operation, reason, winner or class), so the counts of a log search
-//! and of `/metrics` are the same count.
+//! parent account found or created. The engine (`sync`'s stages) emits them where it settles
+//! a record, with the pass's [`Metrics`]; each logs the record's line (message and fields) and
+//! increments a counter of its own (by direction, and by operation, reason, winner or class),
+//! so the counts of a log search and of `/metrics` are the same count.
 //!
-//! These families are new (see [`crate::metrics::PER_RECORD`]): they do not replace the
-//! pass-level `orgsync_records_*_total` (counted from the pass report by
-//! [`super::PassFinished`]), so nothing is counted twice when the pass's call sites switch to
-//! these events.
+//! These families (see [`crate::metrics::PER_RECORD`]) do not replace the pass-level
+//! `orgsync_records_*_total` (counted from the pass report by [`super::PassFinished`]), so
+//! nothing is counted twice. This file imports only `metrics` and `domain`, so the engine
+//! below the shell may use it.
 
 use std::fmt::Debug;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::domain::Direction;
 use crate::metrics::{
     CONFLICTS, FAILURES_CLEARED, FAILURES_QUEUED, Metrics, PARENT_ACCOUNTS, RECORD_LINKS,
     RECORD_SKIPS, RECORD_WRITES, REVERSES_QUEUED, label,
 };
-use crate::store::Direction;
 
 /// A record was written to the target by an upsert or a create (`created` tells which).
 #[derive(Debug)]

@@ -63,7 +63,7 @@ fn a_finished_pass_logs_its_summary_and_counts_its_records_and_duration() {
             cycle: 7,
             direction: Direction::BToA,
             kind: "poll",
-            report: &report,
+            report: report.counts(),
             elapsed: Duration::from_millis(250),
         }
         .emit(&metrics)
@@ -140,7 +140,7 @@ fn an_idle_pass_logs_at_debug_and_is_still_timed() {
             cycle: 1,
             direction: Direction::AToB,
             kind: "inbox",
-            report: &report,
+            report: report.counts(),
             elapsed: Duration::from_millis(20),
         }
         .emit(&metrics)

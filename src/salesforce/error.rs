@@ -81,6 +81,12 @@ impl SalesforceError {
         self.class == ErrorClass::LimitExceeded
     }
 
+    /// True for a login the client did not even attempt: it is backing off from a refusal of
+    /// the credentials (logged once, when the refusal happened; see `gate`).
+    pub fn is_login_backing_off(&self) -> bool {
+        self.class == ErrorClass::Auth && self.code == super::client::AUTH_FAILED
+    }
+
     /// True for an expired or invalid session.
     pub fn is_session_expired(&self) -> bool {
         self.class == ErrorClass::SessionExpired

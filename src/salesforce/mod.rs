@@ -4,9 +4,11 @@
 //!
 //! Files: `client` (sessions, the request loop), `auth` (logins), `query`, `collections`,
 //! `describe` (describe and limits), `soql` (the SOQL builder), `error`, `retry`, `usage`
-//! (`Sforce-Limit-Info`, call counts, API budget), `org_port` (the engine's `OrgPort` over the
-//! client), `outbound` (Outbound Messaging notifications and their Ack), `ids` (record id
-//! checks: key prefix and checksum).
+//! (`Sforce-Limit-Info`, call counts, API budget), `outbound` (Outbound Messaging
+//! notifications and their Ack), `ids` (record id checks: key prefix and checksum).
+//!
+//! The engine's `OrgPort` over this client lives with the engine (`sync::org_adapter`): this
+//! module imports nothing of `sync`.
 
 mod auth;
 mod client;
@@ -15,7 +17,6 @@ mod describe;
 mod error;
 pub mod gate;
 pub mod ids;
-mod org_port;
 pub mod outbound;
 mod query;
 mod retry;
@@ -32,7 +33,6 @@ pub use client::{
 pub use collections::{COLLECTION_LIMIT, ItemError, ItemResult, RecordFailure, Saved};
 pub use describe::{FieldDescribe, Limits, ObjectDescribe, parse_limits};
 pub use error::{ErrorClass, SalesforceError, classify, parse_rest_error_body};
-pub use org_port::{build_record_queries, build_typed_record_queries, port_error};
 pub use query::{QueryPage, QueryPager};
 pub use retry::CallRetry;
 pub use soql::{Cond, Literal, Op, Order, Soql, SoqlError};

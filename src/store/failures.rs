@@ -93,7 +93,7 @@ pub struct NewFailure {
 
 /// The failure queue's backoff: how failed records are retried (`sync.max_attempts`,
 /// `sync.retry_*_delay`; the sync layer builds it from the settings, the store does not read
-/// configuration). Not the retry of one call ([`crate::salesforce::CallRetry`]).
+/// configuration). Not the retry of one call (`salesforce::CallRetry`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureBackoff {
     pub max_attempts: u32,

@@ -1,11 +1,13 @@
 //! Parent accounts (`account.sync_policy`, issue 5) end to end: the direction pass over the
 //! real Salesforce client, the real SQLite store and two simulated orgs in process (sfsim).
 //! Every scenario runs in both directions. API calls are counted by sfsim (`/__sim/stats`,
-//! `/__sim/requests`), never by the engine's own report.
+//! `/__sim/requests`), never by the engine's own report. `orgsync check` over the account
+//! fields is tested in `account_check_tests.rs`.
 
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
 use crate::salesforce::{Client, ClientOptions};
 use crate::store::{Direction, Org, Store};
 use crate::sync::accounts::ACCOUNT_NAME_PATH;
@@ -80,10 +82,17 @@ impl World {
             Org::A => (&self.integration[0], &self.integration[1]),
             Org::B => (&self.integration[1], &self.integration[0]),
         };
-        let report = Pass::new(config, mapping, source, target, &self.store)
-            .run(&CancellationToken::new())
-            .await
-            .expect("pass");
+        let report = Pass::new(
+            config,
+            mapping,
+            source,
+            target,
+            &self.store,
+            &Metrics::default(),
+        )
+        .run(&CancellationToken::new())
+        .await
+        .expect("pass");
         assert_eq!(report.outcome, PassOutcome::Completed, "{report:?}");
         report
     }
@@ -595,70 +604,6 @@ async fn a_link_to_an_account_deleted_in_the_target_is_dropped_and_the_parent_re
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_passes_sync_account_with_the_default_account_fields_and_names_a_bad_one() {
-    let w = World::new().await;
-    let load = |fields: &str| {
-        let toml = format!(
-            r#"
-[account]
-sync_policy = "syncAccount"
-{fields}
-
-[orgs.a]
-login_url = "{a}"
-username = "integration@a.sim"
-
-[orgs.b]
-login_url = "{b}"
-username = "integration@b.sim"
-"#,
-            a = w.sims[0].base_url.trim_end_matches('/'),
-            b = w.sims[1].base_url.trim_end_matches('/'),
-        );
-        let vars: std::collections::HashMap<String, String> = [
-            ("ORGSYNC__ORGS__A__PASSWORD", "password"),
-            ("ORGSYNC__ORGS__A__SECURITY_TOKEN", "token"),
-            ("ORGSYNC__ORGS__B__PASSWORD", "password"),
-            ("ORGSYNC__ORGS__B__SECURITY_TOKEN", "token"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        crate::config::load_str("test", &[("account test", &toml)], &vars).expect("settings")
-    };
-    let run = async |settings: &crate::config::Settings| {
-        let mut out = Vec::new();
-        let ok = crate::check::run_with(settings, ClientOptions::fast(), &mut out)
-            .await
-            .expect("report written");
-        (ok, String::from_utf8_lossy(&out).into_owned())
-    };
-
-    let settings = load("");
-    assert_eq!(
-        settings.account.fields,
-        ACCOUNT_FIELDS.map(str::to_string).to_vec()
-    );
-    let (ok, report) = run(&settings).await;
-    assert!(ok, "{report}");
-    assert_eq!(
-        report
-            .matches("Account: can be queried and created; fields Name, AccountNumber")
-            .count(),
-        2,
-        "{report}"
-    );
-
-    let (ok, report) = run(&load(r#"fields = ["Name", "NumberOfEmployes"]"#)).await;
-    assert!(!ok, "{report}");
-    assert_eq!(
-        report.matches("did you mean NumberOfEmployees?").count(),
-        2,
-        "{report}"
-    );
-}
-
 async fn differently_named_parents_stay_quiet(direction: Direction) {
     let w = World::new().await;
     let (src, tgt) = (direction.source(), direction.target());
@@ -807,3 +752,6 @@ async fn two_target_accounts_with_the_parent_name_fail_the_row_instead_of_a_gues
         twin_parents_are_never_guessed(direction).await;
     }
 }
+
+#[path = "account_check_tests.rs"]
+mod check;

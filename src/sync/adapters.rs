@@ -1,6 +1,5 @@
 //! The pass's store ports over the real SQLite [`Store`]: thin forwarding, no decisions.
-//! (The org port over the Salesforce client lives with the client's adapter once the client
-//! exists.)
+//! (The org port over the Salesforce client is `org_adapter`.)
 
 use chrono::{DateTime, Utc};
 

@@ -14,6 +14,7 @@ use super::plan::SourceRow;
 use super::ports::{OrgPort, PageTxPort, RecordError, StorePort};
 use super::report::PassReport;
 use super::rows::{RowOutcome, link_write};
+use crate::events::record::{FailureCleared, FailureQueued, ReverseQueued};
 use crate::store::{Direction, NewFailure, NewNotification, Org, StoreError};
 
 impl<S, T, St> Pass<'_, S, T, St>
@@ -116,13 +117,13 @@ where
                 }
             }
             if let Some(target_id) = &state.reverse {
-                tracing::info!(
-                    cycle = cfg.cycle,
-                    direction = %cfg.direction,
-                    source_id = %row.id,
-                    target_id = %target_id,
-                    "target holds newer values: queued to be carried back"
-                );
+                ReverseQueued {
+                    cycle: cfg.cycle,
+                    direction: cfg.direction,
+                    source_id: &row.id,
+                    target_id,
+                }
+                .emit(self.metrics);
                 reverse.push(reverse_carry(
                     cfg.direction,
                     &cfg.object,
@@ -146,12 +147,12 @@ where
             PipelineMode::Retry { missing, rejected } => {
                 self.record_rejected(&mut tx, rejected, counts_ref).await?;
                 for id in missing {
-                    tracing::info!(
-                        cycle = cfg.cycle,
-                        direction = %cfg.direction,
-                        source_id = %id,
-                        "failed record no longer exists in the source: failure cleared"
-                    );
+                    FailureCleared {
+                        cycle: cfg.cycle,
+                        direction: cfg.direction,
+                        source_id: id,
+                    }
+                    .emit(self.metrics);
                     tx.clear_failure(cfg.direction, &cfg.object, id).await?;
                 }
             }
@@ -175,16 +176,16 @@ where
         sent: Option<Map<String, Value>>,
     ) -> Result<(), PassError> {
         let cfg = self.config;
-        tracing::warn!(
-            cycle = cfg.cycle,
-            direction = %cfg.direction,
-            source_id = %row.id,
-            target_id = target_id.as_deref().unwrap_or(""),
-            code = %error.code,
-            message = %error.message,
-            class = error.class.as_str(),
-            "record failed: kept in the failure queue"
-        );
+        FailureQueued {
+            cycle: cfg.cycle,
+            direction: cfg.direction,
+            source_id: &row.id,
+            target_id: target_id.as_deref(),
+            code: &error.code,
+            message: &error.message,
+            class: error.class.as_str(),
+        }
+        .emit(self.metrics);
         let failure = NewFailure {
             direction: cfg.direction,
             object: cfg.object.clone(),

@@ -38,9 +38,18 @@ impl PassError {
         match self {
             PassError::Query { source, .. } => source.kind,
             PassError::BadRow { .. } => ErrorKind::NeedsOperator,
-            PassError::Store(StoreError::Db(_) | StoreError::Open { .. }) => ErrorKind::Transient,
-            PassError::Store(_) => ErrorKind::NeedsOperator,
+            PassError::Store(e) => store_error_kind(e),
         }
+    }
+}
+
+/// What a store error needs: a database call that failed (busy, I/O) or a database that did
+/// not open may succeed next cycle; a store that refuses a write or holds a value it cannot
+/// read needs an operator.
+pub fn store_error_kind(e: &StoreError) -> ErrorKind {
+    match e {
+        StoreError::Db(_) | StoreError::Open { .. } => ErrorKind::Transient,
+        _ => ErrorKind::NeedsOperator,
     }
 }
 

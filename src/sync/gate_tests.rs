@@ -75,7 +75,7 @@ impl World {
             in_flight: &in_flight,
         };
         let (a, b) = (slow(&self.a), slow(&self.b));
-        let report = Pass::new(cfg, &self.mapping, &a, &b, &self.store)
+        let report = Pass::new(cfg, &self.mapping, &a, &b, &self.store, &self.metrics)
             .run(&CancellationToken::new())
             .await
             .expect("pass succeeds");

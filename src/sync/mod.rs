@@ -21,8 +21,8 @@
 //! `accounts`); `write` (collections calls); `commit` (the page's one transaction); `report`
 //! (what a pass did). `pass` orchestrates them (`pass_config` is its configuration); `errors` is why a pass stops; `mapping` is
 //! the canonical form; `ports` is what the pass needs from an org and from the store;
-//! `adapters` are the store ports over the SQLite store (the org port over the Salesforce
-//! client lives in `salesforce::org_port`).
+//! `adapters` are the store ports over the SQLite store and `org_adapter` the org port over
+//! the Salesforce client (with the record queries' SOQL and the client errors' kinds).
 //!
 //! [rows]: rows::RowState
 
@@ -37,6 +37,7 @@ mod feeds;
 mod gate;
 mod mapping;
 mod matching;
+mod org_adapter;
 mod parents;
 mod pass;
 mod pass_config;
@@ -51,10 +52,11 @@ mod test_support;
 mod write;
 
 pub use accounts::{AccountMode, Resolution, resolve_names};
-pub use errors::{PassError, Stop};
+pub use errors::{PassError, Stop, store_error_kind};
 pub use mapping::{
     Canonical, Mapping, MappingError, from_snapshot, normalize, same_value, to_snapshot,
 };
+pub use org_adapter::{build_record_queries, build_typed_record_queries, port_error};
 pub use pass::{Pass, PassConfig};
 pub use plan::{
     Action, Conflict, Decision, FailCode, LinkView, PageItem, Policy, QueuedFailure, SkipReason,

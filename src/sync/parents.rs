@@ -25,6 +25,7 @@ use super::plan::{SourceRow, TargetRow};
 use super::ports::{FieldIn, OrgPort, QueryKind, RecordError, RecordQuery, StorePort};
 use super::rows::{RowOutcome, RowState, Write, side_id};
 use super::write::per_record;
+use crate::events::record::ParentAccount;
 use crate::store::{FailureClass, Link, LinkWrite, Org};
 
 impl<S, T, St> Pass<'_, S, T, St>
@@ -278,14 +279,15 @@ where
                 }
                 ParentPlan::Found(id) => {
                     if let Some(source_id) = key.source_id() {
-                        tracing::info!(
-                            cycle = cfg.cycle,
-                            direction = %cfg.direction,
-                            account = %name,
-                            source_id = %source_id,
-                            target_id = %id,
-                            "parent account found in the target by Name: linked"
-                        );
+                        ParentAccount {
+                            cycle: cfg.cycle,
+                            direction: cfg.direction,
+                            account: &name,
+                            source_id,
+                            target_id: &id,
+                            created: false,
+                        }
+                        .emit(self.metrics);
                         new_links.push(account_link(src, source_id, &id));
                     }
                     Ok(id)
@@ -336,14 +338,15 @@ where
                 let name = parents.get(key).cloned().unwrap_or_default();
                 let outcome = match outcome {
                     Ok(ok) => {
-                        tracing::info!(
-                            cycle = cfg.cycle,
-                            direction = %cfg.direction,
-                            account = %name,
-                            source_id = key.source_id().unwrap_or(""),
-                            target_id = %ok.id,
-                            "parent account created in the target"
-                        );
+                        ParentAccount {
+                            cycle: cfg.cycle,
+                            direction: cfg.direction,
+                            account: &name,
+                            source_id: key.source_id().unwrap_or(""),
+                            target_id: &ok.id,
+                            created: true,
+                        }
+                        .emit(self.metrics);
                         if let Some(source_id) = key.source_id() {
                             new_links.push(account_link(src, source_id, &ok.id));
                         }

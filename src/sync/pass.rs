@@ -49,6 +49,8 @@ use super::rows::{
     RowOutcome, RowState, dedup_latest, link_view, parse_source_row, parse_target_row,
     reverse_target, rewrite_parent_snapshot, side_id, write_of,
 };
+use crate::events::record::{Conflict, RecordLinked, RecordSkipped};
+use crate::metrics::Metrics;
 use crate::store::{FailureClass, Link, Org, StoreError};
 
 /// Records per sObject Collections call (Salesforce's limit).
@@ -97,6 +99,8 @@ pub struct Pass<'p, S, T, St> {
     pub(super) source: &'p S,
     pub(super) target: &'p T,
     pub(super) store: &'p St,
+    /// Where the per-record events count (the daemon's, or a test's own).
+    pub(super) metrics: &'p Metrics,
     /// Salesforce calls made so far (every part of the pass).
     calls: AtomicU64,
     /// `batch.in_flight` permits: one per Salesforce call in flight.
@@ -115,6 +119,7 @@ where
         source: &'p S,
         target: &'p T,
         store: &'p St,
+        metrics: &'p Metrics,
     ) -> Self {
         Pass {
             config,
@@ -122,6 +127,7 @@ where
             source,
             target,
             store,
+            metrics,
             calls: AtomicU64::new(0),
             permits: Semaphore::new(config.in_flight.max(1)),
         }
@@ -448,13 +454,13 @@ where
             Action::Create { .. } | Action::Update { .. } => {}
             Action::Link { target_id } => {
                 counts.linked += 1;
-                tracing::info!(
-                    cycle = cfg.cycle,
-                    direction = %cfg.direction,
-                    source_id = %row.id,
-                    target_id = %target_id,
-                    "linked to an existing record with equal values"
-                );
+                RecordLinked {
+                    cycle: cfg.cycle,
+                    direction: cfg.direction,
+                    source_id: &row.id,
+                    target_id,
+                }
+                .emit(self.metrics);
                 state.outcome = RowOutcome::Linked {
                     target_id: target_id.clone(),
                     snapshot: decision.snapshot.clone().unwrap_or_default(),
@@ -492,34 +498,37 @@ where
     }
 
     fn log_skip(&self, row: &SourceRow, target_id: Option<&str>, reason: SkipReason) {
-        tracing::debug!(
-            cycle = self.config.cycle,
-            direction = %self.config.direction,
-            source_id = %row.id,
-            target_id = target_id.unwrap_or(""),
-            reason = reason.as_str(),
-            "record skipped"
-        );
+        RecordSkipped {
+            cycle: self.config.cycle,
+            direction: self.config.direction,
+            source_id: &row.id,
+            target_id,
+            reason: reason.as_str(),
+        }
+        .emit(self.metrics);
     }
 
     fn log_conflicts(&self, row: &SourceRow, decision: &Decision) {
         for c in &decision.conflicts {
             let source_value = c.source_value.clone().unwrap_or_default().to_string();
             let target_value = c.target_value.clone().unwrap_or_default().to_string();
-            tracing::info!(
-                cycle = self.config.cycle,
-                direction = %self.config.direction,
-                source_id = %row.id,
-                target_id = decision.target_id().unwrap_or(""),
-                field = %c.field,
-                source_value = %source_value,
-                target_value = %target_value,
-                source_last_modified = %c.source_last_modified,
-                target_last_modified = %c.target_last_modified,
-                winner = match c.winner { Winner::Source => "source", Winner::Target => "target" },
-                policy = ?self.config.conflict,
-                "conflict: both sides changed the field"
-            );
+            Conflict {
+                cycle: self.config.cycle,
+                direction: self.config.direction,
+                source_id: &row.id,
+                target_id: decision.target_id().unwrap_or(""),
+                field: &c.field,
+                source_value: &source_value,
+                target_value: &target_value,
+                source_last_modified: c.source_last_modified,
+                target_last_modified: c.target_last_modified,
+                winner: match c.winner {
+                    Winner::Source => "source",
+                    Winner::Target => "target",
+                },
+                policy: &self.config.conflict,
+            }
+            .emit(self.metrics);
         }
     }
 }

@@ -223,7 +223,7 @@ async fn retryable_failures_back_off_then_die_after_max_attempts() {
     }
     let flaky = Flaky(&w.b);
     let cancel = CancellationToken::new();
-    let pass = Pass::new(&cfg, &w.mapping, &w.a, &flaky, &w.store);
+    let pass = Pass::new(&cfg, &w.mapping, &w.a, &flaky, &w.store, &w.metrics);
     let first = pass.sync_changes(&cancel).await.expect("pass");
     assert_eq!(first.failed, 1);
     let f = &w.store.state().failures[0];
@@ -248,6 +248,60 @@ async fn newer_version_replaces_the_queued_failure_and_is_tried_now() {
     let report = w.run(Direction::AToB).await;
     assert_eq!(report.created, 1);
     assert!(w.store.state().failures.is_empty());
+}
+
+/// The value of one series of `/metrics` (0 when it is absent).
+fn series(metrics: &Metrics, series: &str) -> u64 {
+    let text = metrics.render(&crate::metrics::Gauges::default());
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |v| v.parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn the_pass_counts_its_per_record_events_once_each() {
+    let w = World::new();
+    let ids = w.a.human_create(vec![opp("Good", 1), opp("Bad REJECT", 2)]);
+    w.run(Direction::AToB).await;
+    let writes = r#"orgsync_record_writes_total{direction="a_to_b",operation="create"}"#;
+    let queued = r#"orgsync_failures_queued_total{direction="a_to_b",class="needs_edit"}"#;
+    assert_eq!(series(&w.metrics, writes), 1);
+    assert_eq!(series(&w.metrics, queued), 1);
+    // Read again: the queued record is skipped, the written one is a replay.
+    w.run(Direction::AToB).await;
+    assert_eq!(series(&w.metrics, writes), 1);
+    assert_eq!(series(&w.metrics, queued), 1);
+    let skips = |reason: &str| {
+        series(
+            &w.metrics,
+            &format!(r#"orgsync_record_skips_total{{direction="a_to_b",reason="{reason}"}}"#),
+        )
+    };
+    assert_eq!(skips("queued") + skips("replay"), 2);
+    // An edit is an update.
+    w.a.human_edit(&ids[0], json!({"Amount": 99.0}));
+    w.run(Direction::AToB).await;
+    let updates = r#"orgsync_record_writes_total{direction="a_to_b",operation="update"}"#;
+    assert_eq!(series(&w.metrics, updates), 1);
+}
+
+#[tokio::test]
+async fn a_conflict_and_its_carry_back_are_counted() {
+    let w = World::new();
+    let ids = w.a.human_create(vec![opp("Deal", 10)]);
+    w.run(Direction::AToB).await;
+    w.run(Direction::BToA).await;
+    let b_id = w.store.state().links[0].b_id.clone();
+    w.a.human_edit(&ids[0], json!({"Amount": 11}));
+    w.b.state().clock_ms += 5;
+    w.b.human_edit(&b_id, json!({"Amount": 22}));
+    let report = w.run(Direction::AToB).await;
+    assert_eq!(report.conflicts, 1);
+    let conflicts = r#"orgsync_conflicts_total{direction="a_to_b",winner="target"}"#;
+    assert_eq!(series(&w.metrics, conflicts), report.conflicts);
+    let reversed = r#"orgsync_reverses_queued_total{direction="a_to_b"}"#;
+    assert_eq!(series(&w.metrics, reversed), report.reversed);
+    assert_eq!(report.reversed, 1);
 }
 
 #[tokio::test]
@@ -406,7 +460,7 @@ async fn a_limit_on_the_write_call_alone_pauses_without_recording_anything() {
     let cfg = config(Direction::AToB);
     let limited = LimitOnWrites(&w.b);
     let cancel = CancellationToken::new();
-    let pass = Pass::new(&cfg, &w.mapping, &w.a, &limited, &w.store);
+    let pass = Pass::new(&cfg, &w.mapping, &w.a, &limited, &w.store, &w.metrics);
     let report = pass.sync_changes(&cancel).await.expect("pass");
     assert!(matches!(
         report.outcome,
@@ -581,9 +635,18 @@ async fn run_real(
 ) -> PassReport {
     let cfg = config(direction);
     let cancel = CancellationToken::new();
+    let metrics = Metrics::default();
     let result = match direction {
-        Direction::AToB => Pass::new(&cfg, mapping, a, b, store).run(&cancel).await,
-        Direction::BToA => Pass::new(&cfg, mapping, b, a, store).run(&cancel).await,
+        Direction::AToB => {
+            Pass::new(&cfg, mapping, a, b, store, &metrics)
+                .run(&cancel)
+                .await
+        }
+        Direction::BToA => {
+            Pass::new(&cfg, mapping, b, a, store, &metrics)
+                .run(&cancel)
+                .await
+        }
     };
     result.expect("pass over the real store")
 }

@@ -72,7 +72,7 @@ pub struct Batch {
 /// What an error needs: the one classification of the ports, the pass and its errors
 /// ([`super::PassError::kind`]). The failure queue stores the [`FailureClass`] of a record's
 /// error ([`PortError::failure_class`]); the client's own `salesforce::ErrorClass` maps onto
-/// this in `salesforce::org_port::port_error`.
+/// this in `sync::org_adapter::port_error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// Trying again later can succeed (5xx, timeouts, `UNABLE_TO_LOCK_ROW`, an expired

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::ports::PortError;
+use crate::events::PassCounts;
 use crate::store::{CycleCounts, CycleOutcome, Org};
 
 /// How a pass ended (when it did not fail).
@@ -46,6 +47,24 @@ pub struct PassReport {
 }
 
 impl PassReport {
+    /// What the pass's end event reads of it.
+    pub fn counts(&self) -> PassCounts<'_> {
+        PassCounts {
+            read: self.read,
+            created: self.created,
+            updated: self.updated,
+            linked: self.linked,
+            skipped: self.skipped,
+            failed: self.failed,
+            conflicts: self.conflicts,
+            reversed: self.reversed,
+            api_calls: self.api_calls,
+            pages: self.pages,
+            cancelled: self.outcome == PassOutcome::Cancelled,
+            outcome: &self.outcome,
+        }
+    }
+
     /// The counts as the store's `cycles` table keeps them.
     pub fn cycle_counts(&self) -> CycleCounts {
         CycleCounts {
@@ -78,10 +97,10 @@ impl PassReport {
         }
     }
 
-    /// The `cycles` row of a pass that ran (`Ok`) or stopped with an error message (`Err`):
-    /// its counts, outcome and error.
-    pub fn cycle_record(
-        result: &Result<PassReport, String>,
+    /// The `cycles` row of a pass that ran (`Ok`) or stopped with an error (`Err`, written
+    /// as its text): its counts, outcome and error.
+    pub fn cycle_record<E: std::fmt::Display>(
+        result: &Result<PassReport, E>,
     ) -> (CycleCounts, CycleOutcome, Option<String>) {
         match result {
             Ok(report) => {
@@ -91,7 +110,7 @@ impl PassReport {
             Err(message) => (
                 CycleCounts::default(),
                 CycleOutcome::Failed,
-                Some(message.clone()),
+                Some(message.to_string()),
             ),
         }
     }

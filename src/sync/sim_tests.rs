@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConflictPolicy, Credentials, OrgSettings};
+use crate::metrics::Metrics;
 use crate::salesforce::{Client, ClientOptions};
 use crate::store::{Direction, FailureBackoff, FailureClass, FailureState, Store};
 use crate::sync::test_support::run_cycle;
@@ -129,7 +130,7 @@ async fn two_simulated_orgs_sync_1000_records_within_the_call_bound_then_go_quie
     let before = api_calls(&sim_a).await + api_calls(&sim_b).await;
     let cancel = CancellationToken::new();
     let ab = config(Direction::AToB, user_a.clone(), 1);
-    let report = Pass::new(&ab, &m, &a, &b, &store)
+    let report = Pass::new(&ab, &m, &a, &b, &store, &Metrics::default())
         .run(&cancel)
         .await
         .expect("A -> B");
@@ -317,7 +318,7 @@ async fn a_row_visible_late_behind_the_watermark_arrives_through_the_lookback() 
         .create("Opportunity", &[opportunity("Early", 6000)])
         .await
         .expect("seed");
-    let first = Pass::new(&ab, &m, &a, &b, &store)
+    let first = Pass::new(&ab, &m, &a, &b, &store, &Metrics::default())
         .run(&cancel)
         .await
         .expect("pass");
@@ -335,7 +336,7 @@ async fn a_row_visible_late_behind_the_watermark_arrives_through_the_lookback() 
         .create("Opportunity", &[opportunity("Late", 7000)])
         .await
         .expect("late row");
-    let second = Pass::new(&ab, &m, &a, &b, &store)
+    let second = Pass::new(&ab, &m, &a, &b, &store, &Metrics::default())
         .run(&cancel)
         .await
         .expect("pass");
@@ -608,7 +609,7 @@ async fn match_by_a_date_field_looks_it_up_as_a_date() {
         match_by: vec!["Name".into(), "CloseDate".into()],
         ..config(Direction::AToB, p.user_a.clone(), 1)
     };
-    let report = Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store)
+    let report = Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store, &Metrics::default())
         .run(&CancellationToken::new())
         .await
         .expect("the lookup by Name and CloseDate runs");

@@ -10,6 +10,7 @@ use super::mapping::Mapping;
 use super::pass::{Pass, PassConfig};
 use super::ports::{OrgPort, StorePort};
 use super::report::{PassOutcome, PassReport};
+use crate::metrics::Metrics;
 
 /// The outcome of both directions of a cycle.
 #[derive(Debug)]
@@ -44,14 +45,19 @@ where
     B: OrgPort,
     St: StorePort,
 {
-    let first = Pass::new(a_to_b, mapping, a, b, store).run(cancel).await;
+    let metrics = Metrics::default();
+    let first = Pass::new(a_to_b, mapping, a, b, store, &metrics)
+        .run(cancel)
+        .await;
     if cancel.is_cancelled() {
         return CycleReport {
             a_to_b: first,
             b_to_a: None,
         };
     }
-    let second = Pass::new(b_to_a, mapping, b, a, store).run(cancel).await;
+    let second = Pass::new(b_to_a, mapping, b, a, store, &metrics)
+        .run(cancel)
+        .await;
     CycleReport {
         a_to_b: first,
         b_to_a: Some(second),

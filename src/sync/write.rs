@@ -13,6 +13,7 @@ use super::pass::{COLLECTION_LIMIT, Pass};
 use super::ports::{OrgPort, PortError, RecordError, StorePort, WriteOutcome};
 use super::report::PassReport;
 use super::rows::{RowOutcome, RowState, Write};
+use crate::events::record::{RecordUpdated, RecordWritten};
 
 impl<S, T, St> Pass<'_, S, T, St>
 where
@@ -85,14 +86,14 @@ where
                     Ok(ok) => {
                         report.created += u64::from(ok.created);
                         report.updated += u64::from(!ok.created);
-                        tracing::info!(
-                            cycle = cfg.cycle,
-                            direction = %cfg.direction,
-                            source_id = %row.id,
-                            target_id = %ok.id,
-                            created = ok.created,
-                            "record written to the target"
-                        );
+                        RecordWritten {
+                            cycle: cfg.cycle,
+                            direction: cfg.direction,
+                            source_id: &row.id,
+                            target_id: &ok.id,
+                            created: ok.created,
+                        }
+                        .emit(self.metrics);
                         RowOutcome::Linked {
                             target_id: ok.id,
                             snapshot,
@@ -110,25 +111,15 @@ where
                     match updated.next().unwrap_or_else(no_result) {
                         Ok(_) => {
                             report.updated += 1;
-                            // Field names at info (what changed), values at debug (they may
-                            // be business data an operator does not want in every log).
-                            let fields = body.keys().cloned().collect::<Vec<_>>().join(",");
-                            tracing::info!(
-                                cycle = cfg.cycle,
-                                direction = %cfg.direction,
-                                source_id = %row.id,
-                                target_id = %target_id,
-                                fields = %fields,
-                                "record updated in the target"
-                            );
-                            tracing::debug!(
-                                cycle = cfg.cycle,
-                                direction = %cfg.direction,
-                                source_id = %row.id,
-                                target_id = %target_id,
-                                values = %serde_json::Value::Object(body.clone()),
-                                "values written to the target"
-                            );
+                            // Field names at info, values at debug (see the event).
+                            RecordUpdated {
+                                cycle: cfg.cycle,
+                                direction: cfg.direction,
+                                source_id: &row.id,
+                                target_id: &target_id,
+                                body: &body,
+                            }
+                            .emit(self.metrics);
                             RowOutcome::Linked {
                                 target_id,
                                 snapshot,

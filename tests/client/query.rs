@@ -193,6 +193,6 @@ async fn over_budget_calls_are_refused_before_they_are_sent() {
         "{err}"
     );
     assert_eq!(c.calls().get(CallKind::Query), sent, "nothing was sent");
-    let port = orgsync::salesforce::port_error(&err);
+    let port = orgsync::sync::port_error(&err);
     assert_eq!(port.kind, orgsync::sync::ErrorKind::Limit);
 }

@@ -190,7 +190,7 @@ async fn a_refused_id_among_retried_failures_fails_again_and_the_rest_are_retrie
     let (a, b) = (daemon.client(Org::A), daemon.client(Org::B));
     let user = a.user_id().await.expect("login");
     let config = PassConfig::from_settings(&settings, Direction::AToB, 1, Some(user));
-    let pass = Pass::new(&config, daemon.mapping(), a, b, store);
+    let pass = Pass::new(&config, daemon.mapping(), a, b, store, daemon.metrics());
     let report = pass
         .retry_failures(&CancellationToken::new())
         .await

@@ -1,5 +1,7 @@
-//! The engine's [`OrgPort`] over the Salesforce [`Client`]: record queries become SOQL through
-//! the builder, writes go through sObject Collections, errors become [`PortError`]s.
+//! The engine's [`OrgPort`] over the Salesforce [`Client`] (beside `adapters`, the store
+//! ports over the SQLite store; here so that `salesforce` never imports the engine): record
+//! queries become SOQL through the client's builder, writes go through sObject Collections,
+//! errors become [`PortError`]s.
 //!
 //! Record queries always select `Id, SystemModstamp, LastModifiedDate, LastModifiedById` and
 //! the asked fields. A lookup or by-id query whose `IN` lists would push the URL past
@@ -13,15 +15,15 @@ use std::collections::HashSet;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
-use super::client::{Client, FieldTypes};
-use super::collections::{ItemResult, RecordFailure};
-use super::error::{ErrorClass, SalesforceError};
-use super::soql::{
-    Cond, Literal, MAX_ENCODED_SOQL_BYTES, Order, Soql, SoqlError, chunk_literals, encoded_len,
-};
-use crate::sync::{
+use super::ports::{
     Batch, ErrorKind, FieldIn, OrgPort, PortError, QueryKind, RecordError, RecordQuery, WriteOk,
     WriteOutcome,
+};
+use crate::salesforce::soql::{
+    Cond, Literal, MAX_ENCODED_SOQL_BYTES, Order, Soql, SoqlError, chunk_literals, encoded_len,
+};
+use crate::salesforce::{
+    Client, ErrorClass, FieldTypes, ItemResult, RecordFailure, SalesforceError,
 };
 
 /// The system fields every record query selects.
