@@ -3,7 +3,8 @@
 //! record is in ([`FailureClass`]); each is stored in the state tables by its `as_str`
 //! spelling and used in logs and metrics the same way. [`FailureClass::of_code`] is the one
 //! table from Salesforce's status codes (and orgsync's own codes) to the three classes that
-//! decide how the failure queue retries.
+//! decide how the failure queue retries; [`ErrorKind`] is the one classification of every
+//! error (transient, needs an edit, needs an operator, limit, auth).
 //! Nothing here imports another module of orgsync, so config, store, salesforce and sync can
 //! all use it without importing upward.
 
@@ -235,6 +236,49 @@ impl FromStr for FailureClass {
                     "unknown failure class {s:?} (expected transient, needs_edit or needs_operator)"
                 )
             })
+    }
+}
+
+/// What an error needs: the one classification of failures, used by the client
+/// (`SalesforceError::kind`), the engine's ports and its errors (`PortError`,
+/// `PassError::kind`), the daemon's direction errors and the failure queue (which stores the
+/// [`FailureClass`] of a record's error: `PortError::failure_class`). The client's
+/// `salesforce::ErrorClass` is not a second classification but its retry mechanics (what to
+/// do with the call: back off, log in again, pause); `SalesforceError::kind` maps it here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Trying again later can succeed (5xx, timeouts, `UNABLE_TO_LOCK_ROW`, an expired
+    /// session).
+    Transient,
+    /// The same request fails the same way until the data it names is edited.
+    NeedsEdit,
+    /// The same request fails the same way until an operator changes something (a field or
+    /// object the configuration names, a permission, an id that is not an id).
+    NeedsOperator,
+    /// The org's daily API limit (`REQUEST_LIMIT_EXCEEDED`) or configured budget: pause the
+    /// pass without recording anything, resume next cycle.
+    Limit,
+    /// The login was refused: the credentials need an operator.
+    Auth,
+}
+
+impl ErrorKind {
+    /// The kind of a refusal that is neither transient, a limit nor a refused login, by the
+    /// failure queue's one code table ([`FailureClass::of_code`]): `needs_operator` codes
+    /// need an operator, every other code an edit.
+    pub fn of_refusal(code: &str) -> ErrorKind {
+        match FailureClass::of_code(code) {
+            FailureClass::NeedsOperator => ErrorKind::NeedsOperator,
+            FailureClass::Transient | FailureClass::NeedsEdit => ErrorKind::NeedsEdit,
+        }
+    }
+
+    /// Whether trying the same request again fails the same way.
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::NeedsEdit | ErrorKind::NeedsOperator | ErrorKind::Auth
+        )
     }
 }
 

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::domain::ErrorKind;
+
 /// What kind of failure an error is, which decides what the caller does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -68,6 +70,18 @@ impl SalesforceError {
             code: code.to_string(),
             message: message.into(),
             class,
+        }
+    }
+
+    /// What the error needs, in the one classification every layer uses: the client's retry
+    /// mechanics mapped onto it (an expired session is transient: the client logs in again;
+    /// any other refusal is classed by its code, [`ErrorKind::of_refusal`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self.class {
+            ErrorClass::LimitExceeded => ErrorKind::Limit,
+            ErrorClass::Transient | ErrorClass::SessionExpired => ErrorKind::Transient,
+            ErrorClass::Auth => ErrorKind::Auth,
+            ErrorClass::Permanent => ErrorKind::of_refusal(&self.code),
         }
     }
 

@@ -22,9 +22,7 @@ use super::ports::{
 use crate::salesforce::soql::{
     Cond, Literal, MAX_ENCODED_SOQL_BYTES, Order, Soql, SoqlError, chunk_literals, encoded_len,
 };
-use crate::salesforce::{
-    Client, ErrorClass, FieldTypes, ItemResult, RecordFailure, SalesforceError,
-};
+use crate::salesforce::{Client, FieldTypes, ItemResult, RecordFailure, SalesforceError};
 
 /// The system fields every record query selects.
 const SYSTEM_FIELDS: [&str; 4] = [
@@ -37,18 +35,11 @@ const SYSTEM_FIELDS: [&str; 4] = [
 /// Room kept for ` WHERE `, parentheses and ` OR ` joins when sizing a statement.
 const JOIN_OVERHEAD: usize = 16;
 
-/// Maps a client error to the engine's kinds: the limit, transient errors (an expired session
-/// among them: the client logs in again), a refused login, and any other refusal by its code
-/// ([`ErrorKind::of_refusal`]).
+/// A client error as the engine's ports carry it: its kind ([`SalesforceError::kind`], the
+/// one classification), code and message.
 pub fn port_error(err: &SalesforceError) -> PortError {
-    let kind = match err.class {
-        ErrorClass::LimitExceeded => ErrorKind::Limit,
-        ErrorClass::Transient | ErrorClass::SessionExpired => ErrorKind::Transient,
-        ErrorClass::Auth => ErrorKind::Auth,
-        ErrorClass::Permanent => ErrorKind::of_refusal(&err.code),
-    };
     PortError {
-        kind,
+        kind: err.kind(),
         code: err.code.clone(),
         message: err.to_string(),
     }
@@ -370,6 +361,7 @@ impl OrgPort for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::salesforce::ErrorClass;
     use chrono::TimeZone;
     use serde_json::json;
 

@@ -17,6 +17,8 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+pub use crate::domain::ErrorKind;
+
 use crate::store::{
     Direction, Failure, FailureBackoff, FailureClass, InboxItem, Link, LinkWrite, NewFailure,
     NewNotification, Org, StoreError,
@@ -67,47 +69,6 @@ pub struct Batch {
     pub records: Vec<Map<String, Value>>,
     /// `nextRecordsUrl`, when there are more rows.
     pub next: Option<String>,
-}
-
-/// What an error needs: the one classification of the ports, the pass and its errors
-/// ([`super::PassError::kind`]). The failure queue stores the [`FailureClass`] of a record's
-/// error ([`PortError::failure_class`]); the client's own `salesforce::ErrorClass` maps onto
-/// this in `sync::org_adapter::port_error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Trying again later can succeed (5xx, timeouts, `UNABLE_TO_LOCK_ROW`, an expired
-    /// session).
-    Transient,
-    /// The same request fails the same way until the data it names is edited.
-    NeedsEdit,
-    /// The same request fails the same way until an operator changes something (a field or
-    /// object the configuration names, a permission, an id that is not an id).
-    NeedsOperator,
-    /// The org's daily API limit (`REQUEST_LIMIT_EXCEEDED`) or configured budget: pause the
-    /// pass without recording anything, resume next cycle.
-    Limit,
-    /// The login was refused: the credentials need an operator.
-    Auth,
-}
-
-impl ErrorKind {
-    /// The kind of a refusal that is neither transient, a limit nor a refused login, by the
-    /// failure queue's one code table ([`FailureClass::of_code`]): `needs_operator` codes
-    /// need an operator, every other code an edit.
-    pub fn of_refusal(code: &str) -> ErrorKind {
-        match FailureClass::of_code(code) {
-            FailureClass::NeedsOperator => ErrorKind::NeedsOperator,
-            FailureClass::Transient | FailureClass::NeedsEdit => ErrorKind::NeedsEdit,
-        }
-    }
-
-    /// Whether trying the same request again fails the same way.
-    pub fn is_permanent(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::NeedsEdit | ErrorKind::NeedsOperator | ErrorKind::Auth
-        )
-    }
 }
 
 /// A whole call failed.
