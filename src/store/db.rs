@@ -28,6 +28,12 @@ pub enum StoreError {
     },
     #[error("cannot apply migrations to the state database")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot lock {path} to apply the state database's migrations")]
+    MigrationLock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A link write would link a record to a second record (links are unique on both sides).
     #[error("link conflict for {object}: cannot link A {a_id} to B {b_id}: {detail}")]
     LinkConflict {
@@ -94,7 +100,18 @@ impl Store {
                 url: url.to_string(),
                 source,
             })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        {
+            // Two processes opening a new database at once (a daemon's first start and an
+            // operator's `status`) would both apply the migrations, and the second would fail
+            // on tables the first just made. SQLite cannot lock across the migrator's own
+            // connections, so the migrations run under an exclusive lock on a file beside the
+            // database; the second process waits, then finds them applied.
+            let _guard = match Store::database_file(url)? {
+                Some(path) => Some(migration_lock(&path).await?),
+                None => None,
+            };
+            sqlx::migrate!("./migrations").run(&pool).await?;
+        }
         tracing::debug!(url, "state store open");
         Ok(Store { pool })
     }
@@ -177,4 +194,28 @@ impl PageTx {
     pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.tx
     }
+}
+
+/// Takes the exclusive lock of `<database>.migrate-lock` (waiting for another process that is
+/// migrating the same database); released when the returned file is dropped or the process
+/// ends.
+async fn migration_lock(database: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let path = std::path::PathBuf::from(name);
+    let shown = path.display().to_string();
+    let error = |source| StoreError::MigrationLock {
+        path: shown.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(error)?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| error(std::io::Error::other(e)))?
+        .map_err(error)
 }

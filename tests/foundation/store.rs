@@ -904,3 +904,27 @@ async fn links_from_before_the_link_state_migration_become_live() {
     ));
     assert_eq!(store.counts().await.unwrap().links_by_state["live"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_opening_a_new_database_at_once_all_get_it_migrated() {
+    // A daemon's first start and an operator's `status` (or `links list`) at the same moment:
+    // each open applies the migrations, and none may fail on tables another just made.
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join(format!("new-{round}.db")).display()
+        );
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { Store::open(&url).await })
+            })
+            .collect();
+        for open in opens {
+            let store = open.await.unwrap().expect("every open succeeds");
+            assert!(store.counts().await.is_ok());
+            store.close().await;
+        }
+    }
+}
