@@ -179,9 +179,12 @@ impl Daemon {
     /// the same database is refused: see [`StateLock`]) and builds both clients. Does not log
     /// in: the first cycle does, and a login failure is that cycle's error, not a crash.
     pub async fn new(settings: &Settings) -> anyhow::Result<Daemon> {
-        let store = Store::open(&settings.state.url)
-            .await
-            .with_context(|| format!("opening the state store {}", settings.state.url))?;
+        let store = Store::open(&settings.state.url).await.with_context(|| {
+            format!(
+                "opening the state store {}",
+                crate::domain::redact_url(&settings.state.url)
+            )
+        })?;
         let lock = StateLock::acquire(&settings.state.url).await?;
         let mapping = Mapping::from_settings(settings).context("building the field mapping")?;
         let options = ClientOptions::for_settings(settings);

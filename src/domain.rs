@@ -282,6 +282,30 @@ impl ErrorKind {
     }
 }
 
+/// `url` with the password of its userinfo (`scheme://user:password@host`) replaced by
+/// `***`, for errors, logs and `status`: a `state.url` can hold a database password.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return url.to_string();
+    };
+    format!(
+        "{}://{}:***{}",
+        &url[..scheme_end],
+        &userinfo[..colon],
+        &rest[at..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,5 +367,24 @@ mod tests {
             );
         }
         assert!("dead".parse::<FailureClass>().is_err());
+    }
+
+    #[test]
+    fn a_url_password_never_shows() {
+        assert_eq!(
+            redact_url("postgres://orgsync:s3cret@db.example.com:5432/orgsync?sslmode=require"),
+            "postgres://orgsync:***@db.example.com:5432/orgsync?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://p%40ss:x@y@host/db"),
+            "postgres://p%40ss:***@host/db"
+        );
+        assert_eq!(
+            redact_url("postgres://orgsync@host/db"),
+            "postgres://orgsync@host/db"
+        );
+        assert_eq!(redact_url("sqlite://orgsync.db"), "sqlite://orgsync.db");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

@@ -66,9 +66,12 @@ pub async fn run(
     cmd: LinksCommand,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&settings.state.url)
-        .await
-        .with_context(|| format!("opening the state store {}", settings.state.url))?;
+    let store = Store::open(&settings.state.url).await.with_context(|| {
+        format!(
+            "opening the state store {}",
+            crate::domain::redact_url(&settings.state.url)
+        )
+    })?;
     match cmd {
         LinksCommand::List {
             object,

@@ -188,7 +188,7 @@ pub fn build_report(
         env: settings.env.clone(),
         object: settings.sync.object.clone(),
         state: StateInfo {
-            url: settings.state.url.clone(),
+            url: crate::domain::redact_url(&settings.state.url),
             exists,
         },
         watermarks,

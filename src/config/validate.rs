@@ -262,7 +262,10 @@ pub(super) fn validate(
     if !(state_url.starts_with("sqlite:")) {
         c.problem(
             "state.url",
-            format!("{state_url:?} is not a SQLite URL: use \"sqlite://path/to/orgsync.db\" or \"sqlite::memory:\""),
+            format!(
+                "{:?} is not a SQLite URL: use \"sqlite://path/to/orgsync.db\" or \"sqlite::memory:\"",
+                crate::domain::redact_url(&state_url)
+            ),
         );
     }
 

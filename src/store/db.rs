@@ -65,7 +65,7 @@ impl Store {
         check_url(url)?;
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::BadUrl {
-                url: url.to_string(),
+                url: crate::domain::redact_url(url),
                 detail: e.to_string(),
             })?
             .create_if_missing(true)
@@ -97,7 +97,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {
-                url: url.to_string(),
+                url: crate::domain::redact_url(url),
                 source,
             })?;
         {
@@ -125,7 +125,7 @@ impl Store {
             return Ok(None);
         }
         let options = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
-            url: url.to_string(),
+            url: crate::domain::redact_url(url),
             detail: e.to_string(),
         })?;
         Ok(Some(options.get_filename().to_path_buf()))
@@ -160,7 +160,7 @@ fn check_url(url: &str) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::BadUrl {
-            url: url.to_string(),
+            url: crate::domain::redact_url(url),
             detail: "expected sqlite://path/to/file.db or sqlite::memory:".into(),
         })
     }

@@ -686,3 +686,20 @@ fn the_binary_logs_a_warning_for_a_secret_in_a_config_file_without_its_value() {
     // The empty security_token is not a secret written in the file.
     assert!(!stderr.contains("orgs.b.security_token is set"), "{stderr}");
 }
+
+#[test]
+fn a_rejected_state_url_never_shows_its_password() {
+    let (_dir, result) = load(
+        &format!(
+            "{USERS}\n[state]\nurl = \"postgres://orgsync:s3cretPW@db.example.com/orgsync\"\n"
+        ),
+        &creds(&[]),
+    );
+    let text = problems(result);
+    assert!(text.contains("state.url"), "{text}");
+    assert!(
+        text.contains("postgres://orgsync:***@db.example.com/orgsync"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cretPW"), "the password leaked: {text}");
+}
