@@ -7,55 +7,19 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import jsforce from 'jsforce';
+import { startSim, control as simControl } from './sim.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SFSIM = process.env.SFSIM_BIN || path.join(here, '..', '..', 'target', 'debug', 'sfsim');
 const VERSION = '62.0';
 const USER = 'integration@a.sim';
 const PASSWORD = 'password';
 const TOKEN = 'token';
 
-let child;
+let sim;
 let base;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitUp(url) {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(`${url}/__sim/users`);
-      if (r.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`sfsim did not come up at ${url}`);
-}
-
-async function control(pathname, body) {
-  const r = await fetch(`${base}${pathname}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  assert.ok(r.ok, `${pathname} answered ${r.status}`);
-  return r.json();
+function control(pathname, body) {
+  return simControl(base, pathname, body);
 }
 
 async function oauthConnection() {
@@ -68,17 +32,12 @@ async function oauthConnection() {
 }
 
 before(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  child = spawn(SFSIM, ['--org', `A=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'inherit'] });
-  child.on('error', (e) => {
-    throw new Error(`cannot start ${SFSIM}: ${e.message}`);
-  });
-  await waitUp(base);
+  sim = await startSim();
+  base = sim.base;
 });
 
 after(() => {
-  if (child) child.kill('SIGTERM');
+  if (sim) sim.stop();
 });
 
 test('SOAP login with password + security token', async () => {
