@@ -393,7 +393,7 @@ async fn links_commands_work_beside_a_running_daemon_which_rematches_a_forgotten
         )
         .expect("seed B");
     let log = world.dir.path().join("daemon.log");
-    let mut daemon = world.spawn_daemon(&log);
+    let daemon = super::shell::Running(world.spawn_daemon(&log));
     tokio::task::block_in_place(|| {
         // Once the daemon has opened (and migrated) the state database.
         wait_until("the daemon's first pass", || {
@@ -419,8 +419,6 @@ async fn links_commands_work_beside_a_running_daemon_which_rematches_a_forgotten
         let again = json_of(&world, &["links", "show", &a_id, "--json"]);
         assert_eq!(again["b_id"], first["b_id"], "the same pair");
         assert_eq!(named(&world.b, "Busy Deal").len(), 1, "nothing created");
-        super::send_sigterm(&daemon);
-        let status = super::wait_with_limit(&mut daemon, std::time::Duration::from_secs(30));
-        assert!(status.success(), "{status}");
+        super::shell::stop(daemon);
     });
 }

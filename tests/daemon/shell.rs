@@ -97,9 +97,23 @@ async fn data_calls(org: &sfsim::SimOrg) -> usize {
         .unwrap_or(0)
 }
 
-fn stop(mut child: Child) {
-    send_sigterm(&child);
-    let status = wait_with_limit(&mut child, Duration::from_secs(30));
+/// A running `orgsync run`, killed if the test ends without stopping it (a failed assertion
+/// would otherwise leave the daemon running after the test).
+pub(super) struct Running(pub(super) Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// SIGTERM, then the exit status, which must be 0.
+pub(super) fn stop(mut daemon: Running) {
+    send_sigterm(&daemon.0);
+    let status = wait_with_limit(&mut daemon.0, Duration::from_secs(30));
     assert!(status.success(), "orgsync run exits 0 on SIGTERM: {status}");
 }
 
@@ -108,8 +122,8 @@ async fn a_poll_mode_daemon_serves_health_readiness_metrics_and_status() {
     let world = World::new().await;
     seed(&world.a, "Watched", 5);
     let log = world.dir.path().join("daemon.log");
-    let mut child = world.spawn_daemon(&log);
-    let addr = listening_addr(&log, &mut child).await;
+    let mut child = Running(world.spawn_daemon(&log));
+    let addr = listening_addr(&log, &mut child.0).await;
     assert!(addr.starts_with("127.0.0.1:"), "http.bind is used: {addr}");
     eventually("the records reach B", || opportunities(&world.b).len() == 5).await;
 
@@ -175,14 +189,15 @@ async fn a_poll_mode_daemon_serves_health_readiness_metrics_and_status() {
 async fn a_wrong_password_is_tried_once_then_backed_off_and_shown_as_auth_failed() {
     let world = World::new().await;
     let log = world.dir.path().join("daemon.log");
-    let mut child = world
+    let child = world
         .command(&["run"])
         .env("ORGSYNC__ORGS__A__PASSWORD", "wrong")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("orgsync run starts");
-    let addr = listening_addr(&log, &mut child).await;
+    let mut child = Running(child);
+    let addr = listening_addr(&log, &mut child.0).await;
     // 20 poll cycles (scheduler.frequency = 200ms) and /readyz probes: still one login.
     for _ in 0..8 {
         let (code, body) = get(&addr, "/readyz").await;
@@ -258,14 +273,15 @@ async fn a_daily_limit_pauses_once_probes_sparingly_and_resumes_when_the_limit_r
     );
     seed(&world.a, "Limited", 5);
     let log = world.dir.path().join("daemon.log");
-    let mut child = world
+    let child = world
         .command(&["run"])
         .env("ORGSYNC__ORGS__B__API_BUDGET_PERCENT", "100")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("orgsync run starts");
-    let addr = listening_addr(&log, &mut child).await;
+    let mut child = Running(child);
+    let addr = listening_addr(&log, &mut child.0).await;
     eventually("org B is paused", || {
         count_messages(&log, "org paused on its API limit") >= 1
     })
