@@ -5,3 +5,4 @@ mod cli;
 mod config;
 mod import;
 mod store;
+mod store_failures;
