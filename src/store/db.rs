@@ -93,6 +93,16 @@ impl Store {
                 SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE),
             )
         };
+        // Two processes opening a new database at once (a daemon's first start and an
+        // operator's `status`) would race: on the switch of the new file to WAL ("database is
+        // locked") and on the migrations (the second fails on tables the first just made).
+        // SQLite cannot lock across the pool's and the migrator's connections, so the first
+        // connection and the migrations happen under an exclusive lock on a file beside the
+        // database; the second process waits, then finds the file ready.
+        let guard = match Store::database_file(url)? {
+            Some(path) => Some(migration_lock(&path).await?),
+            None => None,
+        };
         let pool = pool_options
             .connect_with(options)
             .await
@@ -100,18 +110,8 @@ impl Store {
                 url: crate::domain::redact_url(url),
                 source,
             })?;
-        {
-            // Two processes opening a new database at once (a daemon's first start and an
-            // operator's `status`) would both apply the migrations, and the second would fail
-            // on tables the first just made. SQLite cannot lock across the migrator's own
-            // connections, so the migrations run under an exclusive lock on a file beside the
-            // database; the second process waits, then finds them applied.
-            let _guard = match Store::database_file(url)? {
-                Some(path) => Some(migration_lock(&path).await?),
-                None => None,
-            };
-            sqlx::migrate!("./migrations").run(&pool).await?;
-        }
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        drop(guard);
         tracing::debug!(url, "state store open");
         Ok(Store { pool })
     }
