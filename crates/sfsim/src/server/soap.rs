@@ -444,41 +444,40 @@ pub fn merge_response(items: &[MergeItem]) -> String {
     data_response("merge", &results)
 }
 
-/// A call-level fault with Salesforce's exception code (`sf:REQUEST_LIMIT_EXCEEDED`, ...),
-/// sent with HTTP 500.
-pub fn api_fault(exception_code: &str, message: &str) -> String {
-    let code = escape(exception_code);
-    let m = escape(message);
+/// The envelope of every non-login fault: `faultcode`, `faultstring`, and the
+/// `UnexpectedErrorFault` detail with the exception code and message (all already escaped).
+fn unexpected_error_fault(faultcode: &str, faultstring: &str, code: &str, m: &str) -> String {
     format!(
         concat!(
             r#"<?xml version="1.0" encoding="UTF-8"?>"#,
             r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#,
-            "<soapenv:Body><soapenv:Fault><faultcode>sf:{code}</faultcode>",
-            "<faultstring>{code}: {m}</faultstring>",
+            "<soapenv:Body><soapenv:Fault><faultcode>{faultcode}</faultcode>",
+            "<faultstring>{faultstring}</faultstring>",
             r#"<detail><sf:UnexpectedErrorFault xsi:type="sf:UnexpectedErrorFault"><sf:exceptionCode>{code}</sf:exceptionCode>"#,
             "<sf:exceptionMessage>{m}</sf:exceptionMessage></sf:UnexpectedErrorFault></detail>",
             "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
         ),
+        faultcode = faultcode,
+        faultstring = faultstring,
         code = code,
         m = m
     )
 }
 
+/// A call-level fault with Salesforce's exception code (`sf:REQUEST_LIMIT_EXCEEDED`, ...),
+/// sent with HTTP 500.
+pub fn api_fault(exception_code: &str, message: &str) -> String {
+    let code = escape(exception_code);
+    let m = escape(message);
+    unexpected_error_fault(&format!("sf:{code}"), &format!("{code}: {m}"), &code, &m)
+}
+
 /// The INVALID_SESSION_ID fault of a call whose SessionHeader names no live session (sent
 /// with HTTP 500).
 pub fn invalid_session_fault() -> String {
-    let m = "Invalid Session ID found in SessionHeader: Illegal Session";
-    format!(
-        concat!(
-            r#"<?xml version="1.0" encoding="UTF-8"?>"#,
-            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#,
-            "<soapenv:Body><soapenv:Fault><faultcode>sf:INVALID_SESSION_ID</faultcode>",
-            "<faultstring>INVALID_SESSION_ID: {m}</faultstring>",
-            r#"<detail><sf:UnexpectedErrorFault xsi:type="sf:UnexpectedErrorFault"><sf:exceptionCode>INVALID_SESSION_ID</sf:exceptionCode>"#,
-            "<sf:exceptionMessage>{m}</sf:exceptionMessage></sf:UnexpectedErrorFault></detail>",
-            "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
-        ),
-        m = m
+    api_fault(
+        "INVALID_SESSION_ID",
+        "Invalid Session ID found in SessionHeader: Illegal Session",
     )
 }
 
@@ -487,19 +486,7 @@ pub fn invalid_session_fault() -> String {
 pub fn client_fault(exception_code: &str, message: &str) -> String {
     let code = escape(exception_code);
     let m = escape(message);
-    format!(
-        concat!(
-            r#"<?xml version="1.0" encoding="UTF-8"?>"#,
-            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#,
-            "<soapenv:Body><soapenv:Fault><faultcode>soapenv:Client</faultcode>",
-            "<faultstring>{m}</faultstring>",
-            r#"<detail><sf:UnexpectedErrorFault xsi:type="sf:UnexpectedErrorFault"><sf:exceptionCode>{code}</sf:exceptionCode>"#,
-            "<sf:exceptionMessage>{m}</sf:exceptionMessage></sf:UnexpectedErrorFault></detail>",
-            "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
-        ),
-        code = code,
-        m = m
-    )
+    unexpected_error_fault("soapenv:Client", &m, &code, &m)
 }
 
 #[cfg(test)]
