@@ -5,7 +5,8 @@
 //! Files: `client` (sessions, the request loop), `auth` (logins), `query`, `collections`,
 //! `describe` (describe and limits), `soql` (the SOQL builder), `error`, `retry`, `usage`
 //! (`Sforce-Limit-Info`, call counts, API budget), `outbound` (Outbound Messaging
-//! notifications and their Ack), `ids` (record id checks: key prefix and checksum).
+//! notifications and their Ack), `ids` (record id checks: key prefix and checksum),
+//! `replication` (getDeleted, the delete log), `undelete` (the SOAP `undelete` call).
 //!
 //! The engine's `OrgPort` over this client lives with the engine (`sync::org_adapter`): this
 //! module imports nothing of `sync`.
@@ -19,8 +20,10 @@ pub mod gate;
 pub mod ids;
 pub mod outbound;
 mod query;
+mod replication;
 mod retry;
 pub mod soql;
+mod undelete;
 mod usage;
 
 pub use auth::{
@@ -34,6 +37,10 @@ pub use collections::{COLLECTION_LIMIT, ItemError, ItemResult, RecordFailure, Sa
 pub use describe::{FieldDescribe, Limits, ObjectDescribe, parse_limits};
 pub use error::{ErrorClass, SalesforceError, classify, parse_rest_error_body};
 pub use query::{QueryPage, QueryPager};
+pub use replication::{DeletedRecord, DeletedWindow, parse_get_deleted};
 pub use retry::CallRetry;
 pub use soql::{Cond, Literal, Op, Order, Soql, SoqlError};
+pub use undelete::{
+    UNDELETE_LIMIT, UndeleteError, UndeleteResult, parse_undelete_reply, soap_fault_error,
+};
 pub use usage::{CallCounts, CallKind, parse_limit_info};
