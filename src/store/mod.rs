@@ -16,15 +16,18 @@
 //!   rolls back).
 //!
 //! Each file is one table: `watermarks`, `links` (and the operator's `link_admin`), `failures` (with the pure retry schedule),
-//! `inbox`, `cycles`, plus `counts` for `status`. Migrations live in `/migrations` and are
+//! `inbox`, `cycles`, `deleted_checks` (the getDeleted safety net's progress), plus `counts`
+//! for `status`; `link_revive` makes a tombstoned link live again (undelete). Migrations live in `/migrations` and are
 //! embedded in the binary and applied by [`Store::open`].
 
 mod counts;
 mod cycles;
 mod db;
+mod deleted_checks;
 mod failures;
 mod inbox;
 mod link_admin;
+mod link_revive;
 mod links;
 mod lock;
 mod org_state;
@@ -37,6 +40,7 @@ pub use crate::domain::{Direction, FailureClass, Org};
 pub use counts::StoreCounts;
 pub use cycles::{Cycle, CycleCounts, CycleOutcome};
 pub use db::{PageTx, Store, StoreError};
+pub use deleted_checks::{DeletedCheck, DeletedCheckWrite};
 pub use failures::{Failure, FailureBackoff, FailureState, NewFailure, schedule_after_failure};
 pub use inbox::{InboxItem, NewNotification};
 pub use link_admin::{LinkAdminError, same_record};
