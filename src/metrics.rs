@@ -46,6 +46,8 @@ pub const FAILURES: &str = "orgsync_failures";
 pub const FAILURES_BY_CLASS: &str = "orgsync_failures_by_class";
 pub const OUTBOUND_MESSAGES: &str = "orgsync_outbound_messages_total";
 pub const OUTBOUND_NOTIFICATIONS: &str = "orgsync_outbound_notifications_total";
+/// getDeleted windows whose start the delete log no longer reached (a reconcile is needed).
+pub const DELETED_WINDOW_HOLES: &str = "orgsync_deleted_window_holes_total";
 // Per-record events (crate::events::record); served once their events are emitted.
 pub const RECORD_WRITES: &str = "orgsync_record_writes_total";
 pub const RECORD_LINKS: &str = "orgsync_record_links_total";
@@ -163,6 +165,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Notifications in acked outbound messages (redeliveries included), by org.",
     ),
     (
+        DELETED_WINDOW_HOLES,
+        Kind::Counter,
+        "getDeleted windows that started before the org's delete log did (deletes may have been missed: run a reconcile), by org.",
+    ),
+    (
         RECORD_WRITES,
         Kind::Counter,
         "Records written to the target, by direction and operation (create, update).",
@@ -268,6 +275,11 @@ impl Metrics {
             metrics
                 .gauge(LAST_CYCLE_DURATION, vec![label("direction", d.as_str())])
                 .set(0.0);
+        }
+        for org in ["a", "b"] {
+            metrics
+                .counter(DELETED_WINDOW_HOLES, vec![label("org", org)])
+                .increment(0);
         }
         metrics
     }

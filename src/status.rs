@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::store::{
-    AuthFailed, Cycle, CycleOutcome, Direction, Org, Store, StoreCounts, StoreError, WatermarkRow,
-    format_timestamp,
+    AuthFailed, Cycle, CycleOutcome, DeletedCheck, Direction, Org, Store, StoreCounts, StoreError,
+    WatermarkRow, format_timestamp,
 };
 
 /// Everything `status` shows.
@@ -38,6 +38,38 @@ pub struct StatusReport {
     pub links: LinkCounts,
     pub failures: FailureCounts,
     pub inbox: InboxCounts,
+    /// The getDeleted safety net, per org and object checked (empty before the first check).
+    pub deleted_checks: Vec<DeletedCheckStatus>,
+}
+
+/// The getDeleted safety net of one org and object: where the next window starts, and the
+/// holes seen (windows the delete log no longer reached: a reconcile is needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletedCheckStatus {
+    pub org: Org,
+    pub object: String,
+    pub next_start: String,
+    pub last_checked_at: String,
+    pub holes: u64,
+    /// The latest hole: when it was seen, the window's start, and where the log started.
+    pub last_hole_at: Option<String>,
+    pub last_hole_start: Option<String>,
+    pub last_hole_earliest: Option<String>,
+}
+
+impl DeletedCheckStatus {
+    pub fn of(check: &DeletedCheck) -> DeletedCheckStatus {
+        DeletedCheckStatus {
+            org: check.org,
+            object: check.object.clone(),
+            next_start: format_timestamp(check.next_start),
+            last_checked_at: format_timestamp(check.last_checked_at),
+            holes: check.holes,
+            last_hole_at: check.last_hole_at.map(format_timestamp),
+            last_hole_start: check.last_hole_start.map(format_timestamp),
+            last_hole_earliest: check.last_hole_earliest.map(format_timestamp),
+        }
+    }
 }
 
 /// Which state database the report comes from.
@@ -223,6 +255,8 @@ pub fn build_report(
             // Filled in by `collect`, which reads the receipt times.
             oldest_age_seconds: inbox_ages(&BTreeMap::new(), Utc::now()),
         },
+        // Filled in by `collect`.
+        deleted_checks: Vec::new(),
     }
 }
 
@@ -273,6 +307,12 @@ pub async fn collect(store: &Store, settings: &Settings) -> Result<StatusReport,
     }
     report.inbox.oldest_age_seconds =
         inbox_ages(&store.oldest_pending_notifications().await?, Utc::now());
+    report.deleted_checks = store
+        .deleted_checks()
+        .await?
+        .iter()
+        .map(DeletedCheckStatus::of)
+        .collect();
     Ok(report)
 }
 
@@ -443,6 +483,20 @@ pub fn render_text(report: &StatusReport) -> String {
             format!(" ({waiting})")
         }
     );
+    for c in report.deleted_checks.iter().filter(|c| c.holes > 0) {
+        let _ = writeln!(
+            out,
+            "Deletes   {} {}: {} getDeleted window hole(s), the latest seen {} (the delete log \
+             started {}, after the window's start {}): deletes may have been missed, a \
+             reconcile is needed (orgsync reconcile)",
+            c.org,
+            c.object,
+            c.holes,
+            c.last_hole_at.as_deref().unwrap_or("?"),
+            c.last_hole_earliest.as_deref().unwrap_or("?"),
+            c.last_hole_start.as_deref().unwrap_or("?"),
+        );
+    }
     out
 }
 
@@ -587,6 +641,75 @@ mod tests {
         assert_eq!(json["inbox"]["oldest_age_seconds"]["b"], 90);
         assert_eq!(json["last_cycles"]["a_to_b"]["outcome"], "running");
         assert!(json["last_cycles"]["b_to_a"].is_null());
+    }
+
+    #[test]
+    fn a_getdeleted_hole_is_a_line_saying_a_reconcile_is_needed() {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        let none = [(Direction::AToB, None), (Direction::BToA, None)];
+        let mut report = build_report(&settings(), true, &[], &none, &StoreCounts::default());
+        let mut check = DeletedCheck {
+            org: Org::B,
+            object: "Opportunity".into(),
+            next_start: at,
+            last_checked_at: at,
+            holes: 0,
+            last_hole_at: None,
+            last_hole_start: None,
+            last_hole_earliest: None,
+        };
+        report.deleted_checks = vec![DeletedCheckStatus::of(&check)];
+        assert!(
+            !render_text(&report).contains("Deletes"),
+            "no hole, no line"
+        );
+        check.holes = 2;
+        check.last_hole_at = Some(at);
+        check.last_hole_start = Some(at - chrono::Duration::hours(2));
+        check.last_hole_earliest = Some(at - chrono::Duration::hours(1));
+        report.deleted_checks = vec![DeletedCheckStatus::of(&check)];
+        let text = render_text(&report);
+        assert!(
+            text.contains(
+                "Deletes   b Opportunity: 2 getDeleted window hole(s), the latest seen \
+                 2026-12-01T10:00:00.000Z (the delete log started 2026-12-01T09:00:00.000Z, \
+                 after the window's start 2026-12-01T08:00:00.000Z): deletes may have been \
+                 missed, a reconcile is needed (orgsync reconcile)\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["deleted_checks"][0]["holes"], 2);
+        assert_eq!(json["deleted_checks"][0]["org"], "b");
+    }
+
+    #[tokio::test]
+    async fn status_reads_the_holes_the_safety_net_stored() {
+        let store = Store::open("sqlite::memory:").await.expect("store");
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        let report = collect(&store, &settings()).await.expect("status");
+        assert!(report.deleted_checks.is_empty());
+        let write = crate::store::DeletedCheckWrite {
+            next_start: at,
+            checked_at: at,
+            hole: Some((
+                at - chrono::Duration::hours(2),
+                at - chrono::Duration::hours(1),
+            )),
+        };
+        store
+            .record_deleted_check(Org::A, "Opportunity", &write)
+            .await
+            .expect("record");
+        let report = collect(&store, &settings()).await.expect("status");
+        assert_eq!(report.deleted_checks.len(), 1);
+        assert_eq!(report.deleted_checks[0].holes, 1);
+        let text = render_text(&report);
+        assert!(
+            text.contains("Deletes   a Opportunity: 1 getDeleted window hole(s)")
+                && text.contains("a reconcile is needed"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   scrape reads from the client's gates, which those same transitions set;
 //! - [`record`]: the per-record events of a direction pass (written, updated, linked, skipped,
 //!   conflict, failure queued or cleared, carried back, parent account), each with a counter
-//!   of its own, emitted by the engine's stages.
+//!   of its own, emitted by the engine's stages;
+//! - [`recycle`]: a getDeleted window with a hole (the safety net, `sync::deleted_check`).
 //!
 //! Every file here imports only `metrics` and `domain` (the ground floor, see the crate's
 //! layering), so the client, the engine and the shell may all emit these events.
@@ -27,6 +28,7 @@ pub mod client;
 pub mod outbound;
 pub mod pass;
 pub mod record;
+pub mod recycle;
 pub mod worker;
 
 #[cfg(test)]
@@ -34,4 +36,5 @@ mod tests;
 
 pub use outbound::{OutboundAcked, OutboundRefused};
 pub use pass::{PassCounts, PassFailed, PassFinished};
+pub use recycle::DeletedWindowHole;
 pub use worker::{Heartbeat, Housekeeping};

@@ -49,3 +49,6 @@ pub use lock::{LockError, StateLock};
 pub use org_state::AuthFailed;
 pub use time::{format_timestamp, parse_timestamp};
 pub use watermarks::WatermarkRow;
+
+#[cfg(test)]
+pub(crate) use link_revive::tombstone_for_test;

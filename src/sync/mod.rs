@@ -31,6 +31,7 @@ mod account_tests;
 mod accounts;
 mod adapters;
 mod commit;
+pub mod deleted_check;
 mod drain;
 mod errors;
 mod feeds;
@@ -43,6 +44,8 @@ mod pass;
 mod pass_config;
 mod plan;
 mod ports;
+#[cfg(test)]
+mod recycle_sim_tests;
 mod report;
 mod rows;
 #[cfg(test)]
