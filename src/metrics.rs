@@ -172,7 +172,7 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
     (
         RECORD_WRITES,
         Kind::Counter,
-        "Records written to the target, by direction and operation (create, update).",
+        "Records written to the target, by direction and operation (create, update, undelete).",
     ),
     (
         RECORD_LINKS,

@@ -16,7 +16,8 @@
 //! - [`record`]: the per-record events of a direction pass (written, updated, linked, skipped,
 //!   conflict, failure queued or cleared, carried back, parent account), each with a counter
 //!   of its own, emitted by the engine's stages;
-//! - [`recycle`]: a getDeleted window with a hole (the safety net, `sync::deleted_check`).
+//! - [`recycle`]: a getDeleted window with a hole (the safety net, `sync::deleted_check`); a
+//!   tombstoned pair's target undeleted or recreated (`sync::undelete`).
 //!
 //! Every file here imports only `metrics` and `domain` (the ground floor, see the crate's
 //! layering), so the client, the engine and the shell may all emit these events.
@@ -36,5 +37,5 @@ mod tests;
 
 pub use outbound::{OutboundAcked, OutboundRefused};
 pub use pass::{PassCounts, PassFailed, PassFinished};
-pub use recycle::DeletedWindowHole;
+pub use recycle::{DeletedWindowHole, TargetRestored};
 pub use worker::{Heartbeat, Housekeeping};

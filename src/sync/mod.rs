@@ -52,6 +52,7 @@ mod rows;
 mod sim_tests;
 #[cfg(test)]
 mod test_support;
+pub mod undelete;
 mod write;
 
 pub use accounts::{AccountMode, Resolution, resolve_names};

@@ -1,6 +1,7 @@
-//! The getDeleted safety net against a simulated org (sfsim) and a real SQLite store, on its
-//! own (the delete path that makes tombstones, and the daemon's cycle that runs the check, are
-//! another module's; the tombstones here are made by hand, `store::tombstone_for_test`).
+//! The undelete path and the getDeleted safety net against two simulated orgs (sfsim) and a
+//! real SQLite store, each on its own (the delete path that makes tombstones, and the pass
+//! that routes rows to these modules, are another module's; the tombstones here are made by
+//! hand, `store::tombstone_for_test`).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -12,11 +13,12 @@ use serde_json::{Map, Value, json};
 use super::deleted_check::{
     CheckPlan, DeletedCheckOutcome, DeletedCheckRun, PendingDeletedCheck, deleted_ids_to_apply,
 };
-use super::ports::OrgPort;
+use super::ports::{OrgPort, QueryKind, RecordQuery};
 use super::sim_tests::{client, file_store, start};
+use super::undelete::{TombstoneRow, UndeleteRun, undelete_tombstones};
 use crate::metrics::{Gauges, Metrics};
 use crate::salesforce::Client;
-use crate::store::{Direction, LinkWrite, Org, tombstone_for_test};
+use crate::store::{Direction, LinkState, LinkWrite, Org, tombstone_for_test};
 
 const OBJECT: &str = "Opportunity";
 
@@ -34,6 +36,20 @@ async fn create_one(org: &Client, values: Map<String, Value>) -> String {
         .await
         .expect("create");
     out[0].as_ref().expect("created").id.clone()
+}
+
+/// The record `id` as `query` returns it (deleted ones are absent).
+async fn live_row(org: &Client, id: &str) -> Option<Map<String, Value>> {
+    let query = RecordQuery {
+        object: OBJECT.into(),
+        fields: vec!["Name".into(), "Amount".into()],
+        kind: QueryKind::ByIds(vec![id.to_string()]),
+    };
+    OrgPort::query(org, &query)
+        .await
+        .expect("query")
+        .records
+        .pop()
 }
 
 async fn control(sim: &sfsim::SimOrg, path: &str, body: Value) -> Value {
@@ -68,6 +84,235 @@ fn link_write(direction: Direction, source_id: &str, target_id: &str) -> LinkWri
         b_modstamp: None,
         snapshot: opportunity("Restore me", 10),
     }
+}
+
+/// A linked pair, both records deleted, the link a tombstone, then the source undeleted and
+/// edited (Amount 10 -> 20); the target purged from its recycle bin when `purge` is set. Runs
+/// the undelete path and checks the target is back with the source's values and the link is
+/// live.
+async fn undelete_case(direction: Direction, purge: bool) {
+    let (sim_a, sim_b) = (start("A").await, start("B").await);
+    let (source_sim, target_sim) = match direction.source() {
+        Org::A => (&sim_a, &sim_b),
+        Org::B => (&sim_b, &sim_a),
+    };
+    let person = client(source_sim, "human");
+    let target = client(target_sim, "integration");
+    let (store, _dir) = file_store().await;
+    let source_id = create_one(&person, opportunity("Restore me", 10)).await;
+    let target_id = create_one(&target, opportunity("Restore me", 10)).await;
+    store
+        .upsert_link(&link_write(direction, &source_id, &target_id))
+        .await
+        .expect("link");
+    // The delete path's doing (another module): both deleted, the link a tombstone.
+    person
+        .delete(std::slice::from_ref(&source_id))
+        .await
+        .expect("delete source");
+    target
+        .delete(std::slice::from_ref(&target_id))
+        .await
+        .expect("delete target");
+    let a_id = link_write(direction, &source_id, &target_id).a_id;
+    tombstone_for_test(&store, OBJECT, &a_id, direction.source())
+        .await
+        .expect("tombstone");
+    if purge {
+        let purged = control(target_sim, "recycle_bin/purge", json!({"ids": [target_id]})).await;
+        assert_eq!(purged["purged"], 1);
+    }
+    // A person restores the source from the recycle bin and edits it.
+    let restored = person
+        .undelete(std::slice::from_ref(&source_id))
+        .await
+        .expect("undelete");
+    assert!(restored[0].success, "{restored:?}");
+    let mut edit = Map::new();
+    edit.insert("Amount".into(), json!(20));
+    OrgPort::update(&person, OBJECT, &[(source_id.clone(), edit)])
+        .await
+        .expect("edit");
+    let links = match direction.source() {
+        Org::A => {
+            store
+                .links_by_a_ids(OBJECT, std::slice::from_ref(&source_id))
+                .await
+        }
+        Org::B => {
+            store
+                .links_by_b_ids(OBJECT, std::slice::from_ref(&source_id))
+                .await
+        }
+    }
+    .expect("links");
+    assert_eq!(links[0].state, LinkState::Tombstone);
+    let row = TombstoneRow {
+        link: links[0].clone(),
+        source_id: source_id.clone(),
+        source_modstamp: None,
+        target_body: opportunity("Restore me", 20),
+        snapshot: opportunity("Restore me", 20),
+    };
+    let metrics = Metrics::default();
+    let run = UndeleteRun {
+        cycle: 3,
+        direction,
+        object: OBJECT,
+    };
+    let undeletes_before = target_sim.calls("undelete");
+    let outcomes = undelete_tombstones(&target, &run, &[row], &metrics)
+        .await
+        .expect("undelete path");
+    assert_eq!(outcomes.len(), 1);
+    let revived = outcomes[0].result.clone().expect("restored");
+    assert_eq!(revived.recreated, purge);
+    assert_eq!(
+        revived.target_id == target_id,
+        !purge,
+        "a new id only when recreated"
+    );
+    assert_eq!(
+        target_sim.calls("undelete") - undeletes_before,
+        1,
+        "one undelete call"
+    );
+    store
+        .revive_link(outcomes[0].link_id, &revived.link)
+        .await
+        .expect("revive");
+    // The target is back (or anew) with the source's values, and the link is live on it.
+    let back = live_row(&target, &revived.target_id)
+        .await
+        .expect("target is live");
+    assert_eq!(back["Amount"].as_f64(), Some(20.0), "{back:?}");
+    if purge {
+        assert!(
+            live_row(&target, &target_id).await.is_none(),
+            "the purged one stays gone"
+        );
+    }
+    // Found from the source's side (the target's id may be new).
+    let links = match direction.source() {
+        Org::A => {
+            store
+                .links_by_a_ids(OBJECT, std::slice::from_ref(&source_id))
+                .await
+        }
+        Org::B => {
+            store
+                .links_by_b_ids(OBJECT, std::slice::from_ref(&source_id))
+                .await
+        }
+    }
+    .expect("links");
+    let live: Vec<_> = links.iter().filter(|l| l.is_live()).collect();
+    assert_eq!(live.len(), 1, "{links:?}");
+    assert_eq!(live[0].id, outcomes[0].link_id);
+    let target_side = match direction.target() {
+        Org::A => &live[0].a_id,
+        Org::B => &live[0].b_id,
+    };
+    assert_eq!(target_side, &revived.target_id);
+    assert_eq!((live[0].deleted_at, live[0].deleted_by), (None, None));
+    let operation = if purge { "create" } else { "undelete" };
+    let series = format!(
+        "orgsync_record_writes_total{{direction=\"{}\",operation=\"{operation}\"}} 1",
+        direction.as_str()
+    );
+    assert!(
+        metrics.render(&Gauges::default()).contains(&series),
+        "{series}"
+    );
+}
+
+#[tokio::test]
+async fn undelete_a_to_b_restores_the_target_from_the_recycle_bin_and_updates_it() {
+    undelete_case(Direction::AToB, false).await;
+}
+
+#[tokio::test]
+async fn undelete_b_to_a_recreates_a_purged_target_and_relinks_it() {
+    undelete_case(Direction::BToA, true).await;
+}
+
+#[tokio::test]
+async fn an_undelete_whose_target_is_live_already_updates_it_and_creates_nothing() {
+    // A replay: the target was undeleted by an earlier run whose page did not commit.
+    let (sim_a, sim_b) = (start("A").await, start("B").await);
+    let person = client(&sim_a, "human");
+    let target = client(&sim_b, "integration");
+    let (store, _dir) = file_store().await;
+    let source_id = create_one(&person, opportunity("Restore me", 10)).await;
+    let target_id = create_one(&target, opportunity("Restore me", 10)).await;
+    store
+        .upsert_link(&link_write(Direction::AToB, &source_id, &target_id))
+        .await
+        .expect("link");
+    tombstone_for_test(&store, OBJECT, &source_id, Org::A)
+        .await
+        .expect("tombstone");
+    let link = store
+        .links_by_a_ids(OBJECT, std::slice::from_ref(&source_id))
+        .await
+        .expect("links")
+        .remove(0);
+    let row = TombstoneRow {
+        link,
+        source_id: source_id.clone(),
+        source_modstamp: None,
+        target_body: opportunity("Restore me", 30),
+        snapshot: opportunity("Restore me", 30),
+    };
+    let run = UndeleteRun {
+        cycle: 1,
+        direction: Direction::AToB,
+        object: OBJECT,
+    };
+    let creates = sim_b.calls("collections_create");
+    let outcomes = undelete_tombstones(&target, &run, &[row], &Metrics::default())
+        .await
+        .expect("undelete path");
+    let revived = outcomes[0].result.clone().expect("restored");
+    assert!(!revived.recreated);
+    assert_eq!(revived.target_id, target_id);
+    assert_eq!(
+        sim_b.calls("collections_create"),
+        creates,
+        "nothing created"
+    );
+    let back = live_row(&target, &target_id).await.expect("live");
+    assert_eq!(back["Amount"].as_f64(), Some(30.0));
+}
+
+#[tokio::test]
+async fn the_soap_undelete_goes_through_the_client_relogin_and_its_faults_keep_their_code() {
+    let sim = start("B").await;
+    let org = client(&sim, "integration");
+    let id = create_one(&org, opportunity("Session", 1)).await;
+    org.delete(std::slice::from_ref(&id)).await.expect("delete");
+    // An expired session is the INVALID_SESSION_ID fault: the client logs in again once.
+    sim.expire_sessions();
+    let logins = org.calls().get(crate::salesforce::CallKind::Login);
+    let results = org
+        .undelete(std::slice::from_ref(&id))
+        .await
+        .expect("undelete");
+    assert!(results[0].success, "{results:?}");
+    assert_eq!(
+        org.calls().get(crate::salesforce::CallKind::Login),
+        logins + 1
+    );
+    // A second undelete: not in the recycle bin.
+    let again = org
+        .undelete(std::slice::from_ref(&id))
+        .await
+        .expect("undelete");
+    assert_eq!(again[0].code(), Some("UNDELETE_FAILED"));
+    // The daily allowance spent: the fault is the usual limit error.
+    spend_allowance(&sim);
+    let err = org.undelete(&[id]).await.expect_err("limit");
+    assert!(err.is_limit_exceeded(), "{err}");
 }
 
 /// Log lines of the current thread while `guard` lives.
