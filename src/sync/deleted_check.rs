@@ -110,10 +110,14 @@ pub fn plan_check(
     let end = truncate_to_minute(now);
     let log_edge = end - chrono::Duration::days(DELETE_LOG_DAYS)
         + chrono::Duration::minutes(LOG_EDGE_MARGIN_MINUTES);
-    let (start, beyond_log) = if stored_start < log_edge {
-        (log_edge, Some(stored_start))
-    } else {
-        (stored_start, None)
+    let (start, beyond_log) = match (stored_start < log_edge, stored.is_some()) {
+        (false, _) => (stored_start, None),
+        // A start the safety net stored and the log no longer reaches: checks were missed.
+        (true, true) => (log_edge, Some(stored_start)),
+        // A first check from an old watermark (a quiet org's last change) is no hole: every
+        // cycle's queryAll read the deletes since the watermark; only the log's reach limits
+        // this first window.
+        (true, false) => (log_edge, None),
     };
     if end - start < chrono::Duration::minutes(MIN_WINDOW_MINUTES) {
         return CheckPlan::TooShort { start };
@@ -417,6 +421,19 @@ mod tests {
                     earliest_available: t(6, 9, 5, 0)
                 })
             }
+        );
+    }
+
+    #[test]
+    fn a_first_check_from_a_watermark_older_than_the_log_starts_at_its_edge_without_a_hole() {
+        let now = t(21, 9, 0, 20);
+        assert_eq!(
+            plan_check(None, Some(t(1, 9, 0, 0)), HOUR, now),
+            CheckPlan::Check(Window {
+                start: t(6, 9, 5, 0),
+                end: t(21, 9, 0, 0),
+                beyond_log: None
+            })
         );
     }
 
