@@ -277,7 +277,7 @@ async fn sync_once_command(settings: &Settings) -> anyhow::Result<Outcome> {
 }
 
 async fn failures_command(settings: &Settings, cmd: FailuresCommand) -> anyhow::Result<Outcome> {
-    let store = Store::open(&settings.state.url).await?;
+    let store = Store::open_state(&settings.state).await?;
     let mut out = std::io::stdout();
     match cmd {
         FailuresCommand::List { json, state, code } => {

@@ -28,6 +28,8 @@ mod link_admin;
 mod links;
 mod lock;
 mod org_state;
+#[doc(hidden)]
+pub mod testing;
 mod time;
 mod watermarks;
 
@@ -36,7 +38,7 @@ mod watermarks;
 pub use crate::domain::{Direction, FailureClass, Org};
 pub use counts::StoreCounts;
 pub use cycles::{Cycle, CycleCounts, CycleOutcome};
-pub use db::{PageTx, Store, StoreError};
+pub use db::{Backend, DEFAULT_PAIR, PageTx, Store, StoreError, pair_schema, valid_pair_name};
 pub use failures::{Failure, FailureBackoff, FailureState, NewFailure, schedule_after_failure};
 pub use inbox::{InboxItem, NewNotification};
 pub use link_admin::{LinkAdminError, same_record};

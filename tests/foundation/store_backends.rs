@@ -1,0 +1,146 @@
+//! What differs between the two backends and must behave the same: reopening keeps the state,
+//! sync pairs in one PostgreSQL database are apart, concurrent opens of a new store all
+//! succeed, and concurrent writers of one store lose no update (SQLite `BEGIN IMMEDIATE`,
+//! PostgreSQL the pair's advisory transaction lock). The PostgreSQL tests skip without
+//! `ORGSYNC_TEST_PG_URL` (`scripts/pg start`), unless `ORGSYNC_TEST_PG_REQUIRED=1`.
+
+use orgsync::store::testing::{fresh_pair_name, pg_url};
+use orgsync::store::{Backend, LinkWrite, Org, Store, StoreError};
+use serde_json::json;
+
+use super::store::{ids, t};
+use super::store_failures::{failure, policy};
+
+fn link(a: &str, b: &str) -> LinkWrite {
+    LinkWrite {
+        object: "Opportunity".into(),
+        a_id: a.into(),
+        b_id: b.into(),
+        a_modstamp: Some(t(1)),
+        b_modstamp: Some(t(2)),
+        snapshot: json!({ "Name": "Deal" }).as_object().cloned().unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_store_reopens_with_its_state_and_pairs_sharing_a_database_are_apart() {
+    let Some(url) = pg_url() else { return };
+    let (emea, apac) = (fresh_pair_name(), fresh_pair_name());
+    let store = Store::open_pair(&url, &emea).await.unwrap();
+    assert_eq!(store.backend(), Backend::Postgres);
+    store
+        .advance_watermark(Org::A, "Opportunity", t(5))
+        .await
+        .unwrap();
+    store.upsert_link(&link("006A1", "006B1")).await.unwrap();
+    store.close().await;
+
+    // Opening again applies no migration twice and finds the state.
+    let store = Store::open_pair(&url, &emea).await.unwrap();
+    assert_eq!(
+        store.watermark(Org::A, "Opportunity").await.unwrap(),
+        Some(t(5))
+    );
+    assert_eq!(
+        store
+            .links_by_a_ids("Opportunity", &ids(&["006A1"]))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Another pair in the same database has its own, empty, state; the same ids link there
+    // without a conflict.
+    let other = Store::open_pair(&url, &apac).await.unwrap();
+    assert_eq!(other.watermark(Org::A, "Opportunity").await.unwrap(), None);
+    assert!(other.links_where(None, None).await.unwrap().is_empty());
+    other.upsert_link(&link("006A1", "006B9")).await.unwrap();
+    let links = store.links_where(None, None).await.unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].b_id, "006B1");
+}
+
+#[tokio::test]
+async fn a_bad_pair_name_is_refused_before_anything_is_opened() {
+    for bad in ["", "Upper", "a-b", "x; DROP SCHEMA public"] {
+        let err = Store::open_pair("sqlite::memory:", bad).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::BadPairName { .. }),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_postgres_url_never_shows_its_password() {
+    // Nothing listens on port 1: the open fails, and its error names the URL redacted.
+    let err = Store::open("postgres://orgsync:s3cretPW@127.0.0.1:1/orgsync")
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(matches!(err, StoreError::Open { .. }), "{text}");
+    assert!(text.contains("orgsync:***@127.0.0.1:1"), "{text}");
+    assert!(!text.contains("s3cretPW"), "the password leaked: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_opening_a_new_postgres_pair_at_once_all_get_it_migrated() {
+    let Some(url) = pg_url() else { return };
+    for _ in 0..3 {
+        let pair = fresh_pair_name();
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let (url, pair) = (url.clone(), pair.clone());
+                tokio::spawn(async move { Store::open_pair(&url, &pair).await })
+            })
+            .collect();
+        for open in opens {
+            let store = open.await.unwrap().expect("every open succeeds");
+            assert!(store.counts().await.is_ok());
+            store.close().await;
+        }
+    }
+}
+
+/// Twelve writers record a failure of one record at once; each write reads the attempts so
+/// far and stores one more. Serialized writers count all twelve.
+async fn concurrent_failure_writes_lose_no_attempt(store: Store) {
+    let writes: Vec<_> = (0..12)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let policy = orgsync::store::FailureBackoff {
+                    max_attempts: 100,
+                    ..policy()
+                };
+                store
+                    .record_failure(&failure("006A1", true, t(1)), &policy)
+                    .await
+            })
+        })
+        .collect();
+    for write in writes {
+        write.await.unwrap().expect("every write succeeds");
+    }
+    let stored = store
+        .failure_for(orgsync::store::Direction::AToB, "Opportunity", "006A1")
+        .await
+        .unwrap()
+        .expect("the failure");
+    assert_eq!(stored.attempts, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_of_a_sqlite_file_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    concurrent_failure_writes_lose_no_attempt(Store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_of_a_postgres_pair_lose_no_update() {
+    let Some(url) = pg_url() else { return };
+    let store = Store::open_pair(&url, &fresh_pair_name()).await.unwrap();
+    concurrent_failure_writes_lose_no_attempt(store).await;
+}
