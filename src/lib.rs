@@ -34,6 +34,7 @@ pub mod links_cmd;
 pub mod metrics;
 pub mod salesforce;
 pub mod server;
+pub mod state_cmd;
 pub mod status;
 pub mod store;
 pub mod sync;

@@ -19,6 +19,7 @@
 //! `inbox`, `cycles`, plus `counts` for `status`. Migrations live in `/migrations` and are
 //! embedded in the binary and applied by [`Store::open`].
 
+mod copy;
 mod counts;
 mod cycles;
 mod db;
@@ -36,6 +37,7 @@ mod watermarks;
 /// Re-exported from the ground floor so `crate::store::{Org, Direction, FailureClass}` keeps
 /// working.
 pub use crate::domain::{Direction, FailureClass, Org};
+pub use copy::{CopyError, TableCount, count_mismatches};
 pub use counts::StoreCounts;
 pub use cycles::{Cycle, CycleCounts, CycleOutcome};
 pub use db::{Backend, DEFAULT_PAIR, PageTx, Store, StoreError, pair_schema, valid_pair_name};
