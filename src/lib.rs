@@ -9,7 +9,7 @@
 //! 2. `sync`: the engine (direction passes, plans, the failure queue's use), over ports that
 //!    it defines and adapts `store` (`sync::adapters`) and `salesforce` (`sync::org_adapter`)
 //!    to;
-//! 3. `store` (the SQLite state) and `salesforce` (the API client), side by side;
+//! 3. `store` (the state, on SQLite or PostgreSQL) and `salesforce` (the API client), side by side;
 //! 4. the ground floor: `domain` (`Org`, `Direction`, `FailureClass`), `config` (the
 //!    validated settings), `metrics` (the daemon's recorder and the family names) and
 //!    `events` (one struct per observable event, its log line and its metric together: the

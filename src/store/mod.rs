@@ -1,4 +1,5 @@
-//! The state store: everything orgsync must remember across restarts, in SQLite through sqlx.
+//! The state store: everything orgsync must remember across restarts, in SQLite or PostgreSQL
+//! through sqlx (`db` says how the two backends share one code path).
 //!
 //! Contract (what the sync engine may rely on, and what every method here keeps):
 //! - **Writes are idempotent.** Writing the same link, failure outcome, notification or
@@ -16,8 +17,10 @@
 //!   rolls back).
 //!
 //! Each file is one table: `watermarks`, `links` (and the operator's `link_admin`), `failures` (with the pure retry schedule),
-//! `inbox`, `cycles`, plus `counts` for `status`. Migrations live in `/migrations` and are
-//! embedded in the binary and applied by [`Store::open`].
+//! `inbox`, `cycles`, plus `counts` for `status`, `copy` for `orgsync state migrate`, and
+//! `testing` (stores of both backends for the tests). Migrations live in `/migrations` (SQLite)
+//! and `/migrations/postgres`, are embedded in the binary and applied by [`Store::open`];
+//! `migrations/README.md` says how to write one for both.
 
 mod copy;
 mod counts;
