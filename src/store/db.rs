@@ -385,11 +385,19 @@ async fn open_postgres(url: &str, pair_name: &str) -> Result<Store, StoreError> 
         .bind(PG_LOCK_CLASS)
         .execute(&mut *tx)
         .await?;
-    // The name is validated ([a-z0-9_]), so it can be spliced in as an identifier.
-    tx.execute(sqlx::AssertSqlSafe(format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema}"
-    )))
-    .await?;
+    // Created only when missing: CREATE SCHEMA checks the database's CREATE privilege even
+    // with IF NOT EXISTS, and a role a DBA made the schema for may not have it.
+    let exists: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1")
+        .bind(&schema)
+        .fetch_one(&mut *tx)
+        .await?;
+    if exists == 0 {
+        // The name is validated ([a-z0-9_]), so it can be spliced in as an identifier.
+        tx.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .await?;
+    }
     tx.commit().await?;
     conn.close().await.map_err(open_error)?;
 

@@ -144,3 +144,63 @@ async fn concurrent_writers_of_a_postgres_pair_lose_no_update() {
     let store = Store::open_pair(&url, &fresh_pair_name()).await.unwrap();
     concurrent_failure_writes_lose_no_attempt(store).await;
 }
+
+#[tokio::test]
+async fn a_postgres_user_without_create_on_the_database_uses_a_schema_made_for_it() {
+    // Managed databases often give the application a role that may not create schemas: the
+    // DBA creates `orgsync_<pair>` owned by it, and orgsync must open it without trying to.
+    use sqlx::Connection as _;
+    let Some(url) = pg_url() else { return };
+    let pair = fresh_pair_name();
+    let role = format!("r_{pair}");
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("REVOKE CREATE ON DATABASE postgres FROM {role}"),
+        format!("CREATE SCHEMA orgsync_{pair} AUTHORIZATION {role}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let mut as_role = url::Url::parse(&url).unwrap();
+    as_role.set_username(&role).unwrap();
+    let store = Store::open_pair(as_role.as_str(), &pair)
+        .await
+        .expect("opens the schema made for it");
+    store
+        .advance_watermark(Org::A, "Opportunity", t(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.watermark(Org::A, "Opportunity").await.unwrap(),
+        Some(t(5))
+    );
+    // A pair whose schema does not exist is a clear error for this role.
+    let err = Store::open_pair(as_role.as_str(), &fresh_pair_name())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Db(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_bare_file_path_is_a_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open(&path.display().to_string()).await.unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store
+        .advance_watermark(Org::A, "Opportunity", t(5))
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(path.exists());
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.watermark(Org::A, "Opportunity").await.unwrap(),
+        Some(t(5))
+    );
+}
