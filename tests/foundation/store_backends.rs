@@ -204,3 +204,24 @@ async fn a_bare_file_path_is_a_sqlite_store() {
         Some(t(5))
     );
 }
+
+#[test]
+fn every_sqlite_migration_has_its_postgres_twin_under_the_same_name() {
+    // The queries are written once for both backends, so both must have every migration
+    // (migrations/README.md says how to port one).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let names = |dir: &std::path::Path| -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    let (sqlite, postgres) = (names(&dir), names(&dir.join("postgres")));
+    assert!(!sqlite.is_empty());
+    assert_eq!(
+        sqlite, postgres,
+        "migrations/ and migrations/postgres/ must hold the same files"
+    );
+}
