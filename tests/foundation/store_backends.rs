@@ -225,3 +225,56 @@ fn every_sqlite_migration_has_its_postgres_twin_under_the_same_name() {
         "migrations/ and migrations/postgres/ must hold the same files"
     );
 }
+
+/// A holder's page is open when its lease runs out and another replica asks for it: the take
+/// waits for the page (the pair's write lock), and the page's fenced commit, checked under that
+/// lock, is refused: an expired lease commits nothing, even before anyone took it over.
+async fn a_page_open_when_the_lease_expires_commits_nothing(store: Store) {
+    use orgsync::store::{Fence, FenceError, Replica};
+    use std::time::Duration;
+    let short = Duration::from_millis(50);
+    let replica = |name: &str| Replica {
+        holder: format!("{name}-1-x"),
+        host: name.into(),
+        pid: 1,
+    };
+    let held = store.try_acquire_lease(&replica("a"), short).await.unwrap();
+    let fence = Fence {
+        holder: held.holder.clone(),
+        epoch: held.epoch,
+    };
+    let mut page = store.begin().await.unwrap();
+    page.advance_watermark(Org::A, "Opportunity", t(9))
+        .await
+        .unwrap();
+    let taker = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            store
+                .try_acquire_lease(&replica("b"), Duration::from_secs(60))
+                .await
+        })
+    };
+    tokio::time::sleep(short * 4).await;
+    let err = page.commit_fenced(&fence).await.unwrap_err();
+    assert!(matches!(err, FenceError::Lost { .. }), "{err}");
+    let taken = taker.await.unwrap().unwrap();
+    assert_eq!(taken.holder, "b-1-x");
+    assert_eq!(taken.epoch, held.epoch + 1);
+    assert_eq!(store.watermark(Org::A, "Opportunity").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_open_when_the_lease_expires_commits_nothing_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    a_page_open_when_the_lease_expires_commits_nothing(Store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_open_when_the_lease_expires_commits_nothing_on_postgres() {
+    let Some(url) = pg_url() else { return };
+    let store = Store::open_pair(&url, &fresh_pair_name()).await.unwrap();
+    a_page_open_when_the_lease_expires_commits_nothing(store).await;
+}
