@@ -285,6 +285,85 @@ async fn restart_identity(conn: &mut AnyConnection, table: &str) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Direction, FailureBackoff, FailureClass, LinkWrite, NewFailure, Org};
+    use chrono::Utc;
+
+    /// A SQLite state with a link, a failure, a watermark and a cycle.
+    async fn source() -> Store {
+        let store = Store::open("sqlite::memory:").await.expect("source");
+        store
+            .upsert_link(&LinkWrite {
+                object: "Opportunity".into(),
+                a_id: "006A1".into(),
+                b_id: "006B1".into(),
+                a_modstamp: Some(Utc::now()),
+                b_modstamp: None,
+                snapshot: serde_json::Map::new(),
+            })
+            .await
+            .expect("link");
+        store
+            .record_failure(
+                &NewFailure {
+                    direction: Direction::AToB,
+                    object: "Opportunity".into(),
+                    source_id: "006A2".into(),
+                    target_id: None,
+                    source_modstamp: Some(Utc::now()),
+                    error_code: "UNABLE_TO_LOCK_ROW".into(),
+                    message: "locked".into(),
+                    class: FailureClass::Transient,
+                    sent: None,
+                },
+                &FailureBackoff {
+                    max_attempts: 3,
+                    initial_delay: std::time::Duration::from_secs(60),
+                    max_delay: std::time::Duration::from_secs(600),
+                },
+            )
+            .await
+            .expect("failure");
+        store
+            .advance_watermark(Org::A, "Opportunity", Utc::now())
+            .await
+            .expect("watermark");
+        store.begin_cycle(Direction::AToB).await.expect("cycle");
+        store
+    }
+
+    fn rows_of(counts: &[TableCount], table: &str) -> u64 {
+        counts
+            .iter()
+            .find(|c| c.table == table)
+            .map_or(0, |c| c.target)
+    }
+
+    crate::both_backends!(
+        async fn a_copy_holds_every_row_and_a_filled_target_needs_force(store) {
+            let from = source().await;
+            let counts = from.copy_into(&store, false).await.expect("copy");
+            assert!(count_mismatches(&counts).is_empty(), "{counts:?}");
+            for table in ["links", "failures", "watermarks", "cycles"] {
+                assert_eq!(rows_of(&counts, table), 1, "{table}: {counts:?}");
+            }
+            let links = store.links_where(None, None).await.expect("links");
+            assert_eq!(links.len(), 1);
+            assert_eq!(links[0].b_id, "006B1");
+            // Ids continue after the copied ones.
+            let next = store.begin_cycle(Direction::BToA).await.expect("cycle");
+            let copied = from
+                .last_cycle(Direction::AToB)
+                .await
+                .expect("read")
+                .expect("cycle");
+            assert!(next > copied.id, "{next} after {}", copied.id);
+
+            let again = from.copy_into(&store, false).await.expect_err("refused");
+            assert!(matches!(&again, CopyError::Refused(m) if m.contains("already holds")), "{again}");
+            let counts = from.copy_into(&store, true).await.expect("forced");
+            assert_eq!(rows_of(&counts, "cycles"), 1, "replaced, not added: {counts:?}");
+        }
+    );
 
     fn c(table: &str, source: u64, target: u64) -> TableCount {
         TableCount {
