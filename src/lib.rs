@@ -4,8 +4,8 @@
 //! Layers, each importing only the ones below it (never one above, never a sibling's
 //! internals):
 //! 1. the shell: `cli` (commands), `daemon`, `server` (HTTP), `worker`, plus the commands'
-//!    own modules `check`, `status`, `links_cmd`, `demo`, `import_properties`, and `telemetry`
-//!    that the shell sets up;
+//!    own modules `check`, `status`, `links_cmd`, `state_cmd`, `demo`, `import_properties`,
+//!    `ha` (the lease keeper of replicas), and `telemetry` that the shell sets up;
 //! 2. `sync`: the engine (direction passes, plans, the failure queue's use), over ports that
 //!    it defines and adapts `store` (`sync::adapters`) and `salesforce` (`sync::org_adapter`)
 //!    to;
@@ -29,6 +29,7 @@ pub mod daemon;
 pub mod demo;
 pub mod domain;
 pub mod events;
+pub mod ha;
 pub mod import_properties;
 pub mod links_cmd;
 pub mod metrics;
