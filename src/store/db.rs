@@ -4,9 +4,10 @@
 //!
 //! Two backends behind one code path: every query goes through `sqlx::Any` and is written once,
 //! in SQL both accept (`$N` placeholders, which SQLite binds by number; `ON CONFLICT`; no
-//! backend's own functions; timestamps as fixed-width UTC text, see `time`). The one place SQL
-//! differs is reading a JSON array of ids ([`Backend::json_ids`]-style macros in `links` and
-//! `inbox`).
+//! backend's own functions; timestamps as fixed-width UTC text, see `time`). Where SQL must
+//! differ, the difference sits beside the query, chosen by [`Backend::of_conn`]: reading a JSON
+//! array of ids (`json_ids!`, in `links` and `inbox`), the database's clock (`lease`), and the
+//! catalog (`copy`).
 //!
 //! - **SQLite** (`sqlite://path`, `sqlite::memory:`, or a bare path): WAL, `synchronous =
 //!   NORMAL`, `busy_timeout`, foreign keys (set per connection), migrations from
@@ -114,9 +115,7 @@ impl Backend {
             Backend::Postgres => "postgres",
         }
     }
-}
 
-impl Backend {
     /// The backend of an open connection.
     pub(crate) fn of_conn(conn: &AnyConnection) -> Backend {
         if conn.backend_name().eq_ignore_ascii_case("postgresql") {
