@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::daemon::{self, Daemon};
 use crate::links_cmd::LinksCommand;
+use crate::state_cmd::StateCommand;
 use crate::store::{Failure, FailureState, Store};
 use crate::{status, telemetry};
 
@@ -76,6 +77,10 @@ pub enum Command {
     /// The links between records of A and B: list, show, link by hand, unlink.
     #[command(subcommand)]
     Links(LinksCommand),
+    /// The state store itself: `state migrate --to postgres://...` copies the SQLite state
+    /// into PostgreSQL, verified by a count per table.
+    #[command(subcommand)]
+    State(StateCommand),
 
     // ---- commands that need no configuration (import-properties, demo) ----
     /// Convert the MuleSoft template's mule.<env>.properties / common.properties into
@@ -219,6 +224,12 @@ pub async fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<O
             out.flush()?;
             Ok(Outcome::Ok)
         }
+        Command::State(cmd) => {
+            let mut out = std::io::stdout();
+            let complete = crate::state_cmd::run(settings, cmd, &mut out).await?;
+            out.flush()?;
+            Ok(Outcome::from(complete))
+        }
         Command::ImportProperties(_) | Command::Demo(_) => Err(anyhow::anyhow!(
             "import-properties and demo run before the configuration is loaded, not through dispatch"
         )),
@@ -277,7 +288,7 @@ async fn sync_once_command(settings: &Settings) -> anyhow::Result<Outcome> {
 }
 
 async fn failures_command(settings: &Settings, cmd: FailuresCommand) -> anyhow::Result<Outcome> {
-    let store = Store::open(&settings.state.url).await?;
+    let store = Store::open_state(&settings.state).await?;
     let mut out = std::io::stdout();
     match cmd {
         FailuresCommand::List { json, state, code } => {
@@ -486,10 +497,10 @@ pub fn main() -> ExitCode {
         Ok(code) => return code,
         Err(command) => command,
     };
-    // `status`, `failures` and `links` (but `links link`) only read (and repair) the state
-    // database: they never call an org, so they run without the org secrets.
+    // `status`, `failures`, `links` (but `links link`) and `state` only read (and repair, or
+    // copy) the state database: they never call an org, so they run without the org secrets.
     let store_only = match &command {
-        Command::Status(_) | Command::Failures(_) => true,
+        Command::Status(_) | Command::Failures(_) | Command::State(_) => true,
         Command::Links(cmd) => !matches!(cmd, LinksCommand::Link { .. }),
         _ => false,
     };

@@ -179,7 +179,7 @@ impl Daemon {
     /// the same database is refused: see [`StateLock`]) and builds both clients. Does not log
     /// in: the first cycle does, and a login failure is that cycle's error, not a crash.
     pub async fn new(settings: &Settings) -> anyhow::Result<Daemon> {
-        let store = Store::open(&settings.state.url).await.with_context(|| {
+        let store = Store::open_state(&settings.state).await.with_context(|| {
             format!(
                 "opening the state store {}",
                 crate::domain::redact_url(&settings.state.url)

@@ -282,9 +282,26 @@ impl ErrorKind {
     }
 }
 
-/// `url` with the password of its userinfo (`scheme://user:password@host`) replaced by
-/// `***`, for errors, logs and `status`: a `state.url` can hold a database password.
+/// `url` with the password of its userinfo (`scheme://user:password@host`), and the value of
+/// a `password=` query parameter (PostgreSQL URLs accept one), replaced by `***`, for errors,
+/// logs and `status`: a `state.url` can hold a database password.
 pub fn redact_url(url: &str) -> String {
+    let url = redact_userinfo(url);
+    let Some(query_start) = url.find('?') else {
+        return url;
+    };
+    let (base, query) = url.split_at(query_start + 1);
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}{}", query.join("&"))
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
@@ -384,6 +401,14 @@ mod tests {
             "postgres://orgsync@host/db"
         );
         assert_eq!(redact_url("sqlite://orgsync.db"), "sqlite://orgsync.db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=s3cret&x=1"),
+            "postgres://u@h/db?sslmode=require&password=***&x=1"
+        );
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db?password=s3cret"),
+            "postgres://u:***@h/db?password=***"
+        );
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
         assert_eq!(redact_url("not a url"), "not a url");
     }

@@ -4,12 +4,12 @@
 //! Layers, each importing only the ones below it (never one above, never a sibling's
 //! internals):
 //! 1. the shell: `cli` (commands), `daemon`, `server` (HTTP), `worker`, plus the commands'
-//!    own modules `check`, `status`, `links_cmd`, `demo`, `import_properties`, and `telemetry`
-//!    that the shell sets up;
+//!    own modules `check`, `status`, `links_cmd`, `state_cmd`, `demo`, `import_properties`,
+//!    `ha` (the lease keeper of replicas), and `telemetry` that the shell sets up;
 //! 2. `sync`: the engine (direction passes, plans, the failure queue's use), over ports that
 //!    it defines and adapts `store` (`sync::adapters`) and `salesforce` (`sync::org_adapter`)
 //!    to;
-//! 3. `store` (the SQLite state) and `salesforce` (the API client), side by side;
+//! 3. `store` (the state, on SQLite or PostgreSQL) and `salesforce` (the API client), side by side;
 //! 4. the ground floor: `domain` (`Org`, `Direction`, `FailureClass`), `config` (the
 //!    validated settings), `metrics` (the daemon's recorder and the family names) and
 //!    `events` (one struct per observable event, its log line and its metric together: the
@@ -29,11 +29,13 @@ pub mod daemon;
 pub mod demo;
 pub mod domain;
 pub mod events;
+pub mod ha;
 pub mod import_properties;
 pub mod links_cmd;
 pub mod metrics;
 pub mod salesforce;
 pub mod server;
+pub mod state_cmd;
 pub mod status;
 pub mod store;
 pub mod sync;

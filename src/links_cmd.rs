@@ -66,7 +66,7 @@ pub async fn run(
     cmd: LinksCommand,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&settings.state.url).await.with_context(|| {
+    let store = Store::open_state(&settings.state).await.with_context(|| {
         format!(
             "opening the state store {}",
             crate::domain::redact_url(&settings.state.url)

@@ -516,7 +516,7 @@ pub async fn run(
             build_report(settings, false, &[], &none, &StoreCounts::default())
         }
         _ => {
-            let store = Store::open(&settings.state.url)
+            let store = Store::open_state(&settings.state)
                 .await
                 .context("cannot open the state store")?;
             let report = collect(&store, settings)

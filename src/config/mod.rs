@@ -30,6 +30,7 @@ mod org;
 mod raw;
 mod secrets;
 mod settings;
+mod state;
 mod validate;
 
 pub use duration::parse_duration;
@@ -41,4 +42,5 @@ pub use settings::{
     HttpSettings, LogFormat, LogSettings, OrgSettings, SchedulerSettings, Settings, StateSettings,
     SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
 };
+pub use state::{check_state_url, valid_pair_name};
 pub use validate::{DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MAX_PAGE_SIZE, is_api_name};

@@ -158,6 +158,8 @@ impl Default for RawSettings {
             },
             state: RawState {
                 url: "sqlite://orgsync.db".into(),
+                url_file: None,
+                pair_name: "default".into(),
             },
             log: RawLog {
                 format: Choice::Known(LogFormat::Auto),
@@ -320,6 +322,11 @@ fn deserialize_filter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<S
 pub(super) struct RawState {
     #[serde(default = "defaults::state_url")]
     pub(super) url: String,
+    /// A file holding the URL (it may hold a password), instead of `url`.
+    #[serde(default)]
+    pub(super) url_file: Option<String>,
+    #[serde(default = "defaults::state_pair_name")]
+    pub(super) pair_name: String,
 }
 
 impl Default for RawState {
@@ -403,7 +410,7 @@ impl Default for RawOrg {
 }
 
 /// Field defaults for sections given only in part (serde needs one function per field).
-mod defaults {
+pub(super) mod defaults {
     use super::{
         AccountPolicy, Choice, ConflictPolicy, LogFormat, RawDuration, RawList, RawSettings,
         TriggerPolicy,
@@ -474,6 +481,10 @@ mod defaults {
     }
     pub fn state_url() -> String {
         RawSettings::default().state.url
+    }
+
+    pub fn state_pair_name() -> String {
+        RawSettings::default().state.pair_name
     }
     pub fn log_format() -> Choice<LogFormat> {
         RawSettings::default().log.format

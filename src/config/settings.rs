@@ -334,10 +334,32 @@ impl SyncSettings {
 }
 
 /// `[state]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StateSettings {
-    /// `state.url`, e.g. "sqlite://orgsync.db".
+    /// `state.url` (or the contents of `state.url_file`), e.g. "sqlite://orgsync.db" or
+    /// "postgres://orgsync:PASSWORD@db/orgsync". It may hold a password: show it only through
+    /// [`StateSettings::shown_url`].
     pub url: String,
+    /// `state.pair_name`: which sync pair's state this is (a PostgreSQL schema,
+    /// `orgsync_<pair_name>`; on SQLite the file is the pair).
+    pub pair_name: String,
+}
+
+impl StateSettings {
+    /// The URL with its password replaced by `***`, for messages and `status`.
+    pub fn shown_url(&self) -> String {
+        crate::domain::redact_url(&self.url)
+    }
+}
+
+/// Never prints the URL's password.
+impl std::fmt::Debug for StateSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateSettings")
+            .field("url", &self.shown_url())
+            .field("pair_name", &self.pair_name)
+            .finish()
+    }
 }
 
 /// Everything orgsync runs with, validated: one field per TOML section (DESIGN §4), the two

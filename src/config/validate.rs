@@ -258,13 +258,14 @@ pub(super) fn validate(
     let value_map = raw.sync.value_map;
     check_value_map(&mut c, &fields, &value_map);
 
-    let state_url = raw.state.url.trim().to_string();
-    if !(state_url.starts_with("sqlite:")) {
+    let state_url = super::state::state_url(&mut c, &raw.state.url, raw.state.url_file.as_deref());
+    let pair_name = raw.state.pair_name.trim().to_string();
+    if !super::state::valid_pair_name(&pair_name) {
         c.problem(
-            "state.url",
+            "state.pair_name",
             format!(
-                "{:?} is not a SQLite URL: use \"sqlite://path/to/orgsync.db\" or \"sqlite::memory:\"",
-                crate::domain::redact_url(&state_url)
+                "{pair_name:?} is not a pair name: 1 to 40 of a-z, 0-9 and _ (it names the \
+                 PostgreSQL schema orgsync_<pair_name>)"
             ),
         );
     }
@@ -350,7 +351,10 @@ pub(super) fn validate(
             field_map,
             value_map,
         },
-        state: StateSettings { url: state_url },
+        state: StateSettings {
+            url: state_url,
+            pair_name,
+        },
         log,
         a,
         b,

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::time::{format_timestamp, parse_opt, parse_timestamp};
 use super::{Direction, Store, StoreError};
@@ -84,7 +84,7 @@ pub struct Cycle {
     pub error: Option<String>,
 }
 
-fn count(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
+fn count(row: &AnyRow, column: &str) -> Result<u64, StoreError> {
     let value: i64 = row.try_get(column)?;
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("cycle {column} = {value}")))
 }
@@ -93,7 +93,7 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn from_row(row: &SqliteRow) -> Result<Cycle, StoreError> {
+fn from_row(row: &AnyRow) -> Result<Cycle, StoreError> {
     let direction: String = row.try_get("direction")?;
     let id: i64 = row.try_get("id")?;
     Ok(Cycle {
@@ -142,7 +142,7 @@ impl Store {
         direction: Direction,
     ) -> Result<i64, StoreError> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO cycles (cycle, direction, started_at, outcome) VALUES (?, ?, ?, 'running')
+            "INSERT INTO cycles (cycle, direction, started_at, outcome) VALUES ($1, $2, $3, 'running')
              RETURNING id",
         )
         .bind(cycle)
@@ -162,9 +162,9 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE cycles SET finished_at = ?, read = ?, created = ?, updated = ?, linked = ?,
-                 skipped = ?, failed = ?, conflicts = ?, api_calls = ?, outcome = ?, error = ?
-             WHERE id = ?",
+            "UPDATE cycles SET finished_at = $1, read = $2, created = $3, updated = $4, linked = $5,
+                 skipped = $6, failed = $7, conflicts = $8, api_calls = $9, outcome = $10, error = $11
+             WHERE id = $12",
         )
         .bind(format_timestamp(Utc::now()))
         .bind(to_i64(counts.read))
@@ -191,7 +191,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT id, cycle, direction, started_at, finished_at, read, created, updated, linked,
                  skipped, failed, conflicts, api_calls, outcome, error
-             FROM cycles WHERE direction = ? ORDER BY id DESC LIMIT 1",
+             FROM cycles WHERE direction = $1 ORDER BY id DESC LIMIT 1",
         )
         .bind(direction.as_str())
         .fetch_optional(&self.pool)
@@ -207,7 +207,7 @@ impl Store {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at: Option<String> = sqlx::query_scalar(
             "SELECT max(finished_at) FROM cycles
-             WHERE direction = ? AND outcome IN ('ok', 'partial')",
+             WHERE direction = $1 AND outcome IN ('ok', 'partial')",
         )
         .bind(direction.as_str())
         .fetch_one(&self.pool)
@@ -219,7 +219,7 @@ impl Store {
     /// 10 s is 17,280 rows a day). The latest cycles, which `status` shows, stay.
     pub async fn purge_cycles(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "DELETE FROM cycles WHERE finished_at IS NOT NULL AND started_at < ?
+            "DELETE FROM cycles WHERE finished_at IS NOT NULL AND started_at < $1
                  AND id NOT IN (SELECT max(id) FROM cycles GROUP BY direction)",
         )
         .bind(format_timestamp(before))
@@ -232,7 +232,7 @@ impl Store {
     /// first cycle (never from a second process while a daemon runs).
     pub async fn interrupt_running_cycles(&self) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE cycles SET outcome = 'interrupted', finished_at = ? WHERE outcome = 'running'",
+            "UPDATE cycles SET outcome = 'interrupted', finished_at = $1 WHERE outcome = 'running'",
         )
         .bind(format_timestamp(Utc::now()))
         .execute(&self.pool)

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::time::{format_timestamp, parse_opt, parse_timestamp};
 use super::{Org, Store, StoreError};
@@ -42,7 +42,7 @@ pub struct DeletedCheckWrite {
     pub hole: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
-fn from_row(row: &SqliteRow) -> Result<DeletedCheck, StoreError> {
+fn from_row(row: &AnyRow) -> Result<DeletedCheck, StoreError> {
     let org: String = row.try_get("org")?;
     let holes: i64 = row.try_get("holes")?;
     Ok(DeletedCheck {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::time::{format_timestamp, parse_opt, parse_timestamp};
 use super::{Direction, FailureClass, PageTx, Store, StoreError};
@@ -142,7 +142,7 @@ pub fn schedule_after_failure(
     (FailureState::Pending, Some(at))
 }
 
-fn from_row(row: &SqliteRow) -> Result<Failure, StoreError> {
+fn from_row(row: &AnyRow) -> Result<Failure, StoreError> {
     let direction: String = row.try_get("direction")?;
     let attempts: i64 = row.try_get("attempts")?;
     let state: String = row.try_get("state")?;
@@ -188,13 +188,13 @@ macro_rules! select {
 }
 
 async fn find(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     direction: Direction,
     object: &str,
     source_id: &str,
 ) -> Result<Option<Failure>, StoreError> {
     let row = sqlx::query(select!(
-        "WHERE direction = ? AND object = ? AND source_id = ?"
+        "WHERE direction = $1 AND object = $2 AND source_id = $3"
     ))
     .bind(direction.as_str())
     .bind(object)
@@ -204,8 +204,8 @@ async fn find(
     row.as_ref().map(from_row).transpose()
 }
 
-async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<Failure>, StoreError> {
-    let row = sqlx::query(select!("WHERE id = ?"))
+async fn get(conn: &mut AnyConnection, id: i64) -> Result<Option<Failure>, StoreError> {
+    let row = sqlx::query(select!("WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -213,7 +213,7 @@ async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<Failure>, St
 }
 
 async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     new: &NewFailure,
     policy: &FailureBackoff,
     now: DateTime<Utc>,
@@ -236,7 +236,7 @@ async fn record(
     sqlx::query(
         "INSERT INTO failures (direction, object, source_id, target_id, source_modstamp, error_code,
              message, class, sent, attempts, next_attempt_at, state, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (direction, object, source_id) DO UPDATE SET
              target_id = coalesce(excluded.target_id, failures.target_id),
              source_modstamp = excluded.source_modstamp,
@@ -275,13 +275,13 @@ fn is_newer(new: Option<DateTime<Utc>>, old: Option<DateTime<Utc>>) -> bool {
 }
 
 async fn clear(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     direction: Direction,
     object: &str,
     source_id: &str,
 ) -> Result<bool, StoreError> {
     let done =
-        sqlx::query("DELETE FROM failures WHERE direction = ? AND object = ? AND source_id = ?")
+        sqlx::query("DELETE FROM failures WHERE direction = $1 AND object = $2 AND source_id = $3")
             .bind(direction.as_str())
             .bind(object)
             .bind(source_id)
@@ -343,7 +343,7 @@ impl Store {
         code: Option<&str>,
     ) -> Result<Vec<Failure>, StoreError> {
         let rows = sqlx::query(select!(
-            "WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR error_code = ?2) ORDER BY id"
+            "WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR error_code = $2) ORDER BY id"
         ))
         .bind(state.map(FailureState::as_str))
         .bind(code)
@@ -361,8 +361,8 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Failure>, StoreError> {
         let rows = sqlx::query(select!(
-            "WHERE state = 'pending' AND direction = ? AND object = ?
-               AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?"
+            "WHERE state = 'pending' AND direction = $1 AND object = $2
+               AND next_attempt_at <= $3 ORDER BY next_attempt_at, id LIMIT $4"
         ))
         .bind(direction.as_str())
         .bind(object)
@@ -378,8 +378,8 @@ impl Store {
     pub async fn retry_failure(&self, id: i64) -> Result<bool, StoreError> {
         let now = format_timestamp(Utc::now());
         let done = sqlx::query(
-            "UPDATE failures SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?
-             WHERE id = ?",
+            "UPDATE failures SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $2
+             WHERE id = $3",
         )
         .bind(&now)
         .bind(&now)
@@ -394,7 +394,7 @@ impl Store {
     pub async fn retry_all_failures(&self) -> Result<u64, StoreError> {
         let now = format_timestamp(Utc::now());
         let done = sqlx::query(
-            "UPDATE failures SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?",
+            "UPDATE failures SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $2",
         )
         .bind(&now)
         .bind(&now)
@@ -406,7 +406,7 @@ impl Store {
     /// Operator's discard: forgets the failure (the record syncs again when next edited).
     /// Returns whether the id existed.
     pub async fn discard_failure(&self, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM failures WHERE id = ?")
+        let done = sqlx::query("DELETE FROM failures WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;

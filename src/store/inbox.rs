@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
+use super::db::json_ids;
 use super::time::{format_timestamp, parse_timestamp};
 use super::{Org, PageTx, Store, StoreError};
 
@@ -36,7 +37,7 @@ pub struct InboxItem {
     pub received_at: DateTime<Utc>,
 }
 
-fn from_row(row: &SqliteRow) -> Result<InboxItem, StoreError> {
+fn from_row(row: &AnyRow) -> Result<InboxItem, StoreError> {
     let org: String = row.try_get("org")?;
     Ok(InboxItem {
         id: row.try_get("id")?,
@@ -49,7 +50,7 @@ fn from_row(row: &SqliteRow) -> Result<InboxItem, StoreError> {
 }
 
 pub(super) async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     notifications: &[NewNotification],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
@@ -58,7 +59,7 @@ pub(super) async fn insert(
     for n in notifications {
         let done = sqlx::query(
             "INSERT INTO inbox (org, notification_id, object, record_id, received_at)
-             VALUES (?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (org, notification_id) DO NOTHING",
         )
         .bind(n.org.as_str())
@@ -74,7 +75,7 @@ pub(super) async fn insert(
 }
 
 async fn mark(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
@@ -83,14 +84,17 @@ async fn mark(
     }
     let ids_json = serde_json::to_string(ids)
         .map_err(|e| StoreError::Corrupt(format!("cannot encode ids: {e}")))?;
-    let done = sqlx::query(
-        "UPDATE inbox SET processed_at = ?
-         WHERE processed_at IS NULL AND id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(format_timestamp(now))
-    .bind(ids_json)
-    .execute(&mut *conn)
-    .await?;
+    let sql = json_ids!(
+        int conn,
+        "UPDATE inbox SET processed_at = $1 WHERE processed_at IS NULL AND id IN ",
+        "$2",
+        ""
+    );
+    let done = sqlx::query(sql)
+        .bind(format_timestamp(now))
+        .bind(ids_json)
+        .execute(&mut *conn)
+        .await?;
     Ok(done.rows_affected())
 }
 
@@ -114,7 +118,7 @@ impl Store {
     ) -> Result<Vec<InboxItem>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, org, notification_id, object, record_id, received_at FROM inbox
-             WHERE org = ? AND processed_at IS NULL ORDER BY id LIMIT ?",
+             WHERE org = $1 AND processed_at IS NULL ORDER BY id LIMIT $2",
         )
         .bind(org.as_str())
         .bind(i64::from(limit))
@@ -159,7 +163,7 @@ impl Store {
         before: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let done =
-            sqlx::query("DELETE FROM inbox WHERE processed_at IS NOT NULL AND received_at < ?")
+            sqlx::query("DELETE FROM inbox WHERE processed_at IS NOT NULL AND received_at < $1")
                 .bind(format_timestamp(before))
                 .execute(&self.pool)
                 .await?;

@@ -6,7 +6,7 @@
 //! the new link state without waiting for an edit.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::inbox::{self, NewNotification};
 use super::links::{Link, LinkState, from_row, select_links};
@@ -34,10 +34,10 @@ pub fn same_record(stored: &str, record_id: &str) -> bool {
     }
 }
 
-async fn by_record(conn: &mut SqliteConnection, record_id: &str) -> Result<Vec<Link>, StoreError> {
+async fn by_record(conn: &mut AnyConnection, record_id: &str) -> Result<Vec<Link>, StoreError> {
     let prefix: String = record_id.chars().take(15).collect();
     let sql =
-        select_links!("WHERE substr(a_id, 1, 15) = ?1 OR substr(b_id, 1, 15) = ?1 ORDER BY id");
+        select_links!("WHERE substr(a_id, 1, 15) = $1 OR substr(b_id, 1, 15) = $1 ORDER BY id");
     let rows = sqlx::query(sql).bind(&prefix).fetch_all(&mut *conn).await?;
     let links: Vec<Link> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
     Ok(links
@@ -46,8 +46,8 @@ async fn by_record(conn: &mut SqliteConnection, record_id: &str) -> Result<Vec<L
         .collect())
 }
 
-async fn by_id(conn: &mut SqliteConnection, id: i64) -> Result<Option<Link>, StoreError> {
-    let row = sqlx::query(select_links!("WHERE id = ?"))
+async fn by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Link>, StoreError> {
+    let row = sqlx::query(select_links!("WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -64,7 +64,7 @@ fn link_id(text: &str) -> Option<i64> {
     }
 }
 
-async fn find(conn: &mut SqliteConnection, id_or_record_id: &str) -> Result<Vec<Link>, StoreError> {
+async fn find(conn: &mut AnyConnection, id_or_record_id: &str) -> Result<Vec<Link>, StoreError> {
     match link_id(id_or_record_id) {
         Some(id) => Ok(by_id(conn, id).await?.into_iter().collect()),
         None => by_record(conn, id_or_record_id).await,
@@ -74,7 +74,7 @@ async fn find(conn: &mut SqliteConnection, id_or_record_id: &str) -> Result<Vec<
 /// Makes the queued failures of both records due now, and puts both records in the inbox,
 /// so that the next cycle reads them again.
 async fn requeue(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     link: &Link,
     why: &str,
     now: DateTime<Utc>,
@@ -82,8 +82,8 @@ async fn requeue(
     let at = format_timestamp(now);
     for (direction, source_id) in [(Direction::AToB, &link.a_id), (Direction::BToA, &link.b_id)] {
         sqlx::query(
-            "UPDATE failures SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?
-             WHERE direction = ? AND object = ? AND source_id = ?",
+            "UPDATE failures SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $2
+             WHERE direction = $3 AND object = $4 AND source_id = $5",
         )
         .bind(&at)
         .bind(&at)
@@ -114,7 +114,7 @@ impl Store {
         state: Option<LinkState>,
     ) -> Result<Vec<Link>, StoreError> {
         let sql = select_links!(
-            "WHERE (?1 IS NULL OR object = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY id"
+            "WHERE ($1 IS NULL OR object = $1) AND ($2 IS NULL OR state = $2) ORDER BY id"
         );
         let rows = sqlx::query(sql)
             .bind(object)
@@ -142,12 +142,8 @@ impl Store {
         a_id: &str,
         b_id: &str,
     ) -> Result<Link, LinkAdminError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::from)?;
-        let conn: &mut SqliteConnection = &mut tx;
+        let mut tx = self.begin_write().await?;
+        let conn: &mut AnyConnection = &mut tx;
         for (org, id) in [(Org::A, a_id), (Org::B, b_id)] {
             let linked = by_record(conn, id)
                 .await?
@@ -171,7 +167,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO links (object, a_id, b_id, a_modstamp, b_modstamp, snapshot, state,
                                 created_at, updated_at)
-             VALUES (?, ?, ?, NULL, NULL, '{}', 'live', ?, ?)
+             VALUES ($1, $2, $3, NULL, NULL, '{}', 'live', $4, $5)
              ON CONFLICT (object, a_id, b_id) DO UPDATE SET
                  a_modstamp = NULL, b_modstamp = NULL, snapshot = '{}', state = 'live',
                  deleted_at = NULL, deleted_by = NULL, updated_at = excluded.updated_at",
@@ -184,7 +180,7 @@ impl Store {
         .execute(&mut *conn)
         .await
         .map_err(StoreError::from)?;
-        let sql = select_links!("WHERE object = ? AND a_id = ? AND b_id = ?");
+        let sql = select_links!("WHERE object = $1 AND a_id = $2 AND b_id = $3");
         let row = sqlx::query(sql)
             .bind(object)
             .bind(a_id)
@@ -208,12 +204,8 @@ impl Store {
         id_or_record_id: &str,
         forget: bool,
     ) -> Result<Link, LinkAdminError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::from)?;
-        let conn: &mut SqliteConnection = &mut tx;
+        let mut tx = self.begin_write().await?;
+        let conn: &mut AnyConnection = &mut tx;
         let found = find(conn, id_or_record_id).await?;
         let by_link_id = link_id(id_or_record_id).is_some();
         let live: Vec<&Link> = found.iter().filter(|l| l.is_live()).collect();
@@ -256,14 +248,14 @@ impl Store {
         }
         let now = Utc::now();
         if forget {
-            sqlx::query("DELETE FROM links WHERE id = ?")
+            sqlx::query("DELETE FROM links WHERE id = $1")
                 .bind(link.id)
                 .execute(&mut *conn)
                 .await
                 .map_err(StoreError::from)?;
             requeue(conn, &link, "forget", now).await?;
         } else {
-            sqlx::query("UPDATE links SET state = 'unlinked', updated_at = ? WHERE id = ?")
+            sqlx::query("UPDATE links SET state = 'unlinked', updated_at = $1 WHERE id = $2")
                 .bind(format_timestamp(now))
                 .bind(link.id)
                 .execute(&mut *conn)
@@ -288,10 +280,6 @@ mod tests {
     const A2: &str = "006000000000002AAA";
     const B1: &str = "006000000000001BBB";
     const B2: &str = "006000000000002BBB";
-
-    async fn store() -> Store {
-        Store::open("sqlite::memory:").await.expect("store")
-    }
 
     fn write(a_id: &str, b_id: &str) -> LinkWrite {
         let mut snapshot = Map::new();
@@ -324,9 +312,8 @@ mod tests {
         assert!(!same_record(A1, "006000000000001aAA"));
     }
 
-    #[tokio::test]
-    async fn link_by_hand_refuses_a_linked_record_and_writes_an_empty_snapshot() {
-        let store = store().await;
+    crate::both_backends!(
+    async fn link_by_hand_refuses_a_linked_record_and_writes_an_empty_snapshot(store) {
         store.upsert_link(&write(A1, B1)).await.expect("link");
         let message = refused(store.link_by_hand("Opportunity", A1, B2).await);
         assert!(
@@ -366,11 +353,10 @@ mod tests {
                 .collect::<Vec<_>>(),
             [B2]
         );
-    }
+    });
 
-    #[tokio::test]
-    async fn link_by_hand_makes_the_records_failures_due() {
-        let store = store().await;
+    crate::both_backends!(
+    async fn link_by_hand_makes_the_records_failures_due(store) {
         let backoff = FailureBackoff::new(Duration::from_secs(60), Duration::from_secs(60), 1);
         let failure = NewFailure {
             direction: Direction::AToB,
@@ -404,11 +390,10 @@ mod tests {
             .expect("queued");
         assert_eq!(after.state, FailureState::Pending);
         assert!(after.next_attempt_at.is_some_and(|t| t <= Utc::now()));
-    }
+    });
 
-    #[tokio::test]
-    async fn unlink_keeps_the_pair_apart_and_frees_both_records() {
-        let store = store().await;
+    crate::both_backends!(
+    async fn unlink_keeps_the_pair_apart_and_frees_both_records(store) {
         store.upsert_link(&write(A1, B1)).await.expect("link");
         // By a 15-character record id of either side.
         let was = store.unlink(&B1[..15], false).await.expect("unlink");
@@ -457,11 +442,10 @@ mod tests {
                 .expect("find")
                 .is_empty()
         );
-    }
+    });
 
-    #[tokio::test]
-    async fn forget_removes_the_link_and_queues_both_records() {
-        let store = store().await;
+    crate::both_backends!(
+    async fn forget_removes_the_link_and_queues_both_records(store) {
         store.upsert_link(&write(A1, B1)).await.expect("link");
         store.unlink(A1, true).await.expect("forget");
         assert!(store.find_links(A1).await.expect("find").is_empty());
@@ -479,11 +463,10 @@ mod tests {
             .link_by_hand("Opportunity", A1, B1)
             .await
             .expect("relink");
-    }
+    });
 
-    #[tokio::test]
-    async fn an_unlinked_pair_linked_by_hand_is_live_again_with_an_empty_snapshot() {
-        let store = store().await;
+    crate::both_backends!(
+    async fn an_unlinked_pair_linked_by_hand_is_live_again_with_an_empty_snapshot(store) {
         store.upsert_link(&write(A1, B1)).await.expect("link");
         let was = store.unlink(A1, false).await.expect("unlink");
         let link = store
@@ -505,11 +488,10 @@ mod tests {
                 .expect("list")
                 .is_empty()
         );
-    }
+    });
 
-    #[tokio::test]
-    async fn counts_links_by_state() {
-        let store = store().await;
+    crate::both_backends!(
+    async fn counts_links_by_state(store) {
         store.upsert_link(&write(A1, B1)).await.expect("link");
         store.upsert_link(&write(A2, B2)).await.expect("link");
         store.unlink(A2, false).await.expect("unlink");
@@ -518,5 +500,5 @@ mod tests {
         assert_eq!(counts.links_by_state.get("live"), Some(&1));
         assert_eq!(counts.links_by_state.get("unlinked"), Some(&1));
         assert_eq!(counts.links_by_state.get("tombstone"), Some(&0));
-    }
+    });
 }

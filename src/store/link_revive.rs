@@ -10,13 +10,13 @@
 
 use chrono::Utc;
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::time::format_timestamp;
 use super::{LinkWrite, PageTx, Store, StoreError};
 
 async fn revive(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     link_id: i64,
     link: &LinkWrite,
 ) -> Result<(), StoreError> {

@@ -5,13 +5,14 @@
 //! [`StoreError::LinkConflict`]); `unlinked` and `tombstone` rows are kept so that the engine
 //! never matches their two records with each other again, and do not count for uniqueness.
 //! Lookups take a whole page of ids and cost one query (the ids travel as one JSON array bind,
-//! read with `json_each`). The operator's commands on links are in `link_admin`.
+//! read with `json_each`, or `jsonb_array_elements_text` on PostgreSQL). The operator's commands on links are in `link_admin`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Connection, Row};
 
+use super::db::json_ids;
 use super::time::{format_timestamp, parse_opt, parse_timestamp};
 use super::{Org, PageTx, Store, StoreError};
 
@@ -96,7 +97,7 @@ pub struct LinkWrite {
     pub snapshot: Map<String, Value>,
 }
 
-pub(super) fn from_row(row: &SqliteRow) -> Result<Link, StoreError> {
+pub(super) fn from_row(row: &AnyRow) -> Result<Link, StoreError> {
     let snapshot_text: String = row.try_get("snapshot")?;
     let snapshot = match serde_json::from_str::<Value>(&snapshot_text) {
         Ok(Value::Object(map)) => map,
@@ -133,7 +134,7 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<Link, StoreError> {
 }
 
 async fn upsert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     link: &LinkWrite,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -145,9 +146,13 @@ async fn upsert(
     };
     let now = format_timestamp(now);
     let snapshot = Value::Object(link.snapshot.clone()).to_string();
+    // The insert runs in a savepoint: on PostgreSQL a failed statement aborts the whole
+    // transaction, so without it a conflict would poison the page's other writes (SQLite only
+    // undoes the statement). Rolled back on a conflict, released otherwise.
+    let mut savepoint = conn.begin().await?;
     let result = sqlx::query(
         "INSERT INTO links (object, a_id, b_id, a_modstamp, b_modstamp, snapshot, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (object, a_id) WHERE state = 'live' DO UPDATE SET
              a_modstamp = coalesce(excluded.a_modstamp, links.a_modstamp),
              b_modstamp = coalesce(excluded.b_modstamp, links.b_modstamp),
@@ -163,12 +168,16 @@ async fn upsert(
     .bind(snapshot)
     .bind(&now)
     .bind(&now)
-    .execute(&mut *conn)
+    .execute(&mut *savepoint)
     .await;
+    match result {
+        Ok(_) => savepoint.commit().await?,
+        Err(_) => savepoint.rollback().await?,
+    }
     match result {
         Ok(done) if done.rows_affected() == 0 => {
             let existing: Option<String> = sqlx::query_scalar(
-                "SELECT b_id FROM links WHERE object = ? AND a_id = ? AND state = 'live'",
+                "SELECT b_id FROM links WHERE object = $1 AND a_id = $2 AND state = 'live'",
             )
             .bind(&link.object)
             .bind(&link.a_id)
@@ -183,7 +192,7 @@ async fn upsert(
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             let existing: Option<String> = sqlx::query_scalar(
-                "SELECT a_id FROM links WHERE object = ? AND b_id = ? AND state = 'live'",
+                "SELECT a_id FROM links WHERE object = $1 AND b_id = $2 AND state = 'live'",
             )
             .bind(&link.object)
             .bind(&link.b_id)
@@ -204,7 +213,7 @@ async fn upsert(
 }
 
 async fn by_ids(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     object: &str,
     ids: &[String],
     side_a: bool,
@@ -216,12 +225,18 @@ async fn by_ids(
         .map_err(|e| StoreError::Corrupt(format!("cannot encode ids: {e}")))?;
     // Two static statements rather than one built at run time: nothing but binds varies.
     let sql = if side_a {
-        select_links!(
-            "WHERE object = ? AND a_id IN (SELECT value FROM json_each(?)) ORDER BY a_id, id"
+        json_ids!(
+            conn,
+            select_links!("WHERE object = $1 AND a_id IN "),
+            "$2",
+            " ORDER BY a_id, id"
         )
     } else {
-        select_links!(
-            "WHERE object = ? AND b_id IN (SELECT value FROM json_each(?)) ORDER BY b_id, id"
+        json_ids!(
+            conn,
+            select_links!("WHERE object = $1 AND b_id IN "),
+            "$2",
+            " ORDER BY b_id, id"
         )
     };
     let rows = sqlx::query(sql)
@@ -232,8 +247,8 @@ async fn by_ids(
     rows.iter().map(from_row).collect()
 }
 
-async fn delete(conn: &mut SqliteConnection, object: &str, a_id: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM links WHERE object = ? AND a_id = ? AND state = 'live'")
+async fn delete(conn: &mut AnyConnection, object: &str, a_id: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM links WHERE object = $1 AND a_id = $2 AND state = 'live'")
         .bind(object)
         .bind(a_id)
         .execute(&mut *conn)

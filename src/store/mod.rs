@@ -1,4 +1,5 @@
-//! The state store: everything orgsync must remember across restarts, in SQLite through sqlx.
+//! The state store: everything orgsync must remember across restarts, in SQLite or PostgreSQL
+//! through sqlx (`db` says how the two backends share one code path).
 //!
 //! Contract (what the sync engine may rely on, and what every method here keeps):
 //! - **Writes are idempotent.** Writing the same link, failure outcome, notification or
@@ -17,32 +18,40 @@
 //!
 //! Each file is one table: `watermarks`, `links` (and the operator's `link_admin`), `failures` (with the pure retry schedule),
 //! `inbox`, `cycles`, `deleted_checks` (the getDeleted safety net's progress), plus `counts`
-//! for `status`; `link_revive` makes a tombstoned link live again (undelete). Migrations live in `/migrations` and are
-//! embedded in the binary and applied by [`Store::open`].
+//! for `status`; `link_revive` makes a tombstoned link live again (undelete); `copy` serves
+//! `orgsync state migrate`, and `testing` gives stores of both backends to the tests. Migrations live in `/migrations` (SQLite)
+//! and `/migrations/postgres`, are embedded in the binary and applied by [`Store::open`];
+//! `migrations/README.md` says how to write one for both.
 
+mod copy;
 mod counts;
 mod cycles;
 mod db;
 mod deleted_checks;
 mod failures;
 mod inbox;
+mod lease;
 mod link_admin;
 mod link_revive;
 mod links;
 mod lock;
 mod org_state;
+#[doc(hidden)]
+pub mod testing;
 mod time;
 mod watermarks;
 
 /// Re-exported from the ground floor so `crate::store::{Org, Direction, FailureClass}` keeps
 /// working.
 pub use crate::domain::{Direction, FailureClass, Org};
+pub use copy::{CopyError, TableCount, count_mismatches};
 pub use counts::StoreCounts;
 pub use cycles::{Cycle, CycleCounts, CycleOutcome};
-pub use db::{PageTx, Store, StoreError};
+pub use db::{Backend, DEFAULT_PAIR, PageTx, Store, StoreError, pair_schema, valid_pair_name};
 pub use deleted_checks::{DeletedCheck, DeletedCheckWrite};
 pub use failures::{Failure, FailureBackoff, FailureState, NewFailure, schedule_after_failure};
 pub use inbox::{InboxItem, NewNotification};
+pub use lease::{Fence, FenceError, Lease, Replica, SYNC_LEASE, renew_interval};
 pub use link_admin::{LinkAdminError, same_record};
 pub use links::{Link, LinkState, LinkWrite};
 pub use lock::{LockError, StateLock};

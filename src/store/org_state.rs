@@ -33,7 +33,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO org_state (org, auth_code, auth_message, auth_attempts, auth_since,
                  auth_next_attempt, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (org) DO UPDATE SET auth_code = excluded.auth_code,
                  auth_message = excluded.auth_message, auth_attempts = excluded.auth_attempts,
                  auth_since = excluded.auth_since,
@@ -56,7 +56,7 @@ impl Store {
     pub async fn auth_failed(&self, org: Org) -> Result<Option<AuthFailed>, StoreError> {
         let row = sqlx::query(
             "SELECT auth_code, auth_message, auth_attempts, auth_since, auth_next_attempt
-             FROM org_state WHERE org = ? AND auth_code IS NOT NULL",
+             FROM org_state WHERE org = $1 AND auth_code IS NOT NULL",
         )
         .bind(org.as_str())
         .fetch_optional(&self.pool)
@@ -79,9 +79,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_refused_login_is_kept_until_a_login_succeeds() {
-        let store = Store::open("sqlite::memory:").await.expect("store");
+    crate::both_backends!(
+    async fn a_refused_login_is_kept_until_a_login_succeeds(store) {
         assert_eq!(store.auth_failed(Org::A).await.expect("read"), None);
         let failed = AuthFailed {
             code: "INVALID_LOGIN".into(),
@@ -100,5 +99,5 @@ mod tests {
         assert_eq!(store.auth_failed(Org::B).await.expect("read"), None);
         store.set_auth_failed(Org::A, None).await.expect("clear");
         assert_eq!(store.auth_failed(Org::A).await.expect("read"), None);
-    }
+    });
 }

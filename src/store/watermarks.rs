@@ -1,9 +1,9 @@
 //! Watermarks: per org and object, the SystemModstamp up to which every record read has a
 //! durable outcome. The next pass reads from it (minus the lookback). It never moves backward:
-//! the update is `max(old, new)` in SQL, so a late or replayed page cannot undo progress.
+//! the update is `max(old, new)` in SQL (a `CASE`, which both backends spell alike), so a late or replayed page cannot undo progress.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::time::{format_timestamp, parse_timestamp};
 use super::{Org, PageTx, Store, StoreError};
@@ -18,12 +18,12 @@ pub struct WatermarkRow {
 }
 
 async fn get(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     org: Org,
     object: &str,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let value: Option<String> =
-        sqlx::query_scalar("SELECT value FROM watermarks WHERE org = ? AND object = ?")
+        sqlx::query_scalar("SELECT value FROM watermarks WHERE org = $1 AND object = $2")
             .bind(org.as_str())
             .bind(object)
             .fetch_optional(&mut *conn)
@@ -32,16 +32,17 @@ async fn get(
 }
 
 async fn advance(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     org: Org,
     object: &str,
     value: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, StoreError> {
     let stored: String = sqlx::query_scalar(
-        "INSERT INTO watermarks (org, object, value, updated_at) VALUES (?, ?, ?, ?)
+        "INSERT INTO watermarks (org, object, value, updated_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (org, object) DO UPDATE SET
-             value = max(watermarks.value, excluded.value),
+             value = CASE WHEN excluded.value > watermarks.value
+                          THEN excluded.value ELSE watermarks.value END,
              updated_at = CASE WHEN excluded.value > watermarks.value
                                THEN excluded.updated_at ELSE watermarks.updated_at END
          RETURNING value",

@@ -18,6 +18,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_orgsync");
 
 mod links;
 mod shell;
+mod state;
 
 /// Two simulated orgs and a configuration folder pointing orgsync at them.
 struct World {

@@ -24,7 +24,7 @@ fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 }
 
 /// The secrets dev.toml expects from the environment, plus `extra`.
-fn creds(extra: &[(&str, &str)]) -> HashMap<String, String> {
+pub(super) fn creds(extra: &[(&str, &str)]) -> HashMap<String, String> {
     let mut map = vars(&[
         ("ORGSYNC__ORGS__A__PASSWORD", PASSWORD_A),
         ("ORGSYNC__ORGS__A__SECURITY_TOKEN", TOKEN_A),
@@ -50,14 +50,14 @@ fn config_dir(env_file: &str) -> tempfile::TempDir {
     dir
 }
 
-const USERS: &str = r#"
+pub(super) const USERS: &str = r#"
 [orgs.a]
 username = "integration@a.sim"
 [orgs.b]
 username = "integration@b.sim"
 "#;
 
-fn load(
+pub(super) fn load(
     env_file: &str,
     vars: &HashMap<String, String>,
 ) -> (tempfile::TempDir, Result<Settings, ConfigError>) {
@@ -66,7 +66,7 @@ fn load(
     (dir, result)
 }
 
-fn problems(result: Result<Settings, ConfigError>) -> String {
+pub(super) fn problems(result: Result<Settings, ConfigError>) -> String {
     match result {
         Ok(settings) => panic!("expected an error, got {settings:?}"),
         Err(err) => err.to_string(),
@@ -363,7 +363,7 @@ conflict = "newest"
 "Closed Won" = "Won"
 "Closed" = "Won"
 [state]
-url = "postgres://x"
+url = "mysql://x"
 [orgs.a]
 username = "integration@a.sim"
 login_url = "not a url"
@@ -690,15 +690,13 @@ fn the_binary_logs_a_warning_for_a_secret_in_a_config_file_without_its_value() {
 #[test]
 fn a_rejected_state_url_never_shows_its_password() {
     let (_dir, result) = load(
-        &format!(
-            "{USERS}\n[state]\nurl = \"postgres://orgsync:s3cretPW@db.example.com/orgsync\"\n"
-        ),
+        &format!("{USERS}\n[state]\nurl = \"mysql://orgsync:s3cretPW@db.example.com/orgsync\"\n"),
         &creds(&[]),
     );
     let text = problems(result);
     assert!(text.contains("state.url"), "{text}");
     assert!(
-        text.contains("postgres://orgsync:***@db.example.com/orgsync"),
+        text.contains("mysql://orgsync:***@db.example.com/orgsync"),
         "{text}"
     );
     assert!(!text.contains("s3cretPW"), "the password leaked: {text}");

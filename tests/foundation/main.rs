@@ -3,6 +3,8 @@
 
 mod cli;
 mod config;
+mod config_state;
 mod import;
 mod store;
+mod store_backends;
 mod store_failures;

@@ -10,10 +10,6 @@ use serde_json::json;
 
 use super::store_failures::{failure, policy};
 
-pub(super) async fn memory() -> Store {
-    Store::open("sqlite::memory:").await.unwrap()
-}
-
 pub(super) fn t(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap() + chrono::Duration::seconds(secs)
 }
@@ -75,9 +71,8 @@ async fn bad_url_is_a_clear_error() {
     assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn watermark_never_moves_backward() {
-    let store = memory().await;
+orgsync::both_backends!(
+async fn watermark_never_moves_backward(store) {
     assert_eq!(
         store
             .advance_watermark(Org::A, "Opportunity", t(10))
@@ -127,11 +122,10 @@ async fn watermark_never_moves_backward() {
     );
     assert_eq!(store.watermark(Org::A, "Account").await.unwrap(), None);
     assert_eq!(store.watermarks().await.unwrap().len(), 2);
-}
+});
 
-#[tokio::test]
-async fn links_are_unique_on_both_sides() {
-    let store = memory().await;
+orgsync::both_backends!(
+async fn links_are_unique_on_both_sides(store) {
     store.upsert_link(&link("A1", "B1", "Deal")).await.unwrap();
     // Idempotent: the same link again, with a new snapshot, is an update.
     store
@@ -161,11 +155,10 @@ async fn links_are_unique_on_both_sides() {
     let counts = store.counts().await.unwrap();
     assert_eq!(counts.links["Opportunity"], 1);
     assert_eq!(counts.links["Account"], 1);
-}
+});
 
-#[tokio::test]
-async fn links_are_looked_up_by_batches_of_ids() {
-    let store = memory().await;
+orgsync::both_backends!(
+async fn links_are_looked_up_by_batches_of_ids(store) {
     for i in 0..50 {
         store
             .upsert_link(&link(
@@ -212,11 +205,10 @@ async fn links_are_looked_up_by_batches_of_ids() {
     assert_eq!((l.a_modstamp, l.b_modstamp), (Some(t(9)), Some(t(2))));
     assert!(store.delete_link("Opportunity", "A3").await.unwrap());
     assert!(!store.delete_link("Opportunity", "A3").await.unwrap());
-}
+});
 
-#[tokio::test]
-async fn inbox_deduplicates_notifications() {
-    let store = memory().await;
+orgsync::both_backends!(
+async fn inbox_deduplicates_notifications(store) {
     let n = |org, id: &str, record: &str| NewNotification {
         org,
         notification_id: id.into(),
@@ -269,11 +261,10 @@ async fn inbox_deduplicates_notifications() {
             .unwrap(),
         2
     );
-}
+});
 
-#[tokio::test]
-async fn page_transaction_rolls_back_on_error() {
-    let store = memory().await;
+orgsync::both_backends!(
+async fn page_transaction_rolls_back_on_error(store) {
     store
         .upsert_link(&link("A1", "B1", "Existing"))
         .await
@@ -330,7 +321,7 @@ async fn page_transaction_rolls_back_on_error() {
         Some(t(100))
     );
     assert_eq!(store.failures(None).await.unwrap().len(), 1);
-}
+});
 
 #[tokio::test]
 async fn readers_are_not_blocked_by_an_open_page_on_a_file_store() {
@@ -357,9 +348,8 @@ async fn readers_are_not_blocked_by_an_open_page_on_a_file_store() {
     );
 }
 
-#[tokio::test]
-async fn old_finished_cycles_are_purged_but_each_direction_keeps_its_last() {
-    let store = memory().await;
+orgsync::both_backends!(
+async fn old_finished_cycles_are_purged_but_each_direction_keeps_its_last(store) {
     let counts = CycleCounts::default();
     let mut finished = Vec::new();
     for direction in [Direction::AToB, Direction::BToA, Direction::AToB] {
@@ -382,11 +372,10 @@ async fn old_finished_cycles_are_purged_but_each_direction_keeps_its_last() {
     assert_eq!(last_a.id, finished[2]);
     let last_b = store.last_cycle(Direction::BToA).await.unwrap().unwrap();
     assert_eq!(last_b.id, running);
-}
+});
 
-#[tokio::test]
-async fn cycles_record_counts_and_outcomes() {
-    let store = memory().await;
+orgsync::both_backends!(
+async fn cycles_record_counts_and_outcomes(store) {
     assert!(store.last_cycle(Direction::AToB).await.unwrap().is_none());
     let first = store.begin_cycle(Direction::AToB).await.unwrap();
     let counts = CycleCounts {
@@ -431,7 +420,7 @@ async fn cycles_record_counts_and_outcomes() {
             .await
             .is_err()
     );
-}
+});
 
 #[tokio::test]
 async fn a_database_of_the_first_version_is_migrated_and_its_paused_cycles_say_so() {

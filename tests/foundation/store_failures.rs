@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use orgsync::store::{Direction, FailureBackoff, FailureClass, FailureState, NewFailure};
 use serde_json::json;
 
-use super::store::{memory, t};
+use super::store::t;
 
 pub(super) fn policy() -> FailureBackoff {
     FailureBackoff {
@@ -42,9 +42,8 @@ pub(super) fn failure_of(source_id: &str, code: &str, modstamp: DateTime<Utc>) -
     }
 }
 
-#[tokio::test]
-async fn failure_lifecycle() {
-    let store = memory().await;
+orgsync::both_backends!(
+async fn failure_lifecycle(store) {
     let p = policy();
 
     // First failure: pending, due after the initial delay.
@@ -151,11 +150,10 @@ async fn failure_lifecycle() {
     );
     assert!(store.failures(None).await.unwrap().is_empty());
     assert!(!store.retry_failure(12345).await.unwrap());
-}
+});
 
-#[tokio::test]
-async fn failures_keep_their_class_and_the_values_sent_and_filter_by_code() {
-    let store = memory().await;
+orgsync::both_backends!(
+async fn failures_keep_their_class_and_the_values_sent_and_filter_by_code(store) {
     let p = policy();
     let sent = json!({"Name": "Big deal", "Amount": 6000, "StageName": "Closed Won"})
         .as_object()
@@ -262,7 +260,7 @@ async fn failures_keep_their_class_and_the_values_sent_and_filter_by_code() {
         .await
         .unwrap();
     assert!(due.iter().any(|f| f.id == v.id));
-}
+});
 
 /// The failure-class migration, run on rows written by the schema before it.
 #[tokio::test]
