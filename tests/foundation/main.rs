@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod config_deletes;
 mod import;
 mod store;
 mod store_failures;
