@@ -15,7 +15,8 @@
 //!   scrape reads from the client's gates, which those same transitions set;
 //! - [`record`]: the per-record events of a direction pass (written, updated, linked, skipped,
 //!   conflict, failure queued or cleared, carried back, parent account), each with a counter
-//!   of its own, emitted by the engine's stages.
+//!   of its own, emitted by the engine's stages; [`deletes`]: a target deleted, a delete
+//!   conflict, deletes held by the mass-delete breaker.
 //!
 //! Every file here imports only `metrics` and `domain` (the ground floor, see the crate's
 //! layering), so the client, the engine and the shell may all emit these events.
@@ -24,6 +25,7 @@
 //! and housekeeping are log lines only) says so on its struct.
 
 pub mod client;
+pub mod deletes;
 pub mod outbound;
 pub mod pass;
 pub mod record;

@@ -160,6 +160,9 @@ pub(crate) enum Target<'a> {
     Data(&'a str),
     /// A server-given path (`nextRecordsUrl`) or URL on the instance.
     Path(&'a str),
+    /// A Partner API (SOAP) data call at `/services/Soap/u/NN.0`: `body` is the inside of the
+    /// envelope's Body; the SessionHeader is added per attempt (`soap_calls`).
+    Soap { body: &'a str },
 }
 
 /// One REST call, rebuilt for every attempt.
@@ -475,6 +478,10 @@ impl Client {
                 self.data_prefix(),
                 path.trim_start_matches('/')
             )),
+            Target::Soap { .. } => Ok(format!(
+                "{}/services/Soap/u/{}",
+                session.instance_url, self.inner.settings.api_version
+            )),
             Target::Path(path) if path.starts_with('/') => {
                 Ok(format!("{}{}", session.instance_url, path))
             }
@@ -624,13 +631,25 @@ impl Client {
                 ErrorClass::Permanent,
             ));
         }
-        let mut builder = self
-            .inner
-            .http
-            .request(req.method.clone(), &url)
-            .bearer_auth(session.access_token.expose_secret())
-            .header("Sforce-Call-Options", CALL_OPTIONS)
-            .header(reqwest::header::ACCEPT, "application/json");
+        let mut builder = match &req.target {
+            Target::Soap { body } => self
+                .inner
+                .http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=UTF-8")
+                .header("SOAPAction", "\"\"")
+                .body(super::soap_calls::envelope(
+                    session.access_token.expose_secret(),
+                    body,
+                )),
+            _ => self
+                .inner
+                .http
+                .request(req.method.clone(), &url)
+                .bearer_auth(session.access_token.expose_secret())
+                .header(reqwest::header::ACCEPT, "application/json"),
+        }
+        .header("Sforce-Call-Options", CALL_OPTIONS);
         if !req.query.is_empty() {
             builder = builder.query(&req.query);
         }
@@ -661,6 +680,8 @@ impl Client {
         debug!(org, kind = req.kind.as_str(), status, "salesforce call");
         if (200..300).contains(&status) {
             Ok(body)
+        } else if let Target::Soap { .. } = req.target {
+            Err(super::soap_calls::fault_error(org, status, &body))
         } else {
             Err(SalesforceError::from_rest_reply(org, status, &body))
         }

@@ -5,7 +5,8 @@
 //! Files: `client` (sessions, the request loop), `auth` (logins), `query`, `collections`,
 //! `describe` (describe and limits), `soql` (the SOQL builder), `error`, `retry`, `usage`
 //! (`Sforce-Limit-Info`, call counts, API budget), `outbound` (Outbound Messaging
-//! notifications and their Ack), `ids` (record id checks: key prefix and checksum).
+//! notifications and their Ack), `ids` (record id checks: key prefix and checksum),
+//! `soap_calls` (Partner API data calls REST has no verb for: `undelete`).
 //!
 //! The engine's `OrgPort` over this client lives with the engine (`sync::org_adapter`): this
 //! module imports nothing of `sync`.
@@ -20,6 +21,7 @@ pub mod ids;
 pub mod outbound;
 mod query;
 mod retry;
+mod soap_calls;
 pub mod soql;
 mod usage;
 

@@ -40,7 +40,7 @@ pub use db::{PageTx, Store, StoreError};
 pub use failures::{Failure, FailureBackoff, FailureState, NewFailure, schedule_after_failure};
 pub use inbox::{InboxItem, NewNotification};
 pub use link_admin::{LinkAdminError, same_record};
-pub use links::{Link, LinkState, LinkWrite};
+pub use links::{Link, LinkState, LinkWrite, Tombstone};
 pub use lock::{LockError, StateLock};
 pub use org_state::AuthFailed;
 pub use time::{format_timestamp, parse_timestamp};

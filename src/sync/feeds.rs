@@ -35,6 +35,7 @@ where
         let before = self.calls_made();
         let mut report = PassReport::default();
         let result = self.sync_changes_pages(cancel, &mut report).await;
+        *self.breaker.lock().await = super::pass::Breaker::Closed;
         report.api_calls = self.calls_made() - before;
         self.settle(report, result)
     }
@@ -84,6 +85,7 @@ where
                 since,
                 exclude_modified_by: exclude,
                 filter: self.config.filter.clone(),
+                with_deleted: self.config.deletes.propagate,
             },
         };
         tracing::debug!(
@@ -99,6 +101,11 @@ where
             return Ok(());
         }
         let first = self.call(self.source.query(&query)).await.at(org)?;
+        // The mass-delete breaker: settled by the first batch when it can be, else counted
+        // by the first page with a delete, before its delete call (see `deletes`).
+        if self.config.deletes.propagate {
+            self.arm_breaker(&query, &first).await;
+        }
 
         let page_size = self.config.page_size.max(1);
         let depth = self.config.in_flight.max(1);
@@ -248,7 +255,11 @@ where
         let query = RecordQuery {
             object: self.config.object.clone(),
             fields: self.source_fields(),
-            kind: QueryKind::ByIds(ids.to_vec()),
+            kind: if self.config.deletes.propagate {
+                QueryKind::ByIdsWithDeleted(ids.to_vec())
+            } else {
+                QueryKind::ByIds(ids.to_vec())
+            },
         };
         let records = self
             .query_all(self.source, self.source_org(), &query)

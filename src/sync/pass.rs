@@ -73,6 +73,9 @@ pub(super) enum PipelineMode {
         item_ids: Vec<i64>,
         rejected: Vec<Rejected>,
     },
+    /// Source records known deleted by id ([`Pass::apply_source_deletes`]): the delete path
+    /// and the breaker, no watermark.
+    Deletes,
 }
 
 /// A page on its way through the pipeline, up to its commit.
@@ -105,6 +108,21 @@ pub struct Pass<'p, S, T, St> {
     calls: AtomicU64,
     /// `batch.in_flight` permits: one per Salesforce call in flight.
     permits: Semaphore,
+    /// The mass-delete breaker of the part of the pass running now (the watermark query, or
+    /// a batch of known deletes): whether its deletes are held, or still to be counted.
+    pub(super) breaker: tokio::sync::Mutex<Breaker>,
+}
+
+/// The mass-delete breaker's state for the part of a pass running now.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Breaker {
+    /// Deletes are applied.
+    Closed,
+    /// Deletes are held (`DELETE_HELD`).
+    Tripped,
+    /// The first batch did not settle it: the first page with a delete counts the deleted
+    /// rows of this query (one count query), before any delete call.
+    Uncounted(super::ports::RecordQuery),
 }
 
 impl<'p, S, T, St> Pass<'p, S, T, St>
@@ -130,6 +148,7 @@ where
             metrics,
             calls: AtomicU64::new(0),
             permits: Semaphore::new(config.in_flight.max(1)),
+            breaker: tokio::sync::Mutex::new(Breaker::Closed),
         }
     }
 
@@ -282,6 +301,7 @@ where
         let policy = Policy {
             direction: cfg.direction,
             conflict: cfg.conflict,
+            delete_conflict: cfg.deletes.conflict,
         };
         matching::decide(&mut rows, &policy, self.mapping);
         for state in rows.iter_mut() {
@@ -296,8 +316,9 @@ where
         // Parent accounts of the writes: one lookup (and creates of missing ones) per page.
         let account_links = self.resolve_accounts(&mut rows).await?;
 
-        // Writes.
+        // Writes, then the delete stage (target deletes, restored sources).
         self.write_page(&mut rows, &mut counts).await?;
+        self.delete_page(&mut rows, &mode, &mut counts).await?;
         gate.claim(rows.iter().filter_map(|s| match &s.outcome {
             RowOutcome::Linked { target_id, .. } => Some(target_id.as_str()),
             _ => None,
@@ -401,6 +422,10 @@ where
                     snapshot: view.snapshot.clone().unwrap_or_default(),
                 };
             }
+            Triage::Gone => {
+                self.log_skip(&state.row, None, SkipReason::Gone);
+                counts.skipped += 1;
+            }
             Triage::Lookup => {}
         }
         Ok(())
@@ -452,6 +477,14 @@ where
         state.write = write_of(decision, row, self.mapping, self.target_org(), ext);
         match &decision.action {
             Action::Create { .. } | Action::Update { .. } => {}
+            Action::Delete { .. }
+            | Action::Tombstone { .. }
+            | Action::Restore { .. }
+            | Action::Undelete { .. } => {
+                let decision = decision.clone();
+                self.settle_delete(state, &decision, counts);
+                return;
+            }
             Action::Link { target_id } => {
                 counts.linked += 1;
                 RecordLinked {

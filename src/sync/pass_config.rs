@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::accounts::AccountMode;
-use crate::config::{AccountPolicy, ConflictPolicy, Settings};
+use crate::config::{AccountPolicy, ConflictPolicy, DeleteConflictPolicy, DeletePolicy, Settings};
 use crate::store::{Direction, FailureBackoff, Org};
 
 /// Everything a pass needs to know besides its ports.
@@ -42,6 +42,38 @@ pub struct PassConfig {
     pub backoff: FailureBackoff,
     /// Parent accounts (`account.sync_policy`).
     pub account: AccountMode,
+    /// Delete propagation (`sync.deletes`, `sync.delete_conflict`,
+    /// `sync.max_deletes_per_cycle`).
+    pub deletes: DeleteRules,
+}
+
+/// How deletes are propagated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteRules {
+    /// `sync.deletes = "propagate"`: the watermark query reads deleted rows too (`queryAll`).
+    pub propagate: bool,
+    /// `sync.delete_conflict`.
+    pub conflict: DeleteConflictPolicy,
+    /// `sync.max_deletes_per_cycle`; 0 = no limit.
+    pub max_per_cycle: u32,
+}
+
+impl Default for DeleteRules {
+    /// The built-in defaults: propagate, keep the edit, at most 100 deletes a cycle.
+    fn default() -> Self {
+        DeleteRules {
+            propagate: true,
+            conflict: DeleteConflictPolicy::KeepEdit,
+            max_per_cycle: 100,
+        }
+    }
+}
+
+impl DeleteRules {
+    /// Whether `count` deletes in one direction in one cycle are more than allowed.
+    pub fn over_limit(&self, count: u64) -> bool {
+        self.max_per_cycle > 0 && count > u64::from(self.max_per_cycle)
+    }
 }
 
 impl PassConfig {
@@ -89,6 +121,11 @@ impl PassConfig {
                 AccountPolicy::SyncAccount => AccountMode::SyncByName {
                     fields: settings.account.fields.clone(),
                 },
+            },
+            deletes: DeleteRules {
+                propagate: settings.sync.deletes == DeletePolicy::Propagate,
+                conflict: settings.sync.delete_conflict,
+                max_per_cycle: settings.sync.max_deletes_per_cycle,
             },
         }
     }
