@@ -32,6 +32,8 @@ mod account_tests;
 mod accounts;
 mod adapters;
 mod commit;
+#[cfg(test)]
+mod delete_sim_tests;
 mod deletes;
 mod drain;
 mod errors;
