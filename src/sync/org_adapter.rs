@@ -61,6 +61,7 @@ fn with_deleted(query: &RecordQuery) -> bool {
             with_deleted: true,
             ..
         } | QueryKind::ByIdsWithDeleted(_)
+            | QueryKind::MergedInto(_)
     )
 }
 
@@ -261,6 +262,14 @@ pub fn build_typed_record_queries(
             None,
         ),
         QueryKind::Lookup { any_of } => lookup_queries(&base, any_of, types),
+        QueryKind::MergedInto(ids) => lookup_queries(
+            &base,
+            &[vec![FieldIn {
+                field: "MasterRecordId".into(),
+                values: ids.iter().map(|id| Value::String(id.clone())).collect(),
+            }]],
+            None,
+        ),
     }
 }
 

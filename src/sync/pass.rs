@@ -314,7 +314,7 @@ where
         gate.decided(index);
 
         // Parent accounts of the writes: one lookup (and creates of missing ones) per page.
-        let account_links = self.resolve_accounts(&mut rows).await?;
+        let (account_links, merged_away) = self.resolve_accounts(&mut rows).await?;
 
         // Writes, then the delete stage (target deletes, restored sources).
         self.write_page(&mut rows, &mut counts).await?;
@@ -325,7 +325,8 @@ where
         }));
         gate.written(index);
 
-        let stale_account_links = self.stale_account_links(&mut rows);
+        let mut stale_account_links = self.stale_account_links(&mut rows);
+        stale_account_links.extend(merged_away);
         for state in rows.iter_mut() {
             rewrite_parent_snapshot(self.source_org(), state);
         }

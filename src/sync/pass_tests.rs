@@ -298,6 +298,8 @@ impl OrgPort for FakeOrg {
                 QueryKind::ByIds(ids) | QueryKind::ByIdsWithDeleted(ids) => {
                     ids.iter().any(|id| r.get("Id") == Some(&json!(id)))
                 }
+                // The fake has no merges.
+                QueryKind::MergedInto(_) => false,
                 QueryKind::Lookup { any_of } => any_of
                     .iter()
                     .any(|conj| conj.iter().all(|c| field_matches(r, c))),

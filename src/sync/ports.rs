@@ -53,6 +53,9 @@ pub enum QueryKind {
     /// Records by id, deleted ones included (`queryAll`, `IsDeleted` selected): the failure
     /// retries when deletes are propagated (a held delete is retried by id).
     ByIdsWithDeleted(Vec<String>),
+    /// Records merged away into one of these ids (`MasterRecordId IN (...)`, deleted rows,
+    /// through `queryAll`): the Accounts a merge deleted in favour of a master.
+    MergedInto(Vec<String>),
     /// One target lookup for a page: rows matching ANY of the conjunctions, each conjunction
     /// being ALL of its `field IN (values)` conditions.
     Lookup { any_of: Vec<Vec<FieldIn>> },
