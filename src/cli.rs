@@ -262,7 +262,7 @@ async fn sync_once_command(settings: &Settings) -> anyhow::Result<Outcome> {
         match &d.result {
             Ok(r) => writeln!(
                 out,
-                "{}: read {}, created {}, updated {}, linked {}, skipped {}, failed {}, conflicts {}, api calls {} ({:?})",
+                "{}: read {}, created {}, updated {}, linked {}, skipped {}, failed {}, conflicts {}, deleted {}, held {}, api calls {} ({:?})",
                 d.direction,
                 r.read,
                 r.created,
@@ -271,6 +271,8 @@ async fn sync_once_command(settings: &Settings) -> anyhow::Result<Outcome> {
                 r.skipped,
                 r.failed,
                 r.conflicts,
+                r.deleted,
+                r.held,
                 r.api_calls,
                 r.outcome
             )?,
