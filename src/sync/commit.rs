@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::accounts::ACCOUNT_OBJECT;
 use super::errors::PassError;
 use super::pass::{Page, Pass, PipelineMode};
-use super::plan::{Action, SourceRow};
+use super::plan::{Action, FailCode, SourceRow};
 use super::ports::{OrgPort, PageTxPort, RecordError, StorePort};
 use super::report::PassReport;
 use super::rows::{RowOutcome, link_write};
@@ -136,6 +136,15 @@ where
                     sent,
                 } => {
                     counts_ref.failed += 1;
+                    // A held delete: the link records the deleted version, so that a re-read
+                    // of it (the lookback) is a replay, and `failures discard` keeps the copy.
+                    if code == FailCode::DeleteHeld.as_str()
+                        && let (Some(link), Some(target_id)) = (&state.link, &target_id)
+                    {
+                        let snapshot = link.snapshot.clone().unwrap_or_default();
+                        let write = link_write(&cfg.object, src, row, target_id, snapshot);
+                        tx.upsert_link(&write).await?;
+                    }
                     let error = RecordError {
                         code,
                         message,

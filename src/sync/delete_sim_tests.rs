@@ -391,3 +391,60 @@ async fn known_deletes_by_id_go_through_the_delete_path_without_moving_the_water
     let cycle = o.cycle().await;
     assert_eq!(cycle.ab.deleted + cycle.ba.deleted, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_held_delete_keeps_the_copy_and_its_live_link() {
+    let mut o = Orgs::new().await;
+    o.configure(|c| c.deletes.max_per_cycle = 1);
+    let ids = Orgs::create(&o.human_a, &names("A", 2)).await;
+    o.cycle().await;
+    o.human_a.delete(&ids).await.expect("delete 2 in A");
+    let cycle = o.cycle().await;
+    assert_eq!(cycle.ab.held, 2);
+    for f in o.store.failures(None).await.expect("failures") {
+        assert!(o.store.discard_failure(f.id).await.expect("discard"));
+    }
+    // The next cycles re-read the deletes (the lookback): replays, not deletes.
+    for _ in 0..2 {
+        let cycle = o.cycle().await;
+        assert_eq!((cycle.ab.deleted, cycle.ab.held), (0, 0));
+    }
+    assert_eq!(
+        Orgs::names(&o.human_b).await.len(),
+        2,
+        "the copies are kept"
+    );
+    assert!(o.store.failures(None).await.expect("failures").is_empty());
+    o.linked_b(&ids[0]).await;
+    assert_eq!(o.tombstones().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_delete_whose_source_was_purged_before_the_retry_is_still_applied() {
+    let mut o = Orgs::new().await;
+    o.configure(|c| c.deletes.max_per_cycle = 1);
+    let ids = Orgs::create(&o.human_a, &names("A", 3)).await;
+    o.cycle().await;
+    o.human_a.delete(&ids[..2]).await.expect("delete 2 in A");
+    assert_eq!(o.cycle().await.ab.held, 2);
+    // The recycle bin is emptied: queryAll cannot read the two any more.
+    let reply = reqwest::Client::new()
+        .post(format!("{}/__sim/recycle_bin/purge", o.sim_a.base_url))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("purge");
+    assert!(reply.status().is_success());
+    assert_eq!(
+        o.store
+            .retry_failures_with_code("DELETE_HELD")
+            .await
+            .expect("retry"),
+        2
+    );
+    let cycle = o.cycle().await;
+    assert_eq!(cycle.ab.deleted, 2, "{:?}", cycle.ab);
+    assert_eq!(Orgs::names(&o.human_b).await, vec!["A 002"]);
+    assert!(o.store.failures(None).await.expect("failures").is_empty());
+    assert_eq!(o.tombstones().await, 2);
+}

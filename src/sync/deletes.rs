@@ -34,7 +34,7 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -408,20 +408,25 @@ where
             }
             let rows = chunk
                 .iter()
-                .map(|id| SourceRow {
-                    id: id.clone(),
-                    system_modstamp: now,
-                    last_modified_date: now,
-                    last_modified_by: None,
-                    values: Default::default(),
-                    parent: None,
-                    deleted: true,
-                })
+                .map(|id| known_deleted(id.clone(), now))
                 .collect();
             self.process_page(rows, PipelineMode::Deletes, report)
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The row of a source record known deleted at `at` (by id only: no values).
+pub(super) fn known_deleted(id: String, at: DateTime<Utc>) -> SourceRow {
+    SourceRow {
+        id,
+        system_modstamp: at,
+        last_modified_date: at,
+        last_modified_by: None,
+        values: Default::default(),
+        parent: None,
+        deleted: true,
     }
 }
 

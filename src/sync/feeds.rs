@@ -6,18 +6,19 @@
 //! own API calls; a pause ends it with the pages committed so far counted
 //! ([`Pass::settle`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use futures::stream::{FuturesOrdered, StreamExt};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::deletes::known_deleted;
 use super::drain::Rejected;
 use super::errors::{AtOrg, PassError, Stop};
 use super::gate::PageGate;
 use super::pass::{Pass, PipelineMode};
-use super::plan::SourceRow;
+use super::plan::{FailCode, SourceRow};
 use super::ports::{Batch, OrgPort, PortError, QueryKind, RecordQuery, StorePort};
 use super::report::{PassOutcome, PassReport};
 use crate::store::Org;
@@ -234,20 +235,51 @@ where
                 return Ok(());
             }
             let ids: Vec<String> = due.iter().map(|f| f.source_id.clone()).collect();
+            // Held deletes whose source is gone even from the recycle bin (purged before the
+            // operator's retry): still deletes to apply, by id, not failures to clear.
+            let held: HashMap<&str, Option<DateTime<Utc>>> = due
+                .iter()
+                .filter(|f| f.error_code == FailCode::DeleteHeld.as_str())
+                .map(|f| (f.source_id.as_str(), f.source_modstamp))
+                .collect();
+            let purged_held: std::sync::Mutex<Vec<SourceRow>> = std::sync::Mutex::new(Vec::new());
             let retry = |rows: &[SourceRow], rejected: Vec<Rejected>| {
                 let found: HashSet<&str> = rows
                     .iter()
                     .map(|r| r.id.as_str())
                     .chain(rejected.iter().map(|r| r.id.as_str()))
                     .collect();
-                let missing = ids
+                let (gone_held, missing): (Vec<String>, Vec<String>) = ids
                     .iter()
                     .filter(|id| !found.contains(id.as_str()))
                     .cloned()
+                    .partition(|id| held.contains_key(id.as_str()));
+                *purged_held
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = gone_held
+                    .into_iter()
+                    .map(|id| {
+                        let at = held
+                            .get(id.as_str())
+                            .copied()
+                            .flatten()
+                            .unwrap_or_else(Utc::now);
+                        known_deleted(id, at)
+                    })
                     .collect();
                 PipelineMode::Retry { missing, rejected }
             };
             self.process_fetched(&ids, retry, report).await?;
+            let purged = purged_held
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !purged.is_empty() {
+                let mode = PipelineMode::Retry {
+                    missing: Vec::new(),
+                    rejected: Vec::new(),
+                };
+                self.process_page(purged, mode, report).await?;
+            }
         }
     }
 

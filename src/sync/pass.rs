@@ -41,7 +41,8 @@ use super::mapping::Mapping;
 use super::matching::{self, Keys};
 pub use super::pass_config::PassConfig;
 use super::plan::{
-    Action, Decision, Policy, QueuedFailure, SkipReason, SourceRow, Triage, Winner, triage,
+    Action, Decision, LinkView, Policy, QueuedFailure, SkipReason, SourceRow, Triage, Winner,
+    triage,
 };
 use super::ports::{OrgPort, PortError, StorePort};
 use super::report::{PassOutcome, PassReport};
@@ -399,7 +400,21 @@ where
             PipelineMode::Retry { .. } => None,
             _ => state.queued.as_ref(),
         };
-        let verdict = triage(&state.row, state.link.as_ref(), queued, self.mapping);
+        // A retried delete (a held one, after `failures retry`) is decided again although
+        // its link records its version (see `deletes`): applying it twice is harmless.
+        let retried_delete = state.row.deleted && matches!(mode, PipelineMode::Retry { .. });
+        let unseen;
+        let link = match &state.link {
+            Some(l) if retried_delete => {
+                unseen = LinkView {
+                    source_modstamp: None,
+                    ..l.clone()
+                };
+                Some(&unseen)
+            }
+            other => other.as_ref(),
+        };
+        let verdict = triage(&state.row, link, queued, self.mapping);
         state.triage = Some(verdict);
         let target_id = state.linked_target();
         match verdict {
