@@ -269,7 +269,10 @@ where
                     .collect();
                 PipelineMode::Retry { missing, rejected }
             };
-            self.process_fetched(&ids, retry, report).await?;
+            // Deleted records too: a held delete is retried by id.
+            let with_deleted = self.config.deletes.propagate;
+            self.process_fetched(&ids, with_deleted, retry, report)
+                .await?;
             let purged = purged_held
                 .into_inner()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -283,11 +286,16 @@ where
         }
     }
 
-    pub(super) async fn fetch_by_ids(&self, ids: &[String]) -> Result<Vec<SourceRow>, Stop> {
+    /// The records of `ids` fresh from the source; deleted ones too when `with_deleted`.
+    pub(super) async fn fetch_by_ids(
+        &self,
+        ids: &[String],
+        with_deleted: bool,
+    ) -> Result<Vec<SourceRow>, Stop> {
         let query = RecordQuery {
             object: self.config.object.clone(),
             fields: self.source_fields(),
-            kind: if self.config.deletes.propagate {
+            kind: if with_deleted {
                 QueryKind::ByIdsWithDeleted(ids.to_vec())
             } else {
                 QueryKind::ByIds(ids.to_vec())
