@@ -448,3 +448,25 @@ async fn a_held_delete_whose_source_was_purged_before_the_retry_is_still_applied
     assert!(o.store.failures(None).await.expect("failures").is_empty());
     assert_eq!(o.tombstones().await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_deleted_on_both_sides_becomes_a_tombstone_without_a_delete_call() {
+    let mut o = Orgs::new().await;
+    let a_id = Orgs::create(&o.human_a, &names("A", 1)).await.remove(0);
+    o.cycle().await;
+    let b_id = o.linked_b(&a_id).await;
+    o.human_a
+        .delete(std::slice::from_ref(&a_id))
+        .await
+        .expect("delete A");
+    o.human_b
+        .delete(std::slice::from_ref(&b_id))
+        .await
+        .expect("delete B");
+    let deletes = o.calls("delete");
+    let cycle = o.cycle().await;
+    assert_eq!((cycle.ab.deleted, cycle.ba.deleted), (0, 0));
+    assert_eq!(o.calls("delete"), deletes, "the target was gone already");
+    assert_eq!(o.tombstones().await, 1);
+    assert!(o.store.failures(None).await.expect("failures").is_empty());
+}
