@@ -52,7 +52,7 @@ use super::rows::{
 };
 use crate::events::record::{Conflict, RecordLinked, RecordSkipped};
 use crate::metrics::Metrics;
-use crate::store::{FailureClass, Link, Org, StoreError};
+use crate::store::{FailureClass, Link, LinkState, Org, StoreError};
 
 /// Records per sObject Collections call (Salesforce's limit).
 pub(super) const COLLECTION_LIMIT: usize = 200;
@@ -352,11 +352,19 @@ where
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut links: HashMap<String, Link> = HashMap::new();
         let mut barred: HashMap<String, Vec<String>> = HashMap::new();
+        let mut tombstones: HashMap<String, Link> = HashMap::new();
         for l in self.store.links_by_ids(src, &cfg.object, &ids).await? {
             let id = side_id(&l, src).to_string();
             if l.is_live() {
                 links.insert(id, l);
             } else {
+                if l.state == LinkState::Tombstone
+                    && tombstones
+                        .get(&id)
+                        .is_none_or(|t| t.deleted_at < l.deleted_at)
+                {
+                    tombstones.insert(id.clone(), l.clone());
+                }
                 barred
                     .entry(id)
                     .or_default()
@@ -383,7 +391,13 @@ where
                 let link = links.remove(&row.id).map(|l| link_view(&l, src));
                 let queued = failures.remove(&row.id);
                 let barred = barred.remove(&row.id).unwrap_or_default();
-                RowState::new(row, link, queued).never_matched_with(barred)
+                let tombstone = match link {
+                    Some(_) => None,
+                    None => tombstones.remove(&row.id).map(|l| link_view(&l, src)),
+                };
+                RowState::new(row, link, queued)
+                    .never_matched_with(barred)
+                    .with_tombstone(tombstone)
             })
             .collect())
     }

@@ -594,3 +594,54 @@ mod parents;
 
 #[path = "gate_tests.rs"]
 mod gate;
+
+/// A row whose pairs were all deleted or unlinked carries its latest tombstone (what the
+/// undelete stage starts from) and is never matched with any of them.
+#[tokio::test]
+async fn a_row_without_a_live_link_carries_its_latest_tombstone() {
+    let w = World::new();
+    let link = |b_id: &str, state: crate::store::LinkState, minute: i64| Link {
+        id: minute,
+        object: "Opportunity".into(),
+        a_id: "006A1".into(),
+        b_id: b_id.into(),
+        a_modstamp: None,
+        b_modstamp: None,
+        snapshot: Map::new(),
+        state,
+        deleted_at: (state == crate::store::LinkState::Tombstone)
+            .then(|| base_time() + chrono::Duration::minutes(minute)),
+        deleted_by: (state == crate::store::LinkState::Tombstone).then_some(Org::A),
+        created_at: base_time(),
+        updated_at: base_time(),
+    };
+    {
+        let mut s = w.store.0.state.lock().expect("store lock");
+        s.links
+            .push(link("006B1", crate::store::LinkState::Tombstone, 1));
+        s.links
+            .push(link("006B2", crate::store::LinkState::Tombstone, 5));
+        s.links
+            .push(link("006B3", crate::store::LinkState::Unlinked, 9));
+    }
+    let cfg = config(Direction::AToB);
+    let pass = Pass::new(&cfg, &w.mapping, &w.a, &w.b, &w.store, &w.metrics);
+    let row = SourceRow {
+        id: "006A1".into(),
+        system_modstamp: base_time(),
+        last_modified_date: base_time(),
+        last_modified_by: None,
+        values: Default::default(),
+        parent: None,
+        deleted: false,
+    };
+    let Ok(states) = pass.row_states(vec![row]).await else {
+        panic!("row states")
+    };
+    assert_eq!(states[0].link, None);
+    assert_eq!(
+        states[0].tombstone.as_ref().map(|t| t.target_id.as_str()),
+        Some("006B2")
+    );
+    assert_eq!(states[0].barred.len(), 3);
+}

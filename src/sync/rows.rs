@@ -46,6 +46,9 @@ pub(super) struct RowState {
     /// Target records this row is never matched with: the other side of its unlinked and
     /// tombstoned links.
     pub barred: Vec<String>,
+    /// Its latest tombstoned link, seen from the pass's direction, when it has no live one:
+    /// what the undelete stage (a live source row whose pair was deleted) starts from.
+    pub tombstone: Option<LinkView>,
 }
 
 impl RowState {
@@ -64,7 +67,14 @@ impl RowState {
             account_link: None,
             outcome: RowOutcome::Nothing,
             barred: Vec::new(),
+            tombstone: None,
         }
+    }
+
+    /// The row with its latest tombstoned link.
+    pub fn with_tombstone(mut self, tombstone: Option<LinkView>) -> Self {
+        self.tombstone = tombstone;
+        self
     }
 
     /// The row with the target records it must never be matched with.
