@@ -470,3 +470,61 @@ async fn a_pair_deleted_on_both_sides_becomes_a_tombstone_without_a_delete_call(
     assert_eq!(o.tombstones().await, 1);
     assert!(o.store.failures(None).await.expect("failures").is_empty());
 }
+
+/// The integration clients of `o` reading 200 rows a batch (so a result of more rows than
+/// that and than the breaker's limit is not settled by its first batch).
+fn small_batches(o: &mut Orgs) {
+    let small = |c: &Client| {
+        let options = crate::salesforce::ClientOptions {
+            query_batch_size: Some(200),
+            ..crate::salesforce::ClientOptions::fast()
+        };
+        Client::with_options(c.settings(), options).expect("client")
+    };
+    o.a = small(&o.a);
+    o.b = small(&o.b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backlog_with_deletes_counts_them_with_one_query_before_any_delete() {
+    for deleted in [150usize, 50, 0] {
+        let mut o = Orgs::new().await;
+        small_batches(&mut o);
+        o.configure(|c| c.deletes.max_per_cycle = 100);
+        let ids = Orgs::create(&o.human_a, &names("A", 400)).await;
+        o.cycle().await;
+        // 250 edits and the deletes: more rows than one batch and than the limit.
+        let mut edit = Map::new();
+        edit.insert("Amount".into(), json!(9000));
+        let edits: Vec<(String, Map<String, Value>)> = ids[..250]
+            .iter()
+            .map(|id| (id.clone(), edit.clone()))
+            .collect();
+        for chunk in edits.chunks(200) {
+            o.human_a.update("Opportunity", chunk).await.expect("edit");
+        }
+        if deleted > 0 {
+            o.human_a
+                .delete(&ids[400 - deleted..])
+                .await
+                .expect("delete");
+        }
+        let (queries, deletes) = (o.sim_a.calls("query_all"), o.calls("delete"));
+        let cycle = o.cycle().await;
+        // In A: the changes query (its next batch is a query_more) and, only when a page has
+        // a delete to make, the count.
+        let count = u64::from(deleted > 0);
+        assert_eq!(
+            o.sim_a.calls("query_all") - queries,
+            1 + count,
+            "deleted {deleted}"
+        );
+        assert_eq!(cycle.ab.updated, 250);
+        if deleted > 100 {
+            assert_eq!((cycle.ab.deleted, cycle.ab.held), (0, deleted as u64));
+            assert_eq!(o.calls("delete"), deletes, "no delete call");
+        } else {
+            assert_eq!((cycle.ab.deleted, cycle.ab.held), (deleted as u64, 0));
+        }
+    }
+}
