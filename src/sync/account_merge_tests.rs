@@ -1,4 +1,5 @@
-//! An Account merged away in the source (SOAP `merge`: the loser deleted with
+//! Deletes and parent accounts (issue 13). An Account merged away in the source (SOAP
+//! `merge`: the loser deleted with
 //! `MasterRecordId`, its opportunities moved to the master): its account link follows the
 //! master, so the target keeps its account and no new one is created (issue 13). Both
 //! directions.
@@ -126,4 +127,52 @@ async fn an_account_merged_away_in_the_source_hands_its_link_to_the_master() {
     for direction in DIRECTIONS {
         a_merged_away_account_hands_its_link_to_the_master(direction).await;
     }
+}
+
+/// With syncAccount, a delete conflict kept by `keep_edit` restores the deleted opportunity
+/// with the edit and its own parent (the parent pseudo-field is never written).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_edit_restores_the_deleted_opportunity_with_its_parent() {
+    let w = World::new().await;
+    let m = mapping(true);
+    let account = w
+        .create(Org::A, "Account", vec![json!({"Name": "Acme"})])
+        .await
+        .remove(0);
+    let a_id = w
+        .create(
+            Org::A,
+            "Opportunity",
+            vec![opportunity("Acme deal", Some(&account))],
+        )
+        .await
+        .remove(0);
+    let cfg = w.config(Direction::AToB, sync_account());
+    w.pass(&cfg, &m).await;
+    let b_id = str_of(&w.opportunities(Org::B).await[0], "Id").to_string();
+    w.human(Org::A)
+        .delete(std::slice::from_ref(&a_id))
+        .await
+        .expect("delete in A");
+    let mut edit = Map::new();
+    edit.insert("Amount".into(), json!(4242));
+    w.human(Org::B)
+        .update("Opportunity", &[(b_id, edit)])
+        .await
+        .expect("edit in B");
+    let report = w.pass(&cfg, &m).await;
+    assert_eq!(
+        (report.delete_conflicts, report.failed),
+        (1, 0),
+        "{report:?}"
+    );
+    let restored = w
+        .query(
+            Org::A,
+            "SELECT Id, Amount, AccountId FROM Opportunity WHERE Name = 'Acme deal'",
+        )
+        .await;
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert_eq!(restored[0]["Amount"].as_f64(), Some(4242.0));
+    assert_eq!(str_of(&restored[0], "AccountId"), account);
 }

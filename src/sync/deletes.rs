@@ -161,9 +161,13 @@ where
                 conflict,
             } => {
                 self.log_delete_conflict(row, target_id, conflict, "keep_edit", counts);
+                let mut body = self.mapping.to_org(self.source_org(), fields);
+                // Relationship paths (the parent pseudo-field `Account.Name` of syncAccount)
+                // are not writable: the undelete restores the record's own parent.
+                body.retain(|name, _| !name.contains('.'));
                 state.delete = Some(DeleteStep::Restore {
                     target_id: target_id.clone(),
-                    body: self.mapping.to_org(self.source_org(), fields),
+                    body,
                 });
             }
             // The undelete stage's (branch h-undelete): the plan does not produce it here, so
