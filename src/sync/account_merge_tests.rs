@@ -1,8 +1,8 @@
 //! Deletes and parent accounts (issue 13). An Account merged away in the source (SOAP
-//! `merge`: the loser deleted with
-//! `MasterRecordId`, its opportunities moved to the master): its account link follows the
-//! master, so the target keeps its account and no new one is created (issue 13). Both
-//! directions.
+//! `merge`: the loser deleted with `MasterRecordId`, its opportunities moved to the master):
+//! its account link follows the master, so the target keeps its account and no new one is
+//! created (both directions). A delete conflict kept by `keep_edit` restores the opportunity
+//! with its own parent.
 
 use super::*;
 use crate::salesforce::{SoapLoginReply, parse_soap_login_reply, soap_login_envelope};
