@@ -18,9 +18,10 @@
 //! one state per source row that every stage fills in); `matching` (the lookup query,
 //! candidate selection and the plan of a page, pure, beside `plan`, the pure decisions);
 //! `gate` (how pages in flight take turns); `parents` (parent accounts, over the pure
-//! `accounts`); `write` (collections calls); `commit` (the page's one transaction); `report`
-//! (what a pass did); `deletes` (the delete stage, the mass-delete breaker, and the entry
-//! point for source records known deleted). `pass` orchestrates them (`pass_config` is its configuration); `errors` is why a pass stops; `mapping` is
+//! `accounts`); `write` (collections calls); `deletes` (the delete stage after the writes,
+//! the mass-delete breaker, and the entry point for source records known deleted); `commit`
+//! (the page's one transaction); `report` (what a pass did). `pass` orchestrates them
+//! (`pass_config` is its configuration); `errors` is why a pass stops; `mapping` is
 //! the canonical form; `ports` is what the pass needs from an org and from the store;
 //! `adapters` are the store ports over the SQLite store and `org_adapter` the org port over
 //! the Salesforce client (with the record queries' SOQL and the client errors' kinds).

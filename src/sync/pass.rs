@@ -1,14 +1,16 @@
 //! The direction pass of DESIGN §3, orchestration only: read the source's changes since the
 //! watermark in pages, decide per row with the pure functions of `plan`, write the target
 //! through collections, and record every row's outcome together with the page's watermark
-//! in one store transaction. The same page pipeline serves the failure-queue retries and the
-//! inbox drain (records fetched fresh by id; neither moves the watermark).
+//! in one store transaction. The same page pipeline serves the failure-queue retries, the
+//! inbox drain (records fetched fresh by id) and source records known deleted by id
+//! ([`Pass::apply_source_deletes`]); none of them moves the watermark.
 //!
 //! A page travels as one [`RowState`] per source row, which each stage fills in, in order:
 //! rows (dedup, parent tokens, links and failure-queue entries: `rows`, `parents`), triage
 //! (`plan::triage`), one lookup and the candidates (`matching`), the turn at the gate
 //! (`gate`), the plan and the writes it asks for (`matching::decide`, `rows::write_of`),
-//! parents (`parents`), writes (`write`), commit (`commit`), report (`report`). Where pages
+//! parents (`parents`), writes (`write`), deletes (`deletes`: target deletes, restored
+//! sources, the mass-delete breaker), commit (`commit`), report (`report`). Where pages
 //! come from is `feeds` (watermark query, failure queue) and `drain` (inbox).
 //!
 //! Pages of the watermark query overlap (`batch.in_flight` Salesforce calls at once, reads
@@ -19,8 +21,9 @@
 //!
 //! API calls per page: at most one lookup query (linked rows by `Id`, unlinked rows by match
 //! key, OR-ed into one query; more only if the lookup itself pages), one collections call per
-//! 200 creates and one per 200 updates. Rows the triage settles (replays, echoes, queued
-//! records) cost nothing. With `account.sync_policy = "syncAccount"`, parents cost at most one
+//! 200 creates, one per 200 updates and one per 200 deletes (a delete conflict kept by
+//! `keep_edit`: one undelete and one update of the source per 200). Rows the triage settles
+//! (replays, echoes, queued records, deleted rows without a live link) cost nothing. With `account.sync_policy = "syncAccount"`, parents cost at most one
 //! Account query by Name (only for parents without a stored Account link) and one Account
 //! create per 200 missing parents, per page.
 
