@@ -60,6 +60,10 @@ pub struct DeleteConflict<'a> {
     pub target_last_modified: DateTime<Utc>,
     /// The target's fields that differ from the last synced snapshot, comma-separated.
     pub edited_fields: &'a str,
+    /// Those fields as last synced (what the deleted source held), as JSON.
+    pub synced_values: &'a str,
+    /// Those fields in the target now (the edit), as JSON.
+    pub target_values: &'a str,
     pub resolution: &'static str,
 }
 
@@ -82,6 +86,8 @@ impl DeleteConflict<'_> {
             source_deleted_at = %self.source_deleted_at,
             target_last_modified = %self.target_last_modified,
             edited_fields = %self.edited_fields,
+            synced_values = %self.synced_values,
+            target_values = %self.target_values,
             resolution = self.resolution,
             "delete conflict: the source was deleted, the target edited since the last sync"
         );

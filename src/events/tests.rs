@@ -541,6 +541,8 @@ fn the_delete_events_log_one_line_each_and_count_in_their_own_families() {
             source_deleted_at: at,
             target_last_modified: at,
             edited_fields: "Amount",
+            synced_values: r#"{"Amount":100}"#,
+            target_values: r#"{"Amount":250}"#,
             resolution: "keep_edit",
         }
         .emit(&metrics);
@@ -560,6 +562,11 @@ fn the_delete_events_log_one_line_each_and_count_in_their_own_families() {
         );
     }
     assert!(log.contains("edited_fields=Amount") && log.contains("resolution=\"keep_edit\""));
+    assert!(
+        log.contains(r#"synced_values={"Amount":100}"#)
+            && log.contains(r#"target_values={"Amount":250}"#),
+        "{log}"
+    );
     assert!(log.contains("ERROR") && log.contains("count=150"), "{log}");
     let text = metrics.render(&Gauges::default());
     for name in crate::metrics::DELETE_EVENTS {

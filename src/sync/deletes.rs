@@ -198,6 +198,10 @@ where
             source_deleted_at: conflict.source_deleted_at,
             target_last_modified: conflict.target_last_modified,
             edited_fields: &conflict.edited.join(","),
+            synced_values: &Value::Object(conflict.synced_values.clone().into_iter().collect())
+                .to_string(),
+            target_values: &Value::Object(conflict.target_values.clone().into_iter().collect())
+                .to_string(),
             resolution,
         }
         .emit(self.metrics);

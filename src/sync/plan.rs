@@ -251,6 +251,10 @@ pub enum Action {
 pub struct DeleteConflict {
     /// Canonical fields whose target value differs from the snapshot.
     pub edited: Vec<String>,
+    /// Their values as last synced (the deleted source's side; `null` without a snapshot).
+    pub synced_values: BTreeMap<String, Value>,
+    /// Their values in the target now (the edit).
+    pub target_values: BTreeMap<String, Value>,
     pub target_last_modified: DateTime<Utc>,
     pub source_deleted_at: DateTime<Utc>,
 }
@@ -454,7 +458,21 @@ fn plan_delete(
             conflict: None,
         });
     }
+    let value_of = |values: Option<&Canonical>, f: &String| {
+        values
+            .and_then(|v| v.get(f))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     let conflict = DeleteConflict {
+        synced_values: edited
+            .iter()
+            .map(|f| (f.clone(), value_of(link.snapshot.as_ref(), f)))
+            .collect(),
+        target_values: edited
+            .iter()
+            .map(|f| (f.clone(), value_of(Some(&found.values), f)))
+            .collect(),
         edited,
         target_last_modified: found.last_modified_date,
         source_deleted_at: row.system_modstamp,

@@ -143,6 +143,8 @@ fn a_target_edited_since_the_snapshot_is_a_delete_conflict_resolved_by_the_polic
     };
     let conflict = DeleteConflict {
         edited: vec!["Amount".into()],
+        synced_values: [("Amount".to_string(), json!(100))].into_iter().collect(),
+        target_values: [("Amount".to_string(), json!(250))].into_iter().collect(),
         target_last_modified: at(6),
         source_deleted_at: at(9),
     };
