@@ -166,14 +166,19 @@ pub enum FailuresCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make a failed record (or all of them) due now: the next cycle retries it, fetched fresh.
+    /// Make a failed record (or all of them, or all with one error code) due now: the next
+    /// cycle retries it, fetched fresh.
     Retry {
         /// The failure's id, as `failures list` shows it.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        #[arg(required_unless_present_any = ["all", "code"], conflicts_with_all = ["all", "code"])]
         id: Option<i64>,
         /// Every failed record, pending, waiting or dead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "code")]
         all: bool,
+        /// Every failed record with this error code (e.g. DELETE_HELD: the deletes the
+        /// mass-delete breaker held are applied by the next cycle).
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
     },
     /// Remove a failed record from the queue: orgsync gives up on that version of it (a later
     /// edit of the record is synced again).
@@ -268,7 +273,7 @@ async fn sync_once_command(settings: &Settings) -> anyhow::Result<Outcome> {
         match &d.result {
             Ok(r) => writeln!(
                 out,
-                "{}: read {}, created {}, updated {}, linked {}, skipped {}, failed {}, conflicts {}, api calls {} ({:?})",
+                "{}: read {}, created {}, updated {}, linked {}, skipped {}, failed {}, conflicts {}, deleted {}, held {}, api calls {} ({:?})",
                 d.direction,
                 r.read,
                 r.created,
@@ -277,6 +282,8 @@ async fn sync_once_command(settings: &Settings) -> anyhow::Result<Outcome> {
                 r.skipped,
                 r.failed,
                 r.conflicts,
+                r.deleted,
+                r.held,
                 r.api_calls,
                 r.outcome
             )?,
@@ -331,10 +338,20 @@ async fn failures_command(settings: &Settings, cmd: FailuresCommand) -> anyhow::
             )?;
         }
         FailuresCommand::Retry {
+            code: Some(code), ..
+        } => {
+            let n = store.retry_failures_with_code(&code).await?;
+            writeln!(
+                out,
+                "{n} failed record(s) with code {code} due now; the next cycle (or `orgsync sync --once`) retries them"
+            )?;
+        }
+        FailuresCommand::Retry {
             id: None,
             all: false,
+            code: None,
         } => {
-            anyhow::bail!("name a failure id, or --all");
+            anyhow::bail!("name a failure id, --all or --code CODE");
         }
         FailuresCommand::Discard { id } => {
             if !store.discard_failure(id).await? {

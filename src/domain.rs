@@ -194,6 +194,8 @@ impl FailureClass {
             | "AMBIGUOUS_ACCOUNT"
             | "LINKED_TARGET_MISSING"
             | "LINK_CONFLICT"
+            // A delete the mass-delete breaker held (sync.max_deletes_per_cycle).
+            | "DELETE_HELD"
             // The target record or a record it points to is gone, or matched twice.
             | "ENTITY_IS_DELETED"
             | "INVALID_CROSS_REFERENCE_KEY"
@@ -369,6 +371,7 @@ mod tests {
             ("ENTITY_IS_DELETED", NeedsOperator),
             ("INVALID_CROSS_REFERENCE_KEY", NeedsOperator),
             ("INVALID_FIELD_FOR_INSERT_UPDATE", NeedsOperator),
+            ("DELETE_HELD", NeedsOperator),
             // Unknown codes wait for an edit: never retried on a timer, never stuck forever.
             ("SOME_FUTURE_STATUS_CODE", NeedsEdit),
             ("", NeedsEdit),

@@ -57,6 +57,12 @@ pub const FAILURES_QUEUED: &str = "orgsync_failures_queued_total";
 pub const REVERSES_QUEUED: &str = "orgsync_reverses_queued_total";
 pub const FAILURES_CLEARED: &str = "orgsync_failures_cleared_total";
 pub const PARENT_ACCOUNTS: &str = "orgsync_parent_accounts_total";
+// Delete events (crate::events::deletes).
+pub const RECORD_DELETES: &str = "orgsync_record_deletes_total";
+pub const DELETE_CONFLICTS: &str = "orgsync_delete_conflicts_total";
+pub const DELETES_HELD: &str = "orgsync_deletes_held_total";
+/// The families of the delete events: absent from `/metrics` until one is emitted.
+pub const DELETE_EVENTS: [&str; 3] = [RECORD_DELETES, DELETE_CONFLICTS, DELETES_HELD];
 /// The families of the per-record events: absent from `/metrics` until one is emitted.
 pub const PER_RECORD: [&str; 8] = [
     RECORD_WRITES,
@@ -208,6 +214,21 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         PARENT_ACCOUNTS,
         Kind::Counter,
         "Parent accounts found in the target by Name or created there, by direction and how.",
+    ),
+    (
+        RECORD_DELETES,
+        Kind::Counter,
+        "Source records deleted whose target was deleted (or was gone already), by direction and outcome.",
+    ),
+    (
+        DELETE_CONFLICTS,
+        Kind::Counter,
+        "Deleted source records whose target was edited since the last sync, by direction and resolution (keep_edit, delete).",
+    ),
+    (
+        DELETES_HELD,
+        Kind::Counter,
+        "Passes whose deletes the mass-delete breaker held (sync.max_deletes_per_cycle), by direction.",
     ),
 ];
 
@@ -537,7 +558,8 @@ mod tests {
         }
         // Every family has its help and type, once, with the type declared in FAMILIES (the
         // per-record families only once their events are emitted).
-        for (name, kind, help) in FAMILIES.iter().filter(|f| !PER_RECORD.contains(&f.0)) {
+        let emitted_only = |name: &str| PER_RECORD.contains(&name) || DELETE_EVENTS.contains(&name);
+        for (name, kind, help) in FAMILIES.iter().filter(|f| !emitted_only(f.0)) {
             let kind = match kind {
                 Kind::Counter => "counter",
                 Kind::Gauge => "gauge",

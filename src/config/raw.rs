@@ -14,7 +14,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration::RawDuration;
-use super::settings::{AccountPolicy, AuthMode, ConflictPolicy, LogFormat, TriggerPolicy};
+use super::settings::{
+    AccountPolicy, AuthMode, ConflictPolicy, DeleteConflictPolicy, DeletePolicy, LogFormat,
+    TriggerPolicy,
+};
 use super::validate::DEFAULT_IN_FLIGHT;
 
 /// A list of strings: a TOML array, or (from the environment) a comma-separated string.
@@ -155,6 +158,10 @@ impl Default for RawSettings {
                 retry_max_delay: RawDuration(Duration::from_secs(60 * 60)),
                 field_map: BTreeMap::new(),
                 value_map: BTreeMap::new(),
+                deletes: Choice::Known(DeletePolicy::Propagate),
+                delete_conflict: Choice::Known(DeleteConflictPolicy::KeepEdit),
+                max_deletes_per_cycle: 100,
+                deleted_check_frequency: RawDuration(Duration::from_secs(60 * 60)),
             },
             state: RawState {
                 url: "sqlite://orgsync.db".into(),
@@ -295,6 +302,14 @@ pub(super) struct RawSync {
     pub(super) field_map: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) value_map: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default = "defaults::deletes")]
+    pub(super) deletes: Choice<DeletePolicy>,
+    #[serde(default = "defaults::delete_conflict")]
+    pub(super) delete_conflict: Choice<DeleteConflictPolicy>,
+    #[serde(default = "defaults::max_deletes_per_cycle")]
+    pub(super) max_deletes_per_cycle: i64,
+    #[serde(default = "defaults::deleted_check_frequency")]
+    pub(super) deleted_check_frequency: RawDuration,
 }
 
 impl Default for RawSync {
@@ -412,8 +427,8 @@ impl Default for RawOrg {
 /// Field defaults for sections given only in part (serde needs one function per field).
 pub(super) mod defaults {
     use super::{
-        AccountPolicy, Choice, ConflictPolicy, LogFormat, RawDuration, RawList, RawSettings,
-        TriggerPolicy,
+        AccountPolicy, Choice, ConflictPolicy, DeleteConflictPolicy, DeletePolicy, LogFormat,
+        RawDuration, RawList, RawSettings, TriggerPolicy,
     };
 
     pub fn port() -> i64 {
@@ -478,6 +493,18 @@ pub(super) mod defaults {
     }
     pub fn retry_max_delay() -> RawDuration {
         RawSettings::default().sync.retry_max_delay
+    }
+    pub fn deletes() -> Choice<DeletePolicy> {
+        RawSettings::default().sync.deletes
+    }
+    pub fn delete_conflict() -> Choice<DeleteConflictPolicy> {
+        RawSettings::default().sync.delete_conflict
+    }
+    pub fn max_deletes_per_cycle() -> i64 {
+        RawSettings::default().sync.max_deletes_per_cycle
+    }
+    pub fn deleted_check_frequency() -> RawDuration {
+        RawSettings::default().sync.deleted_check_frequency
     }
     pub fn state_url() -> String {
         RawSettings::default().state.url

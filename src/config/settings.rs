@@ -222,6 +222,28 @@ pub enum ConflictPolicy {
     BWins,
 }
 
+/// `sync.deletes`: what a record deleted in one org does to its linked copy in the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletePolicy {
+    /// The linked copy is deleted too (unless it was edited since the last sync: then
+    /// `sync.delete_conflict` decides).
+    Propagate,
+    /// Deletes are not synchronized (the watermark query reads through `query`, as before).
+    Ignore,
+}
+
+/// `sync.delete_conflict`: a record deleted in one org whose copy was edited in the other
+/// since the last sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteConflictPolicy {
+    /// The edit wins: the deleted record is undeleted and receives the edit.
+    KeepEdit,
+    /// The delete wins: the edited copy is deleted.
+    Delete,
+}
+
 /// `log.format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -324,6 +346,15 @@ pub struct SyncSettings {
     /// `sync.value_map`: per field (A name), value in A -> value in B. One-to-one, so the
     /// reverse direction is the inverted map.
     pub value_map: BTreeMap<String, BTreeMap<String, String>>,
+    /// `sync.deletes`.
+    pub deletes: DeletePolicy,
+    /// `sync.delete_conflict`.
+    pub delete_conflict: DeleteConflictPolicy,
+    /// `sync.max_deletes_per_cycle`: more deletes than this in one direction in one cycle
+    /// are held for an operator (`DELETE_HELD`); 0 = no limit.
+    pub max_deletes_per_cycle: u32,
+    /// `sync.deleted_check_frequency`: how often the getDeleted safety net runs.
+    pub deleted_check_frequency: Duration,
 }
 
 impl SyncSettings {

@@ -9,9 +9,9 @@ use super::load::Secrets;
 use super::org::validate_org;
 use super::raw::{Choice, RawSettings};
 use super::settings::{
-    AccountPolicy, AccountSettings, BatchSettings, ConflictPolicy, HttpSettings, LogFormat,
-    LogSettings, SchedulerSettings, Settings, StateSettings, SyncSettings, TriggerPolicy,
-    TriggerSettings, WatermarkSettings,
+    AccountPolicy, AccountSettings, BatchSettings, ConflictPolicy, DeleteConflictPolicy,
+    DeletePolicy, HttpSettings, LogFormat, LogSettings, SchedulerSettings, Settings, StateSettings,
+    SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
 };
 
 /// Largest page the REST query API returns (`batchSize` caps at 2000).
@@ -253,6 +253,43 @@ pub(super) fn validate(
             "must not be shorter than sync.retry_initial_delay",
         );
     }
+    let deletes = match raw.sync.deletes {
+        Choice::Known(policy) => policy,
+        Choice::Unknown(other) => {
+            c.problem(
+                "sync.deletes",
+                format!("unknown policy {other:?}: use \"propagate\" or \"ignore\""),
+            );
+            DeletePolicy::Propagate
+        }
+    };
+    let delete_conflict = match raw.sync.delete_conflict {
+        Choice::Known(policy) => policy,
+        Choice::Unknown(other) => {
+            c.problem(
+                "sync.delete_conflict",
+                format!("unknown policy {other:?}: use \"keep_edit\" or \"delete\""),
+            );
+            DeleteConflictPolicy::KeepEdit
+        }
+    };
+    let max_deletes_per_cycle = match u32::try_from(raw.sync.max_deletes_per_cycle) {
+        Ok(n) => n,
+        Err(_) => {
+            c.problem(
+                "sync.max_deletes_per_cycle",
+                format!(
+                    "must be 0 (no limit) or a positive number of deletes, got {}",
+                    raw.sync.max_deletes_per_cycle
+                ),
+            );
+            0
+        }
+    };
+    let deleted_check_frequency = c.positive(
+        "sync.deleted_check_frequency",
+        raw.sync.deleted_check_frequency.0,
+    );
     let field_map = raw.sync.field_map;
     check_field_map(&mut c, &fields, &field_map);
     let value_map = raw.sync.value_map;
@@ -350,6 +387,10 @@ pub(super) fn validate(
             retry_max_delay,
             field_map,
             value_map,
+            deletes,
+            delete_conflict,
+            max_deletes_per_cycle,
+            deleted_check_frequency,
         },
         state: StateSettings {
             url: state_url,

@@ -15,7 +15,8 @@
 //!   scrape reads from the client's gates, which those same transitions set;
 //! - [`record`]: the per-record events of a direction pass (written, updated, linked, skipped,
 //!   conflict, failure queued or cleared, carried back, parent account), each with a counter
-//!   of its own, emitted by the engine's stages;
+//!   of its own, emitted by the engine's stages; [`deletes`]: a target deleted, a delete
+//!   conflict, deletes held by the mass-delete breaker;
 //! - [`recycle`]: a getDeleted window with a hole (the safety net, `sync::deleted_check`); a
 //!   tombstoned pair's target undeleted or recreated (`sync::undelete`).
 //!
@@ -26,6 +27,7 @@
 //! and housekeeping are log lines only) says so on its struct.
 
 pub mod client;
+pub mod deletes;
 pub mod outbound;
 pub mod pass;
 pub mod record;

@@ -30,6 +30,12 @@ pub struct PassCounts<'a> {
     pub failed: u64,
     pub conflicts: u64,
     pub reversed: u64,
+    /// Targets deleted because their source was.
+    pub deleted: u64,
+    /// Deleted sources whose target was edited since the last sync.
+    pub delete_conflicts: u64,
+    /// Deletes held by the mass-delete breaker.
+    pub held: u64,
     pub api_calls: u64,
     pub pages: u64,
     /// Stopped between pages on request.
@@ -52,13 +58,15 @@ pub struct PassFinished<'a> {
 }
 
 impl PassFinished<'_> {
-    /// Whether the pass did anything worth a line at info: wrote, linked or failed records,
+    /// Whether the pass did anything worth a line at info: wrote, linked, deleted, held or
+    /// failed records,
     /// or was cancelled. Rows read again and skipped (the lookback's replays, echoes of our
     /// own writes) are not; nor is a pass paused by an API limit that got nothing done: the
     /// client logs the pause once when it begins and once when it ends.
     pub fn did_something(&self) -> bool {
         let r = &self.report;
-        r.created + r.updated + r.linked + r.failed + r.conflicts > 0 || r.cancelled
+        r.created + r.updated + r.linked + r.failed + r.conflicts + r.deleted + r.held > 0
+            || r.cancelled
     }
 
     /// The summary line (at info when the pass did something, at debug when idle) and the
@@ -97,6 +105,9 @@ impl PassFinished<'_> {
                     failed = report.failed,
                     conflicts = report.conflicts,
                     reversed = report.reversed,
+                    deleted = report.deleted,
+                    delete_conflicts = report.delete_conflicts,
+                    held = report.held,
                     api_calls = report.api_calls,
                     pages = report.pages,
                     outcome = ?report.outcome,

@@ -516,3 +516,66 @@ fn the_heartbeat_says_idle_and_housekeeping_logs_only_when_it_deleted_something(
     assert!(lines[2].contains("inbox_rows=4") && lines[2].contains("cycles=1"));
     assert!(lines[3].contains(" WARN ") && lines[3].contains("disk full"));
 }
+
+#[test]
+fn the_delete_events_log_one_line_each_and_count_in_their_own_families() {
+    use super::deletes::{DeleteConflict, DeletesHeld, RecordDeleted};
+    let metrics = Metrics::default();
+    let at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let log = capture(|| {
+        for already_gone in [false, true] {
+            RecordDeleted {
+                cycle: 4,
+                direction: Direction::AToB,
+                source_id: "s1",
+                target_id: "t1",
+                already_gone,
+            }
+            .emit(&metrics);
+        }
+        DeleteConflict {
+            cycle: 4,
+            direction: Direction::AToB,
+            source_id: "s2",
+            target_id: "t2",
+            source_deleted_at: at,
+            target_last_modified: at,
+            edited_fields: "Amount",
+            synced_values: r#"{"Amount":100}"#,
+            target_values: r#"{"Amount":250}"#,
+            resolution: "keep_edit",
+        }
+        .emit(&metrics);
+        DeletesHeld {
+            cycle: 4,
+            direction: Direction::AToB,
+            count: 150,
+            limit: 100,
+        }
+        .emit(&metrics);
+    });
+    assert_eq!(log.lines().count(), 4, "{log}");
+    for line in log.lines() {
+        assert!(
+            line.contains("cycle=4") && line.contains("direction=a_to_b"),
+            "{line}"
+        );
+    }
+    assert!(log.contains("edited_fields=Amount") && log.contains("resolution=\"keep_edit\""));
+    assert!(
+        log.contains(r#"synced_values={"Amount":100}"#)
+            && log.contains(r#"target_values={"Amount":250}"#),
+        "{log}"
+    );
+    assert!(log.contains("ERROR") && log.contains("count=150"), "{log}");
+    let text = metrics.render(&Gauges::default());
+    for name in crate::metrics::DELETE_EVENTS {
+        assert!(text.contains(&format!("# TYPE {name} counter\n")), "{name}");
+    }
+    assert!(
+        text.contains(
+            "orgsync_record_deletes_total{direction=\"a_to_b\",outcome=\"already_gone\"} 1"
+        ),
+        "{text}"
+    );
+}

@@ -160,11 +160,9 @@ pub(crate) enum Target<'a> {
     Data(&'a str),
     /// A server-given path (`nextRecordsUrl`) or URL on the instance.
     Path(&'a str),
-    /// A Partner API (SOAP) call at `/services/Soap/u/NN.0`: the operation element of the
-    /// Body (e.g. `<undelete>...</undelete>`), wrapped in an envelope with the session's
-    /// `SessionHeader` at each attempt (a re-login changes the session); a fault becomes
-    /// the usual error with its `exceptionCode` (`super::undelete::soap_fault_error`).
-    Soap(&'a str),
+    /// A Partner API (SOAP) data call at `/services/Soap/u/NN.0`: `body` is the inside of the
+    /// envelope's Body; the SessionHeader is added per attempt (`soap_calls`).
+    Soap { body: &'a str },
 }
 
 /// One REST call, rebuilt for every attempt.
@@ -480,7 +478,7 @@ impl Client {
                 self.data_prefix(),
                 path.trim_start_matches('/')
             )),
-            Target::Soap(_) => Ok(format!(
+            Target::Soap { .. } => Ok(format!(
                 "{}/services/Soap/u/{}",
                 session.instance_url, self.inner.settings.api_version
             )),
@@ -633,22 +631,25 @@ impl Client {
                 ErrorClass::Permanent,
             ));
         }
-        let mut builder = self
-            .inner
-            .http
-            .request(req.method.clone(), &url)
-            .bearer_auth(session.access_token.expose_secret())
-            .header("Sforce-Call-Options", CALL_OPTIONS);
-        builder = match &req.target {
-            Target::Soap(operation) => builder
-                .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+        let mut builder = match &req.target {
+            Target::Soap { body } => self
+                .inner
+                .http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=UTF-8")
                 .header("SOAPAction", "\"\"")
-                .body(super::undelete::soap_envelope(
+                .body(super::soap_calls::envelope(
                     session.access_token.expose_secret(),
-                    operation,
+                    body,
                 )),
-            _ => builder.header(reqwest::header::ACCEPT, "application/json"),
-        };
+            _ => self
+                .inner
+                .http
+                .request(req.method.clone(), &url)
+                .bearer_auth(session.access_token.expose_secret())
+                .header(reqwest::header::ACCEPT, "application/json"),
+        }
+        .header("Sforce-Call-Options", CALL_OPTIONS);
         if !req.query.is_empty() {
             builder = builder.query(&req.query);
         }
@@ -679,8 +680,8 @@ impl Client {
         debug!(org, kind = req.kind.as_str(), status, "salesforce call");
         if (200..300).contains(&status) {
             Ok(body)
-        } else if matches!(req.target, Target::Soap(_)) {
-            Err(super::undelete::soap_fault_error(org, status, &body))
+        } else if let Target::Soap { .. } = req.target {
+            Err(super::soap_calls::fault_error(org, status, &body))
         } else {
             Err(SalesforceError::from_rest_reply(org, status, &body))
         }

@@ -6,7 +6,8 @@
 //! `describe` (describe and limits), `soql` (the SOQL builder), `error`, `retry`, `usage`
 //! (`Sforce-Limit-Info`, call counts, API budget), `outbound` (Outbound Messaging
 //! notifications and their Ack), `ids` (record id checks: key prefix and checksum),
-//! `replication` (getDeleted, the delete log), `undelete` (the SOAP `undelete` call).
+//! `replication` (getDeleted, the delete log),
+//! `soap_calls` (Partner API data calls REST has no verb for: `undelete`).
 //!
 //! The engine's `OrgPort` over this client lives with the engine (`sync::org_adapter`): this
 //! module imports nothing of `sync`.
@@ -22,8 +23,8 @@ pub mod outbound;
 mod query;
 mod replication;
 mod retry;
+mod soap_calls;
 pub mod soql;
-mod undelete;
 mod usage;
 
 pub use auth::{
@@ -40,7 +41,4 @@ pub use query::{QueryPage, QueryPager};
 pub use replication::{DeletedRecord, DeletedWindow, parse_get_deleted};
 pub use retry::CallRetry;
 pub use soql::{Cond, Literal, Op, Order, Soql, SoqlError};
-pub use undelete::{
-    UNDELETE_LIMIT, UndeleteError, UndeleteResult, parse_undelete_reply, soap_fault_error,
-};
 pub use usage::{CallCounts, CallKind, parse_limit_info};

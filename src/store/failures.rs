@@ -403,6 +403,21 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Operator's `retry --code CODE`: every failure with this error code (e.g. `DELETE_HELD`)
+    /// is due now with a fresh series of attempts. Returns how many.
+    pub async fn retry_failures_with_code(&self, code: &str) -> Result<u64, StoreError> {
+        let now = format_timestamp(Utc::now());
+        let done = sqlx::query(
+            "UPDATE failures SET state = 'pending', attempts = 0, next_attempt_at = $1, \
+             updated_at = $1 WHERE error_code = $2",
+        )
+        .bind(&now)
+        .bind(code)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Operator's discard: forgets the failure (the record syncs again when next edited).
     /// Returns whether the id existed.
     pub async fn discard_failure(&self, id: i64) -> Result<bool, StoreError> {

@@ -97,6 +97,19 @@ pub struct LinkWrite {
     pub snapshot: Map<String, Value>,
 }
 
+/// A live link becoming a tombstone: one side was deleted (by orgsync propagating a delete,
+/// or found gone), at `at`, in org `by`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tombstone {
+    pub object: String,
+    pub a_id: String,
+    pub b_id: String,
+    /// The org whose delete made the tombstone (the source of the delete).
+    pub by: Org,
+    /// When the delete was seen (the deleted row's SystemModstamp).
+    pub at: DateTime<Utc>,
+}
+
 pub(super) fn from_row(row: &AnyRow) -> Result<Link, StoreError> {
     let snapshot_text: String = row.try_get("snapshot")?;
     let snapshot = match serde_json::from_str::<Value>(&snapshot_text) {
@@ -256,7 +269,42 @@ async fn delete(conn: &mut AnyConnection, object: &str, a_id: &str) -> Result<bo
     Ok(done.rows_affected() > 0)
 }
 
+/// The deleting side's modstamp moves to the delete's time; the other side's stays. Portable
+/// SQL ($n placeholders, no SQLite-only function).
+async fn tombstone(conn: &mut AnyConnection, t: &Tombstone) -> Result<bool, StoreError> {
+    let at = format_timestamp(t.at);
+    let now = format_timestamp(Utc::now());
+    let sql = match t.by {
+        Org::A => {
+            "UPDATE links SET state = 'tombstone', deleted_at = $1, deleted_by = $2, \
+             a_modstamp = $1, updated_at = $3 \
+             WHERE object = $4 AND a_id = $5 AND b_id = $6 AND state = 'live'"
+        }
+        Org::B => {
+            "UPDATE links SET state = 'tombstone', deleted_at = $1, deleted_by = $2, \
+             b_modstamp = $1, updated_at = $3 \
+             WHERE object = $4 AND a_id = $5 AND b_id = $6 AND state = 'live'"
+        }
+    };
+    let done = sqlx::query(sql)
+        .bind(&at)
+        .bind(t.by.as_str())
+        .bind(&now)
+        .bind(&t.object)
+        .bind(&t.a_id)
+        .bind(&t.b_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 impl Store {
+    /// Makes a live link a tombstone (see [`Tombstone`]); whether there was such a live link.
+    pub async fn tombstone_link(&self, t: &Tombstone) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        tombstone(&mut conn, t).await
+    }
+
     /// Creates or refreshes a link (idempotent). Fails with [`StoreError::LinkConflict`] if
     /// either id is already linked to a different record.
     pub async fn upsert_link(&self, link: &LinkWrite) -> Result<(), StoreError> {
@@ -315,6 +363,11 @@ impl PageTx {
         ids: &[String],
     ) -> Result<Vec<Link>, StoreError> {
         by_ids(self.conn(), object, ids, false).await
+    }
+
+    /// [`Store::tombstone_link`] inside this transaction.
+    pub async fn tombstone_link(&mut self, t: &Tombstone) -> Result<bool, StoreError> {
+        tombstone(self.conn(), t).await
     }
 
     /// [`Store::delete_link`] inside this transaction.

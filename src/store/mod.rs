@@ -53,7 +53,7 @@ pub use failures::{Failure, FailureBackoff, FailureState, NewFailure, schedule_a
 pub use inbox::{InboxItem, NewNotification};
 pub use lease::{Fence, FenceError, Lease, Replica, SYNC_LEASE, renew_interval};
 pub use link_admin::{LinkAdminError, same_record};
-pub use links::{Link, LinkState, LinkWrite};
+pub use links::{Link, LinkState, LinkWrite, Tombstone};
 pub use lock::{LockError, StateLock};
 pub use org_state::AuthFailed;
 pub use time::{format_timestamp, parse_timestamp};

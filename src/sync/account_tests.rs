@@ -755,3 +755,6 @@ async fn two_target_accounts_with_the_parent_name_fail_the_row_instead_of_a_gues
 
 #[path = "account_check_tests.rs"]
 mod check;
+
+#[path = "account_merge_tests.rs"]
+mod merge;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::ports::{PageTxPort, StorePort};
 use crate::store::{
     Direction, Failure, FailureBackoff, InboxItem, Link, LinkWrite, NewFailure, NewNotification,
-    Org, PageTx, Store, StoreError,
+    Org, PageTx, Store, StoreError, Tombstone,
 };
 
 impl StorePort for Store {
@@ -72,6 +72,10 @@ impl StorePort for Store {
 }
 
 impl PageTxPort for PageTx {
+    async fn tombstone_link(&mut self, tombstone: &Tombstone) -> Result<bool, StoreError> {
+        PageTx::tombstone_link(self, tombstone).await
+    }
+
     async fn upsert_link(&mut self, link: &LinkWrite) -> Result<(), StoreError> {
         PageTx::upsert_link(self, link).await
     }

@@ -2,7 +2,7 @@
 //! snapshots, failure-queue entries, cleared failures), the new parent-account links and the
 //! stale ones dropped, the reverse carries (inbox rows of the target org), the processed
 //! inbox items, the refused ids, and the watermark (the page's highest SystemModstamp, for
-//! the watermark query only). All of it becomes durable together, or none of it; the page's
+//! the watermark query only), and the tombstones of deleted pairs. All of it becomes durable together, or none of it; the page's
 //! counts join the pass's report only once it has.
 
 use serde_json::{Map, Value};
@@ -10,12 +10,12 @@ use serde_json::{Map, Value};
 use super::accounts::ACCOUNT_OBJECT;
 use super::errors::PassError;
 use super::pass::{Page, Pass, PipelineMode};
-use super::plan::SourceRow;
+use super::plan::{Action, FailCode, SourceRow};
 use super::ports::{OrgPort, PageTxPort, RecordError, StorePort};
 use super::report::PassReport;
 use super::rows::{RowOutcome, link_write};
 use crate::events::record::{FailureCleared, FailureQueued, ReverseQueued};
-use crate::store::{Direction, NewFailure, NewNotification, Org, StoreError};
+use crate::store::{Direction, NewFailure, NewNotification, Org, StoreError, Tombstone};
 
 impl<S, T, St> Pass<'_, S, T, St>
 where
@@ -68,6 +68,18 @@ where
         for state in rows {
             let row = &state.row;
             let had_failure = state.queued.is_some();
+            // A delete settled (tombstone) or a delete conflict kept the edit (restored): the
+            // target's own failure of the opposite direction (its edit found the source
+            // gone: LINKED_TARGET_MISSING) is settled with it.
+            let settles_opposite = matches!(state.outcome, RowOutcome::Tombstone { .. })
+                || matches!(
+                    (&state.outcome, state.decision.as_ref().map(|d| &d.action)),
+                    (RowOutcome::Linked { .. }, Some(Action::Restore { .. }))
+                );
+            if settles_opposite && let Some(target_id) = state.outcome_target() {
+                tx.clear_failure(opposite(cfg.direction), &cfg.object, target_id)
+                    .await?;
+            }
             match state.outcome {
                 RowOutcome::Nothing => {
                     if matches!(mode, PipelineMode::Retry { .. }) {
@@ -97,6 +109,25 @@ where
                         Err(e) => return Err(e.into()),
                     }
                 }
+                RowOutcome::Tombstone { target_id } => {
+                    let (a_id, b_id) = match src {
+                        Org::A => (row.id.clone(), target_id),
+                        Org::B => (target_id, row.id.clone()),
+                    };
+                    // Already a tombstone (a replayed page): nothing to change.
+                    tx.tombstone_link(&Tombstone {
+                        object: cfg.object.clone(),
+                        a_id,
+                        b_id,
+                        by: src,
+                        at: row.system_modstamp,
+                    })
+                    .await?;
+                    if had_failure {
+                        tx.clear_failure(cfg.direction, &cfg.object, &row.id)
+                            .await?;
+                    }
+                }
                 RowOutcome::Failed {
                     target_id,
                     code,
@@ -105,6 +136,15 @@ where
                     sent,
                 } => {
                     counts_ref.failed += 1;
+                    // A held delete: the link records the deleted version, so that a re-read
+                    // of it (the lookback) is a replay, and `failures discard` keeps the copy.
+                    if code == FailCode::DeleteHeld.as_str()
+                        && let (Some(link), Some(target_id)) = (&state.link, &target_id)
+                    {
+                        let snapshot = link.snapshot.clone().unwrap_or_default();
+                        let write = link_write(&cfg.object, src, row, target_id, snapshot);
+                        tx.upsert_link(&write).await?;
+                    }
                     let error = RecordError {
                         code,
                         message,
@@ -160,6 +200,7 @@ where
                 self.record_rejected(&mut tx, rejected, counts_ref).await?;
                 tx.mark_processed(item_ids).await?;
             }
+            PipelineMode::Deletes => {}
         }
         tx.commit().await?;
         counts.pages += 1;
@@ -199,6 +240,14 @@ where
         };
         tx.record_failure(&failure, &cfg.backoff).await?;
         Ok(())
+    }
+}
+
+/// The direction opposite `direction`.
+fn opposite(direction: Direction) -> Direction {
+    match direction {
+        Direction::AToB => Direction::BToA,
+        Direction::BToA => Direction::AToB,
     }
 }
 
@@ -244,6 +293,7 @@ mod tests {
             last_modified_by: None,
             values: Default::default(),
             parent: None,
+            deleted: false,
         };
         let n = reverse_carry(Direction::AToB, "Opportunity", Org::B, &row, "b1");
         assert_eq!(n.org, Org::B);

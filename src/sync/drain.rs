@@ -174,20 +174,23 @@ where
                 item_ids: ours.iter().map(|i| i.id).collect(),
                 rejected,
             };
-            self.process_fetched(&ids, inbox, report).await?;
+            // Notifications name live records: deleted ones are simply not found.
+            self.process_fetched(&ids, false, inbox, report).await?;
         }
     }
 
     /// Fetches `ids` fresh from the source (isolating the ids it refuses) and runs the rows
     /// found through the page pipeline as one page, in the mode `mode` makes of them and of
-    /// the refused ids. A pause stops the loop.
+    /// the refused ids; `with_deleted` fetches deleted records too (`queryAll`). A pause stops
+    /// the loop.
     pub(super) async fn process_fetched(
         &self,
         ids: &[String],
+        with_deleted: bool,
         mode: impl FnOnce(&[SourceRow], Vec<Rejected>) -> PipelineMode,
         report: &mut PassReport,
     ) -> Result<(), Stop> {
-        let (rows, rejected) = self.fetch_isolating(ids).await?;
+        let (rows, rejected) = self.fetch_isolating(ids, with_deleted).await?;
         let mode = mode(&rows, rejected);
         self.process_page(rows, mode, report).await
     }
@@ -197,9 +200,15 @@ where
     async fn fetch_isolating(
         &self,
         ids: &[String],
+        with_deleted: bool,
     ) -> Result<(Vec<SourceRow>, Vec<Rejected>), Stop> {
         let before = self.calls_made();
-        let isolated = isolate(ids, |part| self.fetch_by_ids(part), may_be_an_id).await?;
+        let isolated = isolate(
+            ids,
+            |part| self.fetch_by_ids(part, with_deleted),
+            may_be_an_id,
+        )
+        .await?;
         let mut rejected = Vec::with_capacity(isolated.rejected.len());
         for (id, e) in isolated.rejected {
             match e {

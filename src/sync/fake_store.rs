@@ -146,6 +146,23 @@ impl StorePort for FakeStore {
 }
 
 impl PageTxPort for FakeTx {
+    async fn tombstone_link(&mut self, t: &crate::store::Tombstone) -> Result<bool, StoreError> {
+        let found = self.staged.links.iter_mut().find(|l| {
+            l.a_id == t.a_id && l.b_id == t.b_id && l.state == crate::store::LinkState::Live
+        });
+        let Some(link) = found else {
+            return Ok(false);
+        };
+        link.state = crate::store::LinkState::Tombstone;
+        link.deleted_at = Some(t.at);
+        link.deleted_by = Some(t.by);
+        match t.by {
+            Org::A => link.a_modstamp = Some(t.at),
+            Org::B => link.b_modstamp = Some(t.at),
+        }
+        Ok(true)
+    }
+
     async fn delete_link(&mut self, object: &str, a_id: &str) -> Result<bool, StoreError> {
         let links = &mut self.staged.links;
         let before = links.len();

@@ -6,18 +6,19 @@
 //! own API calls; a pause ends it with the pages committed so far counted
 //! ([`Pass::settle`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use futures::stream::{FuturesOrdered, StreamExt};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::deletes::known_deleted;
 use super::drain::Rejected;
 use super::errors::{AtOrg, PassError, Stop};
 use super::gate::PageGate;
 use super::pass::{Pass, PipelineMode};
-use super::plan::SourceRow;
+use super::plan::{FailCode, SourceRow};
 use super::ports::{Batch, OrgPort, PortError, QueryKind, RecordQuery, StorePort};
 use super::report::{PassOutcome, PassReport};
 use crate::store::Org;
@@ -35,6 +36,7 @@ where
         let before = self.calls_made();
         let mut report = PassReport::default();
         let result = self.sync_changes_pages(cancel, &mut report).await;
+        *self.breaker.lock().await = super::pass::Breaker::Closed;
         report.api_calls = self.calls_made() - before;
         self.settle(report, result)
     }
@@ -84,6 +86,7 @@ where
                 since,
                 exclude_modified_by: exclude,
                 filter: self.config.filter.clone(),
+                with_deleted: self.config.deletes.propagate,
             },
         };
         tracing::debug!(
@@ -99,6 +102,11 @@ where
             return Ok(());
         }
         let first = self.call(self.source.query(&query)).await.at(org)?;
+        // The mass-delete breaker: settled by the first batch when it can be, else counted
+        // by the first page with a delete, before its delete call (see `deletes`).
+        if self.config.deletes.propagate {
+            self.arm_breaker(&query, &first).await;
+        }
 
         let page_size = self.config.page_size.max(1);
         let depth = self.config.in_flight.max(1);
@@ -227,28 +235,71 @@ where
                 return Ok(());
             }
             let ids: Vec<String> = due.iter().map(|f| f.source_id.clone()).collect();
+            // Held deletes whose source is gone even from the recycle bin (purged before the
+            // operator's retry): still deletes to apply, by id, not failures to clear.
+            let held: HashMap<&str, Option<DateTime<Utc>>> = due
+                .iter()
+                .filter(|f| f.error_code == FailCode::DeleteHeld.as_str())
+                .map(|f| (f.source_id.as_str(), f.source_modstamp))
+                .collect();
+            let purged_held: std::sync::Mutex<Vec<SourceRow>> = std::sync::Mutex::new(Vec::new());
             let retry = |rows: &[SourceRow], rejected: Vec<Rejected>| {
                 let found: HashSet<&str> = rows
                     .iter()
                     .map(|r| r.id.as_str())
                     .chain(rejected.iter().map(|r| r.id.as_str()))
                     .collect();
-                let missing = ids
+                let (gone_held, missing): (Vec<String>, Vec<String>) = ids
                     .iter()
                     .filter(|id| !found.contains(id.as_str()))
                     .cloned()
+                    .partition(|id| held.contains_key(id.as_str()));
+                *purged_held
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = gone_held
+                    .into_iter()
+                    .map(|id| {
+                        let at = held
+                            .get(id.as_str())
+                            .copied()
+                            .flatten()
+                            .unwrap_or_else(Utc::now);
+                        known_deleted(id, at)
+                    })
                     .collect();
                 PipelineMode::Retry { missing, rejected }
             };
-            self.process_fetched(&ids, retry, report).await?;
+            // Deleted records too: a held delete is retried by id.
+            let with_deleted = self.config.deletes.propagate;
+            self.process_fetched(&ids, with_deleted, retry, report)
+                .await?;
+            let purged = purged_held
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !purged.is_empty() {
+                let mode = PipelineMode::Retry {
+                    missing: Vec::new(),
+                    rejected: Vec::new(),
+                };
+                self.process_page(purged, mode, report).await?;
+            }
         }
     }
 
-    pub(super) async fn fetch_by_ids(&self, ids: &[String]) -> Result<Vec<SourceRow>, Stop> {
+    /// The records of `ids` fresh from the source; deleted ones too when `with_deleted`.
+    pub(super) async fn fetch_by_ids(
+        &self,
+        ids: &[String],
+        with_deleted: bool,
+    ) -> Result<Vec<SourceRow>, Stop> {
         let query = RecordQuery {
             object: self.config.object.clone(),
             fields: self.source_fields(),
-            kind: QueryKind::ByIds(ids.to_vec()),
+            kind: if with_deleted {
+                QueryKind::ByIdsWithDeleted(ids.to_vec())
+            } else {
+                QueryKind::ByIds(ids.to_vec())
+            },
         };
         let records = self
             .query_all(self.source, self.source_org(), &query)

@@ -62,6 +62,15 @@ impl OrgPort for Slow<'_> {
         self.around(self.org.upsert(object, external_id_field, records))
             .await
     }
+    async fn delete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+        self.around(OrgPort::delete(self.org, ids)).await
+    }
+    async fn undelete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+        self.around(OrgPort::undelete(self.org, ids)).await
+    }
+    async fn count_deleted(&self, query: &RecordQuery) -> Result<u64, PortError> {
+        self.around(OrgPort::count_deleted(self.org, query)).await
+    }
 }
 
 impl World {

@@ -269,6 +269,7 @@ mod tests {
             last_modified_by: None,
             values: values(v),
             parent: None,
+            deleted: false,
         };
         let link = link.map(|target_id| LinkView {
             target_id: target_id.into(),
@@ -380,6 +381,7 @@ mod tests {
         let policy = Policy {
             direction: Direction::AToB,
             conflict: ConflictPolicy::LastWriterWins,
+            delete_conflict: crate::config::DeleteConflictPolicy::KeepEdit,
         };
         decide(&mut rows, &policy, &mapping());
         assert!(rows[0].decision.is_some());

@@ -18,8 +18,10 @@
 //! one state per source row that every stage fills in); `matching` (the lookup query,
 //! candidate selection and the plan of a page, pure, beside `plan`, the pure decisions);
 //! `gate` (how pages in flight take turns); `parents` (parent accounts, over the pure
-//! `accounts`); `write` (collections calls); `commit` (the page's one transaction); `report`
-//! (what a pass did). `pass` orchestrates them (`pass_config` is its configuration); `errors` is why a pass stops; `mapping` is
+//! `accounts`); `write` (collections calls); `deletes` (the delete stage after the writes,
+//! the mass-delete breaker, and the entry point for source records known deleted); `commit`
+//! (the page's one transaction); `report` (what a pass did). `pass` orchestrates them
+//! (`pass_config` is its configuration); `errors` is why a pass stops; `mapping` is
 //! the canonical form; `ports` is what the pass needs from an org and from the store;
 //! `adapters` are the store ports over the SQLite store and `org_adapter` the org port over
 //! the Salesforce client (with the record queries' SOQL and the client errors' kinds).
@@ -31,7 +33,10 @@ mod account_tests;
 mod accounts;
 mod adapters;
 mod commit;
+#[cfg(test)]
+mod delete_sim_tests;
 pub mod deleted_check;
+mod deletes;
 mod drain;
 mod errors;
 mod feeds;
@@ -62,9 +67,11 @@ pub use mapping::{
 };
 pub use org_adapter::{build_record_queries, build_typed_record_queries, port_error};
 pub use pass::{Pass, PassConfig};
+pub use pass_config::DeleteRules;
 pub use plan::{
-    Action, Conflict, Decision, FailCode, LinkView, PageItem, Policy, QueuedFailure, SkipReason,
-    SourceRow, Target, TargetRow, Triage, Winner, plan, plan_page, triage,
+    Action, Conflict, Decision, DeleteConflict, FailCode, LinkView, PageItem, Policy,
+    QueuedFailure, SkipReason, SourceRow, Target, TargetRow, Triage, Winner, plan, plan_page,
+    triage,
 };
 pub use ports::{
     Batch, ErrorKind, FieldIn, OrgPort, PageTxPort, PortError, QueryKind, RecordError, RecordQuery,

@@ -53,14 +53,67 @@ fn soql_error(err: SoqlError) -> PortError {
     }
 }
 
+/// Whether a query reads deleted rows too: through `queryAll`, with `IsDeleted` selected.
+fn with_deleted(query: &RecordQuery) -> bool {
+    matches!(
+        query.kind,
+        QueryKind::Changes {
+            with_deleted: true,
+            ..
+        } | QueryKind::ByIdsWithDeleted(_)
+            | QueryKind::MergedInto(_)
+    )
+}
+
 fn base_query(query: &RecordQuery) -> Soql {
+    let deleted = with_deleted(query).then(|| "IsDeleted".to_string());
     Soql::select(
         SYSTEM_FIELDS
             .iter()
             .map(|s| (*s).to_string())
+            .chain(deleted)
             .chain(query.fields.iter().cloned()),
     )
     .from(query.object.clone())
+}
+
+/// The watermark query's conditions (`SystemModstamp >= since`, the integration user left
+/// out, `sync.filter`) on `base`.
+fn changes_where(
+    base: Soql,
+    since: &DateTime<Utc>,
+    exclude_modified_by: Option<&String>,
+    filter: Option<&String>,
+) -> Soql {
+    let mut soql = base.where_(Cond::ge("SystemModstamp", Literal::DateTime(*since)));
+    if let Some(user) = exclude_modified_by {
+        soql = soql.where_(Cond::ne("LastModifiedById", Literal::str(user.clone())));
+    }
+    // A deleted row keeps its values, so the filter applies to it as to a live row: a
+    // record deleted while it matched the filter is a delete to propagate; one that did not
+    // match is not read, as its edits would not be.
+    if let Some(filter) = filter.filter(|f| !f.trim().is_empty()) {
+        soql = soql.where_(Cond::raw(filter.clone()));
+    }
+    soql
+}
+
+/// The statement that counts the deleted rows of a watermark query: its conditions and
+/// `IsDeleted = true`, selecting only `Id` (the reply's `totalSize` is the count).
+pub fn count_deleted_statement(query: &RecordQuery) -> Result<Option<String>, SoqlError> {
+    let QueryKind::Changes {
+        since,
+        exclude_modified_by,
+        filter,
+        ..
+    } = &query.kind
+    else {
+        return Ok(None);
+    };
+    let base = Soql::select(["Id"]).from(query.object.clone());
+    let soql = changes_where(base, since, exclude_modified_by.as_ref(), filter.as_ref())
+        .where_(Cond::eq("IsDeleted", Literal::Bool(true)));
+    Ok(Some(soql.build()?))
 }
 
 /// The conjunction of `field IN (values)` conditions; `None` when one list is empty (it
@@ -193,20 +246,14 @@ pub fn build_typed_record_queries(
             since,
             exclude_modified_by,
             filter,
+            ..
         } => {
-            let mut soql = base.where_(Cond::ge("SystemModstamp", Literal::DateTime(*since)));
-            if let Some(user) = exclude_modified_by {
-                soql = soql.where_(Cond::ne("LastModifiedById", Literal::str(user.clone())));
-            }
-            if let Some(filter) = filter.as_ref().filter(|f| !f.trim().is_empty()) {
-                soql = soql.where_(Cond::raw(filter.clone()));
-            }
-            let soql = soql
+            let soql = changes_where(base, since, exclude_modified_by.as_ref(), filter.as_ref())
                 .order_by("SystemModstamp", Order::Asc)
                 .order_by("Id", Order::Asc);
             Ok(vec![soql.build()?])
         }
-        QueryKind::ByIds(ids) => lookup_queries(
+        QueryKind::ByIds(ids) | QueryKind::ByIdsWithDeleted(ids) => lookup_queries(
             &base,
             &[vec![FieldIn {
                 field: "Id".into(),
@@ -215,6 +262,14 @@ pub fn build_typed_record_queries(
             None,
         ),
         QueryKind::Lookup { any_of } => lookup_queries(&base, any_of, types),
+        QueryKind::MergedInto(ids) => lookup_queries(
+            &base,
+            &[vec![FieldIn {
+                field: "MasterRecordId".into(),
+                values: ids.iter().map(|id| Value::String(id.clone())).collect(),
+            }]],
+            None,
+        ),
     }
 }
 
@@ -280,15 +335,17 @@ impl OrgPort for Client {
             None
         };
         let statements = build_typed_record_queries(query, types.as_deref()).map_err(soql_error)?;
+        let all_rows = with_deleted(query);
         match statements.as_slice() {
             [] => Ok(Batch::default()),
             [one] => {
                 let page = self
-                    .query_first(one, false, None)
+                    .query_first(one, all_rows, None)
                     .await
                     .map_err(|e| port_error(&e))?;
                 let next = page.next().map(str::to_string);
                 Ok(Batch {
+                    total_size: Some(page.total_size),
                     records: page.records,
                     next,
                 })
@@ -297,19 +354,53 @@ impl OrgPort for Client {
                 let mut seen = HashSet::new();
                 let mut records = Vec::new();
                 for soql in many {
-                    for row in self.query_collect(soql).await.map_err(|e| port_error(&e))? {
-                        let id = row.get("Id").and_then(Value::as_str).map(str::to_string);
-                        if id.is_none_or(|id| seen.insert(id)) {
-                            records.push(row);
+                    let mut pager = if all_rows {
+                        self.query_all(soql.as_str())
+                    } else {
+                        Client::query(self, soql.as_str())
+                    };
+                    while let Some(page) = pager.next_page().await.map_err(|e| port_error(&e))? {
+                        for row in page.records {
+                            let id = row.get("Id").and_then(Value::as_str).map(str::to_string);
+                            if id.is_none_or(|id| seen.insert(id)) {
+                                records.push(row);
+                            }
                         }
                     }
                 }
                 Ok(Batch {
+                    total_size: Some(records.len() as u64),
                     records,
                     next: None,
                 })
             }
         }
+    }
+
+    async fn count_deleted(&self, query: &RecordQuery) -> Result<u64, PortError> {
+        let Some(soql) = count_deleted_statement(query).map_err(soql_error)? else {
+            return Ok(0);
+        };
+        // The smallest batch Salesforce accepts: only `totalSize` is read.
+        let page = self
+            .query_first(&soql, true, Some(200))
+            .await
+            .map_err(|e| port_error(&e))?;
+        Ok(page.total_size)
+    }
+
+    async fn delete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+        let results = Client::delete(self, ids)
+            .await
+            .map_err(|e| port_error(&e))?;
+        Ok(results.into_iter().map(outcome).collect())
+    }
+
+    async fn undelete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+        let results = Client::undelete(self, ids)
+            .await
+            .map_err(|e| port_error(&e))?;
+        Ok(results.into_iter().map(outcome).collect())
     }
 
     async fn query_more(&self, cursor: &str) -> Result<Batch, PortError> {
@@ -320,6 +411,7 @@ impl OrgPort for Client {
         Ok(Batch {
             records: page.records,
             next,
+            total_size: None,
         })
     }
 
@@ -436,6 +528,7 @@ mod tests {
             since,
             exclude_modified_by: Some("005000000000001AAA".into()),
             filter: Some("Amount > 5000".into()),
+            with_deleted: false,
         }))
         .unwrap();
         assert_eq!(

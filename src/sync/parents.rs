@@ -4,7 +4,8 @@
 //! Per page, at most: one store query of the Account links, one Account query by Name for
 //! the parents without a link, one Account create per 200 missing parents (one account per
 //! source parent, however many rows name it). The new links are stored in the page's
-//! transaction. A row whose parent cannot be resolved fails (its write is dropped); a limit
+//! transaction (an Account merged away in the source hands its link to the master: see
+//! [`Pass::follow_merges`]). A row whose parent cannot be resolved fails (its write is dropped); a limit
 //! pauses the page. With `syncAccount`, the parent pseudo-field (`Account.Name`) of source
 //! and target rows holds the parent's canonical value ([`parent_token`]: its A-side id) so
 //! that it compares across orgs and with the snapshot.
@@ -162,15 +163,17 @@ where
     /// query by Name for the page, else created by one collections call for the page (one
     /// account per source parent, however many rows name it). A row whose parent could not
     /// be resolved fails (its write is dropped); a written row learns its parent's target id
-    /// and the Account link it came from. Returns the new account links.
+    /// and the Account link it came from. Returns the new account links, and the links of
+    /// parents merged away in the source, to drop (their target account now mirrors the
+    /// master: see [`Self::follow_merges`]).
     pub(super) async fn resolve_accounts(
         &self,
         rows: &mut [RowState],
-    ) -> Result<Vec<LinkWrite>, Stop> {
+    ) -> Result<(Vec<LinkWrite>, Vec<(String, String)>), Stop> {
         let (src, tgt) = (self.source_org(), self.target_org());
         let cfg = self.config;
         let fields = match &cfg.account {
-            AccountMode::None => return Ok(Vec::new()),
+            AccountMode::None => return Ok((Vec::new(), Vec::new())),
             AccountMode::Assign { account_id } => {
                 for state in rows.iter_mut() {
                     if let Some(Write::Create(body)) = &mut state.write {
@@ -180,7 +183,7 @@ where
                         );
                     }
                 }
-                return Ok(Vec::new());
+                return Ok((Vec::new(), Vec::new()));
             }
             AccountMode::SyncByName { fields } => fields,
         };
@@ -212,7 +215,7 @@ where
             .keys()
             .filter_map(|k| k.source_id().map(str::to_string))
             .collect();
-        let links: HashMap<String, String> = if source_ids.is_empty() {
+        let mut links: HashMap<String, String> = if source_ids.is_empty() {
             HashMap::new()
         } else {
             self.store
@@ -223,6 +226,17 @@ where
                 .map(|l| (side_id(l, src).to_string(), side_id(l, tgt).to_string()))
                 .collect()
         };
+
+        // 1b. Parents of synced opportunities that have no link: merged away in the source?
+        let merged = self.follow_merges(rows, &mut links).await?;
+        let mut new_links: Vec<LinkWrite> = merged
+            .iter()
+            .map(|(_, master, target)| account_link(src, master, target))
+            .collect();
+        let merged_away: Vec<(String, String)> = merged
+            .into_iter()
+            .map(|(loser, _, target)| (loser, target))
+            .collect();
 
         // 2. One query by Name for the unlinked parents.
         let names = unlinked_names(&parents, &links);
@@ -263,7 +277,6 @@ where
                 .collect()
         };
 
-        let mut new_links: Vec<LinkWrite> = Vec::new();
         let mut resolved: HashMap<ParentKey, Result<String, RecordError>> = HashMap::new();
         let mut to_create: Vec<ParentKey> = Vec::new();
         let mut linked: HashMap<ParentKey, (String, String)> = HashMap::new();
@@ -380,7 +393,87 @@ where
                 }
             }
         }
-        Ok(new_links)
+        Ok((new_links, merged_away))
+    }
+
+    /// An Account merged away in the source (deleted, with `MasterRecordId` = the master)
+    /// moves its opportunities to the master, which may have no link yet: the loser's account
+    /// link follows the master (the target account is kept, now mirroring the master; no
+    /// account is created or looked up by Name). Only parents of opportunities already
+    /// synced, with no link of their own, are asked about: one `queryAll` of the source's
+    /// Accounts merged into them (`MasterRecordId IN (...)`), so a page of new records, or a
+    /// quiet one, costs nothing more. Returns (loser, master, target account) for each link
+    /// that follows its master, and records the master's link in `links`.
+    async fn follow_merges(
+        &self,
+        rows: &[RowState],
+        links: &mut HashMap<String, String>,
+    ) -> Result<Vec<(String, String, String)>, Stop> {
+        let (src, tgt) = (self.source_org(), self.target_org());
+        let cfg = self.config;
+        let mut masters: Vec<String> = rows
+            .iter()
+            .filter(|s| s.link.is_some())
+            .filter_map(|s| match &s.write {
+                Some(w @ Write::Update { .. }) => parent_of_write(&s.row, w.body()),
+                _ => None,
+            })
+            .filter_map(|(key, _)| key.source_id().map(str::to_string))
+            .filter(|id| !links.contains_key(id))
+            .collect();
+        masters.sort();
+        masters.dedup();
+        if masters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = RecordQuery {
+            object: ACCOUNT_OBJECT.to_string(),
+            fields: vec!["MasterRecordId".to_string()],
+            kind: QueryKind::MergedInto(masters),
+        };
+        let losers: Vec<(String, String)> = self
+            .query_all(self.source, src, &query)
+            .await?
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.get("Id")?.as_str()?.to_string(),
+                    r.get("MasterRecordId")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        if losers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let loser_ids: Vec<String> = losers.iter().map(|(id, _)| id.clone()).collect();
+        let loser_links: HashMap<String, String> = self
+            .store
+            .links_by_ids(src, ACCOUNT_OBJECT, &loser_ids)
+            .await?
+            .iter()
+            .filter(|l| l.is_live())
+            .map(|l| (side_id(l, src).to_string(), side_id(l, tgt).to_string()))
+            .collect();
+        let mut out = Vec::new();
+        for (loser, master) in losers {
+            if links.contains_key(&master) {
+                continue;
+            }
+            let Some(target) = loser_links.get(&loser) else {
+                continue;
+            };
+            tracing::info!(
+                cycle = cfg.cycle,
+                direction = %cfg.direction,
+                source_id = %loser,
+                master_id = %master,
+                target_id = %target,
+                "parent account merged away in the source: its account link follows the master"
+            );
+            links.insert(master.clone(), target.clone());
+            out.push((loser, master, target.clone()));
+        }
+        Ok(out)
     }
 }
 

@@ -1,14 +1,16 @@
 //! The direction pass of DESIGN §3, orchestration only: read the source's changes since the
 //! watermark in pages, decide per row with the pure functions of `plan`, write the target
 //! through collections, and record every row's outcome together with the page's watermark
-//! in one store transaction. The same page pipeline serves the failure-queue retries and the
-//! inbox drain (records fetched fresh by id; neither moves the watermark).
+//! in one store transaction. The same page pipeline serves the failure-queue retries, the
+//! inbox drain (records fetched fresh by id) and source records known deleted by id
+//! ([`Pass::apply_source_deletes`]); none of them moves the watermark.
 //!
 //! A page travels as one [`RowState`] per source row, which each stage fills in, in order:
 //! rows (dedup, parent tokens, links and failure-queue entries: `rows`, `parents`), triage
 //! (`plan::triage`), one lookup and the candidates (`matching`), the turn at the gate
 //! (`gate`), the plan and the writes it asks for (`matching::decide`, `rows::write_of`),
-//! parents (`parents`), writes (`write`), commit (`commit`), report (`report`). Where pages
+//! parents (`parents`), writes (`write`), deletes (`deletes`: target deletes, restored
+//! sources, the mass-delete breaker), commit (`commit`), report (`report`). Where pages
 //! come from is `feeds` (watermark query, failure queue) and `drain` (inbox).
 //!
 //! Pages of the watermark query overlap (`batch.in_flight` Salesforce calls at once, reads
@@ -19,8 +21,9 @@
 //!
 //! API calls per page: at most one lookup query (linked rows by `Id`, unlinked rows by match
 //! key, OR-ed into one query; more only if the lookup itself pages), one collections call per
-//! 200 creates and one per 200 updates. Rows the triage settles (replays, echoes, queued
-//! records) cost nothing. With `account.sync_policy = "syncAccount"`, parents cost at most one
+//! 200 creates, one per 200 updates and one per 200 deletes (a delete conflict kept by
+//! `keep_edit`: one undelete and one update of the source per 200). Rows the triage settles
+//! (replays, echoes, queued records, deleted rows without a live link) cost nothing. With `account.sync_policy = "syncAccount"`, parents cost at most one
 //! Account query by Name (only for parents without a stored Account link) and one Account
 //! create per 200 missing parents, per page.
 
@@ -41,7 +44,8 @@ use super::mapping::Mapping;
 use super::matching::{self, Keys};
 pub use super::pass_config::PassConfig;
 use super::plan::{
-    Action, Decision, Policy, QueuedFailure, SkipReason, SourceRow, Triage, Winner, triage,
+    Action, Decision, LinkView, Policy, QueuedFailure, SkipReason, SourceRow, Triage, Winner,
+    triage,
 };
 use super::ports::{OrgPort, PortError, StorePort};
 use super::report::{PassOutcome, PassReport};
@@ -51,7 +55,7 @@ use super::rows::{
 };
 use crate::events::record::{Conflict, RecordLinked, RecordSkipped};
 use crate::metrics::Metrics;
-use crate::store::{FailureClass, Link, Org, StoreError};
+use crate::store::{FailureClass, Link, LinkState, Org, StoreError};
 
 /// Records per sObject Collections call (Salesforce's limit).
 pub(super) const COLLECTION_LIMIT: usize = 200;
@@ -73,6 +77,9 @@ pub(super) enum PipelineMode {
         item_ids: Vec<i64>,
         rejected: Vec<Rejected>,
     },
+    /// Source records known deleted by id ([`Pass::apply_source_deletes`]): the delete path
+    /// and the breaker, no watermark.
+    Deletes,
 }
 
 /// A page on its way through the pipeline, up to its commit.
@@ -105,6 +112,21 @@ pub struct Pass<'p, S, T, St> {
     calls: AtomicU64,
     /// `batch.in_flight` permits: one per Salesforce call in flight.
     permits: Semaphore,
+    /// The mass-delete breaker of the part of the pass running now (the watermark query, or
+    /// a batch of known deletes): whether its deletes are held, or still to be counted.
+    pub(super) breaker: tokio::sync::Mutex<Breaker>,
+}
+
+/// The mass-delete breaker's state for the part of a pass running now.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Breaker {
+    /// Deletes are applied.
+    Closed,
+    /// Deletes are held (`DELETE_HELD`).
+    Tripped,
+    /// The first batch did not settle it: the first page with a delete counts the deleted
+    /// rows of this query (one count query), before any delete call.
+    Uncounted(super::ports::RecordQuery),
 }
 
 impl<'p, S, T, St> Pass<'p, S, T, St>
@@ -130,6 +152,7 @@ where
             metrics,
             calls: AtomicU64::new(0),
             permits: Semaphore::new(config.in_flight.max(1)),
+            breaker: tokio::sync::Mutex::new(Breaker::Closed),
         }
     }
 
@@ -282,6 +305,7 @@ where
         let policy = Policy {
             direction: cfg.direction,
             conflict: cfg.conflict,
+            delete_conflict: cfg.deletes.conflict,
         };
         matching::decide(&mut rows, &policy, self.mapping);
         for state in rows.iter_mut() {
@@ -294,17 +318,19 @@ where
         gate.decided(index);
 
         // Parent accounts of the writes: one lookup (and creates of missing ones) per page.
-        let account_links = self.resolve_accounts(&mut rows).await?;
+        let (account_links, merged_away) = self.resolve_accounts(&mut rows).await?;
 
-        // Writes.
+        // Writes, then the delete stage (target deletes, restored sources).
         self.write_page(&mut rows, &mut counts).await?;
+        self.delete_page(&mut rows, &mode, &mut counts).await?;
         gate.claim(rows.iter().filter_map(|s| match &s.outcome {
             RowOutcome::Linked { target_id, .. } => Some(target_id.as_str()),
             _ => None,
         }));
         gate.written(index);
 
-        let stale_account_links = self.stale_account_links(&mut rows);
+        let mut stale_account_links = self.stale_account_links(&mut rows);
+        stale_account_links.extend(merged_away);
         for state in rows.iter_mut() {
             rewrite_parent_snapshot(self.source_org(), state);
         }
@@ -329,11 +355,19 @@ where
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut links: HashMap<String, Link> = HashMap::new();
         let mut barred: HashMap<String, Vec<String>> = HashMap::new();
+        let mut tombstones: HashMap<String, Link> = HashMap::new();
         for l in self.store.links_by_ids(src, &cfg.object, &ids).await? {
             let id = side_id(&l, src).to_string();
             if l.is_live() {
                 links.insert(id, l);
             } else {
+                if l.state == LinkState::Tombstone
+                    && tombstones
+                        .get(&id)
+                        .is_none_or(|t| t.deleted_at < l.deleted_at)
+                {
+                    tombstones.insert(id.clone(), l.clone());
+                }
                 barred
                     .entry(id)
                     .or_default()
@@ -360,7 +394,13 @@ where
                 let link = links.remove(&row.id).map(|l| link_view(&l, src));
                 let queued = failures.remove(&row.id);
                 let barred = barred.remove(&row.id).unwrap_or_default();
-                RowState::new(row, link, queued).never_matched_with(barred)
+                let tombstone = match link {
+                    Some(_) => None,
+                    None => tombstones.remove(&row.id).map(|l| link_view(&l, src)),
+                };
+                RowState::new(row, link, queued)
+                    .never_matched_with(barred)
+                    .with_tombstone(tombstone)
             })
             .collect())
     }
@@ -377,7 +417,21 @@ where
             PipelineMode::Retry { .. } => None,
             _ => state.queued.as_ref(),
         };
-        let verdict = triage(&state.row, state.link.as_ref(), queued, self.mapping);
+        // A retried delete (a held one, after `failures retry`) is decided again although
+        // its link records its version (see `deletes`): applying it twice is harmless.
+        let retried_delete = state.row.deleted && matches!(mode, PipelineMode::Retry { .. });
+        let unseen;
+        let link = match &state.link {
+            Some(l) if retried_delete => {
+                unseen = LinkView {
+                    source_modstamp: None,
+                    ..l.clone()
+                };
+                Some(&unseen)
+            }
+            other => other.as_ref(),
+        };
+        let verdict = triage(&state.row, link, queued, self.mapping);
         state.triage = Some(verdict);
         let target_id = state.linked_target();
         match verdict {
@@ -400,6 +454,10 @@ where
                     target_id: view.target_id.clone(),
                     snapshot: view.snapshot.clone().unwrap_or_default(),
                 };
+            }
+            Triage::Gone => {
+                self.log_skip(&state.row, None, SkipReason::Gone);
+                counts.skipped += 1;
             }
             Triage::Lookup => {}
         }
@@ -452,6 +510,14 @@ where
         state.write = write_of(decision, row, self.mapping, self.target_org(), ext);
         match &decision.action {
             Action::Create { .. } | Action::Update { .. } => {}
+            Action::Delete { .. }
+            | Action::Tombstone { .. }
+            | Action::Restore { .. }
+            | Action::Undelete { .. } => {
+                let decision = decision.clone();
+                self.settle_delete(state, &decision, counts);
+                return;
+            }
             Action::Link { target_id } => {
                 counts.linked += 1;
                 RecordLinked {

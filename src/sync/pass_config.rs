@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::accounts::AccountMode;
-use crate::config::{AccountPolicy, ConflictPolicy, Settings};
+use super::accounts::{ACCOUNT_OBJECT, AccountMode};
+use crate::config::{AccountPolicy, ConflictPolicy, DeleteConflictPolicy, DeletePolicy, Settings};
 use crate::store::{Direction, FailureBackoff, Org};
 
 /// Everything a pass needs to know besides its ports.
@@ -42,6 +42,39 @@ pub struct PassConfig {
     pub backoff: FailureBackoff,
     /// Parent accounts (`account.sync_policy`).
     pub account: AccountMode,
+    /// Delete propagation (`sync.deletes`, `sync.delete_conflict`,
+    /// `sync.max_deletes_per_cycle`).
+    pub deletes: DeleteRules,
+}
+
+/// How deletes are propagated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteRules {
+    /// `sync.deletes = "propagate"`: the watermark query reads deleted rows too (`queryAll`).
+    /// Never for `sync.object = "Account"`: orgsync never deletes an Account.
+    pub propagate: bool,
+    /// `sync.delete_conflict`.
+    pub conflict: DeleteConflictPolicy,
+    /// `sync.max_deletes_per_cycle`; 0 = no limit.
+    pub max_per_cycle: u32,
+}
+
+impl Default for DeleteRules {
+    /// The built-in defaults: propagate, keep the edit, at most 100 deletes a cycle.
+    fn default() -> Self {
+        DeleteRules {
+            propagate: true,
+            conflict: DeleteConflictPolicy::KeepEdit,
+            max_per_cycle: 100,
+        }
+    }
+}
+
+impl DeleteRules {
+    /// Whether `count` deletes in one direction in one cycle are more than allowed.
+    pub fn over_limit(&self, count: u64) -> bool {
+        self.max_per_cycle > 0 && count > u64::from(self.max_per_cycle)
+    }
 }
 
 impl PassConfig {
@@ -90,6 +123,58 @@ impl PassConfig {
                     fields: settings.account.fields.clone(),
                 },
             },
+            deletes: DeleteRules {
+                // Accounts are never deleted by orgsync, whatever the object synced.
+                propagate: settings.sync.deletes == DeletePolicy::Propagate
+                    && !settings.sync.object.eq_ignore_ascii_case(ACCOUNT_OBJECT),
+                conflict: settings.sync.delete_conflict,
+                max_per_cycle: settings.sync.max_deletes_per_cycle,
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(sync: &str) -> Settings {
+        let toml =
+            format!("[sync]\n{sync}\n[orgs.a]\nusername = \"a@x\"\n[orgs.b]\nusername = \"b@x\"\n");
+        let vars: HashMap<String, String> = [
+            ("ORGSYNC__ORGS__A__PASSWORD", "pw"),
+            ("ORGSYNC__ORGS__B__PASSWORD", "pw"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        crate::config::load_str("t", &[("t", &toml)], &vars).expect("settings")
+    }
+
+    #[test]
+    fn the_delete_settings_reach_the_pass_and_accounts_are_never_deleted() {
+        let rules = |sync: &str| {
+            PassConfig::from_settings(&settings(sync), Direction::AToB, 1, None).deletes
+        };
+        assert_eq!(rules(""), DeleteRules::default());
+        let set = rules("delete_conflict = \"delete\"\nmax_deletes_per_cycle = 7");
+        assert_eq!(
+            (set.propagate, set.conflict, set.max_per_cycle),
+            (true, DeleteConflictPolicy::Delete, 7)
+        );
+        assert!(!rules("deletes = \"ignore\"").propagate);
+        assert!(
+            !rules("object = \"Account\"\nfields = [\"Name\"]").propagate,
+            "an Account is never deleted by orgsync"
+        );
+        assert!(!DeleteRules::default().over_limit(100));
+        assert!(DeleteRules::default().over_limit(101));
+        let unlimited = DeleteRules {
+            max_per_cycle: 0,
+            ..DeleteRules::default()
+        };
+        assert!(!unlimited.over_limit(u64::MAX));
     }
 }

@@ -53,14 +53,16 @@ struct Calls {
     create: usize,
     update: usize,
     upsert: usize,
+    delete: usize,
+    undelete: usize,
 }
 
 impl Calls {
     fn total(&self) -> usize {
-        self.query + self.query_more + self.create + self.update + self.upsert
+        self.query + self.query_more + self.writes()
     }
     fn writes(&self) -> usize {
-        self.create + self.update + self.upsert
+        self.create + self.update + self.upsert + self.delete + self.undelete
     }
 }
 
@@ -233,10 +235,12 @@ impl OrgState {
     fn batch(&mut self, mut rows: Vec<Map<String, Value>>) -> Batch {
         if rows.len() <= self.batch_size {
             return Batch {
+                total_size: Some(rows.len() as u64),
                 records: rows,
                 next: None,
             };
         }
+        let total = rows.len() as u64;
         let rest = rows.split_off(self.batch_size);
         self.next_cursor += 1;
         let cursor = format!("/query/{}", self.next_cursor);
@@ -244,6 +248,7 @@ impl OrgState {
         Batch {
             records: rows,
             next: Some(cursor),
+            total_size: Some(total),
         }
     }
 }
@@ -290,7 +295,11 @@ impl OrgPort for FakeOrg {
                             .as_ref()
                             .is_none_or(|u| r.get("LastModifiedById") != Some(&json!(u)))
                 }
-                QueryKind::ByIds(ids) => ids.iter().any(|id| r.get("Id") == Some(&json!(id))),
+                QueryKind::ByIds(ids) | QueryKind::ByIdsWithDeleted(ids) => {
+                    ids.iter().any(|id| r.get("Id") == Some(&json!(id)))
+                }
+                // The fake has no merges.
+                QueryKind::MergedInto(_) => false,
                 QueryKind::Lookup { any_of } => any_of
                     .iter()
                     .any(|conj| conj.iter().all(|c| field_matches(r, c))),
@@ -424,6 +433,47 @@ impl OrgPort for FakeOrg {
             })
             .collect())
     }
+
+    /// The fake keeps no recycle bin: a deleted record is gone.
+    async fn delete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+        let mut s = self.state();
+        s.calls.delete += 1;
+        s.limit()?;
+        Ok(ids
+            .iter()
+            .map(|id| match s.records.remove(id) {
+                Some(_) => Ok(WriteOk {
+                    id: id.clone(),
+                    created: false,
+                }),
+                None => Err(RecordError::new("ENTITY_IS_DELETED", "entity is deleted")),
+            })
+            .collect())
+    }
+
+    /// No recycle bin: nothing can be restored.
+    async fn undelete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+        let mut s = self.state();
+        s.calls.undelete += 1;
+        s.limit()?;
+        Ok(ids
+            .iter()
+            .map(|_| {
+                Err(RecordError::new(
+                    "UNDELETE_FAILED",
+                    "Entity is not in the recycle bin",
+                ))
+            })
+            .collect())
+    }
+
+    /// No deleted rows are ever read from the fake.
+    async fn count_deleted(&self, _query: &RecordQuery) -> Result<u64, PortError> {
+        let mut s = self.state();
+        s.calls.query += 1;
+        s.limit()?;
+        Ok(0)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -460,6 +510,7 @@ fn config(direction: Direction) -> PassConfig {
             max_delay: Duration::ZERO,
         },
         account: AccountMode::None,
+        deletes: crate::sync::pass_config::DeleteRules::default(),
     }
 }
 
@@ -543,3 +594,54 @@ mod parents;
 
 #[path = "gate_tests.rs"]
 mod gate;
+
+/// A row whose pairs were all deleted or unlinked carries its latest tombstone (what the
+/// undelete stage starts from) and is never matched with any of them.
+#[tokio::test]
+async fn a_row_without_a_live_link_carries_its_latest_tombstone() {
+    let w = World::new();
+    let link = |b_id: &str, state: crate::store::LinkState, minute: i64| Link {
+        id: minute,
+        object: "Opportunity".into(),
+        a_id: "006A1".into(),
+        b_id: b_id.into(),
+        a_modstamp: None,
+        b_modstamp: None,
+        snapshot: Map::new(),
+        state,
+        deleted_at: (state == crate::store::LinkState::Tombstone)
+            .then(|| base_time() + chrono::Duration::minutes(minute)),
+        deleted_by: (state == crate::store::LinkState::Tombstone).then_some(Org::A),
+        created_at: base_time(),
+        updated_at: base_time(),
+    };
+    {
+        let mut s = w.store.0.state.lock().expect("store lock");
+        s.links
+            .push(link("006B1", crate::store::LinkState::Tombstone, 1));
+        s.links
+            .push(link("006B2", crate::store::LinkState::Tombstone, 5));
+        s.links
+            .push(link("006B3", crate::store::LinkState::Unlinked, 9));
+    }
+    let cfg = config(Direction::AToB);
+    let pass = Pass::new(&cfg, &w.mapping, &w.a, &w.b, &w.store, &w.metrics);
+    let row = SourceRow {
+        id: "006A1".into(),
+        system_modstamp: base_time(),
+        last_modified_date: base_time(),
+        last_modified_by: None,
+        values: Default::default(),
+        parent: None,
+        deleted: false,
+    };
+    let Ok(states) = pass.row_states(vec![row]).await else {
+        panic!("row states")
+    };
+    assert_eq!(states[0].link, None);
+    assert_eq!(
+        states[0].tombstone.as_ref().map(|t| t.target_id.as_str()),
+        Some("006B2")
+    );
+    assert_eq!(states[0].barred.len(), 3);
+}

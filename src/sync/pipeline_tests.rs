@@ -220,6 +220,15 @@ async fn retryable_failures_back_off_then_die_after_max_attempts() {
         ) -> Result<Vec<WriteOutcome>, PortError> {
             self.0.upsert(o, f, r).await
         }
+        async fn delete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+            OrgPort::delete(self.0, ids).await
+        }
+        async fn undelete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+            OrgPort::undelete(self.0, ids).await
+        }
+        async fn count_deleted(&self, query: &RecordQuery) -> Result<u64, PortError> {
+            OrgPort::count_deleted(self.0, query).await
+        }
     }
     let flaky = Flaky(&w.b);
     let cancel = CancellationToken::new();
@@ -455,6 +464,15 @@ async fn a_limit_on_the_write_call_alone_pauses_without_recording_anything() {
             r: &[Map<String, Value>],
         ) -> Result<Vec<WriteOutcome>, PortError> {
             self.0.upsert(o, f, r).await
+        }
+        async fn delete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+            OrgPort::delete(self.0, ids).await
+        }
+        async fn undelete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
+            OrgPort::undelete(self.0, ids).await
+        }
+        async fn count_deleted(&self, query: &RecordQuery) -> Result<u64, PortError> {
+            OrgPort::count_deleted(self.0, query).await
         }
     }
     let cfg = config(Direction::AToB);

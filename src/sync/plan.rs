@@ -10,6 +10,15 @@
 //! - [`plan`] decides the action for a looked-up row; [`plan_page`] applies it to a page and
 //!   adds the rule no row can see alone: two source rows must never be linked to one target.
 //!
+//! Deletes. A row read with `IsDeleted = true` (the watermark query reads through `queryAll`
+//! when `sync.deletes = "propagate"`) is triaged like any other (replay, queue) but is never
+//! an echo, and without a live link it settles at once ([`Triage::Gone`]): never synced,
+//! unlinked, or a tombstone (our own delete coming back, whoever the user). A linked one is
+//! looked up, and [`plan`] decides: the target already gone is a tombstone; a target equal
+//! to the snapshot is deleted; a target edited since the snapshot is a delete conflict,
+//! resolved by `sync.delete_conflict` (keep the edit: restore the source and write the edit
+//! to it; or delete).
+//!
 //! The snapshot. A link's snapshot is the canonical values the *source* of the last sync held
 //! when it was synced. When every field of the source won, that is also what the target
 //! holds. When the target won a field (a conflict lost by the source, or a target-only
@@ -26,7 +35,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::mapping::{Canonical, Mapping, same_value};
-use crate::config::ConflictPolicy;
+use crate::config::{ConflictPolicy, DeleteConflictPolicy};
 use crate::store::{Direction, Org};
 
 /// A row read from the source org, in canonical form.
@@ -41,6 +50,9 @@ pub struct SourceRow {
     /// "syncAccount"`): its `Id` (for the Account link and the canonical parent value) and
     /// `account.fields`, used to create a missing parent in the target.
     pub parent: Option<Map<String, Value>>,
+    /// The row was read deleted (`IsDeleted = true`, through `queryAll`), or is known deleted
+    /// (getDeleted: then its values are empty).
+    pub deleted: bool,
 }
 
 /// A row found in the target org, in canonical form.
@@ -77,6 +89,8 @@ pub struct QueuedFailure {
 pub struct Policy {
     pub direction: Direction,
     pub conflict: ConflictPolicy,
+    /// `sync.delete_conflict`: a deleted source whose target was edited since the snapshot.
+    pub delete_conflict: DeleteConflictPolicy,
 }
 
 /// Outcome of [`triage`].
@@ -93,6 +107,9 @@ pub enum Triage {
     Echo,
     /// The row needs its target looked up (by link or by match key) and a [`plan`].
     Lookup,
+    /// A deleted row without a live link: nothing to delete (never synced, unlinked, or a
+    /// tombstone already: our own delete coming back). No lookup, nothing recorded.
+    Gone,
 }
 
 /// The first, lookup-free decision for a source row (rule order: replay, queue, echo).
@@ -114,6 +131,13 @@ pub fn triage(
     {
         return Triage::LeaveToQueue;
     }
+    if row.deleted {
+        return if link.is_some() {
+            Triage::Lookup
+        } else {
+            Triage::Gone
+        };
+    }
     if let Some(snapshot) = link.and_then(|l| l.snapshot.as_ref())
         && mapping.equal(&row.values, snapshot)
     {
@@ -133,6 +157,8 @@ pub enum SkipReason {
     Echo,
     /// Nothing differs in the target (link and snapshot still updated).
     Unchanged,
+    /// A deleted row without a live link (see [`Triage::Gone`]).
+    Gone,
 }
 
 impl SkipReason {
@@ -142,6 +168,7 @@ impl SkipReason {
             SkipReason::Queued => "queued",
             SkipReason::Echo => "echo",
             SkipReason::Unchanged => "unchanged",
+            SkipReason::Gone => "deleted_unlinked",
         }
     }
 }
@@ -153,6 +180,9 @@ pub enum FailCode {
     LinkedTargetMissing,
     /// More than one target record could be this record's counterpart.
     AmbiguousMatch,
+    /// A delete held by the mass-delete breaker (`sync.max_deletes_per_cycle`) for an
+    /// operator: `failures retry --code DELETE_HELD` applies it, `discard` keeps the target.
+    DeleteHeld,
 }
 
 impl FailCode {
@@ -160,6 +190,7 @@ impl FailCode {
         match self {
             FailCode::LinkedTargetMissing => "LINKED_TARGET_MISSING",
             FailCode::AmbiguousMatch => "AMBIGUOUS_MATCH",
+            FailCode::DeleteHeld => "DELETE_HELD",
         }
     }
 }
@@ -188,6 +219,44 @@ pub enum Action {
     Skip(SkipReason),
     /// The row cannot be synced now: it goes to the failure queue.
     Fail { code: FailCode, message: String },
+    /// The source was deleted and the target is unchanged since the snapshot (or the delete
+    /// wins a delete conflict): delete the target, make the link a tombstone.
+    Delete {
+        target_id: String,
+        /// Set when the target had been edited (`sync.delete_conflict = "delete"`).
+        conflict: Option<DeleteConflict>,
+    },
+    /// The source was deleted and the linked target is already gone: the link becomes a
+    /// tombstone, no call.
+    Tombstone { target_id: String },
+    /// A delete conflict kept the edit (`sync.delete_conflict = "keep_edit"`): the deleted
+    /// source is restored (undelete) and gets `fields`, the target's values; the link stays
+    /// live with them as its snapshot.
+    Restore {
+        target_id: String,
+        fields: Canonical,
+        conflict: DeleteConflict,
+    },
+    /// A live source row whose link is a tombstone: its deleted target is to be restored and
+    /// given `fields`. Filled in by the undelete stage (`sync::undelete`); until then the
+    /// plan does not produce it (such a row is matched, and created again, as before).
+    Undelete {
+        target_id: String,
+        fields: Canonical,
+    },
+}
+
+/// A deleted source whose target was edited since the last sync: what the target holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteConflict {
+    /// Canonical fields whose target value differs from the snapshot.
+    pub edited: Vec<String>,
+    /// Their values as last synced (the deleted source's side; `null` without a snapshot).
+    pub synced_values: BTreeMap<String, Value>,
+    /// Their values in the target now (the edit).
+    pub target_values: BTreeMap<String, Value>,
+    pub target_last_modified: DateTime<Utc>,
+    pub source_deleted_at: DateTime<Utc>,
 }
 
 /// Which side's value was kept for a conflicting field.
@@ -239,7 +308,12 @@ impl Decision {
     /// The target record this decision is about, when known.
     pub fn target_id(&self) -> Option<&str> {
         match &self.action {
-            Action::Update { target_id, .. } | Action::Link { target_id } => Some(target_id),
+            Action::Update { target_id, .. }
+            | Action::Link { target_id }
+            | Action::Delete { target_id, .. }
+            | Action::Tombstone { target_id }
+            | Action::Restore { target_id, .. }
+            | Action::Undelete { target_id, .. } => Some(target_id),
             _ => None,
         }
     }
@@ -262,6 +336,9 @@ pub enum Target<'a> {
 /// the snapshot and `reverse`.
 pub fn plan(row: &SourceRow, target: Target<'_>, policy: &Policy, mapping: &Mapping) -> Decision {
     let target_org = policy.direction.target();
+    if row.deleted {
+        return plan_delete(row, target, policy, mapping);
+    }
     match target {
         Target::Linked { link, row: None } => {
             let tgt = target_org.as_str().to_ascii_uppercase();
@@ -343,6 +420,78 @@ pub fn plan(row: &SourceRow, target: Target<'_>, policy: &Policy, mapping: &Mapp
                     ),
                 ),
             ),
+        },
+    }
+}
+
+/// The decision for a deleted source row (see the module docs). A deleted row is only looked
+/// up when linked; unlinked, it is settled by [`triage`] and never matched (a deleted record
+/// is not created again anywhere).
+fn plan_delete(
+    row: &SourceRow,
+    target: Target<'_>,
+    policy: &Policy,
+    mapping: &Mapping,
+) -> Decision {
+    let (link, found) = match target {
+        Target::Linked { link, row } => (link, row),
+        Target::Unlinked { .. } => return Decision::new(Action::Skip(SkipReason::Gone)),
+    };
+    let Some(found) = found else {
+        return Decision::new(Action::Tombstone {
+            target_id: link.target_id.clone(),
+        });
+    };
+    let edited: Vec<String> = match &link.snapshot {
+        Some(snapshot) => mapping
+            .canonical_fields()
+            .filter(|f| !same_value(found.values.get(*f), snapshot.get(*f)))
+            .map(str::to_string)
+            .collect(),
+        // No snapshot (a pair linked by hand and never synced): nothing says the target is
+        // unchanged, so it counts as edited in every field.
+        None => mapping.canonical_fields().map(str::to_string).collect(),
+    };
+    if edited.is_empty() {
+        return Decision::new(Action::Delete {
+            target_id: found.id.clone(),
+            conflict: None,
+        });
+    }
+    let value_of = |values: Option<&Canonical>, f: &String| {
+        values
+            .and_then(|v| v.get(f))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let conflict = DeleteConflict {
+        synced_values: edited
+            .iter()
+            .map(|f| (f.clone(), value_of(link.snapshot.as_ref(), f)))
+            .collect(),
+        target_values: edited
+            .iter()
+            .map(|f| (f.clone(), value_of(Some(&found.values), f)))
+            .collect(),
+        edited,
+        target_last_modified: found.last_modified_date,
+        source_deleted_at: row.system_modstamp,
+    };
+    match policy.delete_conflict {
+        DeleteConflictPolicy::Delete => Decision::new(Action::Delete {
+            target_id: found.id.clone(),
+            conflict: Some(conflict),
+        }),
+        DeleteConflictPolicy::KeepEdit => Decision {
+            action: Action::Restore {
+                target_id: found.id.clone(),
+                fields: found.values.clone(),
+                conflict,
+            },
+            reverse: false,
+            // Both sides hold the target's values once the source got them.
+            snapshot: Some(found.values.clone()),
+            conflicts: Vec::new(),
         },
     }
 }
@@ -506,3 +655,7 @@ fn source_wins_conflict(row: &SourceRow, target: &TargetRow, policy: &Policy) ->
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "plan_delete_tests.rs"]
+mod delete_tests;

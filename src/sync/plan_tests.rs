@@ -33,6 +33,7 @@ fn source(id: &str, minute: u32, v: Value) -> SourceRow {
         last_modified_by: Some("005human".into()),
         values: values(v),
         parent: None,
+        deleted: false,
     }
 }
 
@@ -58,6 +59,7 @@ fn policy(conflict: ConflictPolicy) -> Policy {
     Policy {
         direction: Direction::AToB,
         conflict,
+        delete_conflict: crate::config::DeleteConflictPolicy::KeepEdit,
     }
 }
 
@@ -296,6 +298,7 @@ fn conflict_a_wins_and_b_wins_name_the_master() {
     let b_to_a = Policy {
         direction: Direction::BToA,
         conflict: ConflictPolicy::BWins,
+        delete_conflict: crate::config::DeleteConflictPolicy::KeepEdit,
     };
     assert_eq!(
         plan(&row, input, &b_to_a, &m).conflicts[0].winner,
@@ -608,6 +611,7 @@ fn ambiguous_match_names_a_links_link_command_per_candidate_a_id_first() {
     let b_to_a = Policy {
         direction: Direction::BToA,
         conflict: ConflictPolicy::LastWriterWins,
+        delete_conflict: crate::config::DeleteConflictPolicy::KeepEdit,
     };
     let from_b = plan(&row, input, &b_to_a, &m);
     let message = fail_message(&from_b);
@@ -661,6 +665,7 @@ fn linked_target_missing_names_unlink_forget_and_relink() {
     let b_to_a = Policy {
         direction: Direction::BToA,
         conflict: ConflictPolicy::LastWriterWins,
+        delete_conflict: crate::config::DeleteConflictPolicy::KeepEdit,
     };
     let d = plan(&row, input, &b_to_a, &m);
     assert!(

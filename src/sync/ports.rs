@@ -21,7 +21,7 @@ pub use crate::domain::ErrorKind;
 
 use crate::store::{
     Direction, Failure, FailureBackoff, FailureClass, InboxItem, Link, LinkWrite, NewFailure,
-    NewNotification, Org, StoreError,
+    NewNotification, Org, StoreError, Tombstone,
 };
 
 /// `field IN (values)`: one condition of a lookup.
@@ -44,9 +44,18 @@ pub enum QueryKind {
         exclude_modified_by: Option<String>,
         /// `sync.filter`, a SOQL condition inserted parenthesised.
         filter: Option<String>,
+        /// Deleted rows too (`sync.deletes = "propagate"`): read through `queryAll`, with
+        /// `IsDeleted` selected; `false` reads through `query`, as before deletes were synced.
+        with_deleted: bool,
     },
     /// Records by id (failure retries, the inbox, reverse carries); deleted ones are absent.
     ByIds(Vec<String>),
+    /// Records by id, deleted ones included (`queryAll`, `IsDeleted` selected): the failure
+    /// retries when deletes are propagated (a held delete is retried by id).
+    ByIdsWithDeleted(Vec<String>),
+    /// Records merged away into one of these ids (`MasterRecordId IN (...)`, deleted rows,
+    /// through `queryAll`): the Accounts a merge deleted in favour of a master.
+    MergedInto(Vec<String>),
     /// One target lookup for a page: rows matching ANY of the conjunctions, each conjunction
     /// being ALL of its `field IN (values)` conditions.
     Lookup { any_of: Vec<Vec<FieldIn>> },
@@ -69,6 +78,8 @@ pub struct Batch {
     pub records: Vec<Map<String, Value>>,
     /// `nextRecordsUrl`, when there are more rows.
     pub next: Option<String>,
+    /// `totalSize`: rows matching the whole query, when the org said (first batches).
+    pub total_size: Option<u64>,
 }
 
 /// A whole call failed.
@@ -166,6 +177,28 @@ pub trait OrgPort: Send + Sync {
         external_id_field: &str,
         records: &[Map<String, Value>],
     ) -> impl Future<Output = Result<Vec<WriteOutcome>, PortError>> + Send;
+
+    /// Deletes records by id (sObject Collections, at most 200 per call, `allOrNone=false`);
+    /// one outcome per id, in order. A record already deleted fails with `ENTITY_IS_DELETED`.
+    fn delete(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>, PortError>> + Send;
+
+    /// Restores records from the recycle bin (SOAP `undelete`, at most 200 per call); one
+    /// outcome per id, in order. A record not in the recycle bin fails with `UNDELETE_FAILED`.
+    fn undelete(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>, PortError>> + Send;
+
+    /// How many deleted rows a [`QueryKind::Changes`] query matches (`SELECT COUNT()` through
+    /// `queryAll` with `IsDeleted = true`): the mass-delete breaker's count when the rows do
+    /// not fit in the first batch.
+    fn count_deleted(
+        &self,
+        query: &RecordQuery,
+    ) -> impl Future<Output = Result<u64, PortError>> + Send;
 }
 
 /// The state store, as the pass reads it.
@@ -226,6 +259,13 @@ pub trait PageTxPort: Send {
         &mut self,
         link: &LinkWrite,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes the live link of `a_id` and `b_id` a tombstone: deleted at `at` in org `by`, the
+    /// deleting side's modstamp recorded (`modstamp`); whether there was such a live link.
+    fn tombstone_link(
+        &mut self,
+        tombstone: &Tombstone,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Removes the link of A record `a_id` (a stale parent-account link); whether there was one.
     fn delete_link(

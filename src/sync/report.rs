@@ -37,6 +37,12 @@ pub struct PassReport {
     pub conflicts: u64,
     /// Target records queued to be carried back to the source.
     pub reversed: u64,
+    /// Target records deleted because their source was (links made tombstones).
+    pub deleted: u64,
+    /// Deleted sources whose target was edited since the last sync (`sync.delete_conflict`).
+    pub delete_conflicts: u64,
+    /// Deletes held by the mass-delete breaker (failure code `DELETE_HELD`).
+    pub held: u64,
     /// Salesforce calls made (query batches, lookups, collections calls).
     pub api_calls: u64,
     /// Pages committed.
@@ -58,6 +64,9 @@ impl PassReport {
             failed: self.failed,
             conflicts: self.conflicts,
             reversed: self.reversed,
+            deleted: self.deleted,
+            delete_conflicts: self.delete_conflicts,
+            held: self.held,
             api_calls: self.api_calls,
             pages: self.pages,
             cancelled: self.outcome == PassOutcome::Cancelled,
@@ -125,6 +134,9 @@ impl PassReport {
         self.failed += other.failed;
         self.conflicts += other.conflicts;
         self.reversed += other.reversed;
+        self.deleted += other.deleted;
+        self.delete_conflicts += other.delete_conflicts;
+        self.held += other.held;
         self.api_calls += other.api_calls;
         self.pages += other.pages;
         self.watermark = self.watermark.max(other.watermark);

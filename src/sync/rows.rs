@@ -33,6 +33,8 @@ pub(super) struct RowState {
     pub decision: Option<Decision>,
     /// The write the decision asks for, until the write stage makes it.
     pub write: Option<Write>,
+    /// The delete-side call the decision asks for (`deletes`), until that stage makes it.
+    pub delete: Option<DeleteStep>,
     /// The target record to carry back to the source, when the decision says so.
     pub reverse: Option<String>,
     /// The target parent account its write names, once resolved (`syncAccount`).
@@ -44,6 +46,9 @@ pub(super) struct RowState {
     /// Target records this row is never matched with: the other side of its unlinked and
     /// tombstoned links.
     pub barred: Vec<String>,
+    /// Its latest tombstoned link, seen from the pass's direction, when it has no live one:
+    /// what the undelete stage (a live source row whose pair was deleted) starts from.
+    pub tombstone: Option<LinkView>,
 }
 
 impl RowState {
@@ -56,12 +61,20 @@ impl RowState {
             target: Found::Nothing,
             decision: None,
             write: None,
+            delete: None,
             reverse: None,
             account_id: None,
             account_link: None,
             outcome: RowOutcome::Nothing,
             barred: Vec::new(),
+            tombstone: None,
         }
+    }
+
+    /// The row with its latest tombstoned link.
+    pub fn with_tombstone(mut self, tombstone: Option<LinkView>) -> Self {
+        self.tombstone = tombstone;
+        self
     }
 
     /// The row with the target records it must never be matched with.
@@ -80,6 +93,17 @@ impl RowState {
         self.link.as_ref().map(|l| l.target_id.as_str())
     }
 
+    /// The target the row's outcome names (linked, tombstoned or failed with one).
+    pub fn outcome_target(&self) -> Option<&str> {
+        match &self.outcome {
+            RowOutcome::Nothing => None,
+            RowOutcome::Linked { target_id, .. } | RowOutcome::Tombstone { target_id } => {
+                Some(target_id)
+            }
+            RowOutcome::Failed { target_id, .. } => target_id.as_deref(),
+        }
+    }
+
     /// Fails the row with a record error, dropping any write it still had.
     pub fn fail(
         &mut self,
@@ -89,6 +113,7 @@ impl RowState {
         class: FailureClass,
     ) {
         self.write = None;
+        self.delete = None;
         self.outcome = RowOutcome::Failed {
             target_id,
             code,
@@ -143,6 +168,19 @@ impl Write {
     }
 }
 
+/// A call of the delete stage (`deletes`).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum DeleteStep {
+    /// Delete the target record; the link becomes a tombstone.
+    Delete { target_id: String },
+    /// Restore the deleted source record (undelete) and write `body` (source org names) to
+    /// it; the link stays live with the decision's snapshot.
+    Restore {
+        target_id: String,
+        body: Map<String, Value>,
+    },
+}
+
 /// A row's final outcome, recorded in the page transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum RowOutcome {
@@ -153,6 +191,9 @@ pub(super) enum RowOutcome {
         target_id: String,
         snapshot: BTreeMap<String, Value>,
     },
+    /// The link becomes a tombstone: the source was deleted and its target is gone (deleted
+    /// now, or already).
+    Tombstone { target_id: String },
     /// Into the failure queue, with the body written to the target when there was a write.
     Failed {
         target_id: Option<String>,
@@ -184,7 +225,13 @@ pub(super) fn write_of(
             target_id: target_id.clone(),
             body: mapping.to_org(target, fields),
         }),
-        Action::Link { .. } | Action::Skip(_) | Action::Fail { .. } => None,
+        Action::Link { .. }
+        | Action::Skip(_)
+        | Action::Fail { .. }
+        | Action::Delete { .. }
+        | Action::Tombstone { .. }
+        | Action::Restore { .. }
+        | Action::Undelete { .. } => None,
     }
 }
 
@@ -336,6 +383,7 @@ pub fn parse_source_row(
             Some(Value::Object(parent)) => Some(parent.clone()),
             _ => None,
         },
+        deleted: record.get("IsDeleted").and_then(Value::as_bool) == Some(true),
         id,
     })
 }
@@ -398,6 +446,7 @@ mod tests {
             last_modified_by: None,
             values: [("Name".to_string(), json!("Acme"))].into_iter().collect(),
             parent: None,
+            deleted: false,
         }
     }
 

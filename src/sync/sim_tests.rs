@@ -97,6 +97,7 @@ pub(super) fn config(direction: Direction, integration_user_id: String, cycle: u
             max_delay: Duration::from_secs(600),
         },
         account: AccountMode::None,
+        deletes: crate::sync::pass_config::DeleteRules::default(),
     }
 }
 

@@ -26,16 +26,12 @@
 //! routing [`UndeletePlan::RecreateTarget`] through the pipeline's create path, which finds a
 //! record written but not yet linked by its match key, closes that at the merge.
 
-use std::future::Future;
-
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::org_adapter::port_error;
 use super::ports::{OrgPort, PortError, QueryKind, RecordError, RecordQuery, WriteOutcome};
 use crate::events::TargetRestored;
 use crate::metrics::Metrics;
-use crate::salesforce::{Client, UNDELETE_LIMIT, UndeleteResult};
 use crate::store::{Direction, Link, LinkState, LinkWrite, Org, same_record};
 
 /// Undelete answers meaning "the org has no deleted record of this id to restore": the
@@ -82,11 +78,12 @@ pub enum UndeletePlan {
 pub fn plan_undelete(
     link: &Link,
     target_org: Org,
-    result: &UndeleteResult,
+    result: &WriteOutcome,
     target_live: Option<bool>,
 ) -> UndeletePlan {
     let target_id = id_in(link, target_org).to_string();
-    match (result.code(), target_live) {
+    let code = result.as_ref().err().map(|e| e.code.as_str());
+    match (code, target_live) {
         (None, _) | (Some(_), Some(true)) => UndeletePlan::UpdateTarget { target_id },
         (Some(_), Some(false)) => UndeletePlan::RecreateTarget,
         (Some(code), None) if NOT_IN_RECYCLE_BIN.contains(&code) => {
@@ -94,8 +91,8 @@ pub fn plan_undelete(
         }
         (Some(code), None) => {
             let message = result
-                .errors
-                .first()
+                .as_ref()
+                .err()
                 .map(|e| e.message.clone())
                 .unwrap_or_default();
             UndeletePlan::Fail(RecordError::new(
@@ -139,23 +136,6 @@ pub struct Revived {
     pub recreated: bool,
 }
 
-/// The org port plus the one call the undelete path needs beyond it.
-pub trait UndeletePort: OrgPort {
-    /// SOAP `undelete` of at most 200 ids: one result per id, in order.
-    fn undelete(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<UndeleteResult>, PortError>> + Send;
-}
-
-impl UndeletePort for Client {
-    async fn undelete(&self, ids: &[String]) -> Result<Vec<UndeleteResult>, PortError> {
-        Client::undelete(self, ids)
-            .await
-            .map_err(|e| port_error(&e))
-    }
-}
-
 /// The pass a page's tombstone rows belong to.
 #[derive(Debug, Clone, Copy)]
 pub struct UndeleteRun<'a> {
@@ -167,20 +147,20 @@ pub struct UndeleteRun<'a> {
 /// Restores the targets of `rows` in `target` (the direction's target org) and returns one
 /// outcome per row, in order. A whole-call failure is an `Err` (the page is not committed; a
 /// limit pauses as usual); a row the org refuses is an `Err` outcome.
-pub async fn undelete_tombstones<T: UndeletePort>(
+pub async fn undelete_tombstones<T: OrgPort>(
     target: &T,
     run: &UndeleteRun<'_>,
     rows: &[TombstoneRow],
     metrics: &Metrics,
 ) -> Result<Vec<UndeleteOutcome>, PortError> {
     let mut outcomes = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(UNDELETE_LIMIT) {
+    for chunk in rows.chunks(super::pass::COLLECTION_LIMIT) {
         outcomes.extend(undelete_chunk(target, run, chunk, metrics).await?);
     }
     Ok(outcomes)
 }
 
-async fn undelete_chunk<T: UndeletePort>(
+async fn undelete_chunk<T: OrgPort>(
     target: &T,
     run: &UndeleteRun<'_>,
     rows: &[TombstoneRow],
@@ -353,8 +333,8 @@ fn revival(row: &TombstoneRow, run: &UndeleteRun<'_>, target_id: &str) -> LinkWr
 
 #[cfg(test)]
 mod tests {
+    use super::super::ports::WriteOk;
     use super::*;
-    use crate::salesforce::UndeleteError;
     use crate::store::FailureClass;
     use chrono::TimeZone;
 
@@ -376,24 +356,15 @@ mod tests {
         }
     }
 
-    fn ok() -> UndeleteResult {
-        UndeleteResult {
-            id: Some("006B00000000001AAA".into()),
-            success: true,
-            errors: Vec::new(),
-        }
+    fn ok() -> WriteOutcome {
+        Ok(WriteOk {
+            id: "006B00000000001AAA".into(),
+            created: false,
+        })
     }
 
-    fn failed(code: &str) -> UndeleteResult {
-        UndeleteResult {
-            id: Some("006B00000000001AAA".into()),
-            success: false,
-            errors: vec![UndeleteError {
-                status_code: code.into(),
-                message: "why".into(),
-                fields: Vec::new(),
-            }],
-        }
+    fn failed(code: &str) -> WriteOutcome {
+        Err(RecordError::new(code, "why"))
     }
 
     #[test]

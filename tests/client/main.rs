@@ -8,4 +8,5 @@ mod mock;
 mod outbound;
 mod query;
 mod secrets;
+mod undelete;
 mod writes;

@@ -120,6 +120,7 @@ async fn the_org_port_queries_and_writes() {
             since,
             exclude_modified_by: None,
             filter: Some("Amount > 5000".into()),
+            with_deleted: false,
         },
     };
     let batch = OrgPort::query(&c, &changes).await.unwrap();
@@ -134,6 +135,7 @@ async fn the_org_port_queries_and_writes() {
             since,
             exclude_modified_by: Some(me),
             filter: None,
+            with_deleted: false,
         },
         ..changes.clone()
     };

@@ -310,6 +310,13 @@ async fn unlink_forget_then_a_cycle_rematches_and_plain_unlink_never_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linked_target_missing_is_repaired_by_the_command_its_message_names() {
     let world = World::new().await;
+    // With deletes propagated (the default), B's delete against A's edit is a delete conflict
+    // the engine settles itself (sync::delete_sim_tests); LINKED_TARGET_MISSING is the
+    // failure of a pair whose delete is not synchronized.
+    let toml = world.dir.path().join("test.toml");
+    let mut config = std::fs::read_to_string(&toml).expect("test.toml");
+    config.push_str("\n[sync]\ndeletes = \"ignore\"\n");
+    std::fs::write(&toml, config).expect("write test.toml");
     let human_a = world.a.human_username.clone();
     let a_id = seeded_id(
         &world

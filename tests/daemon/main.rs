@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_orgsync");
 
+mod deletes;
 mod links;
 mod shell;
 mod state;
@@ -95,9 +96,17 @@ username = "integration@b.sim"
     }
 
     fn spawn_daemon(&self, log: &Path) -> Child {
+        self.spawn_daemon_with(log, &[])
+    }
+
+    /// [`World::spawn_daemon`] with these environment variables set (settings overrides).
+    fn spawn_daemon_with(&self, log: &Path, vars: &[(&str, &str)]) -> Child {
         let log = std::fs::File::create(log).expect("log file");
-        self.command(&["run"])
-            .stdout(Stdio::null())
+        let mut cmd = self.command(&["run"]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("orgsync run starts")

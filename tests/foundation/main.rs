@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod config_deletes;
 mod config_state;
 mod import;
 mod store;
