@@ -14,7 +14,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration::RawDuration;
-use super::settings::{AccountPolicy, AuthMode, ConflictPolicy, LogFormat, TriggerPolicy};
+use super::settings::{
+    AccountPolicy, AuthMode, BulkMode, ConflictPolicy, LogFormat, TriggerPolicy,
+};
 use super::validate::DEFAULT_IN_FLIGHT;
 
 /// A list of strings: a TOML array, or (from the environment) a comma-separated string.
@@ -128,6 +130,10 @@ impl Default for RawSettings {
             batch: RawBatch {
                 page_size: 200,
                 in_flight: DEFAULT_IN_FLIGHT as i64,
+                bulk: Choice::Known(BulkMode::Auto),
+                bulk_read_threshold: 10_000,
+                bulk_write_threshold: 2_000,
+                bulk_timeout: RawDuration(Duration::from_secs(30 * 60)),
             },
             trigger: RawTrigger {
                 policy: Choice::Known(TriggerPolicy::Poll),
@@ -222,6 +228,14 @@ pub(super) struct RawBatch {
     pub(super) page_size: i64,
     #[serde(default = "defaults::in_flight")]
     pub(super) in_flight: i64,
+    #[serde(default = "defaults::bulk")]
+    pub(super) bulk: Choice<BulkMode>,
+    #[serde(default = "defaults::bulk_read_threshold")]
+    pub(super) bulk_read_threshold: i64,
+    #[serde(default = "defaults::bulk_write_threshold")]
+    pub(super) bulk_write_threshold: i64,
+    #[serde(default = "defaults::bulk_timeout")]
+    pub(super) bulk_timeout: RawDuration,
 }
 
 impl Default for RawBatch {
@@ -405,8 +419,8 @@ impl Default for RawOrg {
 /// Field defaults for sections given only in part (serde needs one function per field).
 mod defaults {
     use super::{
-        AccountPolicy, Choice, ConflictPolicy, LogFormat, RawDuration, RawList, RawSettings,
-        TriggerPolicy,
+        AccountPolicy, BulkMode, Choice, ConflictPolicy, LogFormat, RawDuration, RawList,
+        RawSettings, TriggerPolicy,
     };
 
     pub fn port() -> i64 {
@@ -435,6 +449,18 @@ mod defaults {
     }
     pub fn in_flight() -> i64 {
         RawSettings::default().batch.in_flight
+    }
+    pub fn bulk() -> Choice<BulkMode> {
+        RawSettings::default().batch.bulk
+    }
+    pub fn bulk_read_threshold() -> i64 {
+        RawSettings::default().batch.bulk_read_threshold
+    }
+    pub fn bulk_write_threshold() -> i64 {
+        RawSettings::default().batch.bulk_write_threshold
+    }
+    pub fn bulk_timeout() -> RawDuration {
+        RawSettings::default().batch.bulk_timeout
     }
     pub fn trigger() -> Choice<TriggerPolicy> {
         RawSettings::default().trigger.policy
