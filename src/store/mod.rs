@@ -16,9 +16,10 @@
 //!   rolls back).
 //!
 //! Each file is one table: `watermarks`, `links` (and the operator's `link_admin`), `failures` (with the pure retry schedule),
-//! `inbox`, `cycles`, plus `counts` for `status`. Migrations live in `/migrations` and are
+//! `inbox`, `cycles`, `bulk` (Bulk API jobs and their staged rows), plus `counts` for `status`. Migrations live in `/migrations` and are
 //! embedded in the binary and applied by [`Store::open`].
 
+mod bulk;
 mod counts;
 mod cycles;
 mod db;
@@ -34,6 +35,7 @@ mod watermarks;
 /// Re-exported from the ground floor so `crate::store::{Org, Direction, FailureClass}` keeps
 /// working.
 pub use crate::domain::{Direction, FailureClass, Org};
+pub use bulk::{BulkJob, BulkJobState, BulkSummary, StagedRow};
 pub use counts::StoreCounts;
 pub use cycles::{Cycle, CycleCounts, CycleOutcome};
 pub use db::{PageTx, Store, StoreError};

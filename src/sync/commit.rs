@@ -36,6 +36,7 @@ where
             mut counts,
             account_links,
             stale_account_links,
+            staged,
             ..
         } = page;
         let counts_ref = &mut counts;
@@ -160,6 +161,10 @@ where
                 self.record_rejected(&mut tx, rejected, counts_ref).await?;
                 tx.mark_processed(item_ids).await?;
             }
+        }
+        // A Bulk read's page: its staged rows go with its outcomes (`bulk_read`).
+        if let Some(staged) = &staged {
+            tx.delete_staged(&staged.job_id, &staged.ids).await?;
         }
         tx.commit().await?;
         counts.pages += 1;

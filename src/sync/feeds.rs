@@ -13,6 +13,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::bulk_read::BulkRead;
 use super::drain::Rejected;
 use super::errors::{AtOrg, PassError, Stop};
 use super::gate::PageGate;
@@ -98,7 +99,24 @@ where
             report.outcome = PassOutcome::Cancelled;
             return Ok(());
         }
-        let first = self.call(self.source.query(&query)).await.at(org)?;
+        // Bulk API 2.0 (`bulk_read`): this direction's open job continues; else a backlog
+        // above the threshold (the first page's totalSize) reads through a new job. A job
+        // that fails or stalls falls back to this REST path, with a fresh cursor.
+        let resumed = self.bulk_resume(cancel, report).await?;
+        if resumed == BulkRead::Done {
+            return Ok(());
+        }
+        let mut first = self.call(self.source.query(&query)).await.at(org)?;
+        if resumed == BulkRead::NotUsed {
+            match self
+                .bulk_read(&query, &first, watermark, cancel, report)
+                .await?
+            {
+                BulkRead::Done => return Ok(()),
+                BulkRead::FellBack => first = self.call(self.source.query(&query)).await.at(org)?,
+                BulkRead::NotUsed => {}
+            }
+        }
 
         let page_size = self.config.page_size.max(1);
         let depth = self.config.in_flight.max(1);

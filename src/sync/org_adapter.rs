@@ -16,8 +16,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 use super::ports::{
-    Batch, ErrorKind, FieldIn, OrgPort, PortError, QueryKind, RecordError, RecordQuery, WriteOk,
-    WriteOutcome,
+    Batch, BulkPage, BulkStatus, ErrorKind, FieldIn, OrgPort, PortError, QueryKind, RecordError,
+    RecordQuery, WriteOk, WriteOutcome,
 };
 use crate::salesforce::soql::{
     Cond, Literal, MAX_ENCODED_SOQL_BYTES, Order, Soql, SoqlError, chunk_literals, encoded_len,
@@ -45,7 +45,7 @@ pub fn port_error(err: &SalesforceError) -> PortError {
     }
 }
 
-fn soql_error(err: SoqlError) -> PortError {
+pub(super) fn soql_error(err: SoqlError) -> PortError {
     PortError {
         kind: ErrorKind::of_refusal("MALFORMED_QUERY"),
         code: "MALFORMED_QUERY".into(),
@@ -291,6 +291,7 @@ impl OrgPort for Client {
                 Ok(Batch {
                     records: page.records,
                     next,
+                    total_size: Some(page.total_size),
                 })
             }
             many => {
@@ -307,6 +308,7 @@ impl OrgPort for Client {
                 Ok(Batch {
                     records,
                     next: None,
+                    total_size: None,
                 })
             }
         }
@@ -320,7 +322,30 @@ impl OrgPort for Client {
         Ok(Batch {
             records: page.records,
             next,
+            total_size: None,
         })
+    }
+
+    async fn bulk_query_start(&self, query: &RecordQuery) -> Result<String, PortError> {
+        super::bulk_port::query_start(self, query).await
+    }
+
+    async fn bulk_query_status(&self, job_id: &str) -> Result<BulkStatus, PortError> {
+        super::bulk_port::query_status(self, job_id).await
+    }
+
+    async fn bulk_query_page(
+        &self,
+        job_id: &str,
+        object: &str,
+        locator: Option<&str>,
+        max_records: u32,
+    ) -> Result<BulkPage, PortError> {
+        super::bulk_port::query_page(self, job_id, object, locator, max_records).await
+    }
+
+    async fn bulk_query_end(&self, job_id: &str, delete: bool) -> Result<(), PortError> {
+        super::bulk_port::query_end(self, job_id, delete).await
     }
 
     async fn create(

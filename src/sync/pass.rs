@@ -90,6 +90,8 @@ pub(super) struct Page {
     pub account_links: Vec<crate::store::LinkWrite>,
     /// Stale parent-account links to drop: (source account id, target account id).
     pub stale_account_links: Vec<(String, String)>,
+    /// Bulk read: the staged rows this page's transaction deletes (`bulk_read`).
+    pub staged: Option<super::bulk_read::StagedIds>,
 }
 
 /// One direction pass over its ports.
@@ -105,6 +107,8 @@ pub struct Pass<'p, S, T, St> {
     calls: AtomicU64,
     /// `batch.in_flight` permits: one per Salesforce call in flight.
     permits: Semaphore,
+    /// `batch.bulk*` (`bulk_read`); REST only unless [`Pass::with_bulk`] says otherwise.
+    pub(super) bulk: super::bulk_read::BulkConfig,
 }
 
 impl<'p, S, T, St> Pass<'p, S, T, St>
@@ -130,7 +134,14 @@ where
             metrics,
             calls: AtomicU64::new(0),
             permits: Semaphore::new(config.in_flight.max(1)),
+            bulk: super::bulk_read::BulkConfig::never(),
         }
+    }
+
+    /// The pass with Bulk API 2.0 settings (`batch.bulk*`; see `bulk_read`).
+    pub fn with_bulk(mut self, bulk: super::bulk_read::BulkConfig) -> Self {
+        self.bulk = bulk;
+        self
     }
 
     /// Makes one Salesforce call, counted, when a `batch.in_flight` permit is free.
@@ -316,6 +327,7 @@ where
             counts,
             account_links,
             stale_account_links,
+            staged: None,
         }))
     }
 

@@ -235,6 +235,7 @@ impl OrgState {
             return Batch {
                 records: rows,
                 next: None,
+                total_size: None,
             };
         }
         let rest = rows.split_off(self.batch_size);
@@ -244,6 +245,7 @@ impl OrgState {
         Batch {
             records: rows,
             next: Some(cursor),
+            total_size: None,
         }
     }
 }

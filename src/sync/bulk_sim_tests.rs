@@ -1,0 +1,333 @@
+//! The Bulk read end to end: the pass over the real client, the real SQLite store and two
+//! simulated orgs (sfsim's Bulk API 2.0), at a read threshold of 500. DESIGN §2 on the Bulk
+//! path: convergence, no duplicates, ties in SystemModstamp across page boundaries, resume of
+//! an open job and of staged rows, a stalled job and a failed job falling back to REST, the
+//! call count, and `batch.bulk = "never"` keeping the REST calls.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::bulk_read::BulkConfig;
+use super::sim_tests::{client, config, file_store, start};
+use crate::config::BulkMode;
+use crate::metrics::Metrics;
+use crate::salesforce::Client;
+use crate::store::{Direction, Store};
+use crate::sync::{Mapping, Pass, PassOutcome, PassReport};
+
+fn mapping() -> Mapping {
+    let fields: Vec<String> = ["Name", "StageName", "CloseDate", "Amount"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Mapping::new(&fields, &Default::default(), &Default::default()).expect("mapping")
+}
+
+fn bulk(mode: BulkMode) -> BulkConfig {
+    BulkConfig {
+        mode,
+        read_threshold: 500,
+        poll_initial: Duration::from_millis(20),
+        poll_max: Duration::from_millis(100),
+        ..BulkConfig::never()
+    }
+}
+
+fn opportunity(i: usize) -> Map<String, Value> {
+    let Value::Object(map) = json!({
+        "Name": format!("Bulk {i:05}"), "StageName": "Prospecting",
+        "CloseDate": "2026-06-30", "Amount": 1000 + i
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    map
+}
+
+/// `n` opportunities in `sim` written by a person in one seeding step: one SystemModstamp
+/// for all of them (ties across every page boundary).
+fn seed(sim: &sfsim::SimOrg, from: usize, n: usize) {
+    let human = sim.human_username.clone();
+    let rows = (from..from + n).map(opportunity).collect();
+    sim.seed_records("Opportunity", Some(&human), rows)
+        .expect("seed");
+}
+
+async fn stats(sim: &sfsim::SimOrg) -> Value {
+    reqwest::get(format!("{}/__sim/stats", sim.base_url))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json")
+}
+
+fn calls(stats: &Value, kind: &str) -> u64 {
+    stats["calls"][kind].as_u64().unwrap_or(0)
+}
+
+fn bulk_calls(stats: &Value) -> u64 {
+    stats["calls"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with("bulk_"))
+                .filter_map(|(_, v)| v.as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn set_faults(sim: &sfsim::SimOrg, faults: Value) {
+    let reply = reqwest::Client::new()
+        .post(format!("{}/__sim/faults", sim.base_url))
+        .json(&faults)
+        .send()
+        .await
+        .expect("faults call");
+    assert!(reply.status().is_success(), "faults: {}", reply.status());
+}
+
+/// Names of B's opportunities, sorted, each once.
+async fn names(c: &Client) -> Vec<String> {
+    let rows = c
+        .query_collect("SELECT Name FROM Opportunity ORDER BY Name")
+        .await
+        .expect("query");
+    rows.iter()
+        .filter_map(|r| r["Name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn expected(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("Bulk {i:05}")).collect()
+}
+
+struct Pair {
+    sim_a: sfsim::SimOrg,
+    sim_b: sfsim::SimOrg,
+    a: Client,
+    b: Client,
+    human_b: Client,
+    user_a: String,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    async fn new() -> Pair {
+        let (sim_a, sim_b) = (start("A").await, start("B").await);
+        let (a, b) = (client(&sim_a, "integration"), client(&sim_b, "integration"));
+        let human_b = client(&sim_b, "human");
+        let user_a = a.user_id().await.expect("login A");
+        let (store, dir) = file_store().await;
+        Pair {
+            sim_a,
+            sim_b,
+            a,
+            b,
+            human_b,
+            user_a,
+            store,
+            _dir: dir,
+        }
+    }
+
+    /// One A -> B pass (cycle `cycle`) with these Bulk settings.
+    async fn a_to_b(&self, cycle: u64, bulk: BulkConfig, cancel: &CancellationToken) -> PassReport {
+        let cfg = config(Direction::AToB, self.user_a.clone(), cycle);
+        Pass::new(
+            &cfg,
+            &mapping(),
+            &self.a,
+            &self.b,
+            &self.store,
+            &Metrics::default(),
+        )
+        .with_bulk(bulk)
+        .run(cancel)
+        .await
+        .expect("A -> B")
+    }
+}
+
+/// 5,000 tied records read through one query job: every one arrives once, the watermark is
+/// the tie's timestamp, nothing stays staged, and the reads cost 1 REST query (the estimate),
+/// 1 job create, the polls, 1 results page (5,000 < maxRecords 10,000) and 1 job delete. The
+/// next pass reads the overlap through REST (it is all replays) and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_above_the_threshold_reads_through_one_bulk_job() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 5000);
+    let cancel = CancellationToken::new();
+    let report = p.a_to_b(1, bulk(BulkMode::Auto), &cancel).await;
+    assert_eq!(report.outcome, PassOutcome::Completed, "{report:?}");
+    assert_eq!(report.created, 5000, "{report:?}");
+    assert_eq!(names(&p.human_b).await, expected(5000));
+
+    let a = stats(&p.sim_a).await;
+    assert_eq!(calls(&a, "query"), 1, "{a}");
+    assert_eq!(calls(&a, "query_more"), 0, "{a}");
+    assert_eq!(calls(&a, "bulk_query_create"), 1, "{a}");
+    assert_eq!(calls(&a, "bulk_results"), 1, "{a}");
+    assert_eq!(calls(&a, "bulk_query_delete"), 1, "{a}");
+    let polls = calls(&a, "bulk_query_get");
+    assert!((1..=10).contains(&polls), "{a}");
+    // Every call of the pass on A: the 4 above, the polls and one describe (the CSV's types);
+    // REST would have made ceil(5000/2000) = 3 query calls.
+    assert_eq!(calls(&a, "describe"), 1, "{a}");
+    assert_eq!(a["api_calls_total"].as_u64(), Some(5 + polls), "{a}");
+
+    let summary = p.store.bulk_summary().await.expect("summary");
+    assert_eq!(
+        (summary.completed, summary.open, summary.rows_moved),
+        (1, 0, 5000)
+    );
+    let jobs = p.store.bulk_jobs(10).await.expect("jobs");
+    assert!(
+        p.store
+            .staged_rows(&jobs[0].job_id, 10)
+            .await
+            .expect("staged")
+            .is_empty()
+    );
+
+    // The next pass: the 5,000 rows are the lookback overlap: REST, no job, no writes.
+    let again = p.a_to_b(2, bulk(BulkMode::Auto), &cancel).await;
+    assert_eq!((again.created, again.updated), (0, 0), "{again:?}");
+    assert_eq!(calls(&stats(&p.sim_a).await, "bulk_query_create"), 1);
+    assert_eq!(names(&p.human_b).await, expected(5000), "no duplicates");
+}
+
+/// `batch.bulk = "never"`: the same backlog goes through REST exactly as before Bulk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_keeps_the_rest_calls() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 3000);
+    let cancel = CancellationToken::new();
+    let report = p.a_to_b(1, bulk(BulkMode::Never), &cancel).await;
+    assert_eq!(report.created, 3000, "{report:?}");
+    let (a, b) = (stats(&p.sim_a).await, stats(&p.sim_b).await);
+    assert_eq!(bulk_calls(&a) + bulk_calls(&b), 0, "{a} {b}");
+    // ceil(3000/2000) query calls in A.
+    assert_eq!(calls(&a, "query") + calls(&a, "query_more"), 2, "{a}");
+    assert_eq!(p.store.bulk_summary().await.expect("summary").completed, 0);
+}
+
+/// A job still open after `batch.bulk_timeout` is aborted and the rows arrive through REST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_job_is_aborted_and_the_rows_arrive_through_rest() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 1200);
+    set_faults(&p.sim_a, json!({"bulk_stall": true})).await;
+    let cancel = CancellationToken::new();
+    let cfg = BulkConfig {
+        timeout: Duration::from_millis(300),
+        ..bulk(BulkMode::Auto)
+    };
+    let report = p.a_to_b(1, cfg, &cancel).await;
+    assert_eq!(report.outcome, PassOutcome::Completed, "{report:?}");
+    assert_eq!(report.created, 1200, "{report:?}");
+    assert_eq!(names(&p.human_b).await, expected(1200));
+    let a = stats(&p.sim_a).await;
+    assert_eq!(calls(&a, "bulk_query_abort"), 1, "{a}");
+    assert_eq!(calls(&a, "bulk_results"), 0, "{a}");
+    let summary = p.store.bulk_summary().await.expect("summary");
+    assert_eq!((summary.aborted, summary.open), (1, 0));
+}
+
+/// A job that fails falls back to REST in the same pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_falls_back_to_rest() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 800);
+    set_faults(&p.sim_a, json!({"bulk_fail": true})).await;
+    let cancel = CancellationToken::new();
+    let report = p.a_to_b(1, bulk(BulkMode::Auto), &cancel).await;
+    assert_eq!(report.created, 800, "{report:?}");
+    assert_eq!(names(&p.human_b).await, expected(800));
+    let summary = p.store.bulk_summary().await.expect("summary");
+    assert_eq!((summary.failed, summary.open), (1, 0));
+    assert_eq!(calls(&stats(&p.sim_a).await, "bulk_results"), 0);
+}
+
+/// A pass stopped while its job runs leaves the job open; the next pass polls the same job
+/// (no second create) and finishes the read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_job_is_resumed_by_the_next_pass() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 700);
+    set_faults(&p.sim_a, json!({"bulk_stall": true})).await;
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stopper.cancel();
+    });
+    let report = p.a_to_b(1, bulk(BulkMode::Auto), &cancel).await;
+    assert_eq!(report.outcome, PassOutcome::Cancelled, "{report:?}");
+    assert_eq!(report.created, 0);
+    assert_eq!(p.store.bulk_summary().await.expect("summary").open, 1);
+
+    set_faults(&p.sim_a, json!({"bulk_stall": false})).await;
+    let report = p
+        .a_to_b(2, bulk(BulkMode::Auto), &CancellationToken::new())
+        .await;
+    assert_eq!(report.created, 700, "{report:?}");
+    let a = stats(&p.sim_a).await;
+    assert_eq!(calls(&a, "bulk_query_create"), 1, "{a}");
+    // The resumed pass read nothing through REST: it went straight to its job.
+    assert_eq!(calls(&a, "query"), 1, "{a}");
+    assert_eq!(names(&p.human_b).await, expected(700));
+}
+
+/// Rows staged when the pass stopped (here: B refused every call, so no page committed) are
+/// fed by the next pass from the store, with no new job and no second results read; pages
+/// committed before a stop are not fed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_rows_are_fed_by_the_next_pass() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 900);
+    set_faults(
+        &p.sim_b,
+        json!({"error_rate": 1.0, "error_status": 503, "error_code": "SERVER_UNAVAILABLE"}),
+    )
+    .await;
+    let cfg = config(Direction::AToB, p.user_a.clone(), 1);
+    let stopped = Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store, &Metrics::default())
+        .with_bulk(bulk(BulkMode::Auto))
+        .run(&CancellationToken::new())
+        .await;
+    assert!(stopped.is_err(), "{stopped:?}");
+    let jobs = p.store.bulk_jobs(10).await.expect("jobs");
+    assert_eq!(jobs[0].state, crate::store::BulkJobState::Staged);
+    assert_eq!(
+        p.store
+            .staged_rows(&jobs[0].job_id, 2000)
+            .await
+            .expect("staged")
+            .len(),
+        900
+    );
+
+    set_faults(&p.sim_b, json!({"error_rate": 0.0})).await;
+    let report = p
+        .a_to_b(2, bulk(BulkMode::Auto), &CancellationToken::new())
+        .await;
+    assert_eq!(report.created, 900, "{report:?}");
+    let a = stats(&p.sim_a).await;
+    assert_eq!(
+        (calls(&a, "bulk_query_create"), calls(&a, "bulk_results")),
+        (1, 1),
+        "{a}"
+    );
+    assert_eq!(names(&p.human_b).await, expected(900));
+    assert!(
+        p.store
+            .staged_rows(&jobs[0].job_id, 10)
+            .await
+            .expect("staged")
+            .is_empty()
+    );
+}
