@@ -188,6 +188,28 @@ impl Store {
         row.as_ref().map(job_of).transpose()
     }
 
+    /// Marks the ingest jobs a direction left open as `aborted` (a process stopped while they
+    /// ran; their pages were not committed and are written again). Returns how many.
+    pub async fn abort_interrupted_writes(
+        &self,
+        direction: Direction,
+        object: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE bulk_jobs SET state = 'aborted', finished_at = $3,
+                    error = 'interrupted: the page was written again by a later pass'
+             WHERE direction = $1 AND object = $2 AND operation <> 'query'
+               AND state IN ('running', 'staging', 'staged')",
+        )
+        .bind(direction.as_str())
+        .bind(object)
+        .bind(format_timestamp(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Every recorded job, newest first, at most `limit`.
     pub async fn bulk_jobs(&self, limit: u32) -> Result<Vec<BulkJob>, StoreError> {
         let rows = sqlx::query(concat!(

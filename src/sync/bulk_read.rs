@@ -184,6 +184,17 @@ where
             return Ok(BulkRead::NotUsed);
         };
         let cfg = self.config;
+        let interrupted = store
+            .abort_interrupted_writes(cfg.direction, &cfg.object, Utc::now())
+            .await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                cycle = cfg.cycle,
+                direction = %cfg.direction,
+                jobs = interrupted,
+                "bulk ingest jobs left open by a stopped process marked aborted (their pages are written again)"
+            );
+        }
         let Some(job) = store.open_bulk_read(cfg.direction, &cfg.object).await? else {
             return Ok(BulkRead::NotUsed);
         };
@@ -426,6 +437,7 @@ where
         report: &mut PassReport,
     ) -> Result<BulkRead, Stop> {
         let cfg = self.config;
+        self.set_bulk_writes(Some(job.rows_staged));
         let limit = u32::try_from(cfg.page_size.max(1)).unwrap_or(u32::MAX);
         loop {
             if cancel.is_cancelled() {

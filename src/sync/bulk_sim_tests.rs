@@ -331,3 +331,129 @@ async fn staged_rows_are_fed_by_the_next_pass() {
             .is_empty()
     );
 }
+
+/// A pass that writes through Bulk: each page's updates go through one ingest job (none
+/// through collections); the rows the org refuses are matched to their records by Id (the
+/// result files come shuffled) and queued, every other row is linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_go_through_ingest_jobs_and_results_match_by_key() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 600);
+    let cancel = CancellationToken::new();
+    let first = p.a_to_b(1, bulk(BulkMode::Never), &cancel).await;
+    assert_eq!(first.created, 600, "{first:?}");
+
+    let human_a = client(&p.sim_a, "human");
+    let rows = human_a
+        .query_collect("SELECT Id, Name FROM Opportunity")
+        .await
+        .expect("query A");
+    let edits: Vec<(String, Map<String, Value>)> = rows
+        .iter()
+        .map(|r| {
+            let mut body = Map::new();
+            body.insert("Amount".into(), json!(99000));
+            (r["Id"].as_str().expect("id").to_string(), body)
+        })
+        .collect();
+    human_a.update("Opportunity", &edits).await.expect("edit A");
+    // "Bulk 00010" .. "Bulk 00019" are refused by B.
+    set_faults(&p.sim_b, json!({"reject_name_marker": "Bulk 0001"})).await;
+    let before = stats(&p.sim_b).await;
+
+    let report = p.a_to_b(2, bulk(BulkMode::Always), &cancel).await;
+    assert_eq!((report.updated, report.failed), (590, 10), "{report:?}");
+    let b = stats(&p.sim_b).await;
+    let delta = |kind: &str| calls(&b, kind) - calls(&before, kind);
+    // Three pages of 200 updates: three jobs, no collections update.
+    assert_eq!(delta("bulk_ingest_create"), 3, "{b}");
+    assert_eq!(delta("collections_update"), 0, "{b}");
+    for r in &rows {
+        let id = r["Id"].as_str().expect("id");
+        let name = r["Name"].as_str().expect("name");
+        let queued = p
+            .store
+            .failure_for(Direction::AToB, "Opportunity", id)
+            .await
+            .expect("failure");
+        assert_eq!(queued.is_some(), name.contains("Bulk 0001"), "{name}");
+        if let Some(f) = queued {
+            assert_eq!(f.error_code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
+            assert_eq!(f.class, crate::store::FailureClass::NeedsEdit);
+        }
+    }
+    let summary = p.store.bulk_summary().await.expect("summary");
+    assert_eq!(summary.open, 0);
+}
+
+/// With an external id, creates go through ingest upserts on it: matched by the external id,
+/// created once; the next pass creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_go_through_upsert_jobs_on_the_external_id() {
+    let p = Pair::new().await;
+    let field = json!({"object": "Opportunity", "name": "Ext_Id__c", "type": "string",
+                       "length": 64, "externalId": true, "unique": true});
+    p.sim_a.add_field(&field).expect("field A");
+    p.sim_b.add_field(&field).expect("field B");
+    seed(&p.sim_a, 0, 300);
+    let mut cfg = config(Direction::AToB, p.user_a.clone(), 1);
+    cfg.external_id_field = Some("Ext_Id__c".into());
+    let pair = &p;
+    let run = |cycle: u64| {
+        let p = pair;
+        let mut cfg = cfg.clone();
+        cfg.cycle = cycle;
+        async move {
+            Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store, &Metrics::default())
+                .with_bulk(bulk(BulkMode::Always))
+                .run(&CancellationToken::new())
+                .await
+                .expect("A -> B")
+        }
+    };
+    let report = run(1).await;
+    assert_eq!(report.created, 300, "{report:?}");
+    let b = stats(&p.sim_b).await;
+    assert_eq!(calls(&b, "bulk_ingest_create"), 2, "{b}");
+    assert_eq!(calls(&b, "collections_upsert"), 0, "{b}");
+    assert_eq!(names(&p.human_b).await, expected(300));
+    let with_ext = p
+        .human_b
+        .query_collect("SELECT Id FROM Opportunity WHERE Ext_Id__c != null")
+        .await
+        .expect("query B");
+    assert_eq!(with_ext.len(), 300);
+    let again = run(2).await;
+    assert_eq!((again.created, again.updated), (0, 0), "{again:?}");
+    assert_eq!(names(&p.human_b).await, expected(300), "no duplicates");
+}
+
+/// An ingest job still open after `batch.bulk_timeout` is aborted and its rows are written
+/// through collections in the same page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_ingest_job_is_aborted_and_its_rows_replayed_through_rest() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 150);
+    set_faults(&p.sim_b, json!({"bulk_stall": true})).await;
+    let field = json!({"object": "Opportunity", "name": "Ext_Id__c", "type": "string",
+                       "length": 64, "externalId": true, "unique": true});
+    p.sim_a.add_field(&field).expect("field A");
+    p.sim_b.add_field(&field).expect("field B");
+    let mut cfg = config(Direction::AToB, p.user_a.clone(), 1);
+    cfg.external_id_field = Some("Ext_Id__c".into());
+    let report = Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store, &Metrics::default())
+        .with_bulk(BulkConfig {
+            timeout: Duration::from_millis(300),
+            ..bulk(BulkMode::Always)
+        })
+        .run(&CancellationToken::new())
+        .await
+        .expect("A -> B");
+    assert_eq!(report.created, 150, "{report:?}");
+    let b = stats(&p.sim_b).await;
+    assert_eq!(calls(&b, "bulk_ingest_create"), 1, "{b}");
+    assert_eq!(calls(&b, "collections_upsert"), 1, "{b}");
+    assert_eq!(names(&p.human_b).await, expected(150));
+    let summary = p.store.bulk_summary().await.expect("summary");
+    assert_eq!((summary.aborted, summary.open), (1, 0));
+}

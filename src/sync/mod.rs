@@ -34,6 +34,7 @@ mod bulk_port;
 mod bulk_read;
 #[cfg(test)]
 mod bulk_sim_tests;
+mod bulk_write;
 mod commit;
 mod drain;
 mod errors;

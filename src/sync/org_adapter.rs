@@ -16,8 +16,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 use super::ports::{
-    Batch, BulkPage, BulkStatus, ErrorKind, FieldIn, OrgPort, PortError, QueryKind, RecordError,
-    RecordQuery, WriteOk, WriteOutcome,
+    Batch, BulkPage, BulkResultRow, BulkResults, BulkStatus, ErrorKind, FieldIn, OrgPort,
+    PortError, QueryKind, RecordError, RecordQuery, WriteOk, WriteOutcome,
 };
 use crate::salesforce::soql::{
     Cond, Literal, MAX_ENCODED_SOQL_BYTES, Order, Soql, SoqlError, chunk_literals, encoded_len,
@@ -346,6 +346,40 @@ impl OrgPort for Client {
 
     async fn bulk_query_end(&self, job_id: &str, delete: bool) -> Result<(), PortError> {
         super::bulk_port::query_end(self, job_id, delete).await
+    }
+
+    async fn bulk_ingest_start(
+        &self,
+        object: &str,
+        operation: &str,
+        external_id_field: Option<&str>,
+    ) -> Result<String, PortError> {
+        super::bulk_port::ingest_start(self, object, operation, external_id_field).await
+    }
+
+    async fn bulk_ingest_upload(
+        &self,
+        job_id: &str,
+        header: &[String],
+        records: &[Map<String, Value>],
+    ) -> Result<(), PortError> {
+        super::bulk_port::ingest_upload(self, job_id, header, records).await
+    }
+
+    async fn bulk_ingest_close(&self, job_id: &str, abort: bool) -> Result<(), PortError> {
+        super::bulk_port::ingest_close(self, job_id, abort).await
+    }
+
+    async fn bulk_ingest_status(&self, job_id: &str) -> Result<BulkStatus, PortError> {
+        super::bulk_port::ingest_status(self, job_id).await
+    }
+
+    async fn bulk_ingest_results(
+        &self,
+        job_id: &str,
+        which: BulkResults,
+    ) -> Result<Vec<BulkResultRow>, PortError> {
+        super::bulk_port::ingest_results(self, job_id, which).await
     }
 
     async fn create(

@@ -109,6 +109,8 @@ pub struct Pass<'p, S, T, St> {
     permits: Semaphore,
     /// `batch.bulk*` (`bulk_read`); REST only unless [`Pass::with_bulk`] says otherwise.
     pub(super) bulk: super::bulk_read::BulkConfig,
+    /// Whether this pass writes through Bulk (`bulk_write`), decided from its backlog.
+    bulk_writes: std::sync::atomic::AtomicBool,
 }
 
 impl<'p, S, T, St> Pass<'p, S, T, St>
@@ -135,7 +137,19 @@ where
             calls: AtomicU64::new(0),
             permits: Semaphore::new(config.in_flight.max(1)),
             bulk: super::bulk_read::BulkConfig::never(),
+            bulk_writes: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether this pass writes through Bulk (`bulk_write`).
+    pub(super) fn bulk_writes(&self) -> bool {
+        self.bulk_writes.load(Ordering::Relaxed)
+    }
+
+    /// Decides, from the pass's backlog, whether it writes through Bulk.
+    pub(super) fn set_bulk_writes(&self, backlog: Option<u64>) {
+        let on = super::bulk_write::write_through_bulk(&self.bulk, backlog);
+        self.bulk_writes.store(on, Ordering::Relaxed);
     }
 
     /// The pass with Bulk API 2.0 settings (`batch.bulk*`; see `bulk_read`).

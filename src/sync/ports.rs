@@ -237,7 +237,66 @@ pub trait OrgPort: Send + Sync {
     ) -> impl Future<Output = Result<(), PortError>> + Send {
         async { Err(PortError::bulk_unsupported()) }
     }
+
+    /// Creates an ingest job on `object`: `update` (by Id) or `upsert` on `external_id_field`.
+    fn bulk_ingest_start(
+        &self,
+        _object: &str,
+        _operation: &str,
+        _external_id_field: Option<&str>,
+    ) -> impl Future<Output = Result<String, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// Uploads an ingest job's rows (columns `header`; a field a record lacks is left alone,
+    /// a null one is cleared) and closes the upload: processing starts. One call each.
+    fn bulk_ingest_upload(
+        &self,
+        _job_id: &str,
+        _header: &[String],
+        _records: &[Map<String, Value>],
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// Closes an ingest job's upload (`UploadComplete`), or aborts the job (`abort`).
+    fn bulk_ingest_close(
+        &self,
+        _job_id: &str,
+        _abort: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// An ingest job's state.
+    fn bulk_ingest_status(
+        &self,
+        _job_id: &str,
+    ) -> impl Future<Output = Result<BulkStatus, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// One result file of an ended ingest job, each row its cells by column name.
+    fn bulk_ingest_results(
+        &self,
+        _job_id: &str,
+        _which: BulkResults,
+    ) -> impl Future<Output = Result<Vec<BulkResultRow>, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
 }
+
+/// Which result file of an ingest job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkResults {
+    Successful,
+    Failed,
+    Unprocessed,
+}
+
+/// One row of an ingest result file: cells by column name (`sf__Id`, `sf__Created`,
+/// `sf__Error`, then the uploaded columns).
+pub type BulkResultRow = std::collections::HashMap<String, String>;
 
 /// The state store, as the pass reads it.
 pub trait StorePort: Send + Sync {
