@@ -309,27 +309,55 @@ impl Store {
         .await
     }
 
+    /// The first `limit` staged rows of a job in `(SystemModstamp, Id)` order, after `after`
+    /// (the last row fed, when the feed has started), each with its SystemModstamp text and Id
+    /// (the next call's `after`). Rows committed are deleted anyway; `after` keeps a feed from
+    /// reading a row twice even if a delete were missed.
+    pub async fn staged_rows_after(
+        &self,
+        job_id: &str,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(String, String, serde_json::Map<String, serde_json::Value>)>, StoreError> {
+        let (stamp, id) = after.unwrap_or(("", ""));
+        let rows = sqlx::query(
+            "SELECT system_modstamp, record_id, record FROM bulk_staging
+             WHERE job_id = $1
+               AND (system_modstamp > $2 OR (system_modstamp = $2 AND record_id > $3))
+             ORDER BY system_modstamp, record_id LIMIT $4",
+        )
+        .bind(job_id)
+        .bind(stamp)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get("record")?;
+                let record = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("staged row of {job_id}: {e}")))?;
+                Ok((
+                    row.try_get("system_modstamp")?,
+                    row.try_get("record_id")?,
+                    record,
+                ))
+            })
+            .collect()
+    }
+
     /// The first `limit` staged rows of a job in `(SystemModstamp, Id)` order.
     pub async fn staged_rows(
         &self,
         job_id: &str,
         limit: u32,
     ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
-        let texts: Vec<String> = sqlx::query_scalar(
-            "SELECT record FROM bulk_staging WHERE job_id = $1
-             ORDER BY system_modstamp, record_id LIMIT $2",
-        )
-        .bind(job_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        texts
-            .iter()
-            .map(|t| {
-                serde_json::from_str(t)
-                    .map_err(|e| StoreError::Corrupt(format!("staged row of {job_id}: {e}")))
-            })
-            .collect()
+        Ok(self
+            .staged_rows_after(job_id, None, limit)
+            .await?
+            .into_iter()
+            .map(|(_, _, record)| record)
+            .collect())
     }
 
     /// Ends a job: `completed` (with the rows it moved), `failed` or `aborted` (with why);

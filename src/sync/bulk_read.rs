@@ -180,6 +180,7 @@ where
         cancel: &CancellationToken,
         report: &mut PassReport,
     ) -> Result<BulkRead, Stop> {
+        let _ = self.bulk_cancel.set(cancel.clone());
         let Some(store) = self.store.bulk() else {
             return Ok(BulkRead::NotUsed);
         };
@@ -439,18 +440,28 @@ where
         let cfg = self.config;
         self.set_bulk_writes(Some(job.rows_staged));
         let limit = u32::try_from(cfg.page_size.max(1)).unwrap_or(u32::MAX);
+        let mut after: Option<(String, String)> = None;
         loop {
+            let staged = store
+                .staged_rows_after(
+                    &job.job_id,
+                    after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())),
+                    limit,
+                )
+                .await?;
+            let Some((stamp, id, _)) = staged.last() else {
+                break;
+            };
+            // Stopping: the rows left stay staged for the next pass (a job fed to the end is
+            // ended first).
             if cancel.is_cancelled() {
                 report.outcome = PassOutcome::Cancelled;
                 return Ok(BulkRead::Done);
             }
-            let records = store.staged_rows(&job.job_id, limit).await?;
-            if records.is_empty() {
-                break;
-            }
-            let rows = records
+            after = Some((stamp.clone(), id.clone()));
+            let rows = staged
                 .iter()
-                .map(|r| self.parse_source(r))
+                .map(|(_, _, r)| self.parse_source(r))
                 .collect::<Result<Vec<_>, _>>()?;
             let ids = rows.iter().map(|r| r.id.clone()).collect();
             let mut page = self

@@ -457,3 +457,48 @@ async fn a_stalled_ingest_job_is_aborted_and_its_rows_replayed_through_rest() {
     let summary = p.store.bulk_summary().await.expect("summary");
     assert_eq!((summary.aborted, summary.open), (1, 0));
 }
+
+/// A pass stopped (SIGTERM) while its page's ingest job runs does not wait for the job: it
+/// aborts it, writes the page through collections and commits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_pass_aborts_its_ingest_job_and_commits_the_page_through_rest() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 150);
+    set_faults(&p.sim_b, json!({"bulk_stall": true})).await;
+    let field = json!({"object": "Opportunity", "name": "Ext_Id__c", "type": "string",
+                       "length": 64, "externalId": true, "unique": true});
+    p.sim_a.add_field(&field).expect("field A");
+    p.sim_b.add_field(&field).expect("field B");
+    let mut cfg = config(Direction::AToB, p.user_a.clone(), 1);
+    cfg.external_id_field = Some("Ext_Id__c".into());
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    let sim_b = p.sim_b.base_url.clone();
+    tokio::spawn(async move {
+        // Stop once the ingest job exists.
+        loop {
+            let stats: Value = reqwest::get(format!("{sim_b}/__sim/stats"))
+                .await
+                .expect("stats")
+                .json()
+                .await
+                .expect("json");
+            if calls(&stats, "bulk_ingest_state") > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stopper.cancel();
+    });
+    let report = Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store, &Metrics::default())
+        .with_bulk(bulk(BulkMode::Always))
+        .run(&cancel)
+        .await
+        .expect("A -> B");
+    assert_eq!(report.created, 150, "{report:?}");
+    let b = stats(&p.sim_b).await;
+    assert_eq!(calls(&b, "collections_upsert"), 1, "{b}");
+    let summary = p.store.bulk_summary().await.expect("summary");
+    assert_eq!((summary.aborted, summary.open), (1, 0));
+    assert_eq!(names(&p.human_b).await, expected(150));
+}

@@ -25,7 +25,9 @@
 //! colon of its `sf__Error`, classed by [`FailureClass::of_code`] as a collections error is; a
 //! row in `unprocessedrecords` of a completed job is a transient failure. A job that fails, or
 //! is still open `batch.bulk_timeout` after its creation (aborted), leaves its rows without a
-//! result to the collections calls that follow: they are replayed through REST.
+//! result to the collections calls that follow: they are replayed through REST. So does a
+//! pass being stopped (SIGTERM) while its job runs: the job is aborted and the page finishes
+//! through collections and commits, as SIGTERM asks of the pages in flight.
 
 use std::collections::HashMap;
 
@@ -304,19 +306,24 @@ where
                     }
                 }
             }
-            if overdue(created_at, Utc::now(), self.bulk.timeout) {
+            // Past the timeout, or the pass is stopping (SIGTERM): abort, and let the page's
+            // rows go through collections so that it can still commit.
+            let cancelled = self.bulk_cancel.get().is_some_and(|c| c.is_cancelled());
+            if cancelled || overdue(created_at, Utc::now(), self.bulk.timeout) {
                 let _ = self
                     .call(self.target.bulk_ingest_close(&job_id, true))
                     .await;
                 break BulkJobState::Aborted;
             }
             attempt += 1;
-            tokio::time::sleep(poll_delay(
-                attempt,
-                self.bulk.poll_initial,
-                self.bulk.poll_max,
-            ))
-            .await;
+            let delay = poll_delay(attempt, self.bulk.poll_initial, self.bulk.poll_max);
+            match self.bulk_cancel.get() {
+                Some(cancel) => tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = tokio::time::sleep(delay) => {}
+                },
+                None => tokio::time::sleep(delay).await,
+            }
         };
         let mut files = Vec::new();
         for which in [

@@ -111,6 +111,8 @@ pub struct Pass<'p, S, T, St> {
     pub(super) bulk: super::bulk_read::BulkConfig,
     /// Whether this pass writes through Bulk (`bulk_write`), decided from its backlog.
     bulk_writes: std::sync::atomic::AtomicBool,
+    /// The pass's cancellation, for the waits of Bulk ingest jobs (set by the watermark read).
+    pub(super) bulk_cancel: std::sync::OnceLock<CancellationToken>,
 }
 
 impl<'p, S, T, St> Pass<'p, S, T, St>
@@ -138,6 +140,7 @@ where
             permits: Semaphore::new(config.in_flight.max(1)),
             bulk: super::bulk_read::BulkConfig::never(),
             bulk_writes: std::sync::atomic::AtomicBool::new(false),
+            bulk_cancel: std::sync::OnceLock::new(),
         }
     }
 
