@@ -21,7 +21,8 @@
 //!    memory at a time), each page's rows staged in `bulk_staging` together with the next
 //!    page's locator in one transaction; a resumed job continues from the stored locator.
 //! 3. `staged`: the staged rows run through the page pipeline (`run_page`, `commit_page`) in
-//!    `(SystemModstamp, Id)` order, `page_size` rows per page, one page at a time; each page's
+//!    `(SystemModstamp, Id)` order, `page_size` rows per page, up to `batch.in_flight` pages
+//!    overlapping and committing in page order, as on the REST path; each page's
 //!    transaction records its outcomes, advances the watermark to the page's highest
 //!    SystemModstamp, and deletes the page's staged rows. So the watermark never passes a row
 //!    without a durable outcome, and a resumed feed starts at the first row not committed.
@@ -35,6 +36,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::stream::{FuturesOrdered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::errors::{AtOrg, Stop};
@@ -185,9 +187,13 @@ where
             return Ok(BulkRead::NotUsed);
         };
         let cfg = self.config;
-        let interrupted = store
-            .abort_interrupted_writes(cfg.direction, &cfg.object, Utc::now())
-            .await?;
+        let interrupted = if self.bulk.mode == BulkMode::Never {
+            0
+        } else {
+            store
+                .abort_interrupted_writes(cfg.direction, &cfg.object, Utc::now())
+                .await?
+        };
         if interrupted > 0 {
             tracing::warn!(
                 cycle = cfg.cycle,
@@ -247,6 +253,8 @@ where
             first.next.is_some(),
             watermark,
         );
+        // The same estimate decides the pass's writes (`bulk_write`).
+        self.set_bulk_writes(backlog);
         if !read_through_bulk(&self.bulk, backlog) {
             return Ok(BulkRead::NotUsed);
         }
@@ -440,38 +448,71 @@ where
         let cfg = self.config;
         self.set_bulk_writes(Some(job.rows_staged));
         let limit = u32::try_from(cfg.page_size.max(1)).unwrap_or(u32::MAX);
+        // As the REST path: up to `in_flight` pages overlap (their lookups and writes), take
+        // their turns at the gate, and commit in page order.
+        let depth = cfg.in_flight.max(1);
+        let gate = PageGate::new();
+        let gate = &gate;
+        let mut pages = FuturesOrdered::new();
         let mut after: Option<(String, String)> = None;
+        let mut index = 0usize;
+        let mut exhausted = false;
         loop {
-            let staged = store
-                .staged_rows_after(
-                    &job.job_id,
-                    after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())),
-                    limit,
-                )
-                .await?;
-            let Some((stamp, id, _)) = staged.last() else {
+            while !exhausted && !cancel.is_cancelled() && pages.len() < depth {
+                let staged = store
+                    .staged_rows_after(
+                        &job.job_id,
+                        after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())),
+                        limit,
+                    )
+                    .await?;
+                let Some((stamp, id, _)) = staged.last() else {
+                    exhausted = true;
+                    break;
+                };
+                after = Some((stamp.clone(), id.clone()));
+                let rows = staged
+                    .iter()
+                    .map(|(_, _, r)| self.parse_source(r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                let i = index;
+                pages.push_back(async move {
+                    (
+                        self.run_page(rows, PipelineMode::Changes, i, gate).await,
+                        ids,
+                    )
+                });
+                index += 1;
+            }
+            // A page that stops drops the pages after it: nothing of theirs is recorded.
+            let Some((done, ids)) = pages.next().await else {
                 break;
             };
-            // Stopping: the rows left stay staged for the next pass (a job fed to the end is
-            // ended first).
-            if cancel.is_cancelled() {
-                report.outcome = PassOutcome::Cancelled;
-                return Ok(BulkRead::Done);
-            }
-            after = Some((stamp.clone(), id.clone()));
-            let rows = staged
-                .iter()
-                .map(|(_, _, r)| self.parse_source(r))
-                .collect::<Result<Vec<_>, _>>()?;
-            let ids = rows.iter().map(|r| r.id.clone()).collect();
-            let mut page = self
-                .run_page(rows, PipelineMode::Changes, 0, &PageGate::new())
-                .await?;
+            let mut page = done?;
+            let committed = page.index;
             page.staged = Some(StagedIds {
                 job_id: job.job_id.clone(),
                 ids,
             });
             self.commit_page(*page, report).await?;
+            gate.committed(committed);
+        }
+        if !exhausted {
+            // Stopped: a job fed to the end is ended all the same.
+            exhausted = store
+                .staged_rows_after(
+                    &job.job_id,
+                    after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())),
+                    1,
+                )
+                .await?
+                .is_empty();
+        }
+        if !exhausted {
+            // Stopping: the rows left stay staged for the next pass.
+            report.outcome = PassOutcome::Cancelled;
+            return Ok(BulkRead::Done);
         }
         if let Err(e) = self
             .call(self.source.bulk_query_end(&job.job_id, true))

@@ -502,3 +502,53 @@ async fn a_stopped_pass_aborts_its_ingest_job_and_commits_the_page_through_rest(
     assert_eq!((summary.aborted, summary.open), (1, 0));
     assert_eq!(names(&p.human_b).await, expected(150));
 }
+
+/// REST reads with Bulk writes (a backlog between the two thresholds): pages of 1,500 overlap
+/// as on the REST path, each page's updates go through its own ingest job while an earlier
+/// page commits, and every update arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_reads_with_bulk_writes_overlap_their_pages() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 3000);
+    let cancel = CancellationToken::new();
+    let first = p.a_to_b(1, bulk(BulkMode::Never), &cancel).await;
+    assert_eq!(first.created, 3000, "{first:?}");
+    let human_a = client(&p.sim_a, "human");
+    let rows = human_a
+        .query_collect("SELECT Id FROM Opportunity")
+        .await
+        .expect("query A");
+    let edits: Vec<(String, Map<String, Value>)> = rows
+        .iter()
+        .map(|r| {
+            let mut body = Map::new();
+            body.insert("Amount".into(), json!(4242));
+            (r["Id"].as_str().expect("id").to_string(), body)
+        })
+        .collect();
+    human_a.update("Opportunity", &edits).await.expect("edit A");
+    let before = stats(&p.sim_b).await;
+    let mut cfg = config(Direction::AToB, p.user_a.clone(), 2);
+    cfg.page_size = 1500;
+    let report = Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store, &Metrics::default())
+        .with_bulk(BulkConfig {
+            read_threshold: 100_000,
+            write_threshold: 500,
+            ..bulk(BulkMode::Auto)
+        })
+        .run(&cancel)
+        .await
+        .expect("A -> B");
+    assert_eq!(report.updated, 3000, "{report:?}");
+    let b = stats(&p.sim_b).await;
+    let delta = |kind: &str| calls(&b, kind) - calls(&before, kind);
+    assert_eq!(delta("bulk_ingest_create"), 2, "{b}");
+    assert_eq!(delta("collections_update"), 0, "{b}");
+    assert_eq!(calls(&stats(&p.sim_a).await, "bulk_query_create"), 0);
+    let amounts = p
+        .human_b
+        .query_collect("SELECT Amount FROM Opportunity WHERE Amount = 4242")
+        .await
+        .expect("query B");
+    assert_eq!(amounts.len(), 3000);
+}

@@ -45,7 +45,7 @@ use crate::domain::FailureClass;
 use crate::events::bulk::{BulkJobCreated, BulkJobEnded};
 use crate::events::record::{RecordUpdated, RecordWritten};
 use crate::salesforce::bulk::{poll_delay, split_row_error};
-use crate::store::BulkJobState;
+use crate::store::{BulkJobState, StoreError};
 
 /// With `"auto"`, a page's writes of one kind go through a job only above this many: a job
 /// costs about 7 calls, the collections calls of 1,400 records.
@@ -245,17 +245,16 @@ where
             }
         };
         let created_at = Utc::now();
-        store
-            .insert_bulk_job(
-                &job_id,
-                tgt,
-                &cfg.object,
-                job.operation,
-                cfg.direction,
-                cfg.cycle,
-                created_at,
-            )
+        {
+            let (store, id, object) = (store.clone(), job_id.clone(), cfg.object.clone());
+            let (operation, direction, cycle) = (job.operation, cfg.direction, cfg.cycle);
+            detached(async move {
+                store
+                    .insert_bulk_job(&id, tgt, &object, operation, direction, cycle, created_at)
+                    .await
+            })
             .await?;
+        }
         BulkJobCreated {
             cycle: cfg.cycle,
             direction: cfg.direction,
@@ -464,9 +463,14 @@ where
         reason: Option<&str>,
     ) -> Result<(), Stop> {
         if let Some(store) = self.store.bulk() {
-            store
-                .finish_bulk_job(job_id, state, rows, reason, Utc::now())
-                .await?;
+            let (store, id) = (store.clone(), job_id.to_string());
+            let reason_text = reason.map(str::to_string);
+            detached(async move {
+                store
+                    .finish_bulk_job(&id, state, rows, reason_text.as_deref(), Utc::now())
+                    .await
+            })
+            .await?;
         }
         BulkJobEnded {
             cycle: self.config.cycle,
@@ -480,6 +484,22 @@ where
         }
         .emit(self.metrics);
         Ok(())
+    }
+}
+
+/// Runs a store write of a page in flight on its own task. Pages overlap and commit in
+/// order: a write left half done in a page future that is not being polled (while an earlier
+/// page commits) would hold SQLite's write lock against that commit; on its own task it
+/// always finishes.
+async fn detached<F>(write: F) -> Result<(), StoreError>
+where
+    F: std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    match tokio::spawn(write).await {
+        Ok(result) => result,
+        Err(e) => Err(StoreError::Corrupt(format!(
+            "a bulk job write did not finish: {e}"
+        ))),
     }
 }
 
