@@ -13,7 +13,7 @@
 //! Stages, each durable before the next, so a `kill -9` anywhere resumes (the next pass finds
 //! its open job in `bulk_jobs` before it reads anything else):
 //! 1. `running`: the job is recorded as soon as it is created, then polled with a back-off
-//!    (0.5 s doubling to 5 s; [`poll_delay`]). A job that ends `Failed` or `Aborted`, or is
+//!    (0.25 s doubling to 2 s, as simple-salesforce caps it; [`poll_delay`]). A job that ends `Failed` or `Aborted`, or is
 //!    still open `batch.bulk_timeout` after its creation (then aborted), falls back: the pass
 //!    reads through REST as if Bulk had never been tried (logged at WARN, counted in
 //!    `orgsync_bulk_jobs_total{outcome}`).
@@ -29,7 +29,7 @@
 //! 4. `completed`: the job is deleted in the org (its results with it) and recorded as done.
 //!
 //! API calls of a Bulk read of X rows: 1 REST query (the estimate), 1 create, P polls (about
-//! log2 of the job's run time in half seconds, then one per 5 s), ceil(X / [`MAX_RECORDS`])
+//! log2 of the job's run time in quarter seconds, then one per 2 s), ceil(X / [`MAX_RECORDS`])
 //! results pages, 1 delete; against ceil(X / 2000) REST query pages. The lookups and writes of
 //! the pages are the same on both paths.
 
@@ -75,8 +75,8 @@ impl BulkConfig {
             read_threshold: 10_000,
             write_threshold: 2_000,
             timeout: Duration::from_secs(30 * 60),
-            poll_initial: Duration::from_millis(500),
-            poll_max: Duration::from_secs(5),
+            poll_initial: Duration::from_millis(250),
+            poll_max: Duration::from_secs(2),
             max_records: MAX_RECORDS,
         }
     }

@@ -134,7 +134,7 @@ impl IngestResults {
     }
 }
 
-/// The wait before poll number `attempt` (1-based) of a job: 0.5 s, doubling, capped at `max`
+/// The wait before poll number `attempt` (1-based) of a job: `initial`, doubling, capped at `max`
 /// (simple-salesforce doubles up to 2 s; jsforce polls every second).
 pub fn poll_delay(attempt: u32, initial: Duration, max: Duration) -> Duration {
     let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
