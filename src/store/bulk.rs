@@ -396,16 +396,25 @@ impl Store {
 }
 
 impl PageTx {
-    /// Deletes a job's staged rows of these ids, in the transaction of the page that records
-    /// their outcomes.
-    pub async fn delete_staged(&mut self, job_id: &str, ids: &[String]) -> Result<(), StoreError> {
-        for id in ids {
-            sqlx::query("DELETE FROM bulk_staging WHERE job_id = $1 AND record_id = $2")
-                .bind(job_id)
-                .bind(id)
-                .execute(self.conn())
-                .await?;
-        }
+    /// Deletes a job's staged rows up to and including `(system_modstamp, record_id)` in feed
+    /// order, in the transaction of the page that records the outcomes of the last of them
+    /// (pages commit in feed order, so every row before that page's is committed already):
+    /// one statement per page.
+    pub async fn delete_staged(
+        &mut self,
+        job_id: &str,
+        through: (&str, &str),
+    ) -> Result<(), StoreError> {
+        let (stamp, id) = through;
+        sqlx::query(
+            "DELETE FROM bulk_staging WHERE job_id = $1
+               AND (system_modstamp < $2 OR (system_modstamp = $2 AND record_id <= $3))",
+        )
+        .bind(job_id)
+        .bind(stamp)
+        .bind(id)
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 }
@@ -490,10 +499,17 @@ mod tests {
             ids(store.staged_rows("750A", 2).await.unwrap()),
             ["006B", "006A"]
         );
-        let mut tx = store.begin().await.unwrap();
-        tx.delete_staged("750A", &["006B".into(), "006A".into()])
+        // After a row: the rows past it in the same order (ties by Id).
+        let stamp = format_timestamp(at(2));
+        let after = store
+            .staged_rows_after("750A", Some((&stamp, "006A")), 10)
             .await
             .unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].1, "006C");
+        // Deleting through (at(2), 006A) takes 006B and 006A, not 006C (at(2), after 006A).
+        let mut tx = store.begin().await.unwrap();
+        tx.delete_staged("750A", (&stamp, "006A")).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(ids(store.staged_rows("750A", 10).await.unwrap()), ["006C"]);
         store

@@ -129,8 +129,12 @@ impl PageTxPort for PageTx {
             .map(|_| ())
     }
 
-    async fn delete_staged(&mut self, job_id: &str, ids: &[String]) -> Result<(), StoreError> {
-        PageTx::delete_staged(self, job_id, ids).await
+    async fn delete_staged(
+        &mut self,
+        job_id: &str,
+        through: (&str, &str),
+    ) -> Result<(), StoreError> {
+        PageTx::delete_staged(self, job_id, through).await
     }
 
     async fn commit(self) -> Result<(), StoreError> {

@@ -157,7 +157,8 @@ enum Waited {
 #[derive(Debug, Clone)]
 pub struct StagedIds {
     pub job_id: String,
-    pub ids: Vec<String>,
+    /// The page's last row in feed order: `(SystemModstamp text, Id)`.
+    pub through: (String, String),
 }
 
 /// Whether a port error stops the pass (a limit pauses it; a transient or login error ends it
@@ -475,25 +476,25 @@ where
                     .iter()
                     .map(|(_, _, r)| self.parse_source(r))
                     .collect::<Result<Vec<_>, _>>()?;
-                let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                let through = (stamp.clone(), id.clone());
                 let i = index;
                 pages.push_back(async move {
                     (
                         self.run_page(rows, PipelineMode::Changes, i, gate).await,
-                        ids,
+                        through,
                     )
                 });
                 index += 1;
             }
             // A page that stops drops the pages after it: nothing of theirs is recorded.
-            let Some((done, ids)) = pages.next().await else {
+            let Some((done, through)) = pages.next().await else {
                 break;
             };
             let mut page = done?;
             let committed = page.index;
             page.staged = Some(StagedIds {
                 job_id: job.job_id.clone(),
-                ids,
+                through,
             });
             self.commit_page(*page, report).await?;
             gate.committed(committed);

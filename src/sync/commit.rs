@@ -164,7 +164,8 @@ where
         }
         // A Bulk read's page: its staged rows go with its outcomes (`bulk_read`).
         if let Some(staged) = &staged {
-            tx.delete_staged(&staged.job_id, &staged.ids).await?;
+            tx.delete_staged(&staged.job_id, (&staged.through.0, &staged.through.1))
+                .await?;
         }
         tx.commit().await?;
         counts.pages += 1;

@@ -402,11 +402,12 @@ pub trait PageTxPort: Send {
         value: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Deletes a Bulk job's staged rows of these ids (the page that records their outcomes).
+    /// Deletes a Bulk job's staged rows up to and including `(SystemModstamp text, Id)` in
+    /// feed order (the page that records the outcomes of the last of them).
     fn delete_staged(
         &mut self,
         _job_id: &str,
-        _ids: &[String],
+        _through: (&str, &str),
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
     }
