@@ -441,7 +441,8 @@ impl Daemon {
                     target,
                     &self.store,
                     &self.metrics,
-                );
+                )
+                .with_bulk(crate::sync::BulkConfig::from_settings(&self.settings));
                 match kind {
                     PassKind::Poll => pass.run(cancel).await.map_err(DirectionError::from),
                     PassKind::Drain { retries } => drain_pass(&pass, retries, cancel)

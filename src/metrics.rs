@@ -48,6 +48,11 @@ pub const OUTBOUND_MESSAGES: &str = "orgsync_outbound_messages_total";
 pub const OUTBOUND_NOTIFICATIONS: &str = "orgsync_outbound_notifications_total";
 /// getDeleted windows whose start the delete log no longer reached (a reconcile is needed).
 pub const DELETED_WINDOW_HOLES: &str = "orgsync_deleted_window_holes_total";
+// Bulk API 2.0 (crate::events::bulk; the open jobs are a gauge read from the store).
+pub const BULK_JOBS: &str = "orgsync_bulk_jobs_total";
+pub const BULK_ROWS: &str = "orgsync_bulk_rows_total";
+pub const BULK_JOBS_OPEN: &str = "orgsync_bulk_jobs_open";
+
 // Per-record events (crate::events::record); served once their events are emitted.
 pub const RECORD_WRITES: &str = "orgsync_record_writes_total";
 pub const RECORD_LINKS: &str = "orgsync_record_links_total";
@@ -85,6 +90,21 @@ pub enum Kind {
 
 /// Every family: (name, type, help).
 pub const FAMILIES: &[(&str, Kind, &str)] = &[
+    (
+        BULK_JOBS,
+        Kind::Counter,
+        "Bulk API 2.0 jobs ended, by org, operation (query, update, upsert) and outcome (completed, failed, aborted).",
+    ),
+    (
+        BULK_ROWS,
+        Kind::Counter,
+        "Rows moved by completed Bulk API 2.0 jobs, by org and operation.",
+    ),
+    (
+        BULK_JOBS_OPEN,
+        Kind::Gauge,
+        "Bulk API 2.0 jobs orgsync has open (recorded, not ended), by org.",
+    ),
     (
         RECORDS_SYNCED,
         Kind::Counter,
@@ -419,6 +439,8 @@ pub struct Gauges {
     pub last_success: Vec<(&'static str, chrono::DateTime<chrono::Utc>)>,
     /// (org, seconds since its oldest pending notification was received; 0 when none).
     pub inbox_oldest_age: Vec<(&'static str, u64)>,
+    /// (org, Bulk jobs open).
+    pub bulk_open: Vec<(&'static str, u64)>,
 }
 
 impl Gauges {
@@ -461,6 +483,10 @@ impl Gauges {
         for (org, paused) in &self.paused {
             m.gauge(API_PAUSED, vec![label("org", *org)])
                 .set(f64::from(u8::from(*paused)));
+        }
+        for (org, n) in &self.bulk_open {
+            m.gauge(BULK_JOBS_OPEN, vec![label("org", *org)])
+                .set(*n as f64);
         }
         for (direction, at) in &self.last_success {
             m.gauge(LAST_SUCCESS, vec![label("direction", *direction)])
@@ -515,8 +541,25 @@ mod tests {
                 chrono::DateTime::from_timestamp(1_700_000_000, 500_000_000).expect("time"),
             )],
             inbox_oldest_age: vec![("a", 0), ("b", 75)],
+            bulk_open: vec![("a", 1), ("b", 0)],
         };
+        crate::events::bulk::BulkJobEnded {
+            cycle: 1,
+            direction: Direction::AToB,
+            org: crate::store::Org::A,
+            job_id: "750000000000001AAA",
+            operation: "query",
+            outcome: "completed",
+            rows: 5000,
+            reason: None,
+        }
+        .emit(&metrics);
         let text = metrics.render(&gauges);
+        assert!(text.contains(
+            "orgsync_bulk_jobs_total{org=\"a\",operation=\"query\",outcome=\"completed\"} 1\n"
+        ));
+        assert!(text.contains("orgsync_bulk_rows_total{org=\"a\",operation=\"query\"} 5000\n"));
+        assert!(text.contains("orgsync_bulk_jobs_open{org=\"a\"} 1\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"a_to_b\"} 3\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"b_to_a\"} 0\n"));
         assert!(text.contains("orgsync_records_failed_total{direction=\"a_to_b\"} 1\n"));

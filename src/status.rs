@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::store::{
-    AuthFailed, Cycle, CycleOutcome, DeletedCheck, Direction, Org, Store, StoreCounts, StoreError,
-    WatermarkRow, format_timestamp,
+    AuthFailed, BulkJob, BulkSummary, Cycle, CycleOutcome, DeletedCheck, Direction, Org, Store,
+    StoreCounts, StoreError, WatermarkRow, format_timestamp,
 };
 
 /// Everything `status` shows.
@@ -40,6 +40,8 @@ pub struct StatusReport {
     pub inbox: InboxCounts,
     /// The getDeleted safety net, per org and object checked (empty before the first check).
     pub deleted_checks: Vec<DeletedCheckStatus>,
+    /// Bulk API 2.0 jobs (issue 16): by state, the rows they moved, and the open ones.
+    pub bulk: BulkStatus,
 }
 
 /// The getDeleted safety net of one org and object: where the next window starts, and the
@@ -70,6 +72,30 @@ impl DeletedCheckStatus {
             last_hole_earliest: check.last_hole_earliest.map(format_timestamp),
         }
     }
+}
+
+/// The `bulk` section: jobs by state and the rows completed jobs moved, with each open job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BulkStatus {
+    pub open: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub aborted: u64,
+    pub rows_moved: u64,
+    pub open_jobs: Vec<BulkJobStatus>,
+}
+
+/// One open Bulk job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BulkJobStatus {
+    pub job_id: String,
+    pub org: Org,
+    pub direction: Direction,
+    pub operation: String,
+    /// running, staging, staged.
+    pub state: &'static str,
+    pub rows_staged: u64,
+    pub created_at: String,
 }
 
 /// Which state database the report comes from.
@@ -257,6 +283,31 @@ pub fn build_report(
         },
         // Filled in by `collect`.
         deleted_checks: Vec::new(),
+        bulk: BulkStatus::default(),
+    }
+}
+
+/// The `bulk` section from the store's summary and its recent jobs (pure).
+pub fn bulk_status(summary: &BulkSummary, recent: &[BulkJob]) -> BulkStatus {
+    BulkStatus {
+        open: summary.open,
+        completed: summary.completed,
+        failed: summary.failed,
+        aborted: summary.aborted,
+        rows_moved: summary.rows_moved,
+        open_jobs: recent
+            .iter()
+            .filter(|j| j.state.is_open())
+            .map(|j| BulkJobStatus {
+                job_id: j.job_id.clone(),
+                org: j.org,
+                direction: j.direction,
+                operation: j.operation.clone(),
+                state: j.state.as_str(),
+                rows_staged: j.rows_staged,
+                created_at: format_timestamp(j.created_at),
+            })
+            .collect(),
     }
 }
 
@@ -313,6 +364,7 @@ pub async fn collect(store: &Store, settings: &Settings) -> Result<StatusReport,
         .iter()
         .map(DeletedCheckStatus::of)
         .collect();
+    report.bulk = bulk_status(&store.bulk_summary().await?, &store.bulk_jobs(50).await?);
     Ok(report)
 }
 
@@ -495,6 +547,19 @@ pub fn render_text(report: &StatusReport) -> String {
             c.last_hole_at.as_deref().unwrap_or("?"),
             c.last_hole_earliest.as_deref().unwrap_or("?"),
             c.last_hole_start.as_deref().unwrap_or("?"),
+        );
+    }
+    let b = &report.bulk;
+    let _ = writeln!(
+        out,
+        "Bulk      {} open, {} completed, {} failed, {} aborted; {} rows moved",
+        b.open, b.completed, b.failed, b.aborted, b.rows_moved
+    );
+    for job in &b.open_jobs {
+        let _ = writeln!(
+            out,
+            "  {} {} {} {} ({} rows staged, created {})",
+            job.job_id, job.direction, job.operation, job.state, job.rows_staged, job.created_at
         );
     }
     out
@@ -725,5 +790,53 @@ mod tests {
         assert_eq!(ages["b"], 0);
         let none = inbox_ages(&BTreeMap::new(), now);
         assert_eq!(none, BTreeMap::from([("a".into(), 0), ("b".into(), 0)]));
+    }
+
+    #[test]
+    fn the_bulk_section_counts_jobs_and_lists_the_open_ones() {
+        let at = chrono::Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+        let job = |id: &str, state| BulkJob {
+            job_id: id.into(),
+            org: Org::A,
+            object: "Opportunity".into(),
+            operation: "query".into(),
+            direction: Direction::AToB,
+            cycle: 3,
+            state,
+            locator: None,
+            rows_staged: 1500,
+            rows_moved: 0,
+            error: None,
+            created_at: at,
+            finished_at: None,
+        };
+        let summary = BulkSummary {
+            open: 1,
+            completed: 2,
+            failed: 1,
+            aborted: 0,
+            rows_moved: 12000,
+        };
+        let jobs = [
+            job("750A", crate::store::BulkJobState::Staging),
+            job("750B", crate::store::BulkJobState::Completed),
+        ];
+        let mut report = build_report(&settings(), true, &[], &[], &StoreCounts::default());
+        report.bulk = bulk_status(&summary, &jobs);
+        assert_eq!(report.bulk.open_jobs.len(), 1);
+        let text = render_text(&report);
+        assert!(
+            text.contains("Bulk      1 open, 2 completed, 1 failed, 0 aborted; 12000 rows moved"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "750A a_to_b query staging (1500 rows staged, created 2025-01-02T03:04:05.000Z)"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["bulk"]["open_jobs"][0]["state"], "staging");
+        assert_eq!(json["bulk"]["rows_moved"], 12000);
     }
 }

@@ -38,7 +38,7 @@ pub use error::{ConfigError, Origin, Origins, Problem};
 pub use keys::{ENV_PREFIX, KeyKind, SECTIONS, known_key};
 pub use load::{load, load_str};
 pub use settings::{
-    AccountPolicy, AccountSettings, AuthMode, BatchSettings, ConflictPolicy, Credentials,
+    AccountPolicy, AccountSettings, AuthMode, BatchSettings, BulkMode, ConflictPolicy, Credentials,
     DeleteConflictPolicy, DeletePolicy, HttpSettings, LogFormat, LogSettings, OrgSettings,
     SchedulerSettings, Settings, StateSettings, SyncSettings, TriggerPolicy, TriggerSettings,
     WatermarkSettings,

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::RawDuration;
 use super::settings::{
-    AccountPolicy, AuthMode, ConflictPolicy, DeleteConflictPolicy, DeletePolicy, LogFormat,
-    TriggerPolicy,
+    AccountPolicy, AuthMode, BulkMode, ConflictPolicy, DeleteConflictPolicy, DeletePolicy,
+    LogFormat, TriggerPolicy,
 };
 use super::validate::DEFAULT_IN_FLIGHT;
 
@@ -131,6 +131,10 @@ impl Default for RawSettings {
             batch: RawBatch {
                 page_size: 200,
                 in_flight: DEFAULT_IN_FLIGHT as i64,
+                bulk: Choice::Known(BulkMode::Auto),
+                bulk_read_threshold: 10_000,
+                bulk_write_threshold: 2_000,
+                bulk_timeout: RawDuration(Duration::from_secs(30 * 60)),
             },
             trigger: RawTrigger {
                 policy: Choice::Known(TriggerPolicy::Poll),
@@ -231,6 +235,14 @@ pub(super) struct RawBatch {
     pub(super) page_size: i64,
     #[serde(default = "defaults::in_flight")]
     pub(super) in_flight: i64,
+    #[serde(default = "defaults::bulk")]
+    pub(super) bulk: Choice<BulkMode>,
+    #[serde(default = "defaults::bulk_read_threshold")]
+    pub(super) bulk_read_threshold: i64,
+    #[serde(default = "defaults::bulk_write_threshold")]
+    pub(super) bulk_write_threshold: i64,
+    #[serde(default = "defaults::bulk_timeout")]
+    pub(super) bulk_timeout: RawDuration,
 }
 
 impl Default for RawBatch {
@@ -427,8 +439,8 @@ impl Default for RawOrg {
 /// Field defaults for sections given only in part (serde needs one function per field).
 pub(super) mod defaults {
     use super::{
-        AccountPolicy, Choice, ConflictPolicy, DeleteConflictPolicy, DeletePolicy, LogFormat,
-        RawDuration, RawList, RawSettings, TriggerPolicy,
+        AccountPolicy, BulkMode, Choice, ConflictPolicy, DeleteConflictPolicy, DeletePolicy,
+        LogFormat, RawDuration, RawList, RawSettings, TriggerPolicy,
     };
 
     pub fn port() -> i64 {
@@ -457,6 +469,18 @@ pub(super) mod defaults {
     }
     pub fn in_flight() -> i64 {
         RawSettings::default().batch.in_flight
+    }
+    pub fn bulk() -> Choice<BulkMode> {
+        RawSettings::default().batch.bulk
+    }
+    pub fn bulk_read_threshold() -> i64 {
+        RawSettings::default().batch.bulk_read_threshold
+    }
+    pub fn bulk_write_threshold() -> i64 {
+        RawSettings::default().batch.bulk_write_threshold
+    }
+    pub fn bulk_timeout() -> RawDuration {
+        RawSettings::default().batch.bulk_timeout
     }
     pub fn trigger() -> Choice<TriggerPolicy> {
         RawSettings::default().trigger.policy

@@ -300,6 +300,29 @@ pub struct BatchSettings {
     /// `batch.in_flight`: Salesforce calls a direction pass keeps in flight at once (1..=10);
     /// 1 is strictly sequential.
     pub in_flight: usize,
+    /// `batch.bulk`: when a pass reads and writes through Bulk API 2.0.
+    pub bulk: BulkMode,
+    /// `batch.bulk_read_threshold`: a backlog of more rows than this is read through a Bulk
+    /// query job (with `bulk = "auto"`).
+    pub bulk_read_threshold: u64,
+    /// `batch.bulk_write_threshold`: a pass with more writes than this writes through Bulk
+    /// ingest jobs (with `bulk = "auto"`).
+    pub bulk_write_threshold: u64,
+    /// `batch.bulk_timeout`: a Bulk job still open this long after it was created is aborted
+    /// and the pass falls back to REST.
+    pub bulk_timeout: Duration,
+}
+
+/// `batch.bulk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkMode {
+    /// Bulk above the thresholds, REST below.
+    Auto,
+    /// REST only (the calls of orgsync before Bulk).
+    Never,
+    /// Bulk for every watermark read and every write it can take, whatever the size.
+    Always,
 }
 
 /// `[trigger]`.

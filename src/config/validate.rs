@@ -9,7 +9,7 @@ use super::load::Secrets;
 use super::org::validate_org;
 use super::raw::{Choice, RawSettings};
 use super::settings::{
-    AccountPolicy, AccountSettings, BatchSettings, ConflictPolicy, DeleteConflictPolicy,
+    AccountPolicy, AccountSettings, BatchSettings, BulkMode, ConflictPolicy, DeleteConflictPolicy,
     DeletePolicy, HttpSettings, LogFormat, LogSettings, SchedulerSettings, Settings, StateSettings,
     SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
 };
@@ -20,6 +20,10 @@ pub const MAX_PAGE_SIZE: usize = 2000;
 /// The most Salesforce calls a pass may keep in flight (`batch.in_flight`). Salesforce
 /// allows 25 concurrent long-running requests per org, shared with every other integration.
 pub const MAX_IN_FLIGHT: usize = 10;
+
+/// The largest `batch.bulk_read_threshold` / `batch.bulk_write_threshold` (150 million: Bulk
+/// API 2.0's daily record allowance).
+pub const MAX_BULK_THRESHOLD: usize = 150_000_000;
 
 /// `batch.in_flight` when not configured.
 pub const DEFAULT_IN_FLIGHT: usize = 4;
@@ -154,6 +158,29 @@ pub(super) fn validate(
         MAX_IN_FLIGHT,
         DEFAULT_IN_FLIGHT,
     );
+    let bulk = match raw.batch.bulk {
+        Choice::Known(mode) => mode,
+        Choice::Unknown(other) => {
+            c.problem(
+                "batch.bulk",
+                format!("unknown mode {other:?}: use \"auto\", \"never\" or \"always\""),
+            );
+            BulkMode::Auto
+        }
+    };
+    let bulk_read_threshold = c.count(
+        "batch.bulk_read_threshold",
+        raw.batch.bulk_read_threshold,
+        MAX_BULK_THRESHOLD,
+        10_000,
+    ) as u64;
+    let bulk_write_threshold = c.count(
+        "batch.bulk_write_threshold",
+        raw.batch.bulk_write_threshold,
+        MAX_BULK_THRESHOLD,
+        2_000,
+    ) as u64;
+    let bulk_timeout = c.positive("batch.bulk_timeout", raw.batch.bulk_timeout.0);
 
     let trigger = match raw.trigger.policy {
         Choice::Known(policy) => policy,
@@ -368,6 +395,10 @@ pub(super) fn validate(
         batch: BatchSettings {
             page_size,
             in_flight,
+            bulk,
+            bulk_read_threshold,
+            bulk_write_threshold,
+            bulk_timeout,
         },
         trigger: TriggerSettings { policy: trigger },
         account: AccountSettings {
@@ -725,5 +756,49 @@ account_id = "001000000000002"
         assert_eq!(s.sync.conflict, ConflictPolicy::AWins);
         assert_eq!(s.log.format, LogFormat::Text);
         assert_eq!(s.a.auth(), crate::config::AuthMode::OauthPassword);
+    }
+
+    /// The Bulk keys: defaults, values, and errors naming the key.
+    #[test]
+    fn bulk_keys_default_parse_and_name_their_errors() {
+        let vars: HashMap<String, String> = [
+            ("ORGSYNC__ORGS__A__PASSWORD".to_string(), "pw".to_string()),
+            ("ORGSYNC__ORGS__B__PASSWORD".to_string(), "pw".to_string()),
+        ]
+        .into();
+        let orgs = "[orgs.a]\nusername = \"u@a\"\n[orgs.b]\nusername = \"u@b\"\n";
+        let s = load_str("t", &[("t", orgs)], &vars).unwrap();
+        assert_eq!(s.batch.bulk, crate::config::BulkMode::Auto);
+        assert_eq!(s.batch.bulk_read_threshold, 10_000);
+        assert_eq!(s.batch.bulk_write_threshold, 2_000);
+        assert_eq!(s.batch.bulk_timeout, Duration::from_secs(1800));
+        let toml = format!(
+            "[batch]\nbulk = \"always\"\nbulk_read_threshold = 500\nbulk_write_threshold = 50\nbulk_timeout = \"2m\"\n{orgs}"
+        );
+        let s = load_str("t", &[("t", &toml)], &vars).unwrap();
+        assert_eq!(s.batch.bulk, crate::config::BulkMode::Always);
+        assert_eq!(
+            (s.batch.bulk_read_threshold, s.batch.bulk_write_threshold),
+            (500, 50)
+        );
+        assert_eq!(s.batch.bulk_timeout, Duration::from_secs(120));
+        let toml = format!(
+            "[batch]\nbulk = \"sometimes\"\nbulk_read_threshold = 0\nbulk_write_threshold = -1\nbulk_timeout = \"0s\"\n{orgs}"
+        );
+        let err = load_str("t", &[("t", &toml)], &vars).unwrap_err();
+        let crate::config::ConfigError::Invalid(problems) = err else {
+            panic!("{err:?}")
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "batch.bulk",
+            "batch.bulk_read_threshold",
+            "batch.bulk_write_threshold",
+            "batch.bulk_timeout",
+        ] {
+            assert!(keys.contains(&key), "{key}: {problems:?}");
+        }
+        let bulk = problems.iter().find(|p| p.key == "batch.bulk").unwrap();
+        assert!(bulk.message.contains("\"auto\", \"never\" or \"always\""));
     }
 }

@@ -13,6 +13,7 @@
 //!   pause began, still paused, resumed). The client has no daemon handle, so those events
 //!   only log: their metrics (`orgsync_auth_failed`, `orgsync_api_paused`) are gauges the
 //!   scrape reads from the client's gates, which those same transitions set;
+//! - [`bulk`]: Bulk API 2.0 jobs of a pass (created, ended, with the fall back to REST);
 //! - [`record`]: the per-record events of a direction pass (written, updated, linked, skipped,
 //!   conflict, failure queued or cleared, carried back, parent account), each with a counter
 //!   of its own, emitted by the engine's stages; [`deletes`]: a target deleted, a delete
@@ -26,6 +27,7 @@
 //! An event that has no metric (a failed pass is counted by the `cycles` table; the heartbeat
 //! and housekeeping are log lines only) says so on its struct.
 
+pub mod bulk;
 pub mod client;
 pub mod deletes;
 pub mod outbound;

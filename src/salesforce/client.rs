@@ -3,8 +3,9 @@
 //! per-kind call counts.
 //!
 //! A `Client` is cheap to clone (an `Arc` inside) and safe to share between tasks. It logs in
-//! lazily on the first call, or when [`Client::login`] is called. Every request carries
-//! `Sforce-Call-Options: client=orgsync`, so admins can tell orgsync's changes apart (change
+//! lazily on the first call, or when [`Client::login`] is called. Every request (REST, Bulk
+//! API 2.0, the logins) carries `Sforce-Call-Options: client=orgsync`, set once as a default
+//! header of the HTTP client, so admins can tell orgsync's changes apart (change
 //! data capture's `changeOrigin`). Replies' `Sforce-Limit-Info` is recorded and exposed by
 //! [`Client::api_usage`].
 //!
@@ -175,6 +176,10 @@ pub(crate) struct ApiRequest<'a> {
     pub headers: Vec<(&'static str, String)>,
     /// Safe to repeat after an unknown outcome (timeout, 500).
     pub idempotent: bool,
+    /// A non-JSON body with its content type (Bulk CSV uploads), sent instead of `body`.
+    pub text_body: Option<(&'static str, &'a str)>,
+    /// The `Accept` header (`application/json`, or `text/csv` for Bulk results).
+    pub accept: &'static str,
 }
 
 impl<'a> ApiRequest<'a> {
@@ -187,8 +192,18 @@ impl<'a> ApiRequest<'a> {
             body: None,
             headers: Vec::new(),
             idempotent: true,
+            text_body: None,
+            accept: "application/json",
         }
     }
+}
+
+/// A 2xx reply: its body and the reply headers Bulk API 2.0 pages by.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reply {
+    pub body: String,
+    /// `Sforce-Locator`: the next results page (`null` on the last).
+    pub locator: Option<String>,
 }
 
 impl Client {
@@ -202,7 +217,15 @@ impl Client {
         org: &OrgSettings,
         options: ClientOptions,
     ) -> Result<Client, SalesforceError> {
+        // Every request (REST, Bulk, the SOAP and OAuth logins) carries the call options: the
+        // one place they are set.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "Sforce-Call-Options",
+            reqwest::header::HeaderValue::from_static(CALL_OPTIONS),
+        );
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
@@ -502,6 +525,11 @@ impl Client {
 
     /// Sends a request (with retries and one re-login) and returns the reply body of a 2xx.
     pub(crate) async fn send(&self, req: &ApiRequest<'_>) -> Result<String, SalesforceError> {
+        self.send_reply(req).await.map(|reply| reply.body)
+    }
+
+    /// [`Self::send`], with the reply headers Bulk pages by.
+    pub(crate) async fn send_reply(&self, req: &ApiRequest<'_>) -> Result<Reply, SalesforceError> {
         let policy = &self.inner.options.retry;
         let org = self.org_name();
         let mut attempt: u32 = 1;
@@ -611,7 +639,7 @@ impl Client {
         &self,
         req: &ApiRequest<'_>,
         session: &Session,
-    ) -> Result<String, SalesforceError> {
+    ) -> Result<Reply, SalesforceError> {
         let org = self.org_name();
         let url = self.url_for(session, &req.target)?;
         let query_len: usize = req
@@ -647,16 +675,19 @@ impl Client {
                 .http
                 .request(req.method.clone(), &url)
                 .bearer_auth(session.access_token.expose_secret())
-                .header(reqwest::header::ACCEPT, "application/json"),
-        }
-        .header("Sforce-Call-Options", CALL_OPTIONS);
+                .header(reqwest::header::ACCEPT, req.accept),
+        };
         if !req.query.is_empty() {
             builder = builder.query(&req.query);
         }
         for (name, value) in &req.headers {
             builder = builder.header(*name, value);
         }
-        if let Some(body) = req.body {
+        if let Some((content_type, text)) = req.text_body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(text.to_string());
+        } else if let Some(body) = req.body {
             builder = builder.json(body);
         }
         self.inner.calls.add(req.kind);
@@ -673,13 +704,18 @@ impl Client {
         {
             self.record_usage(used, max);
         }
+        let locator = reply
+            .headers()
+            .get("Sforce-Locator")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = reply
             .text()
             .await
             .map_err(|e| SalesforceError::from_transport(org, &e))?;
         debug!(org, kind = req.kind.as_str(), status, "salesforce call");
         if (200..300).contains(&status) {
-            Ok(body)
+            Ok(Reply { body, locator })
         } else if let Target::Soap { .. } = req.target {
             Err(super::soap_calls::fault_error(org, status, &body))
         } else {

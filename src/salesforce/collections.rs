@@ -377,6 +377,8 @@ impl Client {
                     body: Some(&body),
                     headers: Vec::new(),
                     idempotent: op != Op::Create,
+                    text_body: None,
+                    accept: "application/json",
                 }
             }
             Op::Delete => {

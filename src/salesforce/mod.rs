@@ -2,7 +2,7 @@
 //! cursor paging, sObject Collections writes, describe and limits, with retries, one re-login
 //! on an expired session, API usage tracking and errors that name the org.
 //!
-//! Files: `client` (sessions, the request loop), `auth` (logins), `query`, `collections`,
+//! Files: `bulk` (Bulk API 2.0 query and ingest jobs, CSV), `client` (sessions, the request loop), `auth` (logins), `query`, `collections`,
 //! `describe` (describe and limits), `soql` (the SOQL builder), `error`, `retry`, `usage`
 //! (`Sforce-Limit-Info`, call counts, API budget), `outbound` (Outbound Messaging
 //! notifications and their Ack), `ids` (record id checks: key prefix and checksum),
@@ -13,6 +13,7 @@
 //! module imports nothing of `sync`.
 
 mod auth;
+pub mod bulk;
 mod client;
 mod collections;
 mod describe;

@@ -20,12 +20,14 @@ pub enum CallKind {
     Delete,
     Describe,
     Limits,
+    /// Bulk API 2.0 (query and ingest jobs: create, poll, upload, results, abort, delete).
+    Bulk,
     Other,
 }
 
 impl CallKind {
     /// Every kind, in a stable order.
-    pub const ALL: [CallKind; 10] = [
+    pub const ALL: [CallKind; 11] = [
         CallKind::Login,
         CallKind::Query,
         CallKind::QueryMore,
@@ -35,6 +37,7 @@ impl CallKind {
         CallKind::Delete,
         CallKind::Describe,
         CallKind::Limits,
+        CallKind::Bulk,
         CallKind::Other,
     ];
 
@@ -50,6 +53,7 @@ impl CallKind {
             CallKind::Delete => "delete",
             CallKind::Describe => "describe",
             CallKind::Limits => "limits",
+            CallKind::Bulk => "bulk",
             CallKind::Other => "other",
         }
     }
@@ -62,7 +66,7 @@ impl CallKind {
 /// Counts of HTTP calls sent, by kind (retries count: each is a call Salesforce charges).
 #[derive(Debug, Default)]
 pub struct CallCounters {
-    counts: [AtomicU64; 10],
+    counts: [AtomicU64; CallKind::ALL.len()],
 }
 
 impl CallCounters {
@@ -76,7 +80,7 @@ impl CallCounters {
 
     /// A snapshot of all counts.
     pub fn snapshot(&self) -> CallCounts {
-        let mut counts = [0u64; 10];
+        let mut counts = [0u64; CallKind::ALL.len()];
         for kind in CallKind::ALL {
             counts[kind.index()] = self.get(kind);
         }
@@ -87,7 +91,7 @@ impl CallCounters {
 /// A copy of the per-kind call counts at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallCounts {
-    counts: [u64; 10],
+    counts: [u64; CallKind::ALL.len()],
 }
 
 impl CallCounts {
@@ -116,7 +120,7 @@ impl CallCounts {
 
     /// The calls made since `earlier`.
     pub fn since(&self, earlier: &CallCounts) -> CallCounts {
-        let mut counts = [0u64; 10];
+        let mut counts = [0u64; CallKind::ALL.len()];
         for (i, c) in counts.iter_mut().enumerate() {
             *c = self.counts[i].saturating_sub(earlier.counts[i]);
         }

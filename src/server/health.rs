@@ -132,6 +132,18 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the inbox's oldest row"),
     }
+    match daemon.store().bulk_jobs(1000).await {
+        Ok(jobs) => {
+            for org in [Org::A, Org::B] {
+                let open = jobs
+                    .iter()
+                    .filter(|j| j.org == org && j.state.is_open())
+                    .count() as u64;
+                gauges.bulk_open.push((org.as_str(), open));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the bulk jobs"),
+    }
     let text = daemon.metrics().render(&gauges);
     (
         StatusCode::OK,

@@ -17,12 +17,14 @@
 //!   rolls back).
 //!
 //! Each file is one table: `watermarks`, `links` (and the operator's `link_admin`), `failures` (with the pure retry schedule),
-//! `inbox`, `cycles`, `deleted_checks` (the getDeleted safety net's progress), plus `counts`
-//! for `status`; `link_revive` makes a tombstoned link live again (undelete); `copy` serves
-//! `orgsync state migrate`, and `testing` gives stores of both backends to the tests. Migrations live in `/migrations` (SQLite)
-//! and `/migrations/postgres`, are embedded in the binary and applied by [`Store::open`];
-//! `migrations/README.md` says how to write one for both.
+//! `inbox`, `cycles`, `deleted_checks` (the getDeleted safety net's progress), `bulk` (Bulk
+//! API jobs and their staged rows), plus `counts` for `status`; `link_revive` makes a
+//! tombstoned link live again (undelete); `copy` serves `orgsync state migrate`, and
+//! `testing` gives stores of both backends to the tests. Migrations live in `/migrations`
+//! (SQLite) and `/migrations/postgres`, are embedded in the binary and applied by
+//! [`Store::open`]; `migrations/README.md` says how to write one for both.
 
+mod bulk;
 mod copy;
 mod counts;
 mod cycles;
@@ -44,6 +46,7 @@ mod watermarks;
 /// Re-exported from the ground floor so `crate::store::{Org, Direction, FailureClass}` keeps
 /// working.
 pub use crate::domain::{Direction, FailureClass, Org};
+pub use bulk::{BulkJob, BulkJobState, BulkSummary, StagedRow};
 pub use copy::{CopyError, TableCount, count_mismatches};
 pub use counts::StoreCounts;
 pub use cycles::{Cycle, CycleCounts, CycleOutcome};

@@ -69,6 +69,10 @@ impl StorePort for Store {
     async fn begin(&self) -> Result<PageTx, StoreError> {
         Store::begin(self).await
     }
+
+    fn bulk(&self) -> Option<&Store> {
+        Some(self)
+    }
 }
 
 impl PageTxPort for PageTx {
@@ -127,6 +131,14 @@ impl PageTxPort for PageTx {
         PageTx::advance_watermark(self, org, object, value)
             .await
             .map(|_| ())
+    }
+
+    async fn delete_staged(
+        &mut self,
+        job_id: &str,
+        through: (&str, &str),
+    ) -> Result<(), StoreError> {
+        PageTx::delete_staged(self, job_id, through).await
     }
 
     async fn commit(self) -> Result<(), StoreError> {

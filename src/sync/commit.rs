@@ -36,6 +36,7 @@ where
             mut counts,
             account_links,
             stale_account_links,
+            staged,
             ..
         } = page;
         let counts_ref = &mut counts;
@@ -201,6 +202,11 @@ where
                 tx.mark_processed(item_ids).await?;
             }
             PipelineMode::Deletes => {}
+        }
+        // A Bulk read's page: its staged rows go with its outcomes (`bulk_read`).
+        if let Some(staged) = &staged {
+            tx.delete_staged(&staged.job_id, (&staged.through.0, &staged.through.1))
+                .await?;
         }
         tx.commit().await?;
         counts.pages += 1;

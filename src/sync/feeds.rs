@@ -13,6 +13,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::bulk_read::BulkRead;
 use super::deletes::known_deleted;
 use super::drain::Rejected;
 use super::errors::{AtOrg, PassError, Stop};
@@ -101,11 +102,32 @@ where
             report.outcome = PassOutcome::Cancelled;
             return Ok(());
         }
-        let first = self.call(self.source.query(&query)).await.at(org)?;
         // The mass-delete breaker: settled by the first batch when it can be, else counted
-        // by the first page with a delete, before its delete call (see `deletes`).
+        // by the first page with a delete, before its delete call (see `deletes`). A
+        // resumed Bulk job's rows are counted the same way (no first batch is read then).
+        if self.config.deletes.propagate {
+            *self.breaker.lock().await = super::pass::Breaker::Uncounted(query.clone());
+        }
+        // Bulk API 2.0 (`bulk_read`): this direction's open job continues; else a backlog
+        // above the threshold (the first page's totalSize) reads through a new job. A job
+        // that fails or stalls falls back to this REST path, with a fresh cursor.
+        let resumed = self.bulk_resume(cancel, report).await?;
+        if resumed == BulkRead::Done {
+            return Ok(());
+        }
+        let mut first = self.call(self.source.query(&query)).await.at(org)?;
         if self.config.deletes.propagate {
             self.arm_breaker(&query, &first).await;
+        }
+        if resumed == BulkRead::NotUsed {
+            match self
+                .bulk_read(&query, &first, watermark, cancel, report)
+                .await?
+            {
+                BulkRead::Done => return Ok(()),
+                BulkRead::FellBack => first = self.call(self.source.query(&query)).await.at(org)?,
+                BulkRead::NotUsed => {}
+            }
         }
 
         let page_size = self.config.page_size.max(1);

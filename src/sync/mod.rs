@@ -32,6 +32,11 @@
 mod account_tests;
 mod accounts;
 mod adapters;
+mod bulk_port;
+mod bulk_read;
+#[cfg(test)]
+mod bulk_sim_tests;
+mod bulk_write;
 mod commit;
 #[cfg(test)]
 mod delete_sim_tests;
@@ -61,6 +66,7 @@ pub mod undelete;
 mod write;
 
 pub use accounts::{AccountMode, Resolution, resolve_names};
+pub use bulk_read::{BulkConfig, BulkRead, MAX_RECORDS, backlog_estimate, read_through_bulk};
 pub use errors::{PassError, Stop, store_error_kind};
 pub use mapping::{
     Canonical, Mapping, MappingError, from_snapshot, normalize, same_value, to_snapshot,

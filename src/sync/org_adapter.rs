@@ -16,8 +16,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 use super::ports::{
-    Batch, ErrorKind, FieldIn, OrgPort, PortError, QueryKind, RecordError, RecordQuery, WriteOk,
-    WriteOutcome,
+    Batch, BulkPage, BulkResultRow, BulkResults, BulkStatus, ErrorKind, FieldIn, OrgPort,
+    PortError, QueryKind, RecordError, RecordQuery, WriteOk, WriteOutcome,
 };
 use crate::salesforce::soql::{
     Cond, Literal, MAX_ENCODED_SOQL_BYTES, Order, Soql, SoqlError, chunk_literals, encoded_len,
@@ -45,7 +45,7 @@ pub fn port_error(err: &SalesforceError) -> PortError {
     }
 }
 
-fn soql_error(err: SoqlError) -> PortError {
+pub(super) fn soql_error(err: SoqlError) -> PortError {
     PortError {
         kind: ErrorKind::of_refusal("MALFORMED_QUERY"),
         code: "MALFORMED_QUERY".into(),
@@ -54,7 +54,7 @@ fn soql_error(err: SoqlError) -> PortError {
 }
 
 /// Whether a query reads deleted rows too: through `queryAll`, with `IsDeleted` selected.
-fn with_deleted(query: &RecordQuery) -> bool {
+pub(super) fn with_deleted(query: &RecordQuery) -> bool {
     matches!(
         query.kind,
         QueryKind::Changes {
@@ -413,6 +413,62 @@ impl OrgPort for Client {
             next,
             total_size: None,
         })
+    }
+
+    async fn bulk_query_start(&self, query: &RecordQuery) -> Result<String, PortError> {
+        super::bulk_port::query_start(self, query).await
+    }
+
+    async fn bulk_query_status(&self, job_id: &str) -> Result<BulkStatus, PortError> {
+        super::bulk_port::query_status(self, job_id).await
+    }
+
+    async fn bulk_query_page(
+        &self,
+        job_id: &str,
+        object: &str,
+        locator: Option<&str>,
+        max_records: u32,
+    ) -> Result<BulkPage, PortError> {
+        super::bulk_port::query_page(self, job_id, object, locator, max_records).await
+    }
+
+    async fn bulk_query_end(&self, job_id: &str, delete: bool) -> Result<(), PortError> {
+        super::bulk_port::query_end(self, job_id, delete).await
+    }
+
+    async fn bulk_ingest_start(
+        &self,
+        object: &str,
+        operation: &str,
+        external_id_field: Option<&str>,
+    ) -> Result<String, PortError> {
+        super::bulk_port::ingest_start(self, object, operation, external_id_field).await
+    }
+
+    async fn bulk_ingest_upload(
+        &self,
+        job_id: &str,
+        header: &[String],
+        records: &[Map<String, Value>],
+    ) -> Result<(), PortError> {
+        super::bulk_port::ingest_upload(self, job_id, header, records).await
+    }
+
+    async fn bulk_ingest_close(&self, job_id: &str, abort: bool) -> Result<(), PortError> {
+        super::bulk_port::ingest_close(self, job_id, abort).await
+    }
+
+    async fn bulk_ingest_status(&self, job_id: &str) -> Result<BulkStatus, PortError> {
+        super::bulk_port::ingest_status(self, job_id).await
+    }
+
+    async fn bulk_ingest_results(
+        &self,
+        job_id: &str,
+        which: BulkResults,
+    ) -> Result<Vec<BulkResultRow>, PortError> {
+        super::bulk_port::ingest_results(self, job_id, which).await
     }
 
     async fn create(

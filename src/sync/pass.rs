@@ -97,6 +97,8 @@ pub(super) struct Page {
     pub account_links: Vec<crate::store::LinkWrite>,
     /// Stale parent-account links to drop: (source account id, target account id).
     pub stale_account_links: Vec<(String, String)>,
+    /// Bulk read: the staged rows this page's transaction deletes (`bulk_read`).
+    pub staged: Option<super::bulk_read::StagedIds>,
 }
 
 /// One direction pass over its ports.
@@ -112,6 +114,12 @@ pub struct Pass<'p, S, T, St> {
     calls: AtomicU64,
     /// `batch.in_flight` permits: one per Salesforce call in flight.
     permits: Semaphore,
+    /// `batch.bulk*` (`bulk_read`); REST only unless [`Pass::with_bulk`] says otherwise.
+    pub(super) bulk: super::bulk_read::BulkConfig,
+    /// Whether this pass writes through Bulk (`bulk_write`), decided from its backlog.
+    bulk_writes: std::sync::atomic::AtomicBool,
+    /// The pass's cancellation, for the waits of Bulk ingest jobs (set by the watermark read).
+    pub(super) bulk_cancel: std::sync::OnceLock<CancellationToken>,
     /// The mass-delete breaker of the part of the pass running now (the watermark query, or
     /// a batch of known deletes): whether its deletes are held, or still to be counted.
     pub(super) breaker: tokio::sync::Mutex<Breaker>,
@@ -153,7 +161,27 @@ where
             calls: AtomicU64::new(0),
             permits: Semaphore::new(config.in_flight.max(1)),
             breaker: tokio::sync::Mutex::new(Breaker::Closed),
+            bulk: super::bulk_read::BulkConfig::never(),
+            bulk_writes: std::sync::atomic::AtomicBool::new(false),
+            bulk_cancel: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether this pass writes through Bulk (`bulk_write`).
+    pub(super) fn bulk_writes(&self) -> bool {
+        self.bulk_writes.load(Ordering::Relaxed)
+    }
+
+    /// Decides, from the pass's backlog, whether it writes through Bulk.
+    pub(super) fn set_bulk_writes(&self, backlog: Option<u64>) {
+        let on = super::bulk_write::write_through_bulk(&self.bulk, backlog);
+        self.bulk_writes.store(on, Ordering::Relaxed);
+    }
+
+    /// The pass with Bulk API 2.0 settings (`batch.bulk*`; see `bulk_read`).
+    pub fn with_bulk(mut self, bulk: super::bulk_read::BulkConfig) -> Self {
+        self.bulk = bulk;
+        self
     }
 
     /// Makes one Salesforce call, counted, when a `batch.in_flight` permit is free.
@@ -342,6 +370,7 @@ where
             counts,
             account_links,
             stale_account_links,
+            staged: None,
         }))
     }
 

@@ -78,8 +78,39 @@ pub struct Batch {
     pub records: Vec<Map<String, Value>>,
     /// `nextRecordsUrl`, when there are more rows.
     pub next: Option<String>,
-    /// `totalSize`: rows matching the whole query, when the org said (first batches).
+    /// `totalSize` of the query's first batch: the rows the whole query matches (the pass's
+    /// backlog estimate, free with the first page). `None` when unknown.
     pub total_size: Option<u64>,
+}
+
+/// A Bulk job's state, as the pass needs it (Bulk API 2.0: `sync::bulk_read`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkStatus {
+    /// Not done yet (UploadComplete, InProgress, Open).
+    Running,
+    /// JobComplete: results can be read.
+    Complete,
+    /// Failed or Aborted, with what the org said.
+    Ended { state: String, message: String },
+}
+
+/// One page of a Bulk query job's results, as REST-shaped records, and the next locator.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BulkPage {
+    pub records: Vec<Map<String, Value>>,
+    /// `None` after the last page.
+    pub next_locator: Option<String>,
+}
+
+impl PortError {
+    /// What an org or store without Bulk support answers (the pass then reads through REST).
+    pub fn bulk_unsupported() -> PortError {
+        PortError {
+            kind: ErrorKind::NeedsOperator,
+            code: "BULK_UNSUPPORTED".into(),
+            message: "this port has no Bulk API".into(),
+        }
+    }
 }
 
 /// A whole call failed.
@@ -199,7 +230,103 @@ pub trait OrgPort: Send + Sync {
         &self,
         query: &RecordQuery,
     ) -> impl Future<Output = Result<u64, PortError>> + Send;
+    /// Bulk API 2.0: creates a query job for a record query; returns the job id. Ports without
+    /// Bulk answer [`PortError::bulk_unsupported`] (the default).
+    fn bulk_query_start(
+        &self,
+        _query: &RecordQuery,
+    ) -> impl Future<Output = Result<String, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// A query job's state.
+    fn bulk_query_status(
+        &self,
+        _job_id: &str,
+    ) -> impl Future<Output = Result<BulkStatus, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// One page (at most `max_records` rows) of a complete query job's results on `object`:
+    /// the first with no locator.
+    fn bulk_query_page(
+        &self,
+        _job_id: &str,
+        _object: &str,
+        _locator: Option<&str>,
+        _max_records: u32,
+    ) -> impl Future<Output = Result<BulkPage, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// Aborts a query job (`delete`: deletes an ended one instead).
+    fn bulk_query_end(
+        &self,
+        _job_id: &str,
+        _delete: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// Creates an ingest job on `object`: `update` (by Id) or `upsert` on `external_id_field`.
+    fn bulk_ingest_start(
+        &self,
+        _object: &str,
+        _operation: &str,
+        _external_id_field: Option<&str>,
+    ) -> impl Future<Output = Result<String, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// Uploads an ingest job's rows (columns `header`; a field a record lacks is left alone,
+    /// a null one is cleared) and closes the upload: processing starts. One call each.
+    fn bulk_ingest_upload(
+        &self,
+        _job_id: &str,
+        _header: &[String],
+        _records: &[Map<String, Value>],
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// Closes an ingest job's upload (`UploadComplete`), or aborts the job (`abort`).
+    fn bulk_ingest_close(
+        &self,
+        _job_id: &str,
+        _abort: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// An ingest job's state.
+    fn bulk_ingest_status(
+        &self,
+        _job_id: &str,
+    ) -> impl Future<Output = Result<BulkStatus, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// One result file of an ended ingest job, each row its cells by column name.
+    fn bulk_ingest_results(
+        &self,
+        _job_id: &str,
+        _which: BulkResults,
+    ) -> impl Future<Output = Result<Vec<BulkResultRow>, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
 }
+
+/// Which result file of an ingest job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkResults {
+    Successful,
+    Failed,
+    Unprocessed,
+}
+
+/// One row of an ingest result file: cells by column name (`sf__Id`, `sf__Created`,
+/// `sf__Error`, then the uploaded columns).
+pub type BulkResultRow = std::collections::HashMap<String, String>;
 
 /// The state store, as the pass reads it.
 pub trait StorePort: Send + Sync {
@@ -251,6 +378,12 @@ pub trait StorePort: Send + Sync {
 
     /// Opens the write transaction of one page.
     fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
+
+    /// The Bulk jobs and staged rows of `store::bulk` (`sync::bulk_read`). `None`: this store
+    /// keeps no Bulk state (the default), so the pass reads through REST.
+    fn bulk(&self) -> Option<&crate::store::Store> {
+        None
+    }
 }
 
 /// The write transaction of one page.
@@ -305,6 +438,16 @@ pub trait PageTxPort: Send {
         object: &str,
         value: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes a Bulk job's staged rows up to and including `(SystemModstamp text, Id)` in
+    /// feed order (the page that records the outcomes of the last of them).
+    fn delete_staged(
+        &mut self,
+        _job_id: &str,
+        _through: (&str, &str),
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 
     /// Makes every write of the page durable.
     fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;

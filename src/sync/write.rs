@@ -27,6 +27,9 @@ where
         rows: &mut [RowState],
         report: &mut PassReport,
     ) -> Result<(), Stop> {
+        // Bulk API 2.0 (`bulk_write`): a large pass's updates and upserts go through an
+        // ingest job; the rows it settles have no write left for the calls below.
+        self.bulk_write_page(rows, report).await?;
         let cfg = self.config;
         let creates: Vec<Map<String, Value>> = rows
             .iter()

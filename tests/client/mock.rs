@@ -15,6 +15,8 @@ use serde_json::json;
 #[derive(Default)]
 struct Seen {
     headers: Vec<HeaderMap>,
+    login_headers: Vec<HeaderMap>,
+    bulk_headers: Vec<HeaderMap>,
     creates: u32,
     updates: u32,
     fail_with: u16,
@@ -22,7 +24,8 @@ struct Seen {
 
 type Shared = Arc<Mutex<Seen>>;
 
-async fn token(State(base): State<(Shared, String)>) -> Response {
+async fn token(State(base): State<(Shared, String)>, headers: HeaderMap) -> Response {
+    base.0.lock().unwrap().login_headers.push(headers);
     axum::Json(json!({
         "access_token": "MOCK-ACCESS-TOKEN",
         "instance_url": base.1,
@@ -39,6 +42,11 @@ async fn query(State(base): State<(Shared, String)>, headers: HeaderMap) -> Resp
         axum::Json(json!({"totalSize": 0, "done": true, "records": []})),
     )
         .into_response()
+}
+
+async fn bulk_query(State(base): State<(Shared, String)>, headers: HeaderMap) -> Response {
+    base.0.lock().unwrap().bulk_headers.push(headers);
+    axum::Json(json!({"id": "750000000000001AAA", "state": "UploadComplete"})).into_response()
 }
 
 async fn create(State(base): State<(Shared, String)>) -> Response {
@@ -73,6 +81,7 @@ async fn mock_org(fail_with: u16) -> (Shared, String) {
     let app = Router::new()
         .route("/services/oauth2/token", post(token))
         .route("/services/data/v62.0/query", get(query))
+        .route("/services/data/v62.0/jobs/query", post(bulk_query))
         .route(
             "/services/data/v62.0/composite/sobjects",
             post(create).patch(update),
@@ -106,6 +115,28 @@ async fn every_call_carries_the_client_name_and_the_usage_is_read() {
     let me = c.identity().await.unwrap();
     assert_eq!(me.user_id.as_deref(), Some("005000000000001AAA"));
     assert_eq!(me.org_id.as_deref(), Some("00D000000000001AAA"));
+}
+
+/// The call options are on the logins and the Bulk calls too, not only REST queries.
+#[tokio::test]
+async fn logins_and_bulk_calls_carry_the_client_name() {
+    let (seen, base) = mock_org(500).await;
+    let c = mock_client(&base);
+    let job = c
+        .bulk_query_create("SELECT Id FROM Account", false)
+        .await
+        .unwrap();
+    assert_eq!(job.id, "750000000000001AAA");
+    assert_eq!(c.calls().get(CallKind::Bulk), 1);
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.login_headers[0]["sforce-call-options"],
+        "client=orgsync"
+    );
+    assert_eq!(
+        seen.bulk_headers[0]["sforce-call-options"],
+        "client=orgsync"
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_orgsync");
 
+mod bulk;
 mod deletes;
 mod links;
 mod shell;
