@@ -170,8 +170,8 @@ where
                     body,
                 });
             }
-            // The undelete stage's (branch h-undelete): the plan does not produce it here, so
-            // such a row is left as it is (nothing recorded).
+            // The undelete stage's (`undelete::undelete_page`, next in the pipeline): it
+            // restores the target and replaces the decision.
             Action::Undelete { .. } => {}
             Action::Create { .. }
             | Action::Update { .. }

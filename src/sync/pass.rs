@@ -9,6 +9,7 @@
 //! rows (dedup, parent tokens, links and failure-queue entries: `rows`, `parents`), triage
 //! (`plan::triage`), one lookup and the candidates (`matching`), the turn at the gate
 //! (`gate`), the plan and the writes it asks for (`matching::decide`, `rows::write_of`),
+//! undeletes (`undelete`: targets of tombstoned pairs restored, their writes decided anew),
 //! parents (`parents`), writes (`write`), deletes (`deletes`: target deletes, restored
 //! sources, the mass-delete breaker), commit (`commit`), report (`report`). Where pages
 //! come from is `feeds` (watermark query, failure queue) and `drain` (inbox).
@@ -311,6 +312,8 @@ where
         for state in rows.iter_mut() {
             self.settle_decision(state, &mut counts);
         }
+        // Undeletes: restore the targets, then each row's write as decided anew.
+        self.undelete_page(&mut rows, &policy, &mut counts).await?;
         gate.claim(
             rows.iter()
                 .filter_map(|s| s.decision.as_ref().and_then(Decision::target_id)),
@@ -391,16 +394,21 @@ where
         Ok(rows
             .into_iter()
             .map(|row| {
-                let link = links.remove(&row.id).map(|l| link_view(&l, src));
+                let live = links.remove(&row.id);
+                let link_id = live.as_ref().map(|l| l.id);
+                let link = live.map(|l| link_view(&l, src));
                 let queued = failures.remove(&row.id);
                 let barred = barred.remove(&row.id).unwrap_or_default();
                 let tombstone = match link {
                     Some(_) => None,
-                    None => tombstones.remove(&row.id).map(|l| link_view(&l, src)),
+                    None => tombstones
+                        .remove(&row.id)
+                        .map(|l| (l.id, link_view(&l, src))),
                 };
                 RowState::new(row, link, queued)
                     .never_matched_with(barred)
                     .with_tombstone(tombstone)
+                    .with_link_id(link_id)
             })
             .collect())
     }
@@ -498,7 +506,7 @@ where
 
     /// What a row's decision asks for: its write, or its outcome (linked without a write,
     /// skipped, failed), and the reverse carry; with its log line and counts.
-    fn settle_decision(&self, state: &mut RowState, counts: &mut PassReport) {
+    pub(super) fn settle_decision(&self, state: &mut RowState, counts: &mut PassReport) {
         let cfg = self.config;
         let Some(decision) = &state.decision else {
             return;
