@@ -206,12 +206,20 @@ async fn kill_9_during_undeletes_converges_without_duplicates() {
     let mut rng = StdRng::seed_from_u64(0x0DE1_E7E5);
     tokio::task::block_in_place(|| {
         let log: PathBuf = world.dir.path().join("run.log");
+        let mut cut_mid_cycle = 0;
         for _ in 0..6 {
             let mut child = world.spawn_daemon_with(&log, &[("ORGSYNC__BATCH__PAGE_SIZE", "50")]);
             std::thread::sleep(Duration::from_millis(rng.random_range(100..900)));
             child.kill().expect("SIGKILL");
             let _ = child.wait();
+            if std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("found cycles left running")
+            {
+                cut_mid_cycle += 1;
+            }
         }
+        assert!(cut_mid_cycle >= 1, "no kill landed during a cycle");
         set_faults(&world.a, json!({ "latency_ms": 0 }));
         set_faults(&world.b, json!({ "latency_ms": 0 }));
         world.sync_until_quiet(4);
