@@ -207,6 +207,12 @@ pub(super) enum DeleteStep {
         target_id: String,
         body: Map<String, Value>,
     },
+    /// The restore's undelete said the source is not in its recycle bin: looked up, and when
+    /// it is gone (purged), created again from `body` and the link rewritten to its new id.
+    Recreate {
+        target_id: String,
+        body: Map<String, Value>,
+    },
 }
 
 /// A row's final outcome, recorded in the page transaction.

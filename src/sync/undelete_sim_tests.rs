@@ -5,9 +5,13 @@
 
 use serde_json::{Map, Value, json};
 
-use super::delete_sim_tests::{Orgs, names, opportunity};
+use tokio_util::sync::CancellationToken;
+
+use super::delete_sim_tests::{Orgs, mapping, names, opportunity};
+use crate::metrics::Metrics;
 use crate::salesforce::Client;
 use crate::store::LinkState;
+use crate::sync::Pass;
 
 async fn purge(sim: &sfsim::SimOrg, id: &str) {
     let reply = reqwest::Client::new()
@@ -185,6 +189,84 @@ async fn a_copy_recreated_before_a_crash_is_linked_again_not_duplicated() {
             o.calls("collections_create") + o.calls("collections_upsert"),
             creates,
             "ext {ext}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_conflict_whose_deleted_source_was_purged_recreates_it_with_the_edit() {
+    // keep_edit: the edited copy survives; the deleted record, gone from its recycle bin,
+    // cannot be undeleted: it is created again from the edit and relinked.
+    for a_deletes in [true, false] {
+        let mut o = Orgs::new().await;
+        let a_id = Orgs::create(&o.human_a, &names("K", 1)).await.remove(0);
+        o.cycle().await;
+        let b_id = o.linked_b(&a_id).await;
+        let (deleter, deleted, editor, edited, deleter_sim) = if a_deletes {
+            (&o.human_a, &a_id, &o.human_b, &b_id, &o.sim_a)
+        } else {
+            (&o.human_b, &b_id, &o.human_a, &a_id, &o.sim_b)
+        };
+        deleter
+            .delete(std::slice::from_ref(deleted))
+            .await
+            .expect("delete");
+        purge(deleter_sim, deleted).await;
+        editor
+            .update("Opportunity", &[(edited.clone(), amount(777))])
+            .await
+            .expect("edit");
+        // Purged before any poll read it: the getDeleted safety net lists it (its ids go
+        // through the delete path, as the daemon hands them).
+        let metrics = Metrics::default();
+        let m = mapping();
+        let report = if a_deletes {
+            Pass::new(&o.ab, &m, &o.a, &o.b, &o.store, &metrics)
+                .apply_source_deletes(vec![deleted.clone()], &CancellationToken::new())
+                .await
+        } else {
+            Pass::new(&o.ba, &m, &o.b, &o.a, &o.store, &metrics)
+                .apply_source_deletes(vec![deleted.clone()], &CancellationToken::new())
+                .await
+        }
+        .expect("known deletes");
+        let case = format!("a_deletes {a_deletes}");
+        assert_eq!(report.delete_conflicts, 1, "{case}: {report:?}");
+        assert_eq!(report.created, 1, "{case}: {report:?}");
+        o.cycle().await;
+        for c in [&o.human_a, &o.human_b] {
+            let rows = Orgs::rows(c).await;
+            assert_eq!(rows.len(), 1, "{case}: {rows:?}");
+            assert_eq!(rows[0].2, 777.0, "{case}: {rows:?}");
+        }
+        let links = o.store.links_where(None, None).await.expect("links");
+        assert_eq!(links.len(), 1, "{case}: {links:?}");
+        assert_eq!(links[0].state, LinkState::Live, "{case}");
+        let (a, b) = (Orgs::rows(&o.human_a).await, Orgs::rows(&o.human_b).await);
+        assert_eq!(
+            (&links[0].a_id, &links[0].b_id),
+            (&a[0].0, &b[0].0),
+            "{case}"
+        );
+        assert_ne!(
+            if a_deletes { &a[0].0 } else { &b[0].0 },
+            deleted,
+            "{case}: created again"
+        );
+        assert!(
+            o.store.failures(None).await.expect("failures").is_empty(),
+            "{case}"
+        );
+        let (before, writes) = (
+            o.api_calls(),
+            o.calls("collections_create") + o.calls("collections_update"),
+        );
+        o.cycle().await;
+        assert_eq!(o.api_calls() - before, 2, "{case}: quiet after");
+        assert_eq!(
+            o.calls("collections_create") + o.calls("collections_update"),
+            writes,
+            "{case}"
         );
     }
 }
