@@ -88,8 +88,30 @@ async fn an_undeleted_record_brings_its_copy_back_both_ways_from_the_recycle_bin
     }
 }
 
-/// Runs `orgsync run` with `vars` until `done` holds (at most 60 s), then stops it; its log.
-fn run_until(world: &World, vars: &[(&str, &str)], done: impl Fn() -> bool) -> String {
+/// The running daemon's `/metrics` text, at the address its log names.
+fn metrics(log: &str) -> String {
+    use std::io::{Read, Write};
+    let Some(addr) = log
+        .lines()
+        .filter(|l| l.contains("orgsync listening"))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v["addr"].as_str().map(str::to_string))
+    else {
+        return String::new();
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect(&addr) else {
+        return String::new();
+    };
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let _ = stream.write_all(request.as_bytes());
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body
+}
+
+/// Runs `orgsync run` with `vars` until `done` holds (at most 60 s), then stops it: its log
+/// and its `/metrics` text just before it stopped.
+fn run_until(world: &World, vars: &[(&str, &str)], done: impl Fn() -> bool) -> (String, String) {
     let log: PathBuf = world.dir.path().join("net.log");
     let mut child = world.spawn_daemon_with(&log, vars);
     let started = Instant::now();
@@ -98,9 +120,10 @@ fn run_until(world: &World, vars: &[(&str, &str)], done: impl Fn() -> bool) -> S
     }
     // One more cycle's worth, so the check's commit is in.
     std::thread::sleep(Duration::from_millis(600));
+    let metrics = metrics(&std::fs::read_to_string(&log).unwrap_or_default());
     child.kill().expect("stop");
     let _ = child.wait();
-    std::fs::read_to_string(&log).unwrap_or_default()
+    (std::fs::read_to_string(&log).unwrap_or_default(), metrics)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +154,7 @@ async fn the_safety_net_applies_a_hard_delete_and_reports_a_hole_in_a_daemon_cyc
             "queryAll cannot see it, and the check is not due (1h)"
         );
         let vars = [("ORGSYNC__SYNC__DELETED_CHECK_FREQUENCY", "1s")];
-        let log = run_until(&world, &vars, || opportunities(&world.b).len() == 2);
+        let (log, _) = run_until(&world, &vars, || opportunities(&world.b).len() == 2);
         assert_eq!(
             opportunities(&world.b).len(),
             2,
@@ -158,11 +181,15 @@ async fn the_safety_net_applies_a_hard_delete_and_reports_a_hole_in_a_daemon_cyc
     .await;
     tokio::task::block_in_place(|| {
         let vars = [("ORGSYNC__SYNC__DELETED_CHECK_FREQUENCY", "1s")];
-        let log = run_until(&world, &vars, || {
+        let (log, metrics) = run_until(&world, &vars, || {
             world.status()["deleted_checks"]
                 .to_string()
                 .contains("\"holes\":1")
         });
+        assert!(
+            metrics.contains("orgsync_deleted_window_holes_total{org=\"a\"} 1"),
+            "{metrics}"
+        );
         assert!(
             log.contains("getDeleted window has a hole") && log.contains("WARN"),
             "{log}"
