@@ -23,7 +23,9 @@
 //! API calls per page: at most one lookup query (linked rows by `Id`, unlinked rows by match
 //! key, OR-ed into one query; more only if the lookup itself pages), one collections call per
 //! 200 creates, one per 200 updates and one per 200 deletes (a delete conflict kept by
-//! `keep_edit`: one undelete and one update of the source per 200). Rows the triage settles
+//! `keep_edit`: one undelete and one update of the source per 200; rows restored from the
+//! recycle bin: one undelete of their targets per 200 and at most one query by id, before
+//! their writes). Rows the triage settles
 //! (replays, echoes, queued records, deleted rows without a live link) cost nothing. With `account.sync_policy = "syncAccount"`, parents cost at most one
 //! Account query by Name (only for parents without a stored Account link) and one Account
 //! create per 200 missing parents, per page.
