@@ -8,6 +8,10 @@
 //! the target record holding its id in the external id field; else (none found) those with
 //! equal `match_by` values (text without regard to case, as SOQL's `IN` compares) and no
 //! external id.
+//!
+//! A live row without a live link whose latest link is a tombstone is decided an undelete
+//! (`plan::plan_tombstoned`); its candidates stay on the row for the undelete stage, which
+//! plans it as an unlinked row when its target turns out to be gone.
 
 use std::collections::HashMap;
 
