@@ -12,6 +12,12 @@
 //! reaches the passes, which stop between pages: the pages in flight are finished and
 //! committed, so nothing read is lost and nothing is left half-recorded.
 //!
+//! After a completed poll pass, with `sync.deletes = "propagate"`, the getDeleted safety net
+//! (`sync::deleted_check`) runs for the pass's source org when it is due (once per
+//! `sync.deleted_check_frequency`; not due: store reads only, no API call): the deletes it
+//! lists whose links are live go through the pass's delete path, and its new start is stored
+//! only once they are durable ([`Daemon::run_pass`]).
+//!
 //! The API budget (`orgs.X.api_budget_percent`), the daily limit and refused logins are
 //! enforced by each client's gates (see [`crate::salesforce::gate`]): a pass that meets one
 //! is paused (limits) or fails at its login (credentials), records nothing, and the next
@@ -24,11 +30,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use crate::config::{DeletePolicy, Settings};
 use crate::events::{Housekeeping, PassFailed, PassFinished};
 use crate::metrics::Metrics;
 use crate::salesforce::{AuthFailureView, Client, ClientOptions, SalesforceError};
 use crate::store::{AuthFailed, Direction, Org, StateLock, Store, StoreError};
+use crate::sync::deleted_check::{DeletedCheckOutcome, DeletedCheckRun, deleted_ids_to_apply};
 use crate::sync::{
     ErrorKind, Mapping, Pass, PassConfig, PassError, PassOutcome, PassReport, port_error,
     store_error_kind,
@@ -444,7 +451,20 @@ impl Daemon {
                 )
                 .with_bulk(crate::sync::BulkConfig::from_settings(&self.settings));
                 match kind {
-                    PassKind::Poll => pass.run(cancel).await.map_err(DirectionError::from),
+                    PassKind::Poll => match pass.run(cancel).await {
+                        Ok(report) if checks_deletes(kind, self.settings.sync.deletes, &report) => {
+                            let run = DeletedCheckRun {
+                                cycle: config.cycle,
+                                direction,
+                                object: &self.settings.sync.object,
+                                frequency: self.settings.sync.deleted_check_frequency,
+                            };
+                            self.safety_net(&pass, source, &run, report, cancel)
+                                .await
+                                .map_err(DirectionError::from)
+                        }
+                        other => other.map_err(DirectionError::from),
+                    },
                     PassKind::Drain { retries } => drain_pass(&pass, retries, cancel)
                         .await
                         .map_err(DirectionError::from),
@@ -483,6 +503,58 @@ impl Daemon {
         DirectionResult { direction, result }
     }
 
+    /// The getDeleted safety net after a completed poll pass (`report`, to which its own
+    /// counts are added): when due ([`deleted_ids_to_apply`]: no API call otherwise), one
+    /// getDeleted call on the source org; the deletes it lists whose links are still live go
+    /// through the pass's delete path (`Pass::apply_source_deletes`: same breaker,
+    /// tombstones); only once they are durable is the check's new start stored. A failed
+    /// getDeleted call is logged and tried again next cycle (nothing stored); the pass's own
+    /// result stands.
+    async fn safety_net(
+        &self,
+        pass: &Pass<'_, Client, Client, Store>,
+        source: &Client,
+        run: &DeletedCheckRun<'_>,
+        mut report: PassReport,
+        cancel: &CancellationToken,
+    ) -> Result<PassReport, PassError> {
+        let now = chrono::Utc::now();
+        let pending = match deleted_ids_to_apply(source, &self.store, &self.metrics, run, now).await
+        {
+            Ok(DeletedCheckOutcome::Skipped(_)) => return Ok(report),
+            Ok(DeletedCheckOutcome::Checked(pending)) => pending,
+            Err(e) => {
+                tracing::warn!(
+                    cycle = run.cycle,
+                    direction = %run.direction,
+                    kind = ?e.kind(),
+                    error = %e,
+                    "getDeleted safety net not run: tried again next cycle"
+                );
+                return Ok(report);
+            }
+        };
+        let applied = if pending.ids.is_empty() {
+            PassReport::default()
+        } else {
+            pass.apply_source_deletes(pending.ids.clone(), cancel)
+                .await?
+        };
+        let durable = applied.outcome == PassOutcome::Completed;
+        report.absorb(applied);
+        if durable && let Err(e) = pending.commit(&self.store).await {
+            // Not stored: the next check lists the same window again (the applied ids are
+            // tombstones by then).
+            tracing::error!(
+                cycle = run.cycle,
+                direction = %run.direction,
+                error = %e,
+                "cannot store the getDeleted safety net's next start"
+            );
+        }
+        Ok(report)
+    }
+
     /// At most once an hour: deletes processed inbox rows older than 7 days and finished
     /// cycles older than 30 days, so that the state database does not grow without end.
     /// Links, watermarks and the failure queue are never touched. A failure is logged and
@@ -514,6 +586,14 @@ impl Daemon {
         };
         event.emit();
     }
+}
+
+/// Whether the getDeleted safety net may run after this pass: a poll pass that ran to its
+/// end, with `sync.deletes = "propagate"` (whether it is due is the check's own decision).
+fn checks_deletes(kind: PassKind, deletes: DeletePolicy, report: &PassReport) -> bool {
+    kind == PassKind::Poll
+        && deletes == DeletePolicy::Propagate
+        && report.outcome == PassOutcome::Completed
 }
 
 /// The push worker's pass: due failure retries (with `retries`), then the inbox.
@@ -552,6 +632,32 @@ pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_safety_net_follows_only_a_completed_poll_pass_with_deletes_propagated() {
+        let done = PassReport::default();
+        assert_eq!(done.outcome, PassOutcome::Completed);
+        assert!(checks_deletes(
+            PassKind::Poll,
+            DeletePolicy::Propagate,
+            &done
+        ));
+        assert!(!checks_deletes(PassKind::Poll, DeletePolicy::Ignore, &done));
+        assert!(!checks_deletes(
+            PassKind::Drain { retries: true },
+            DeletePolicy::Propagate,
+            &done
+        ));
+        let cancelled = PassReport {
+            outcome: PassOutcome::Cancelled,
+            ..PassReport::default()
+        };
+        assert!(!checks_deletes(
+            PassKind::Poll,
+            DeletePolicy::Propagate,
+            &cancelled
+        ));
+    }
 
     #[test]
     fn a_direction_error_keeps_its_kind_and_writes_the_same_text_as_before() {

@@ -84,6 +84,10 @@ impl PageTxPort for PageTx {
         PageTx::upsert_link(self, link).await
     }
 
+    async fn revive_link(&mut self, link_id: i64, link: &LinkWrite) -> Result<(), StoreError> {
+        PageTx::revive_link(self, link_id, link).await
+    }
+
     async fn delete_link(&mut self, object: &str, a_id: &str) -> Result<bool, StoreError> {
         PageTx::delete_link(self, object, a_id).await
     }

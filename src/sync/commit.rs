@@ -14,6 +14,7 @@ use super::plan::{Action, FailCode, SourceRow};
 use super::ports::{OrgPort, PageTxPort, RecordError, StorePort};
 use super::report::PassReport;
 use super::rows::{RowOutcome, link_write};
+use crate::events::TargetRestored;
 use crate::events::record::{FailureCleared, FailureQueued, ReverseQueued};
 use crate::store::{Direction, NewFailure, NewNotification, Org, StoreError, Tombstone};
 
@@ -93,8 +94,34 @@ where
                     target_id,
                     snapshot,
                 } => {
-                    let write = link_write(&cfg.object, src, row, &target_id, snapshot);
-                    match tx.upsert_link(&write).await {
+                    let mut write = link_write(&cfg.object, src, row, &target_id, snapshot);
+                    let stored = match &state.revive {
+                        // A tombstone revived (undelete), or a purged source created again:
+                        // the stored link is rewritten in place, live.
+                        Some(revive) => {
+                            if let Some(id) = &revive.new_source_id {
+                                match src {
+                                    Org::A => write.a_id = id.clone(),
+                                    Org::B => write.b_id = id.clone(),
+                                }
+                            }
+                            let done = tx.revive_link(revive.link_id, &write).await;
+                            if done.is_ok() && revive.new_source_id.is_none() {
+                                TargetRestored {
+                                    cycle: cfg.cycle,
+                                    direction: cfg.direction,
+                                    source_id: &row.id,
+                                    old_target_id: &revive.old_target_id,
+                                    target_id: &target_id,
+                                    recreated: revive.old_target_id != target_id,
+                                }
+                                .emit(self.metrics);
+                            }
+                            done
+                        }
+                        None => tx.upsert_link(&write).await,
+                    };
+                    match stored {
                         Ok(()) => {
                             if had_failure {
                                 tx.clear_failure(cfg.direction, &cfg.object, &row.id)

@@ -13,7 +13,7 @@ use crate::store::{Direction, FailureClass, LinkState, Store};
 use crate::sync::test_support::run_cycle;
 use crate::sync::{Mapping, Pass, PassConfig, PassReport};
 
-fn mapping() -> Mapping {
+pub(super) fn mapping() -> Mapping {
     let fields: Vec<String> = ["Name", "StageName", "CloseDate", "Amount"]
         .iter()
         .map(|s| s.to_string())
@@ -21,7 +21,7 @@ fn mapping() -> Mapping {
     Mapping::new(&fields, &Default::default(), &Default::default()).expect("mapping")
 }
 
-fn opportunity(name: &str, amount: i64) -> Map<String, Value> {
+pub(super) fn opportunity(name: &str, amount: i64) -> Map<String, Value> {
     let Value::Object(map) = json!({
         "Name": name, "StageName": "Prospecting", "CloseDate": "2026-06-30", "Amount": amount
     }) else {
@@ -30,27 +30,27 @@ fn opportunity(name: &str, amount: i64) -> Map<String, Value> {
     map
 }
 
-struct Orgs {
-    sim_a: sfsim::SimOrg,
-    sim_b: sfsim::SimOrg,
-    a: Client,
-    b: Client,
-    human_a: Client,
-    human_b: Client,
-    ab: PassConfig,
-    ba: PassConfig,
-    store: Store,
+pub(super) struct Orgs {
+    pub(super) sim_a: sfsim::SimOrg,
+    pub(super) sim_b: sfsim::SimOrg,
+    pub(super) a: Client,
+    pub(super) b: Client,
+    pub(super) human_a: Client,
+    pub(super) human_b: Client,
+    pub(super) ab: PassConfig,
+    pub(super) ba: PassConfig,
+    pub(super) store: Store,
     _dir: tempfile::TempDir,
 }
 
 /// The two passes' reports of one cycle.
-struct Cycle {
-    ab: PassReport,
-    ba: PassReport,
+pub(super) struct Cycle {
+    pub(super) ab: PassReport,
+    pub(super) ba: PassReport,
 }
 
 impl Orgs {
-    async fn new() -> Orgs {
+    pub(super) async fn new() -> Orgs {
         let (sim_a, sim_b) = (start("A").await, start("B").await);
         let (a, b) = (client(&sim_a, "integration"), client(&sim_b, "integration"));
         let user_a = a.user_id().await.expect("login A");
@@ -71,12 +71,12 @@ impl Orgs {
     }
 
     /// Changes both directions' configurations.
-    fn configure(&mut self, change: impl Fn(&mut PassConfig)) {
+    pub(super) fn configure(&mut self, change: impl Fn(&mut PassConfig)) {
         change(&mut self.ab);
         change(&mut self.ba);
     }
 
-    async fn cycle(&mut self) -> Cycle {
+    pub(super) async fn cycle(&mut self) -> Cycle {
         self.ab.cycle += 1;
         self.ba.cycle += 1;
         let report = run_cycle(
@@ -96,7 +96,7 @@ impl Orgs {
     }
 
     /// Records created by a person; their ids.
-    async fn create(human: &Client, names: &[String]) -> Vec<String> {
+    pub(super) async fn create(human: &Client, names: &[String]) -> Vec<String> {
         let bodies: Vec<_> = names.iter().map(|n| opportunity(n, 6000)).collect();
         let mut ids = Vec::new();
         for chunk in bodies.chunks(200) {
@@ -108,7 +108,7 @@ impl Orgs {
     }
 
     /// The live opportunities of an org: (Id, Name, Amount).
-    async fn rows(client: &Client) -> Vec<(String, String, f64)> {
+    pub(super) async fn rows(client: &Client) -> Vec<(String, String, f64)> {
         let mut rows: Vec<(String, String, f64)> = client
             .query_collect("SELECT Id, Name, Amount FROM Opportunity")
             .await
@@ -126,12 +126,12 @@ impl Orgs {
         rows
     }
 
-    async fn names(client: &Client) -> Vec<String> {
+    pub(super) async fn names(client: &Client) -> Vec<String> {
         Self::rows(client).await.into_iter().map(|r| r.1).collect()
     }
 
     /// The B id linked (live) to A record `a_id`.
-    async fn linked_b(&self, a_id: &str) -> String {
+    pub(super) async fn linked_b(&self, a_id: &str) -> String {
         let links = self
             .store
             .links_by_a_ids("Opportunity", &[a_id.to_string()])
@@ -144,7 +144,7 @@ impl Orgs {
             .expect("a live link")
     }
 
-    async fn tombstones(&self) -> usize {
+    pub(super) async fn tombstones(&self) -> usize {
         self.store
             .links_where(None, Some(LinkState::Tombstone))
             .await
@@ -152,17 +152,17 @@ impl Orgs {
             .len()
     }
 
-    fn calls(&self, kind: &str) -> u64 {
+    pub(super) fn calls(&self, kind: &str) -> u64 {
         self.sim_a.calls(kind) + self.sim_b.calls(kind)
     }
 
-    fn api_calls(&self) -> u64 {
+    pub(super) fn api_calls(&self) -> u64 {
         let total = |s: &sfsim::SimOrg| s.stats()["api_calls_total"].as_u64().unwrap_or(0);
         total(&self.sim_a) + total(&self.sim_b)
     }
 }
 
-fn names(prefix: &str, n: usize) -> Vec<String> {
+pub(super) fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix} {i:03}")).collect()
 }
 

@@ -19,7 +19,13 @@
 //!   commit), makes the link a tombstone in the page's transaction; another error goes to the
 //!   failure queue with its code.
 //! - `Restore` (a delete conflict, `keep_edit`): one SOAP `undelete` per 200 sources, then one
-//!   collections update per 200 giving them the target's values; the link stays live.
+//!   collections update per 200 giving them the target's values; the link stays live. A
+//!   source the undelete cannot restore ("not in the recycle bin": purged, or live already)
+//!   is looked up by id (one query); live, it is updated as restored; gone, it is created
+//!   again from the target's values (an upsert on `sync.external_id_field`, the target's
+//!   id, when configured, so a replay after a crash finds the first copy; without one, a
+//!   crash between that create and the commit can leave a second copy) and the live link is
+//!   rewritten to the new source id, so the pair converges.
 //! - The breaker: more than `sync.max_deletes_per_cycle` deleted rows in the part of the pass
 //!   running now and every `Delete` of it is held instead: the row goes to the failure queue
 //!   as `DELETE_HELD` (needs an operator), one ERROR line for the pass. Failure retries
@@ -43,10 +49,11 @@ use super::pass::{Breaker, COLLECTION_LIMIT, Pass, PipelineMode};
 use super::plan::{Action, Decision, FailCode, SourceRow};
 use super::ports::{Batch, OrgPort, PortError, RecordQuery, StorePort, WriteOutcome};
 use super::report::{PassOutcome, PassReport};
-use super::rows::{DeleteStep, RowOutcome, RowState};
+use super::rows::{DeleteStep, Revive, RowOutcome, RowState};
+use super::undelete::{NOT_IN_RECYCLE_BIN, live_ids};
 use super::write::per_record;
 use crate::events::deletes::{DeleteConflict, DeletesHeld, RecordDeleted};
-use crate::store::FailureClass;
+use crate::store::{FailureClass, same_record};
 
 /// The breaker's count for the watermark query, from its first batch: `Some(n)` when the
 /// batch settles it (the whole result is at most the limit, or the whole result is in the
@@ -170,8 +177,8 @@ where
                     body,
                 });
             }
-            // The undelete stage's (branch h-undelete): the plan does not produce it here, so
-            // such a row is left as it is (nothing recorded).
+            // The undelete stage's (`undelete::undelete_page`, next in the pipeline): it
+            // restores the target and replaces the decision.
             Action::Undelete { .. } => {}
             Action::Create { .. }
             | Action::Update { .. }
@@ -280,7 +287,6 @@ where
             .flat_map(|(result, len)| per_record(result, len));
 
         // Deletes settle here; restored sources still need the target's values.
-        let mut updates: Vec<(String, Map<String, Value>)> = Vec::new();
         for state in rows.iter_mut() {
             match state.delete.take() {
                 None => {}
@@ -298,14 +304,27 @@ where
                 Some(DeleteStep::Restore { target_id, body }) => {
                     match undeleted.next().unwrap_or_else(no_result) {
                         Ok(_) => {
-                            updates.push((state.row.id.clone(), body.clone()));
                             state.delete = Some(DeleteStep::Restore { target_id, body });
+                        }
+                        // Purged, or live already: looked up below.
+                        Err(e) if NOT_IN_RECYCLE_BIN.contains(&e.code.as_str()) => {
+                            state.delete = Some(DeleteStep::Recreate { target_id, body });
                         }
                         Err(e) => state.fail(Some(target_id), e.code, e.message, e.class),
                     }
                 }
+                Some(DeleteStep::Recreate { .. }) => {}
             }
         }
+        self.recreate_sources(rows, counts).await?;
+        // In row order: the sources restored, and those found live again.
+        let updates: Vec<(String, Map<String, Value>)> = rows
+            .iter()
+            .filter_map(|s| match &s.delete {
+                Some(DeleteStep::Restore { body, .. }) => Some((s.row.id.clone(), body.clone())),
+                _ => None,
+            })
+            .collect();
         if updates.is_empty() {
             return Ok(());
         }
@@ -345,6 +364,105 @@ where
                     };
                 }
                 Err(e) => state.fail(Some(target_id), e.code, e.message, e.class),
+            }
+        }
+        Ok(())
+    }
+
+    /// The delete conflicts kept by `keep_edit` whose source the undelete could not restore:
+    /// one query by id tells the live (someone restored it, or our own undelete's reply was
+    /// lost: updated as restored) from the gone (purged), which are created again in the
+    /// source from the edited target's values (an upsert on `sync.external_id_field`, the
+    /// target's id, when configured, so a replay after a crash finds the first copy) and
+    /// relinked: the commit rewrites the live link to the new source id.
+    async fn recreate_sources(
+        &self,
+        rows: &mut [RowState],
+        counts: &mut PassReport,
+    ) -> Result<(), Stop> {
+        let ids: Vec<String> = rows
+            .iter()
+            .filter(|s| matches!(s.delete, Some(DeleteStep::Recreate { .. })))
+            .map(|s| s.row.id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let cfg = self.config;
+        let src = self.source_org();
+        let live = self
+            .call(live_ids(self.source, &cfg.object, ids))
+            .await
+            .at(src)?;
+        let mut creates: Vec<Map<String, Value>> = Vec::new();
+        for state in rows.iter_mut() {
+            let Some(DeleteStep::Recreate { target_id, body }) = state.delete.take() else {
+                continue;
+            };
+            if live.iter().any(|id| same_record(id, &state.row.id)) {
+                state.delete = Some(DeleteStep::Restore { target_id, body });
+            } else {
+                let mut create = body.clone();
+                if let Some(ext) = &cfg.external_id_field {
+                    create.insert(ext.clone(), Value::String(target_id.clone()));
+                }
+                creates.push(create);
+                state.delete = Some(DeleteStep::Recreate { target_id, body });
+            }
+        }
+        let calls = creates.chunks(COLLECTION_LIMIT).map(|bodies| async move {
+            let outcomes = match &cfg.external_id_field {
+                Some(ext) => {
+                    self.call(self.source.upsert(&cfg.object, ext, bodies))
+                        .await
+                }
+                None => self.call(self.source.create(&cfg.object, bodies)).await,
+            };
+            (outcomes, bodies.len())
+        });
+        let created = futures::future::join_all(calls).await;
+        if let Some(stop) = pause_of(&created, src) {
+            return Err(stop);
+        }
+        let mut created = created
+            .into_iter()
+            .flat_map(|(result, len)| per_record(result, len));
+        for state in rows.iter_mut() {
+            let Some(DeleteStep::Recreate { target_id, body }) = state.delete.take() else {
+                continue;
+            };
+            match created.next().unwrap_or_else(no_result) {
+                Ok(ok) => {
+                    counts.created += 1;
+                    tracing::info!(
+                        cycle = cfg.cycle,
+                        direction = %cfg.direction,
+                        source_id = %state.row.id,
+                        new_source_id = %ok.id,
+                        target_id = %target_id,
+                        "deleted source was purged: created again with the target's edit and relinked (sync.delete_conflict = keep_edit)"
+                    );
+                    state.revive = state.link_id.map(|link_id| Revive {
+                        link_id,
+                        old_target_id: target_id.clone(),
+                        new_source_id: Some(ok.id.clone()),
+                    });
+                    state.outcome = RowOutcome::Linked {
+                        target_id,
+                        snapshot: state
+                            .decision
+                            .as_ref()
+                            .and_then(|d| d.snapshot.clone())
+                            .unwrap_or_default(),
+                    };
+                }
+                Err(e) => {
+                    let sent = Some(body);
+                    state.fail(Some(target_id), e.code, e.message, e.class);
+                    if let RowOutcome::Failed { sent: s, .. } = &mut state.outcome {
+                        *s = sent;
+                    }
+                }
             }
         }
         Ok(())

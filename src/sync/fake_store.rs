@@ -163,6 +163,34 @@ impl PageTxPort for FakeTx {
         Ok(true)
     }
 
+    async fn revive_link(&mut self, link_id: i64, link: &LinkWrite) -> Result<(), StoreError> {
+        let conflict = StoreError::LinkConflict {
+            object: link.object.clone(),
+            a_id: link.a_id.clone(),
+            b_id: link.b_id.clone(),
+            detail: "one of the two records is already live in another link".to_string(),
+        };
+        let links = &mut self.staged.links;
+        if links
+            .iter()
+            .any(|l| l.id != link_id && l.is_live() && (l.a_id == link.a_id || l.b_id == link.b_id))
+        {
+            return Err(conflict);
+        }
+        let Some(l) = links.iter_mut().find(|l| l.id == link_id) else {
+            return Err(conflict);
+        };
+        l.state = crate::store::LinkState::Live;
+        l.deleted_at = None;
+        l.deleted_by = None;
+        l.a_id = link.a_id.clone();
+        l.b_id = link.b_id.clone();
+        l.a_modstamp = link.a_modstamp.or(l.a_modstamp);
+        l.b_modstamp = link.b_modstamp.or(l.b_modstamp);
+        l.snapshot = link.snapshot.clone();
+        Ok(())
+    }
+
     async fn delete_link(&mut self, object: &str, a_id: &str) -> Result<bool, StoreError> {
         let links = &mut self.staged.links;
         let before = links.len();

@@ -8,13 +8,19 @@
 //! the target record holding its id in the external id field; else (none found) those with
 //! equal `match_by` values (text without regard to case, as SOQL's `IN` compares) and no
 //! external id.
+//!
+//! A live row without a live link whose latest link is a tombstone is decided an undelete
+//! (`plan::plan_tombstoned`); its candidates stay on the row for the undelete stage, which
+//! plans it as an unlinked row when its target turns out to be gone.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 
 use super::mapping::{Mapping, same_value};
-use super::plan::{Decision, PageItem, Policy, SourceRow, Target, TargetRow, plan_page};
+use super::plan::{
+    Decision, PageItem, Policy, SourceRow, Target, TargetRow, plan_page, plan_tombstoned,
+};
 use super::ports::{FieldIn, QueryKind, RecordQuery};
 use super::rows::{Found, RowState};
 use crate::store::Org;
@@ -218,7 +224,13 @@ pub(super) fn decide(rows: &mut [RowState], policy: &Policy, mapping: &Mapping) 
         plan_page(&items, policy, mapping)
     };
     for (state, decision) in rows.iter_mut().filter(|s| s.looked_up()).zip(decisions) {
-        state.decision = Some(decision);
+        // A live row whose pair was deleted: an undelete (its candidates wait for the
+        // undelete stage, in case the target is gone).
+        let undelete = match (&state.link, &state.tombstone) {
+            (None, Some(tombstone)) => plan_tombstoned(&state.row, tombstone),
+            _ => None,
+        };
+        state.decision = Some(undelete.unwrap_or(decision));
     }
 }
 

@@ -63,6 +63,8 @@ mod sim_tests;
 #[cfg(test)]
 mod test_support;
 pub mod undelete;
+#[cfg(test)]
+mod undelete_sim_tests;
 mod write;
 
 pub use accounts::{AccountMode, Resolution, resolve_names};

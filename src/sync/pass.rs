@@ -9,6 +9,7 @@
 //! rows (dedup, parent tokens, links and failure-queue entries: `rows`, `parents`), triage
 //! (`plan::triage`), one lookup and the candidates (`matching`), the turn at the gate
 //! (`gate`), the plan and the writes it asks for (`matching::decide`, `rows::write_of`),
+//! undeletes (`undelete`: targets of tombstoned pairs restored, their writes decided anew),
 //! parents (`parents`), writes (`write`), deletes (`deletes`: target deletes, restored
 //! sources, the mass-delete breaker), commit (`commit`), report (`report`). Where pages
 //! come from is `feeds` (watermark query, failure queue) and `drain` (inbox).
@@ -22,7 +23,9 @@
 //! API calls per page: at most one lookup query (linked rows by `Id`, unlinked rows by match
 //! key, OR-ed into one query; more only if the lookup itself pages), one collections call per
 //! 200 creates, one per 200 updates and one per 200 deletes (a delete conflict kept by
-//! `keep_edit`: one undelete and one update of the source per 200). Rows the triage settles
+//! `keep_edit`: one undelete and one update of the source per 200; rows restored from the
+//! recycle bin: one undelete of their targets per 200 and at most one query by id, before
+//! their writes). Rows the triage settles
 //! (replays, echoes, queued records, deleted rows without a live link) cost nothing. With `account.sync_policy = "syncAccount"`, parents cost at most one
 //! Account query by Name (only for parents without a stored Account link) and one Account
 //! create per 200 missing parents, per page.
@@ -339,6 +342,8 @@ where
         for state in rows.iter_mut() {
             self.settle_decision(state, &mut counts);
         }
+        // Undeletes: restore the targets, then each row's write as decided anew.
+        self.undelete_page(&mut rows, &policy, &mut counts).await?;
         gate.claim(
             rows.iter()
                 .filter_map(|s| s.decision.as_ref().and_then(Decision::target_id)),
@@ -420,16 +425,21 @@ where
         Ok(rows
             .into_iter()
             .map(|row| {
-                let link = links.remove(&row.id).map(|l| link_view(&l, src));
+                let live = links.remove(&row.id);
+                let link_id = live.as_ref().map(|l| l.id);
+                let link = live.map(|l| link_view(&l, src));
                 let queued = failures.remove(&row.id);
                 let barred = barred.remove(&row.id).unwrap_or_default();
                 let tombstone = match link {
                     Some(_) => None,
-                    None => tombstones.remove(&row.id).map(|l| link_view(&l, src)),
+                    None => tombstones
+                        .remove(&row.id)
+                        .map(|l| (l.id, link_view(&l, src))),
                 };
                 RowState::new(row, link, queued)
                     .never_matched_with(barred)
                     .with_tombstone(tombstone)
+                    .with_link_id(link_id)
             })
             .collect())
     }
@@ -527,7 +537,7 @@ where
 
     /// What a row's decision asks for: its write, or its outcome (linked without a write,
     /// skipped, failed), and the reverse carry; with its log line and counts.
-    fn settle_decision(&self, state: &mut RowState, counts: &mut PassReport) {
+    pub(super) fn settle_decision(&self, state: &mut RowState, counts: &mut PassReport) {
         let cfg = self.config;
         let Some(decision) = &state.decision else {
             return;

@@ -19,6 +19,11 @@
 //! resolved by `sync.delete_conflict` (keep the edit: restore the source and write the edit
 //! to it; or delete).
 //!
+//! Undeletes. A live row without a live link whose latest link is a tombstone came back from
+//! the recycle bin: [`plan_tombstoned`] decides [`Action::Undelete`] of the tombstone's
+//! target, and once the target org answered, [`plan_restored`] decides the write (update the
+//! target back, or plan the row as unlinked when the target is gone).
+//!
 //! The snapshot. A link's snapshot is the canonical values the *source* of the last sync held
 //! when it was synced. When every field of the source won, that is also what the target
 //! holds. When the target won a field (a conflict lost by the source, or a target-only
@@ -237,9 +242,10 @@ pub enum Action {
         fields: Canonical,
         conflict: DeleteConflict,
     },
-    /// A live source row whose link is a tombstone: its deleted target is to be restored and
-    /// given `fields`. Filled in by the undelete stage (`sync::undelete`); until then the
-    /// plan does not produce it (such a row is matched, and created again, as before).
+    /// A live source row whose link is a tombstone (it came back from the recycle bin): its
+    /// deleted target is to be restored (SOAP undelete) and given `fields`. The undelete
+    /// stage (`sync::undelete`) replaces it with [`plan_restored`]'s decision once the
+    /// target org answered.
     Undelete {
         target_id: String,
         fields: Canonical,
@@ -493,6 +499,62 @@ fn plan_delete(
             snapshot: Some(found.values.clone()),
             conflicts: Vec::new(),
         },
+    }
+}
+
+/// The decision for a source row without a live link whose latest link is `tombstone`: a
+/// live row is an undelete (restore the tombstone's target and give it the source's values;
+/// the snapshot is those values); a deleted row is `None` (the delete path's, settled by
+/// [`triage`]).
+pub fn plan_tombstoned(row: &SourceRow, tombstone: &LinkView) -> Option<Decision> {
+    if row.deleted {
+        return None;
+    }
+    Some(Decision {
+        action: Action::Undelete {
+            target_id: tombstone.target_id.clone(),
+            fields: row.values.clone(),
+        },
+        reverse: false,
+        snapshot: Some(row.values.clone()),
+        conflicts: Vec::new(),
+    })
+}
+
+/// What the target org said about an undeleted row's target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Restored<'a> {
+    /// The target is back (undeleted now, or live already): this id.
+    Back(&'a str),
+    /// The target is gone (purged, hard-deleted): `candidates` are the unlinked target
+    /// records with the row's match key (a copy created before a crash, among others).
+    Gone { candidates: &'a [&'a TargetRow] },
+}
+
+/// The decision that replaces an [`Action::Undelete`] once the target org answered: a target
+/// back is updated to the source's values (all of them: nothing says what it holds), with
+/// the row's values as the snapshot; a target gone is planned as an unlinked row (a create,
+/// an upsert on the external id field when configured, or the link of the one candidate:
+/// the copy a crash before the commit left unlinked is found again, never duplicated).
+pub fn plan_restored(
+    row: &SourceRow,
+    restored: Restored<'_>,
+    policy: &Policy,
+    mapping: &Mapping,
+) -> Decision {
+    match restored {
+        Restored::Back(target_id) => Decision {
+            action: Action::Update {
+                target_id: target_id.to_string(),
+                fields: row.values.clone(),
+            },
+            reverse: false,
+            snapshot: Some(row.values.clone()),
+            conflicts: Vec::new(),
+        },
+        Restored::Gone { candidates } => {
+            plan(row, Target::Unlinked { candidates }, policy, mapping)
+        }
     }
 }
 

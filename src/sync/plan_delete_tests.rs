@@ -200,3 +200,80 @@ fn a_target_edited_since_the_snapshot_is_a_delete_conflict_resolved_by_the_polic
         "{d:?}"
     );
 }
+
+#[test]
+fn a_live_row_on_a_tombstone_is_an_undelete_with_its_values_and_a_deleted_one_is_not() {
+    let mut row = deleted(9);
+    let tombstone = link(Some(json!({"Name": "Deal", "Amount": 50})));
+    assert_eq!(plan_tombstoned(&row, &tombstone), None, "the delete path's");
+    row.deleted = false;
+    let d = plan_tombstoned(&row, &tombstone).expect("an undelete");
+    assert_eq!(
+        d.action,
+        Action::Undelete {
+            target_id: "006B".into(),
+            fields: row.values.clone()
+        }
+    );
+    assert_eq!(d.snapshot, Some(row.values.clone()));
+    assert_eq!(d.target_id(), Some("006B"));
+}
+
+#[test]
+fn a_restored_target_is_updated_and_a_gone_one_is_planned_as_an_unlinked_row() {
+    let m = mapping();
+    let p = policy(DeleteConflictPolicy::KeepEdit);
+    let mut row = deleted(9);
+    row.deleted = false;
+    let back = plan_restored(&row, Restored::Back("006B"), &p, &m);
+    assert_eq!(
+        back.action,
+        Action::Update {
+            target_id: "006B".into(),
+            fields: row.values.clone()
+        },
+        "every field: nothing says what the restored target holds"
+    );
+    assert_eq!(back.snapshot, Some(row.values.clone()));
+    // Gone, nothing with its key: created again.
+    let gone = plan_restored(&row, Restored::Gone { candidates: &[] }, &p, &m);
+    assert!(matches!(gone.action, Action::Create { .. }), "{gone:?}");
+    // Gone, and the copy a crash left unlinked has its key: linked to it, not duplicated.
+    let copy = target(json!({"Name": "Deal", "Amount": 100}));
+    let found = plan_restored(
+        &row,
+        Restored::Gone {
+            candidates: &[&copy],
+        },
+        &p,
+        &m,
+    );
+    assert_eq!(
+        found.action,
+        Action::Link {
+            target_id: "006B".into()
+        }
+    );
+    let other = TargetRow {
+        id: "006C".into(),
+        ..copy.clone()
+    };
+    let two = plan_restored(
+        &row,
+        Restored::Gone {
+            candidates: &[&copy, &other],
+        },
+        &p,
+        &m,
+    );
+    assert!(
+        matches!(
+            two.action,
+            Action::Fail {
+                code: FailCode::AmbiguousMatch,
+                ..
+            }
+        ),
+        "{two:?}"
+    );
+}

@@ -400,6 +400,16 @@ pub trait PageTxPort: Send {
         tombstone: &Tombstone,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Rewrites link `link_id` in place as a live link with `link`'s ids, modstamps and
+    /// snapshot: a tombstone revived by the undelete stage (the target possibly new), or a
+    /// live link whose deleted source was created again. Idempotent; a record live in another
+    /// link is [`StoreError::LinkConflict`].
+    fn revive_link(
+        &mut self,
+        link_id: i64,
+        link: &LinkWrite,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Removes the link of A record `a_id` (a stale parent-account link); whether there was one.
     fn delete_link(
         &mut self,

@@ -49,6 +49,24 @@ pub(super) struct RowState {
     /// Its latest tombstoned link, seen from the pass's direction, when it has no live one:
     /// what the undelete stage (a live source row whose pair was deleted) starts from.
     pub tombstone: Option<LinkView>,
+    /// The stored id of [`Self::tombstone`]'s link.
+    pub tombstone_id: Option<i64>,
+    /// The stored id of [`Self::link`] (the live link).
+    pub link_id: Option<i64>,
+    /// Set by the undelete stage and a delete conflict whose purged source was created
+    /// again: the commit rewrites this stored link in place (`revive_link`) instead of
+    /// writing a link by its ids.
+    pub revive: Option<Revive>,
+}
+
+/// A stored link the commit rewrites in place, live, with the row's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Revive {
+    pub link_id: i64,
+    /// The target the link named before (the tombstone's), for the restore's log line.
+    pub old_target_id: String,
+    /// The source's new id, when the source itself was created again (its old one purged).
+    pub new_source_id: Option<String>,
 }
 
 impl RowState {
@@ -68,12 +86,22 @@ impl RowState {
             outcome: RowOutcome::Nothing,
             barred: Vec::new(),
             tombstone: None,
+            tombstone_id: None,
+            link_id: None,
+            revive: None,
         }
     }
 
-    /// The row with its latest tombstoned link.
-    pub fn with_tombstone(mut self, tombstone: Option<LinkView>) -> Self {
-        self.tombstone = tombstone;
+    /// The row with its latest tombstoned link (its stored id and its view).
+    pub fn with_tombstone(mut self, tombstone: Option<(i64, LinkView)>) -> Self {
+        self.tombstone_id = tombstone.as_ref().map(|(id, _)| *id);
+        self.tombstone = tombstone.map(|(_, view)| view);
+        self
+    }
+
+    /// The row with the stored id of its live link.
+    pub fn with_link_id(mut self, link_id: Option<i64>) -> Self {
+        self.link_id = link_id;
         self
     }
 
@@ -176,6 +204,12 @@ pub(super) enum DeleteStep {
     /// Restore the deleted source record (undelete) and write `body` (source org names) to
     /// it; the link stays live with the decision's snapshot.
     Restore {
+        target_id: String,
+        body: Map<String, Value>,
+    },
+    /// The restore's undelete said the source is not in its recycle bin: looked up, and when
+    /// it is gone (purged), created again from `body` and the link rewritten to its new id.
+    Recreate {
         target_id: String,
         body: Map<String, Value>,
     },

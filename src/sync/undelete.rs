@@ -14,25 +14,47 @@
 //! an id the org no longer has (`ENTITY_IS_DELETED`, `INVALID_ID_FIELD`,
 //! `INVALID_CROSS_REFERENCE_KEY`) are checked the same way.
 //!
-//! [`undelete_tombstones`] is the I/O the pipeline calls for a page's tombstone rows: one
-//! undelete call per 200 rows, one lookup query for the "not in the recycle bin" ones, then one
-//! update and one create call (sObject Collections). It writes nothing to the store: each
-//! [`UndeleteOutcome`] carries the link write for the page's transaction
-//! (`PageTx::revive_link`) or the error for the failure queue.
+//! In the page pipeline ([`Pass::undelete_page`], after the plan, before parents and writes):
+//! a source row without a live link whose latest link is a tombstone (`RowState::tombstone`,
+//! from the page's link query) is decided [`Action::Undelete`] by the plan
+//! (`plan::plan_tombstoned`). The stage makes one undelete call per 200 targets and one query
+//! by id for the "not in the recycle bin" ones, then decides each row anew
+//! (`plan::plan_restored`): a target back is an update of every mapped field; a target gone
+//! is planned as an unlinked row with the candidates the page's lookup found for it. The
+//! write stage then writes it like any decision (the create is an upsert on
+//! `sync.external_id_field` when configured; parents resolved), and the commit rewrites the
+//! tombstone in place (`PageTx::revive_link`) with the target's id, possibly new. A refusal
+//! of the undelete goes to the failure queue with its code; the retry undeletes again.
 //!
-//! Replay: a page replayed after a crash before its commit undeletes again (answered
-//! `UNDELETE_FAILED`, then found live: updated, no duplicate). Not covered here: a crash
-//! between a re-creation and the commit re-creates on replay (the first copy is not linked);
-//! routing [`UndeletePlan::RecreateTarget`] through the pipeline's create path, which finds a
-//! record written but not yet linked by its match key, closes that at the merge.
+//! API cost: nothing in a cycle without undeletes; per page with some, one undelete call per
+//! 200 rows, at most one query by id, and the writes (one update call, one create call per
+//! 200).
+//!
+//! Replay (`kill -9` before the page's commit): the page is read again and undeletes again,
+//! answered `UNDELETE_FAILED`, then found live: updated, no duplicate. A target re-created
+//! before the crash is not linked yet, but the page's lookup finds it as the row's candidate
+//! (by its external id, the source's id, when `sync.external_id_field` is set; else by the
+//! `sync.match_by` key, as any create before a crash is found): the row is linked to it, not
+//! created a second time.
+//!
+//! [`undelete_tombstones`] is the same I/O on its own (it writes the targets itself and
+//! returns, per row, the link write or the error): kept for callers outside a pass.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::ports::{OrgPort, PortError, QueryKind, RecordError, RecordQuery, WriteOutcome};
+use super::errors::{AtOrg, Stop};
+use super::pass::Pass;
+use super::plan::{Action, Policy, Restored, TargetRow, plan_restored};
+use super::ports::{
+    OrgPort, PortError, QueryKind, RecordError, RecordQuery, StorePort, WriteOutcome,
+};
+use super::report::PassReport;
+use super::rows::{Found, Revive, RowState};
+use super::write::per_record;
 use crate::events::TargetRestored;
 use crate::metrics::Metrics;
-use crate::store::{Direction, Link, LinkState, LinkWrite, Org, same_record};
+use crate::store::{Direction, FailureClass, Link, LinkState, LinkWrite, Org, same_record};
 
 /// Undelete answers meaning "the org has no deleted record of this id to restore": the
 /// record was purged (or hard-deleted), is not deleted at all, or is unknown. Checked with a
@@ -81,7 +103,16 @@ pub fn plan_undelete(
     result: &WriteOutcome,
     target_live: Option<bool>,
 ) -> UndeletePlan {
-    let target_id = id_in(link, target_org).to_string();
+    plan_restore(id_in(link, target_org), result, target_live)
+}
+
+/// [`plan_undelete`] for the target record `target_id`.
+pub fn plan_restore(
+    target_id: &str,
+    result: &WriteOutcome,
+    target_live: Option<bool>,
+) -> UndeletePlan {
+    let target_id = target_id.to_string();
     let code = result.as_ref().err().map(|e| e.code.as_str());
     match (code, target_live) {
         (None, _) | (Some(_), Some(true)) => UndeletePlan::UpdateTarget { target_id },
@@ -250,8 +281,129 @@ async fn undelete_chunk<T: OrgPort>(
     Ok(out)
 }
 
+impl<S, T, St> Pass<'_, S, T, St>
+where
+    S: OrgPort,
+    T: OrgPort,
+    St: StorePort,
+{
+    /// The undelete stage of the page pipeline, for the rows the plan decided
+    /// [`Action::Undelete`] for: one undelete call per 200 targets, one query by id for the
+    /// "not in the recycle bin" ones, then each row decided anew by
+    /// [`plan_restored`] (a target back is updated; a target gone is planned as an unlinked
+    /// row: created through the write stage, an upsert on `sync.external_id_field` when
+    /// configured, or linked to the copy a crash left) and settled as any decision. The
+    /// commit revives the tombstone in place. A limit pauses the page; a refusal fails the
+    /// row.
+    pub(super) async fn undelete_page(
+        &self,
+        rows: &mut [RowState],
+        policy: &Policy,
+        counts: &mut PassReport,
+    ) -> Result<(), Stop> {
+        let pending: Vec<(usize, String)> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.decision.as_ref().map(|d| &d.action) {
+                Some(Action::Undelete { target_id, .. }) => Some((i, target_id.clone())),
+                _ => None,
+            })
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let cfg = self.config;
+        let tgt = self.target_org();
+        let target_ids: Vec<String> = pending.iter().map(|(_, id)| id.clone()).collect();
+        let calls = target_ids
+            .chunks(super::pass::COLLECTION_LIMIT)
+            .map(|ids| async move { (self.call(self.target.undelete(ids)).await, ids.len()) });
+        let results = futures::future::join_all(calls).await;
+        if let Some(stop) = results
+            .iter()
+            .find_map(|(r, _)| r.as_ref().err().and_then(|e| Stop::pause(tgt, e)))
+        {
+            return Err(stop);
+        }
+        let results: Vec<WriteOutcome> = results
+            .into_iter()
+            .flat_map(|(r, len)| per_record(r, len))
+            .collect();
+        let mut plans: Vec<UndeletePlan> = target_ids
+            .iter()
+            .zip(&results)
+            .map(|(id, result)| plan_restore(id, result, None))
+            .collect();
+        let look_up: Vec<String> = plans
+            .iter()
+            .filter_map(|p| match p {
+                UndeletePlan::LookUpTarget { target_id } => Some(target_id.clone()),
+                _ => None,
+            })
+            .collect();
+        if !look_up.is_empty() {
+            let live = self
+                .call(live_ids(self.target, &cfg.object, look_up))
+                .await
+                .at(tgt)?;
+            for ((plan, id), result) in plans.iter_mut().zip(&target_ids).zip(&results) {
+                if matches!(plan, UndeletePlan::LookUpTarget { .. }) {
+                    let is_live = live.iter().any(|l| same_record(l, id));
+                    *plan = plan_restore(id, result, Some(is_live));
+                }
+            }
+        }
+        for ((i, old_target_id), plan) in pending.into_iter().zip(plans) {
+            let state = &mut rows[i];
+            let Some(link_id) = state.tombstone_id else {
+                continue;
+            };
+            let decision = match plan {
+                UndeletePlan::UpdateTarget { target_id } => {
+                    plan_restored(&state.row, Restored::Back(&target_id), policy, self.mapping)
+                }
+                UndeletePlan::RecreateTarget => {
+                    let candidates: Vec<&TargetRow> = match &state.target {
+                        Found::Candidates(list) => list.iter().collect(),
+                        _ => Vec::new(),
+                    };
+                    plan_restored(
+                        &state.row,
+                        Restored::Gone {
+                            candidates: &candidates,
+                        },
+                        policy,
+                        self.mapping,
+                    )
+                }
+                UndeletePlan::Fail(e) => {
+                    state.fail(Some(old_target_id), e.code, e.message, e.class);
+                    continue;
+                }
+                UndeletePlan::LookUpTarget { .. } => {
+                    state.fail(
+                        Some(old_target_id),
+                        "UNDELETE_FAILED".to_string(),
+                        "the target's state could not be looked up".to_string(),
+                        FailureClass::Transient,
+                    );
+                    continue;
+                }
+            };
+            state.revive = Some(Revive {
+                link_id,
+                old_target_id,
+                new_source_id: None,
+            });
+            state.decision = Some(decision);
+            self.settle_decision(state, counts);
+        }
+        Ok(())
+    }
+}
+
 /// The ids among `ids` that are live in the org (a query by id leaves deleted ones out).
-async fn live_ids<T: OrgPort>(
+pub(super) async fn live_ids<T: OrgPort>(
     org: &T,
     object: &str,
     ids: Vec<String>,

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{World, opportunities, seed, set_faults, text};
 
 /// A client of `org` logged in as its human user (the person who deletes).
-fn human(org: &sfsim::SimOrg) -> Client {
+pub(super) fn human(org: &sfsim::SimOrg) -> Client {
     let name = org.name.to_ascii_lowercase();
     let settings = OrgSettings {
         name: name.clone(),
@@ -35,7 +35,7 @@ fn human(org: &sfsim::SimOrg) -> Client {
 }
 
 /// The ids of the live opportunities of `org` whose Name starts with `prefix`.
-fn ids_named(org: &sfsim::SimOrg, prefix: &str) -> Vec<String> {
+pub(super) fn ids_named(org: &sfsim::SimOrg, prefix: &str) -> Vec<String> {
     org.db()
         .query(
             &format!("SELECT Id FROM Opportunity WHERE Name LIKE '{prefix}%' ORDER BY Name"),
@@ -49,7 +49,7 @@ fn ids_named(org: &sfsim::SimOrg, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-fn ok(world: &World, args: &[&str]) -> String {
+pub(super) fn ok(world: &World, args: &[&str]) -> String {
     let out = world.run(args);
     assert!(
         out.status.success(),

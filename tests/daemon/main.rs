@@ -21,6 +21,7 @@ mod deletes;
 mod links;
 mod shell;
 mod state;
+mod undeletes;
 
 /// Two simulated orgs and a configuration folder pointing orgsync at them.
 struct World {
