@@ -152,7 +152,14 @@ impl Orgs {
             .len()
     }
 
+    /// Calls of `kind` in both orgs, by sfsim's stats kinds (the pipeline writes through
+    /// sObject Collections: `collections_create`, `collections_update`, `collections_delete`;
+    /// a kind sfsim never counts would make an assertion that cannot fail, so it panics).
     pub(super) fn calls(&self, kind: &str) -> u64 {
+        assert!(
+            !matches!(kind, "create" | "update" | "delete"),
+            "{kind}: the single-record REST kind; the pipeline's writes are collections_{kind}"
+        );
         self.sim_a.calls(kind) + self.sim_b.calls(kind)
     }
 
@@ -182,12 +189,15 @@ async fn deletes_propagate_both_ways_and_the_cycle_after_writes_nothing_with_one
 
         o.human_a.delete(&from_a[..1]).await.expect("delete in A");
         o.human_b.delete(&from_b[..1]).await.expect("delete in B");
+        let deletes_before = o.calls("collections_delete");
         let cycle = o.cycle().await;
         assert_eq!(
             (cycle.ab.deleted, cycle.ba.deleted),
             (1, 1),
             "shared {shared_user}"
         );
+        // One collections delete call per direction.
+        assert_eq!(o.calls("collections_delete") - deletes_before, 2);
         let expect: Vec<String> = ["A 001", "A 002", "B 001"]
             .iter()
             .map(|s| s.to_string())
@@ -199,13 +209,16 @@ async fn deletes_propagate_both_ways_and_the_cycle_after_writes_nothing_with_one
         // Quiet: no writes, one query per direction (our own deletes do not come back).
         let (before, deletes, writes) = (
             o.api_calls(),
-            o.calls("delete"),
-            o.calls("create") + o.calls("update"),
+            o.calls("collections_delete"),
+            o.calls("collections_create") + o.calls("collections_update"),
         );
         let cycle = o.cycle().await;
         assert_eq!(o.api_calls() - before, 2, "shared {shared_user}");
-        assert_eq!(o.calls("delete"), deletes);
-        assert_eq!(o.calls("create") + o.calls("update"), writes);
+        assert_eq!(o.calls("collections_delete"), deletes);
+        assert_eq!(
+            o.calls("collections_create") + o.calls("collections_update"),
+            writes
+        );
         assert_eq!((cycle.ab.deleted, cycle.ba.deleted), (0, 0));
         assert_eq!(Orgs::names(&o.human_a).await, expect);
         assert!(o.store.failures(None).await.expect("failures").is_empty());
@@ -270,10 +283,16 @@ async fn a_delete_against_an_edit_since_the_last_sync_converges_under_both_polic
         assert_eq!(o.linked_b(&a_id).await, b_id, "the link stays live");
         // Nothing left for an operator (the edit that found its target deleted is settled).
         assert!(o.store.failures(None).await.expect("failures").is_empty());
-        let (before, writes) = (o.api_calls(), o.calls("create") + o.calls("update"));
+        let (before, writes) = (
+            o.api_calls(),
+            o.calls("collections_create") + o.calls("collections_update"),
+        );
         o.cycle().await;
         assert_eq!(o.api_calls() - before, 2, "quiet after the conflict");
-        assert_eq!(o.calls("create") + o.calls("update"), writes);
+        assert_eq!(
+            o.calls("collections_create") + o.calls("collections_update"),
+            writes
+        );
     }
 
     // delete: the delete wins over the edit.
@@ -311,10 +330,14 @@ async fn a_mass_delete_over_the_breaker_is_held_whole_then_applied_by_an_operato
     assert_eq!(Orgs::names(&o.human_b).await.len(), 150);
 
     o.human_a.delete(&ids).await.expect("delete 150 in A");
-    let deletes = o.calls("delete");
+    let deletes = o.calls("collections_delete");
     let cycle = o.cycle().await;
     assert_eq!((cycle.ab.deleted, cycle.ab.held), (0, 150));
-    assert_eq!(o.calls("delete"), deletes, "no delete call at all");
+    assert_eq!(
+        o.calls("collections_delete"),
+        deletes,
+        "no delete call at all"
+    );
     assert_eq!(Orgs::names(&o.human_b).await.len(), 150);
     let failures = o.store.failures(None).await.expect("failures");
     assert_eq!(failures.len(), 150);
@@ -463,10 +486,14 @@ async fn a_pair_deleted_on_both_sides_becomes_a_tombstone_without_a_delete_call(
         .delete(std::slice::from_ref(&b_id))
         .await
         .expect("delete B");
-    let deletes = o.calls("delete");
+    let deletes = o.calls("collections_delete");
     let cycle = o.cycle().await;
     assert_eq!((cycle.ab.deleted, cycle.ba.deleted), (0, 0));
-    assert_eq!(o.calls("delete"), deletes, "the target was gone already");
+    assert_eq!(
+        o.calls("collections_delete"),
+        deletes,
+        "the target was gone already"
+    );
     assert_eq!(o.tombstones().await, 1);
     assert!(o.store.failures(None).await.expect("failures").is_empty());
 }
@@ -509,7 +536,7 @@ async fn a_large_backlog_with_deletes_counts_them_with_one_query_before_any_dele
                 .await
                 .expect("delete");
         }
-        let (queries, deletes) = (o.sim_a.calls("query_all"), o.calls("delete"));
+        let (queries, deletes) = (o.sim_a.calls("query_all"), o.calls("collections_delete"));
         let cycle = o.cycle().await;
         // In A: the changes query (its next batch is a query_more) and, only when a page has
         // a delete to make, the count.
@@ -522,7 +549,7 @@ async fn a_large_backlog_with_deletes_counts_them_with_one_query_before_any_dele
         assert_eq!(cycle.ab.updated, 250);
         if deleted > 100 {
             assert_eq!((cycle.ab.deleted, cycle.ab.held), (0, deleted as u64));
-            assert_eq!(o.calls("delete"), deletes, "no delete call");
+            assert_eq!(o.calls("collections_delete"), deletes, "no delete call");
         } else {
             assert_eq!((cycle.ab.deleted, cycle.ab.held), (deleted as u64, 0));
         }
