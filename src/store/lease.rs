@@ -235,6 +235,31 @@ impl Store {
     }
 }
 
+impl From<FenceError> for StoreError {
+    fn from(e: FenceError) -> StoreError {
+        match e {
+            FenceError::Lost { epoch } => StoreError::LeaseLost { epoch },
+            FenceError::Store(e) => e,
+        }
+    }
+}
+
+impl Store {
+    /// This store with its progress writes fenced by `fence`: every page ([`Store::begin`])
+    /// commits only while `fence` holds the sync lease, and so does the inbox's set-aside
+    /// mark (`mark_processed`). What a leader's passes write through.
+    pub fn fenced(&self, fence: Fence) -> Store {
+        let mut store = self.clone();
+        store.fence = Some(fence);
+        store
+    }
+
+    /// The fence this store's progress writes carry, if any.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
+    }
+}
+
 impl PageTx {
     /// Whether `fence` still holds the sync lease, inside this transaction.
     pub async fn holds_lease(&mut self, fence: &Fence) -> Result<bool, StoreError> {
@@ -249,7 +274,7 @@ impl PageTx {
             self.rollback().await?;
             return Err(FenceError::Lost { epoch: fence.epoch });
         }
-        self.commit().await?;
+        self.tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
 }
@@ -367,6 +392,51 @@ mod tests {
             assert_eq!(taken.holder, replica("b").holder);
             assert_eq!(taken.epoch, held.epoch + 1);
             assert!(!store.renew_lease(&held, TTL).await.expect("renew"));
+        }
+    );
+
+    crate::both_backends!(
+        async fn a_fenced_store_keeps_nothing_of_a_deposed_holder(store) {
+            use crate::store::NewNotification;
+            let old = fence(&store.try_acquire_lease(&replica("a"), SHORT).await.expect("take"));
+            store
+                .insert_notifications(&[NewNotification {
+                    org: Org::A,
+                    notification_id: "n1".into(),
+                    object: "Opportunity".into(),
+                    record_id: "006000000000001AAA".into(),
+                }])
+                .await
+                .expect("an unfenced inbox write (the listener's) needs no lease");
+            let deposed = store.fenced(old.clone());
+            expire().await;
+            let new = fence(&store.try_acquire_lease(&replica("b"), TTL).await.expect("take"));
+
+            // A page begun on the deposed holder's store: its plain commit is refused.
+            let mut page = deposed.begin().await.expect("begin");
+            page.advance_watermark(Org::A, "Opportunity", Utc::now())
+                .await
+                .expect("write");
+            let err = page.commit().await.expect_err("fenced");
+            assert!(matches!(err, StoreError::LeaseLost { epoch } if epoch == old.epoch), "{err}");
+            assert_eq!(store.watermark(Org::A, "Opportunity").await.expect("read"), None);
+            // So is its inbox mark outside a page.
+            let pending = store.pending_notifications(Org::A, 10).await.expect("read");
+            let ids: Vec<i64> = pending.iter().map(|i| i.id).collect();
+            let err = deposed.mark_processed(&ids).await.expect_err("fenced");
+            assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+            assert_eq!(store.pending_notifications(Org::A, 10).await.expect("read").len(), 1);
+
+            // The new holder's store commits both.
+            let current = store.fenced(new);
+            let mut page = current.begin().await.expect("begin");
+            page.advance_watermark(Org::A, "Opportunity", Utc::now())
+                .await
+                .expect("write");
+            page.commit().await.expect("commit");
+            assert_eq!(current.mark_processed(&ids).await.expect("mark"), 1);
+            assert!(store.watermark(Org::A, "Opportunity").await.expect("read").is_some());
+            assert!(store.pending_notifications(Org::A, 10).await.expect("read").is_empty());
         }
     );
 }
