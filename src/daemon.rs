@@ -12,6 +12,13 @@
 //! reaches the passes, which stop between pages: the pages in flight are finished and
 //! committed, so nothing read is lost and nothing is left half-recorded.
 //!
+//! Replicas (issue 15, README "Replicas"): on PostgreSQL the daemon keeps the pair's sync
+//! lease with a [`LeaseKeeper`] (`ha.lease_ttl`); it runs cycles only while the lease is its
+//! own ([`Daemon::role`]), each pass writing through a store fenced with the lease's epoch, so
+//! a commit after another replica took over is refused ([`PassError::LeaseLost`]): the pass
+//! stops, the event is logged at WARN and the keeper steps down at once. On SQLite the file
+//! lock makes the process the only one: always the leader, nothing fenced.
+//!
 //! The API budget (`orgs.X.api_budget_percent`), the daily limit and refused logins are
 //! enforced by each client's gates (see [`crate::salesforce::gate`]): a pass that meets one
 //! is paused (limits) or fails at its login (credentials), records nothing, and the next
@@ -24,11 +31,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::watch;
+
 use crate::config::Settings;
-use crate::events::{Housekeeping, PassFailed, PassFinished};
+use crate::events::{Housekeeping, LeaseLostOnCommit, PassFailed, PassFinished};
+use crate::ha::{LeaseKeeper, Role};
 use crate::metrics::Metrics;
 use crate::salesforce::{AuthFailureView, Client, ClientOptions, SalesforceError};
-use crate::store::{AuthFailed, Direction, Org, StateLock, Store, StoreError};
+use crate::store::{AuthFailed, Backend, Direction, Org, Replica, StateLock, Store, StoreError};
 use crate::sync::{
     ErrorKind, Mapping, Pass, PassConfig, PassError, PassOutcome, PassReport, port_error,
     store_error_kind,
@@ -54,6 +64,9 @@ pub enum DirectionError {
     /// The pass itself stopped.
     #[error(transparent)]
     Pass(#[from] PassError),
+    /// This replica does not hold the sync lease: another one syncs.
+    #[error("not the leader: another replica holds the sync lease")]
+    Standby,
 }
 
 impl DirectionError {
@@ -75,6 +88,7 @@ impl DirectionError {
             }
             DirectionError::Store(e) => store_error_kind(e),
             DirectionError::Pass(e) => e.kind(),
+            DirectionError::Standby => ErrorKind::Transient,
         }
     }
 
@@ -165,6 +179,38 @@ pub struct Daemon {
     /// The refused-login state last written to the store, per org (A, B): written again only
     /// when it changes, so a daemon backing off does not write every cycle.
     auth_written: Mutex<[Option<Option<AuthFailureView>>; 2]>,
+    /// The lease keeper, on PostgreSQL (none on SQLite: always the leader).
+    ha: Option<Ha>,
+}
+
+/// A replica's part in leadership.
+struct Ha {
+    me: Replica,
+    keeper: LeaseKeeper,
+    /// Stops the keeper (which releases a held lease).
+    stop: CancellationToken,
+}
+
+/// Who this process is among a pair's replicas: its host, its pid, and a random suffix (a
+/// restarted process on the same host is someone else).
+pub fn this_replica() -> Replica {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    let pid = std::process::id();
+    let suffix: u32 = rand::random();
+    Replica {
+        holder: format!("{host}-{pid}-{suffix:08x}"),
+        host,
+        pid,
+    }
 }
 
 /// How often housekeeping runs.
@@ -192,6 +238,22 @@ impl Daemon {
             .context("setting up the client of org a")?;
         let b =
             Client::with_options(&settings.b, options).context("setting up the client of org b")?;
+        let ha = (store.backend() == Backend::Postgres).then(|| {
+            let me = this_replica();
+            let stop = CancellationToken::new();
+            let keeper = LeaseKeeper::spawn(
+                store.clone(),
+                me.clone(),
+                settings.ha.lease_ttl,
+                stop.clone(),
+            );
+            tracing::info!(
+                holder = %me.holder,
+                lease_ttl_ms = u64::try_from(settings.ha.lease_ttl.as_millis()).unwrap_or(u64::MAX),
+                "replica: syncing only while holding the sync lease"
+            );
+            Ha { me, keeper, stop }
+        });
         Ok(Daemon {
             settings: settings.clone(),
             store,
@@ -202,7 +264,64 @@ impl Daemon {
             housekept: Mutex::new(None),
             metrics: Metrics::default(),
             auth_written: Mutex::new([None, None]),
+            ha,
         })
+    }
+
+    /// This replica's role, `None` on SQLite (one process, always the leader).
+    pub fn role(&self) -> Option<Role> {
+        self.ha.as_ref().map(|ha| ha.keeper.role.borrow().clone())
+    }
+
+    /// Whether this process may sync now.
+    pub fn is_leader(&self) -> bool {
+        self.role().is_none_or(|r| r.is_leader())
+    }
+
+    /// The role channel (for the worker to wait on), `None` on SQLite.
+    pub fn role_watch(&self) -> Option<watch::Receiver<Role>> {
+        self.ha.as_ref().map(|ha| ha.keeper.role.clone())
+    }
+
+    /// Who this replica is (`None` on SQLite).
+    pub fn replica(&self) -> Option<&Replica> {
+        self.ha.as_ref().map(|ha| &ha.me)
+    }
+
+    /// How many times this replica's role changed (0 on SQLite).
+    pub fn lease_changes(&self) -> u64 {
+        self.ha.as_ref().map_or(0, |ha| ha.keeper.changes())
+    }
+
+    /// Waits for the lease keeper's first answer (the role after its first take), at most a
+    /// TTL; at once on SQLite. For `orgsync sync`, which syncs once only as the leader.
+    pub async fn first_role(&self) -> Option<Role> {
+        let mut role = self.role_watch()?;
+        let ttl = self.settings.ha.lease_ttl;
+        // A time-out leaves the role as it is: a standby.
+        let _ = tokio::time::timeout(ttl, role.changed()).await;
+        let now = role.borrow().clone();
+        Some(now)
+    }
+
+    /// Stops the lease keeper, which releases a held lease (a standby takes over at its next
+    /// try, not after the TTL), and waits for it. Nothing on SQLite.
+    pub async fn shutdown(&self) {
+        let Some(ha) = &self.ha else { return };
+        ha.stop.cancel();
+        let mut role = ha.keeper.role.clone();
+        // The keeper's task ends by dropping its sender.
+        while role.changed().await.is_ok() {}
+    }
+
+    /// The store a pass writes through: this one on SQLite; fenced with the lease's epoch on
+    /// PostgreSQL while leader; none while standby.
+    fn pass_store(&self) -> Option<Store> {
+        match self.role() {
+            None => Some(self.store.clone()),
+            Some(Role::Leader(fence)) => Some(self.store.fenced(fence)),
+            Some(Role::Standby { .. }) => None,
+        }
     }
 
     /// The state store (for status and tests).
@@ -228,8 +347,13 @@ impl Daemon {
         &self.mapping
     }
 
-    /// Marks cycles left `running` by a crashed process as interrupted. Call once at start.
+    /// Marks cycles left `running` by a crashed process as interrupted. Call once at start;
+    /// a replica (PostgreSQL) does so when it becomes the leader instead ([`Daemon::recover`]
+    /// from the worker), never while another replica may be running a cycle.
     pub async fn recover(&self) -> anyhow::Result<()> {
+        if self.ha.is_some() && !self.is_leader() {
+            return Ok(());
+        }
         let n = self.store.interrupt_running_cycles().await?;
         if n > 0 {
             tracing::warn!(
@@ -312,7 +436,9 @@ impl Daemon {
         let summary = self
             .run_cycle(&Direction::BOTH, PassKind::Poll, cancel)
             .await;
-        self.housekeeping().await;
+        if self.is_leader() {
+            self.housekeeping().await;
+        }
         summary
     }
 
@@ -368,6 +494,19 @@ impl Daemon {
         kind: PassKind,
         cancel: &CancellationToken,
     ) -> CycleSummary {
+        if !self.is_leader() {
+            tracing::debug!("cycle skipped: not the leader");
+            return CycleSummary {
+                cycle: 0,
+                directions: directions
+                    .iter()
+                    .map(|&direction| DirectionResult {
+                        direction,
+                        result: Err(DirectionError::Standby),
+                    })
+                    .collect(),
+            };
+        }
         let cycle = match self.store.next_cycle_number().await {
             Ok(n) => n,
             Err(e) => {
@@ -390,7 +529,14 @@ impl Daemon {
             if cancel.is_cancelled() {
                 break;
             }
-            results.push(self.run_pass(cycle, direction, kind, cancel).await);
+            let result = self.run_pass(cycle, direction, kind, cancel).await;
+            let lost = matches!(&result.result, Err(DirectionError::Pass(e)) if e.lease_lost().is_some())
+                || matches!(&result.result, Err(DirectionError::Standby));
+            results.push(result);
+            if lost {
+                // The other direction is the new leader's.
+                break;
+            }
         }
         self.record_org_states().await;
         CycleSummary {
@@ -425,9 +571,11 @@ impl Daemon {
             Org::A => (&self.a, &self.b),
             Org::B => (&self.b, &self.a),
         };
-        let result = match source.user_id().await {
-            Err(e) => Err(DirectionError::login(direction.source(), e)),
-            Ok(user) => {
+        let store = self.pass_store();
+        let result = match (store, source.user_id().await) {
+            (None, _) => Err(DirectionError::Standby),
+            (_, Err(e)) => Err(DirectionError::login(direction.source(), e)),
+            (Some(store), Ok(user)) => {
                 let config = PassConfig::from_settings(
                     &self.settings,
                     direction,
@@ -439,7 +587,7 @@ impl Daemon {
                     &self.mapping,
                     source,
                     target,
-                    &self.store,
+                    &store,
                     &self.metrics,
                 );
                 match kind {
@@ -460,6 +608,18 @@ impl Daemon {
                 elapsed,
             }
             .emit(&self.metrics),
+            Err(DirectionError::Pass(e)) if e.lease_lost().is_some() => {
+                let epoch = e.lease_lost().unwrap_or_default();
+                LeaseLostOnCommit {
+                    cycle,
+                    direction,
+                    epoch,
+                }
+                .emit();
+                if let Some(ha) = &self.ha {
+                    ha.keeper.demote(epoch);
+                }
+            }
             Err(error) => PassFailed {
                 cycle,
                 direction,

@@ -48,6 +48,10 @@ pub const OUTBOUND_MESSAGES: &str = "orgsync_outbound_messages_total";
 pub const OUTBOUND_NOTIFICATIONS: &str = "orgsync_outbound_notifications_total";
 /// getDeleted windows whose start the delete log no longer reached (a reconcile is needed).
 pub const DELETED_WINDOW_HOLES: &str = "orgsync_deleted_window_holes_total";
+/// 1 while this replica holds the sync lease (always on SQLite: one process), else 0.
+pub const HA_LEADER: &str = "orgsync_ha_leader";
+/// This replica's role changes (lease taken, lost).
+pub const HA_LEASE_CHANGES: &str = "orgsync_ha_lease_changes_total";
 // Per-record events (crate::events::record); served once their events are emitted.
 pub const RECORD_WRITES: &str = "orgsync_record_writes_total";
 pub const RECORD_LINKS: &str = "orgsync_record_links_total";
@@ -170,6 +174,16 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "getDeleted windows that started before the org's delete log did (deletes may have been missed: run a reconcile), by org.",
     ),
     (
+        HA_LEADER,
+        Kind::Gauge,
+        "1 while this replica holds the sync lease and syncs (always 1 on SQLite, one process), 0 while it is a standby.",
+    ),
+    (
+        HA_LEASE_CHANGES,
+        Kind::Counter,
+        "Times this replica's role changed (it took the sync lease, or lost it), since it started.",
+    ),
+    (
         RECORD_WRITES,
         Kind::Counter,
         "Records written to the target, by direction and operation (create, update, undelete).",
@@ -281,6 +295,8 @@ impl Metrics {
                 .counter(DELETED_WINDOW_HOLES, vec![label("org", org)])
                 .increment(0);
         }
+        metrics.gauge(HA_LEADER, Vec::new()).set(0.0);
+        metrics.counter(HA_LEASE_CHANGES, Vec::new()).increment(0);
         metrics
     }
 
@@ -398,6 +414,10 @@ pub struct Gauges {
     pub last_success: Vec<(&'static str, chrono::DateTime<chrono::Utc>)>,
     /// (org, seconds since its oldest pending notification was received; 0 when none).
     pub inbox_oldest_age: Vec<(&'static str, u64)>,
+    /// Whether this replica holds the sync lease (true on SQLite); `None` leaves it as it was.
+    pub ha_leader: Option<bool>,
+    /// This replica's role changes so far.
+    pub ha_lease_changes: u64,
 }
 
 impl Gauges {
@@ -445,6 +465,12 @@ impl Gauges {
             m.gauge(LAST_SUCCESS, vec![label("direction", *direction)])
                 .set(at.timestamp_millis() as f64 / 1000.0);
         }
+        if let Some(leader) = self.ha_leader {
+            m.gauge(HA_LEADER, Vec::new())
+                .set(f64::from(u8::from(leader)));
+        }
+        m.counter(HA_LEASE_CHANGES, Vec::new())
+            .absolute(self.ha_lease_changes);
     }
 }
 
@@ -494,8 +520,12 @@ mod tests {
                 chrono::DateTime::from_timestamp(1_700_000_000, 500_000_000).expect("time"),
             )],
             inbox_oldest_age: vec![("a", 0), ("b", 75)],
+            ha_leader: Some(true),
+            ha_lease_changes: 3,
         };
         let text = metrics.render(&gauges);
+        assert!(text.contains("orgsync_ha_leader 1\n"), "{text}");
+        assert!(text.contains("orgsync_ha_lease_changes_total 3\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"a_to_b\"} 3\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"b_to_a\"} 0\n"));
         assert!(text.contains("orgsync_records_failed_total{direction=\"a_to_b\"} 1\n"));

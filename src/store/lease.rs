@@ -235,6 +235,85 @@ impl Store {
     }
 }
 
+/// A replica as last seen (the `replicas` table).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeenReplica {
+    pub holder: String,
+    pub host: String,
+    pub pid: u32,
+    /// `leader` or `standby`, as it said when last seen.
+    pub role: String,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// How long a replica's row is kept after it was last seen.
+const KEEP_REPLICAS: chrono::Duration = chrono::Duration::days(1);
+
+impl Store {
+    /// Records that `replica` is alive with this role (now, by the database's clock), and
+    /// forgets replicas not seen for a day.
+    pub async fn heartbeat_replica(
+        &self,
+        replica: &Replica,
+        leader: bool,
+    ) -> Result<(), StoreError> {
+        self.in_tx(async |conn| {
+            let now = db_now(conn).await?;
+            sqlx::query(
+                "INSERT INTO replicas (holder, host, pid, role, seen_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (holder) DO UPDATE SET
+                     host = excluded.host, pid = excluded.pid, role = excluded.role,
+                     seen_at = excluded.seen_at",
+            )
+            .bind(&replica.holder)
+            .bind(&replica.host)
+            .bind(i64::from(replica.pid))
+            .bind(if leader { "leader" } else { "standby" })
+            .bind(format_timestamp(now))
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM replicas WHERE seen_at < $1")
+                .bind(format_timestamp(now - KEEP_REPLICAS))
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The replicas seen since `since` ago by the database's clock, the latest first; and
+    /// that clock.
+    pub async fn replicas_seen(
+        &self,
+        since: Duration,
+    ) -> Result<(Vec<SeenReplica>, DateTime<Utc>), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let now = db_now(&mut conn).await?;
+        let from = now - chrono::Duration::from_std(since).unwrap_or(KEEP_REPLICAS);
+        let rows = sqlx::query(
+            "SELECT holder, host, pid, role, seen_at FROM replicas WHERE seen_at >= $1
+             ORDER BY seen_at DESC, holder",
+        )
+        .bind(format_timestamp(from))
+        .fetch_all(&mut *conn)
+        .await?;
+        let seen = rows
+            .iter()
+            .map(|row| {
+                let pid: i64 = row.try_get("pid")?;
+                Ok(SeenReplica {
+                    holder: row.try_get("holder")?,
+                    host: row.try_get("host")?,
+                    pid: u32::try_from(pid).unwrap_or(0),
+                    role: row.try_get("role")?,
+                    seen_at: parse_timestamp(&row.try_get::<String, _>("seen_at")?)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((seen, now))
+    }
+}
+
 impl From<FenceError> for StoreError {
     fn from(e: FenceError) -> StoreError {
         match e {
@@ -437,6 +516,27 @@ mod tests {
             assert_eq!(current.mark_processed(&ids).await.expect("mark"), 1);
             assert!(store.watermark(Org::A, "Opportunity").await.expect("read").is_some());
             assert!(store.pending_notifications(Org::A, 10).await.expect("read").is_empty());
+        }
+    );
+
+    crate::both_backends!(
+        async fn replicas_seen_recently_are_listed_with_their_role(store) {
+            store.heartbeat_replica(&replica("a"), true).await.expect("beat");
+            store.heartbeat_replica(&replica("b"), false).await.expect("beat");
+            store.heartbeat_replica(&replica("b"), false).await.expect("again");
+            let (seen, _) = store.replicas_seen(TTL).await.expect("read");
+            let mut roles: Vec<(String, String)> =
+                seen.iter().map(|r| (r.host.clone(), r.role.clone())).collect();
+            roles.sort();
+            assert_eq!(
+                roles,
+                [("a".into(), "leader".into()), ("b".into(), "standby".into())]
+            );
+            expire().await;
+            store.heartbeat_replica(&replica("a"), true).await.expect("beat");
+            let (seen, _) = store.replicas_seen(SHORT).await.expect("read");
+            assert_eq!(seen.len(), 1, "{seen:?}");
+            assert_eq!(seen[0].host, "a");
         }
     );
 }
