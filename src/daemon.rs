@@ -319,7 +319,7 @@ impl Daemon {
     fn pass_store(&self) -> Option<Store> {
         match self.role() {
             None => Some(self.store.clone()),
-            Some(Role::Leader(fence)) => Some(self.store.fenced(fence)),
+            Some(Role::Leader(fence)) => Some(self.store.fenced(fence, self.settings.ha.lease_ttl)),
             Some(Role::Standby { .. }) => None,
         }
     }

@@ -197,6 +197,10 @@ pub struct Store {
     /// The sync lease's holder and epoch this handle's progress writes are fenced with (see
     /// `lease`): set by [`Store::fenced`] for a leader's passes, none on SQLite.
     pub(crate) fence: Option<super::Fence>,
+    /// How long a fenced page's transaction may sit idle on PostgreSQL before the server ends
+    /// its session (`idle_in_transaction_session_timeout`): a paused or stalled leader must
+    /// not hold the pair's write lock, which a take of the lease waits for, past the TTL.
+    pub(crate) fence_idle_limit: Option<std::time::Duration>,
 }
 
 impl Store {
@@ -254,8 +258,17 @@ impl Store {
     /// (SQLite `BEGIN IMMEDIATE`; PostgreSQL an advisory transaction lock), so two writers
     /// queue instead of failing mid-transaction.
     pub async fn begin(&self) -> Result<PageTx, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if let (Some(limit), Backend::Postgres) = (self.fence_idle_limit, self.backend) {
+            // A number of milliseconds, spliced in: SET takes no bind parameters.
+            let ms = limit.as_millis().max(1);
+            tx.execute(sqlx::AssertSqlSafe(format!(
+                "SET LOCAL idle_in_transaction_session_timeout = {ms}"
+            )))
+            .await?;
+        }
         Ok(PageTx {
-            tx: self.begin_write().await?,
+            tx,
             fence: self.fence.clone(),
         })
     }
@@ -372,6 +385,7 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
         pool,
         backend: Backend::Sqlite,
         fence: None,
+        fence_idle_limit: None,
     })
 }
 
@@ -431,6 +445,7 @@ async fn open_postgres(url: &str, pair_name: &str) -> Result<Store, StoreError> 
         pool,
         backend: Backend::Postgres,
         fence: None,
+        fence_idle_limit: None,
     })
 }
 

@@ -326,10 +326,14 @@ impl From<FenceError> for StoreError {
 impl Store {
     /// This store with its progress writes fenced by `fence`: every page ([`Store::begin`])
     /// commits only while `fence` holds the sync lease, and so does the inbox's set-aside
-    /// mark (`mark_processed`). What a leader's passes write through.
-    pub fn fenced(&self, fence: Fence) -> Store {
+    /// mark (`mark_processed`). What a leader's passes write through. On PostgreSQL a page's
+    /// transaction left idle longer than `ttl` (its process paused or stalled mid-page) has its
+    /// session ended by the server: it held the pair's write lock, which a standby's take of
+    /// the lease waits for, so a paused leader would otherwise block the take-over.
+    pub fn fenced(&self, fence: Fence, ttl: Duration) -> Store {
         let mut store = self.clone();
         store.fence = Some(fence);
+        store.fence_idle_limit = Some(ttl);
         store
     }
 
@@ -487,7 +491,7 @@ mod tests {
                 }])
                 .await
                 .expect("an unfenced inbox write (the listener's) needs no lease");
-            let deposed = store.fenced(old.clone());
+            let deposed = store.fenced(old.clone(), TTL);
             expire().await;
             let new = fence(&store.try_acquire_lease(&replica("b"), TTL).await.expect("take"));
 
@@ -507,7 +511,7 @@ mod tests {
             assert_eq!(store.pending_notifications(Org::A, 10).await.expect("read").len(), 1);
 
             // The new holder's store commits both.
-            let current = store.fenced(new);
+            let current = store.fenced(new, TTL);
             let mut page = current.begin().await.expect("begin");
             page.advance_watermark(Org::A, "Opportunity", Utc::now())
                 .await
