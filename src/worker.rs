@@ -84,7 +84,9 @@ pub async fn run(daemon: Arc<Daemon>, wake: Arc<Notify>, cancel: CancellationTok
     }
     let mut since = SinceHeartbeat::default();
     let mut role = daemon.role_watch();
-    let mut leader = daemon.is_leader();
+    // A replica leads once the role channel says so (its first value is seen as a change, so
+    // a lease taken before the worker started still counts as taking over: recovery, drain).
+    let mut leader = role.is_none();
     loop {
         tokio::select! {
             biased;

@@ -170,8 +170,9 @@ username = "integration@b.sim"
     fn two_replicas(&self) -> (Replica, Replica) {
         let r1 = self.replica("r1");
         r1.wait_log("took the sync lease: leader");
+        r1.wait_log("orgsync listening");
         let r2 = self.replica("r2");
-        r2.wait_log("replica: syncing only while holding the sync lease");
+        r2.wait_log("orgsync listening");
         (r1, r2)
     }
 
@@ -298,11 +299,19 @@ mod kill_9_of_the_leader_mid_sync {
             eventually("the leader wrote to B", || {
                 !ids_and_names(&world.b).is_empty()
             });
+            // The standby idles: it synced nothing while the leader led.
+            assert!(
+                !r2.log().contains("record written to the target"),
+                "the standby wrote:\n{}",
+                r2.log()
+            );
             r1.child.kill().expect("SIGKILL");
             let _ = r1.child.wait();
             let written_by_r1 = ids_and_names(&world.b).len();
             assert!(written_by_r1 < 5_000, "killed mid-sync");
             r2.wait_log("took the sync lease: leader");
+            // The new leader marks the cycle the dead one left running as interrupted.
+            r2.wait_log("found cycles left running");
             assert_synced_once(&world, 5_000);
             let ha = &world.status()["ha"];
             assert_eq!(ha["leader"]["host"], json!("r2"), "{ha}");
@@ -339,6 +348,7 @@ mod sigstop_of_the_leader_past_the_ttl {
             // page's transaction, by PostgreSQL, which ended that idle session so that the
             // take-over did not wait on its write lock), and it logs that it lost the lease.
             r1.wait_log("lost the sync lease");
+
             // A few of the old leader's rounds later, the store is what the new leader wrote.
             std::thread::sleep(Duration::from_secs(3));
             let after = world.status();
