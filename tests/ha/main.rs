@@ -362,6 +362,24 @@ mod sigstop_of_the_leader_past_the_ttl {
     }
 }
 
+/// `GET path` of a replica: the status code and the body.
+async fn get(client: &reqwest::Client, port: u16, path: &str) -> (u16, String) {
+    let response = client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .await
+        .expect("the replica answers");
+    let code = response.status().as_u16();
+    (code, response.text().await.unwrap_or_default())
+}
+
+async fn role(client: &reqwest::Client, port: u16) -> Value {
+    let (code, body) = get(client, port, "/status").await;
+    assert_eq!(code, 200, "{body}");
+    let status: Value = serde_json::from_str(&body).expect("/status is JSON");
+    status["ha"]["role"].clone()
+}
+
 /// Posts one notification of `record_id` (org A) to a replica; whether it was acked.
 async fn post(
     client: &reqwest::Client,
@@ -418,6 +436,19 @@ mod outbound_messages_to_both_replicas_while_the_leader_dies {
         let records = ids_and_names(&world.a);
         let (mut r1, r2) = tokio::task::block_in_place(|| world.two_replicas());
         let client = reqwest::Client::new();
+        // Each says its role; the standby is ready too, and its metrics say it does not lead.
+        assert_eq!(role(&client, r1.port).await, json!("leader"));
+        assert_eq!(role(&client, r2.port).await, json!("standby"));
+        let (ready, body) = get(&client, r2.port, "/readyz").await;
+        assert_eq!(ready, 200, "a standby is ready: {body}");
+        let (_, metrics) = get(&client, r2.port, "/metrics").await;
+        assert!(metrics.contains("\norgsync_ha_leader 0\n"), "{metrics}");
+        let (_, metrics) = get(&client, r1.port, "/metrics").await;
+        assert!(metrics.contains("\norgsync_ha_leader 1\n"), "{metrics}");
+        assert!(
+            metrics.contains("\norgsync_ha_lease_changes_total 1\n"),
+            "{metrics}"
+        );
         let mut acked = Vec::new();
         for (n, (id, name)) in records.iter().enumerate() {
             if n == N / 2 {
@@ -445,6 +476,44 @@ mod outbound_messages_to_both_replicas_while_the_leader_dies {
                 "each acked notification's record is in B once"
             );
             assert_eq!(world.status()["inbox"]["pending"], json!(0));
+        });
+        assert_eq!(role(&client, r2.port).await, json!("leader"));
+        let status = tokio::task::block_in_place(|| world.status());
+        assert_eq!(status["ha"]["leader"]["host"], json!("r2"), "{status}");
+    }
+}
+
+mod sync_once_beside_a_leading_daemon {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(world) = World::new("poll").await else {
+            return;
+        };
+        tokio::task::block_in_place(|| {
+            let r1 = world.replica("r1");
+            r1.wait_log("took the sync lease: leader");
+            let out = world
+                .command(&["sync", "--once"])
+                .output()
+                .expect("sync runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{stderr}");
+            assert!(
+                stderr.contains("another replica holds the sync lease (r1 pid"),
+                "{stderr}"
+            );
+            // The leader keeps its lease (same epoch); the refused `sync` was seen, as a
+            // standby (for three TTLs).
+            let status = world.status();
+            assert_eq!(status["ha"]["leader"]["host"], json!("r1"), "{status}");
+            assert_eq!(status["ha"]["leader"]["epoch"], json!(1), "{status}");
+            assert_eq!(
+                status["ha"]["standbys"].as_array().map(Vec::len),
+                Some(1),
+                "{status}"
+            );
         });
     }
 }
