@@ -1,5 +1,5 @@
 //! Leadership of a sync pair through a lease row with an epoch (issue 15, part 2; the store
-//! side, not yet wired into the daemon). Replicas share one store; one of them holds the
+//! side: the keeper is `crate::ha`, the wiring `crate::daemon`). Replicas share one store; one of them holds the
 //! `sync` lease and only it syncs. A lease is:
 //!
 //! - **taken** ([`Store::try_acquire_lease`]) with one conditional upsert when there is none or
@@ -12,7 +12,10 @@
 //! - **checked in every page commit** ([`PageTx::commit_fenced`]): the holder and epoch must
 //!   still be current and unexpired in the same transaction that moves watermarks and writes
 //!   links, or nothing of the page is kept. A replica that lost the lease (paused,
-//!   partitioned, slow) can never move a watermark after another took over.
+//!   partitioned, slow) can never move a watermark after another took over. A leader's passes
+//!   write through [`Store::fenced`], whose every page commit (and inbox mark) is checked so;
+//! - **seen** ([`Store::heartbeat_replica`]): every replica's keeper records itself in
+//!   `replicas` at each round, so `status` lists the standbys.
 //!
 //! Why the check cannot race a take: every write transaction of a pair holds the pair's write
 //! lock from its start (SQLite `BEGIN IMMEDIATE`, PostgreSQL the advisory transaction lock, see

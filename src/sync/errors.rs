@@ -138,6 +138,19 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_fenced_commit_is_a_lease_lost_stop_not_a_store_error() {
+        let stop = Stop::from(StoreError::LeaseLost { epoch: 3 });
+        let Stop::Failed(e) = stop else {
+            panic!("a lost lease fails the pass")
+        };
+        assert!(matches!(e, PassError::LeaseLost { epoch: 3 }), "{e}");
+        assert_eq!(e.lease_lost(), Some(3));
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        let other = PassError::from(StoreError::Corrupt("x".into()));
+        assert_eq!(other.lease_lost(), None);
+    }
+
+    #[test]
     fn a_limit_pauses_and_anything_else_fails() {
         let limit = Err::<(), _>(error(ErrorKind::Limit, "REQUEST_LIMIT_EXCEEDED")).at(Org::B);
         assert!(matches!(limit, Err(Stop::Paused { org: Org::B, .. })));
