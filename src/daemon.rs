@@ -572,6 +572,13 @@ impl Daemon {
             Org::B => (&self.b, &self.a),
         };
         let store = self.pass_store();
+        // A replica that loses the lease mid-pass stops issuing pages at once (its writes to
+        // the orgs cannot be fenced); the pages in flight end at their refused commit.
+        let pass_cancel = cancel.child_token();
+        let watcher = self
+            .role_watch()
+            .map(|role| tokio::spawn(cancel_on_demotion(role, pass_cancel.clone())));
+        let cancel = &pass_cancel;
         let result = match (store, source.user_id().await) {
             (None, _) => Err(DirectionError::Standby),
             (_, Err(e)) => Err(DirectionError::login(direction.source(), e)),
@@ -598,6 +605,9 @@ impl Daemon {
                 }
             }
         };
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         let elapsed = started.elapsed();
         match &result {
             Ok(report) => PassFinished {
@@ -672,6 +682,21 @@ impl Daemon {
             },
         };
         event.emit();
+    }
+}
+
+/// Cancels `token` as soon as `role` is not the leader (or the keeper has stopped).
+async fn cancel_on_demotion(mut role: watch::Receiver<Role>, token: CancellationToken) {
+    loop {
+        if !role.borrow_and_update().is_leader() {
+            tracing::warn!("no longer the leader: the pass stops after the pages in flight");
+            token.cancel();
+            return;
+        }
+        if role.changed().await.is_err() {
+            token.cancel();
+            return;
+        }
     }
 }
 
@@ -834,5 +859,23 @@ mod tests {
         daemon.housekeeping().await;
         assert_eq!(count(store, "inbox").await, 3);
         assert_eq!(count(store, "cycles").await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_pass_is_cancelled_when_its_replica_stops_leading() {
+        let fence = crate::store::Fence {
+            holder: "h-1-a".into(),
+            epoch: 2,
+        };
+        let (tx, rx) = watch::channel(Role::Leader(fence.clone()));
+        let token = CancellationToken::new();
+        let watcher = tokio::spawn(cancel_on_demotion(rx, token.clone()));
+        // A renewal of the same lease changes nothing.
+        tx.send_replace(Role::Leader(fence));
+        tokio::task::yield_now().await;
+        assert!(!token.is_cancelled());
+        tx.send_replace(Role::Standby { leader: None });
+        watcher.await.expect("the watcher ends");
+        assert!(token.is_cancelled());
     }
 }
