@@ -264,10 +264,27 @@ async fn run_command(settings: &Settings) -> anyhow::Result<Outcome> {
 
 async fn sync_once_command(settings: &Settings) -> anyhow::Result<Outcome> {
     let daemon = Daemon::new(settings).await?;
+    // On PostgreSQL, one cycle only as the sync lease's holder (never beside a leading daemon).
+    if let Some(role) = daemon.first_role().await
+        && !role.is_leader()
+    {
+        let holder = match &role {
+            crate::ha::Role::Standby { leader: Some(l) } => {
+                format!(" ({} pid {}, epoch {})", l.host, l.pid, l.epoch)
+            }
+            _ => String::new(),
+        };
+        daemon.shutdown().await;
+        anyhow::bail!(
+            "another replica holds the sync lease{holder}: orgsync sync runs only when no \
+             daemon leads this pair (see `orgsync status`)"
+        );
+    }
     daemon.recover().await?;
     let cancel = CancellationToken::new();
     daemon::cancel_on_signals(cancel.clone())?;
     let summary = daemon.run_once(&cancel).await;
+    daemon.shutdown().await;
     let mut out = std::io::stdout();
     for d in &summary.directions {
         match &d.result {

@@ -18,6 +18,13 @@
 //! lists whose links are live go through the pass's delete path, and its new start is stored
 //! only once they are durable ([`Daemon::run_pass`]).
 //!
+//! Replicas (issue 15, README "Replicas"): on PostgreSQL the daemon keeps the pair's sync
+//! lease with a [`LeaseKeeper`] (`ha.lease_ttl`); it runs cycles only while the lease is its
+//! own ([`Daemon::role`]), each pass writing through a store fenced with the lease's epoch, so
+//! a commit after another replica took over is refused ([`PassError::LeaseLost`]): the pass
+//! stops, the event is logged at WARN and the keeper steps down at once. On SQLite the file
+//! lock makes the process the only one: always the leader, nothing fenced.
+//!
 //! The API budget (`orgs.X.api_budget_percent`), the daily limit and refused logins are
 //! enforced by each client's gates (see [`crate::salesforce::gate`]): a pass that meets one
 //! is paused (limits) or fails at its login (credentials), records nothing, and the next
@@ -31,15 +38,21 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DeletePolicy, Settings};
-use crate::events::{Housekeeping, PassFailed, PassFinished};
+use crate::events::{Housekeeping, LeaseLostOnCommit, PassFailed, PassFinished};
+use crate::ha::LeaseKeeper;
 use crate::metrics::Metrics;
 use crate::salesforce::{AuthFailureView, Client, ClientOptions, SalesforceError};
-use crate::store::{AuthFailed, Direction, Org, StateLock, Store, StoreError};
+use crate::store::{AuthFailed, Backend, Direction, Org, StateLock, Store, StoreError};
 use crate::sync::deleted_check::{DeletedCheckOutcome, DeletedCheckRun, deleted_ids_to_apply};
+
+mod replicas;
+
 use crate::sync::{
     ErrorKind, Mapping, Pass, PassConfig, PassError, PassOutcome, PassReport, port_error,
     store_error_kind,
 };
+pub use replicas::this_replica;
+use replicas::{Ha, cancel_on_demotion};
 
 /// Why a direction pass could not run, or stopped: kept typed up to where it is written (the
 /// `cycles` row, the log line, the `sync` output), which use its text ([`Display`]).
@@ -61,6 +74,9 @@ pub enum DirectionError {
     /// The pass itself stopped.
     #[error(transparent)]
     Pass(#[from] PassError),
+    /// This replica does not hold the sync lease: another one syncs.
+    #[error("not the leader: another replica holds the sync lease")]
+    Standby,
 }
 
 impl DirectionError {
@@ -82,6 +98,7 @@ impl DirectionError {
             }
             DirectionError::Store(e) => store_error_kind(e),
             DirectionError::Pass(e) => e.kind(),
+            DirectionError::Standby => ErrorKind::Transient,
         }
     }
 
@@ -172,6 +189,8 @@ pub struct Daemon {
     /// The refused-login state last written to the store, per org (A, B): written again only
     /// when it changes, so a daemon backing off does not write every cycle.
     auth_written: Mutex<[Option<Option<AuthFailureView>>; 2]>,
+    /// The lease keeper, on PostgreSQL (none on SQLite: always the leader).
+    ha: Option<Ha>,
 }
 
 /// How often housekeeping runs.
@@ -199,6 +218,22 @@ impl Daemon {
             .context("setting up the client of org a")?;
         let b =
             Client::with_options(&settings.b, options).context("setting up the client of org b")?;
+        let ha = (store.backend() == Backend::Postgres).then(|| {
+            let me = this_replica();
+            let stop = CancellationToken::new();
+            let keeper = LeaseKeeper::spawn(
+                store.clone(),
+                me.clone(),
+                settings.ha.lease_ttl,
+                stop.clone(),
+            );
+            tracing::info!(
+                holder = %me.holder,
+                lease_ttl_ms = u64::try_from(settings.ha.lease_ttl.as_millis()).unwrap_or(u64::MAX),
+                "replica: syncing only while holding the sync lease"
+            );
+            Ha { me, keeper, stop }
+        });
         Ok(Daemon {
             settings: settings.clone(),
             store,
@@ -209,6 +244,7 @@ impl Daemon {
             housekept: Mutex::new(None),
             metrics: Metrics::default(),
             auth_written: Mutex::new([None, None]),
+            ha,
         })
     }
 
@@ -235,8 +271,13 @@ impl Daemon {
         &self.mapping
     }
 
-    /// Marks cycles left `running` by a crashed process as interrupted. Call once at start.
+    /// Marks cycles left `running` by a crashed process as interrupted. Call once at start;
+    /// a replica (PostgreSQL) does so when it becomes the leader instead ([`Daemon::recover`]
+    /// from the worker), never while another replica may be running a cycle.
     pub async fn recover(&self) -> anyhow::Result<()> {
+        if self.ha.is_some() && !self.is_leader() {
+            return Ok(());
+        }
         let n = self.store.interrupt_running_cycles().await?;
         if n > 0 {
             tracing::warn!(
@@ -319,7 +360,9 @@ impl Daemon {
         let summary = self
             .run_cycle(&Direction::BOTH, PassKind::Poll, cancel)
             .await;
-        self.housekeeping().await;
+        if self.is_leader() {
+            self.housekeeping().await;
+        }
         summary
     }
 
@@ -375,6 +418,19 @@ impl Daemon {
         kind: PassKind,
         cancel: &CancellationToken,
     ) -> CycleSummary {
+        if !self.is_leader() {
+            tracing::debug!("cycle skipped: not the leader");
+            return CycleSummary {
+                cycle: 0,
+                directions: directions
+                    .iter()
+                    .map(|&direction| DirectionResult {
+                        direction,
+                        result: Err(DirectionError::Standby),
+                    })
+                    .collect(),
+            };
+        }
         let cycle = match self.store.next_cycle_number().await {
             Ok(n) => n,
             Err(e) => {
@@ -397,7 +453,14 @@ impl Daemon {
             if cancel.is_cancelled() {
                 break;
             }
-            results.push(self.run_pass(cycle, direction, kind, cancel).await);
+            let result = self.run_pass(cycle, direction, kind, cancel).await;
+            let lost = matches!(&result.result, Err(DirectionError::Pass(e)) if e.lease_lost().is_some())
+                || matches!(&result.result, Err(DirectionError::Standby));
+            results.push(result);
+            if lost {
+                // The other direction is the new leader's.
+                break;
+            }
         }
         self.record_org_states().await;
         CycleSummary {
@@ -432,9 +495,18 @@ impl Daemon {
             Org::A => (&self.a, &self.b),
             Org::B => (&self.b, &self.a),
         };
-        let result = match source.user_id().await {
-            Err(e) => Err(DirectionError::login(direction.source(), e)),
-            Ok(user) => {
+        let store = self.pass_store();
+        // A replica that loses the lease mid-pass stops issuing pages at once (its writes to
+        // the orgs cannot be fenced); the pages in flight end at their refused commit.
+        let pass_cancel = cancel.child_token();
+        let watcher = self
+            .role_watch()
+            .map(|role| tokio::spawn(cancel_on_demotion(role, pass_cancel.clone())));
+        let cancel = &pass_cancel;
+        let result = match (store, source.user_id().await) {
+            (None, _) => Err(DirectionError::Standby),
+            (_, Err(e)) => Err(DirectionError::login(direction.source(), e)),
+            (Some(store), Ok(user)) => {
                 let config = PassConfig::from_settings(
                     &self.settings,
                     direction,
@@ -446,7 +518,7 @@ impl Daemon {
                     &self.mapping,
                     source,
                     target,
-                    &self.store,
+                    &store,
                     &self.metrics,
                 )
                 .with_bulk(crate::sync::BulkConfig::from_settings(&self.settings));
@@ -471,6 +543,9 @@ impl Daemon {
                 }
             }
         };
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         let elapsed = started.elapsed();
         match &result {
             Ok(report) => PassFinished {
@@ -481,6 +556,18 @@ impl Daemon {
                 elapsed,
             }
             .emit(&self.metrics),
+            Err(DirectionError::Pass(e)) if e.lease_lost().is_some() => {
+                let epoch = e.lease_lost().unwrap_or_default();
+                LeaseLostOnCommit {
+                    cycle,
+                    direction,
+                    epoch,
+                }
+                .emit();
+                if let Some(ha) = &self.ha {
+                    ha.keeper.demote(epoch);
+                }
+            }
             Err(error) => PassFailed {
                 cycle,
                 direction,

@@ -1,4 +1,4 @@
-//! Replicas (issue 15, part 2; not wired into the daemon yet): the lease keeper, a task that
+//! Replicas (issue 15, part 2): the lease keeper, a task that
 //! takes the pair's sync lease when it is free and renews it while held, and publishes this
 //! replica's [`Role`] on a watch channel. The daemon's worker is to sync, drain the inbox and
 //! retry failures only while the role is [`Role::Leader`], and to fence every page commit with
@@ -9,15 +9,23 @@
 //! them every [`renew_interval`] (a third of the TTL). A renewal that fails for any reason (the
 //! lease expired or was taken, or the database is unreachable) makes this replica a standby at
 //! once: it cannot know whether it still holds the lease, and its commits would be refused
-//! anyway. On shutdown a leader releases the lease so that a standby takes over at its next
-//! try instead of after the TTL.
+//! anyway. A pass whose fenced commit was refused tells the keeper ([`LeaseKeeper::demote`]),
+//! which steps down at once instead of at its next renewal. On shutdown a leader releases the
+//! lease so that a standby takes over at its next try instead of after the TTL.
+//!
+//! The daemon's side ([`crate::daemon::Daemon`]): on PostgreSQL it spawns a keeper, its worker
+//! runs passes only as leader, each pass writing through `Store::fenced`; on SQLite there is
+//! no keeper (the file lock makes the process the only one, always the leader).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::events::RoleChanged;
 use crate::store::{Fence, Lease, Replica, Store, renew_interval};
 
 /// What this replica may do now.
@@ -66,11 +74,15 @@ pub fn role_after_renewal(fence: Fence, renewed: Result<bool, String>) -> Role {
     }
 }
 
-/// A running lease keeper: its role channel and its task.
+/// A running lease keeper: its role channel, its task, and its hooks.
 #[derive(Debug)]
 pub struct LeaseKeeper {
     pub role: watch::Receiver<Role>,
     pub task: tokio::task::JoinHandle<()>,
+    /// [`LeaseKeeper::demote`]'s channel to the task.
+    demote: mpsc::UnboundedSender<i64>,
+    /// Role changes so far (`orgsync_ha_lease_changes_total`).
+    changes: Arc<AtomicU64>,
 }
 
 impl LeaseKeeper {
@@ -83,15 +95,33 @@ impl LeaseKeeper {
         shutdown: CancellationToken,
     ) -> LeaseKeeper {
         let (tx, role) = watch::channel(Role::Standby { leader: None });
+        let (demote, mut demoted) = mpsc::unbounded_channel::<i64>();
+        let changes = Arc::new(AtomicU64::new(0));
+        let counted = changes.clone();
         let task = tokio::spawn(async move {
             let mut current = Role::Standby { leader: None };
             loop {
                 let next = step(&store, &me, ttl, current.clone()).await;
-                announce(&me, &current, &next);
+                if announce(&me, &current, &next) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
                 current = next;
                 tx.send_replace(current.clone());
+                if let Err(e) = store.heartbeat_replica(&me, current.is_leader()).await {
+                    tracing::debug!(error = %e, "cannot record this replica's heartbeat");
+                }
                 tokio::select! {
                     () = tokio::time::sleep(renew_interval(ttl)) => {}
+                    Some(epoch) = demoted.recv() => {
+                        let next = role_after_refused_commit(current.clone(), epoch);
+                        if announce(&me, &current, &next) {
+                            counted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        current = next;
+                        tx.send_replace(current.clone());
+                        // Then at once a take: the lease may be free again (expired, nobody
+                        // took it), and a take gives a new epoch.
+                    }
                     () = shutdown.cancelled() => break,
                 }
             }
@@ -107,7 +137,33 @@ impl LeaseKeeper {
             }
             tx.send_replace(Role::Standby { leader: None });
         });
-        LeaseKeeper { role, task }
+        LeaseKeeper {
+            role,
+            task,
+            demote,
+            changes,
+        }
+    }
+
+    /// A commit fenced with `epoch` was refused: if that is still the epoch this replica
+    /// leads with, it becomes a standby at once (without waiting for its next renewal).
+    pub fn demote(&self, epoch: i64) {
+        // The task is gone only after shutdown, when the role is standby anyway.
+        let _ = self.demote.send(epoch);
+    }
+
+    /// How many times this replica's role changed.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+}
+
+/// The role after a commit fenced with `epoch` was refused: a standby if it was led with
+/// that epoch; a leader under a newer epoch (taken again since) stays one.
+pub fn role_after_refused_commit(current: Role, epoch: i64) -> Role {
+    match current {
+        Role::Leader(fence) if fence.epoch == epoch => Role::Standby { leader: None },
+        other => other,
     }
 }
 
@@ -140,17 +196,27 @@ async fn step(store: &Store, me: &Replica, ttl: Duration, current: Role) -> Role
     }
 }
 
-/// One log line when the role changes.
-fn announce(me: &Replica, before: &Role, after: &Role) {
+/// One log line when the role changes; whether it did.
+fn announce(me: &Replica, before: &Role, after: &Role) -> bool {
     match (before, after) {
-        (Role::Leader(old), Role::Leader(new)) if old == new => {}
+        (Role::Leader(old), Role::Leader(new)) if old == new => false,
         (_, Role::Leader(fence)) => {
-            tracing::info!(epoch = fence.epoch, holder = %me.holder, "took the sync lease: leader");
+            RoleChanged::Leader {
+                holder: &me.holder,
+                epoch: fence.epoch,
+            }
+            .emit();
+            true
         }
         (Role::Leader(fence), Role::Standby { .. }) => {
-            tracing::warn!(epoch = fence.epoch, holder = %me.holder, "lost the sync lease: standby");
+            RoleChanged::Standby {
+                holder: &me.holder,
+                epoch: fence.epoch,
+            }
+            .emit();
+            true
         }
-        (Role::Standby { .. }, Role::Standby { .. }) => {}
+        (Role::Standby { .. }, Role::Standby { .. }) => false,
     }
 }
 
@@ -200,6 +266,21 @@ mod tests {
             role_after_take(&me(), lease("me-1-a", -1, now), now),
             Role::Standby { leader: None }
         );
+    }
+
+    #[test]
+    fn a_refused_commit_steps_down_only_the_epoch_it_was_fenced_with() {
+        let fence = |epoch| Fence {
+            holder: "me-1-a".into(),
+            epoch,
+        };
+        assert!(!role_after_refused_commit(Role::Leader(fence(3)), 3).is_leader());
+        // Taken again since (a newer epoch): a late refusal of the old one changes nothing.
+        assert_eq!(
+            role_after_refused_commit(Role::Leader(fence(4)), 3),
+            Role::Leader(fence(4))
+        );
+        assert!(!role_after_refused_commit(Role::Standby { leader: None }, 3).is_leader());
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub const BULK_JOBS: &str = "orgsync_bulk_jobs_total";
 pub const BULK_ROWS: &str = "orgsync_bulk_rows_total";
 pub const BULK_JOBS_OPEN: &str = "orgsync_bulk_jobs_open";
 
+/// 1 while this replica holds the sync lease (always on SQLite: one process), else 0.
+pub const HA_LEADER: &str = "orgsync_ha_leader";
+/// This replica's role changes (lease taken, lost).
+pub const HA_LEASE_CHANGES: &str = "orgsync_ha_lease_changes_total";
 // Per-record events (crate::events::record); served once their events are emitted.
 pub const RECORD_WRITES: &str = "orgsync_record_writes_total";
 pub const RECORD_LINKS: &str = "orgsync_record_links_total";
@@ -196,6 +200,16 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "getDeleted windows that started before the org's delete log did (deletes may have been missed: run a reconcile), by org.",
     ),
     (
+        HA_LEADER,
+        Kind::Gauge,
+        "1 while this replica holds the sync lease and syncs (always 1 on SQLite, one process), 0 while it is a standby.",
+    ),
+    (
+        HA_LEASE_CHANGES,
+        Kind::Counter,
+        "Times this replica's role changed (it took the sync lease, or lost it), since it started.",
+    ),
+    (
         RECORD_WRITES,
         Kind::Counter,
         "Records written to the target, by direction and operation (create, update, undelete).",
@@ -322,6 +336,8 @@ impl Metrics {
                 .counter(DELETED_WINDOW_HOLES, vec![label("org", org)])
                 .increment(0);
         }
+        metrics.gauge(HA_LEADER, Vec::new()).set(0.0);
+        metrics.counter(HA_LEASE_CHANGES, Vec::new()).increment(0);
         metrics
     }
 
@@ -441,6 +457,10 @@ pub struct Gauges {
     pub inbox_oldest_age: Vec<(&'static str, u64)>,
     /// (org, Bulk jobs open).
     pub bulk_open: Vec<(&'static str, u64)>,
+    /// Whether this replica holds the sync lease (true on SQLite); `None` leaves it as it was.
+    pub ha_leader: Option<bool>,
+    /// This replica's role changes so far.
+    pub ha_lease_changes: u64,
 }
 
 impl Gauges {
@@ -492,6 +512,12 @@ impl Gauges {
             m.gauge(LAST_SUCCESS, vec![label("direction", *direction)])
                 .set(at.timestamp_millis() as f64 / 1000.0);
         }
+        if let Some(leader) = self.ha_leader {
+            m.gauge(HA_LEADER, Vec::new())
+                .set(f64::from(u8::from(leader)));
+        }
+        m.counter(HA_LEASE_CHANGES, Vec::new())
+            .absolute(self.ha_lease_changes);
     }
 }
 
@@ -542,6 +568,8 @@ mod tests {
             )],
             inbox_oldest_age: vec![("a", 0), ("b", 75)],
             bulk_open: vec![("a", 1), ("b", 0)],
+            ha_leader: Some(true),
+            ha_lease_changes: 3,
         };
         crate::events::bulk::BulkJobEnded {
             cycle: 1,
@@ -560,6 +588,8 @@ mod tests {
         ));
         assert!(text.contains("orgsync_bulk_rows_total{org=\"a\",operation=\"query\"} 5000\n"));
         assert!(text.contains("orgsync_bulk_jobs_open{org=\"a\"} 1\n"));
+        assert!(text.contains("orgsync_ha_leader 1\n"), "{text}");
+        assert!(text.contains("orgsync_ha_lease_changes_total 3\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"a_to_b\"} 3\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"b_to_a\"} 0\n"));
         assert!(text.contains("orgsync_records_failed_total{direction=\"a_to_b\"} 1\n"));

@@ -5,6 +5,10 @@
 //! `Serialize` (the `--json` output, and later `GET /status`) are pure. The JSON shape is a
 //! stable interface: fields may be added, never renamed or removed.
 
+mod ha;
+
+pub use ha::{HaStatus, LeaderStatus, StandbyStatus, ha_status};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -42,6 +46,10 @@ pub struct StatusReport {
     pub deleted_checks: Vec<DeletedCheckStatus>,
     /// Bulk API 2.0 jobs (issue 16): by state, the rows they moved, and the open ones.
     pub bulk: BulkStatus,
+    /// Replicas (PostgreSQL; absent on SQLite, where one process syncs): the lease's holder
+    /// and the standbys seen recently; on `/status`, this process's role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha: Option<HaStatus>,
 }
 
 /// The getDeleted safety net of one org and object: where the next window starts, and the
@@ -283,6 +291,7 @@ pub fn build_report(
         },
         // Filled in by `collect`.
         deleted_checks: Vec::new(),
+        ha: None,
         bulk: BulkStatus::default(),
     }
 }
@@ -365,6 +374,12 @@ pub async fn collect(store: &Store, settings: &Settings) -> Result<StatusReport,
         .map(DeletedCheckStatus::of)
         .collect();
     report.bulk = bulk_status(&store.bulk_summary().await?, &store.bulk_jobs(50).await?);
+    if store.backend() == crate::store::Backend::Postgres {
+        let ttl = settings.ha.lease_ttl;
+        let (lease, _) = store.sync_lease().await?;
+        let (seen, now) = store.replicas_seen(ttl * 3).await?;
+        report.ha = Some(ha_status(lease.as_ref(), &seen, now, ttl));
+    }
     Ok(report)
 }
 
@@ -535,6 +550,9 @@ pub fn render_text(report: &StatusReport) -> String {
             format!(" ({waiting})")
         }
     );
+    if let Some(ha) = &report.ha {
+        ha::render_text(&mut out, ha);
+    }
     for c in report.deleted_checks.iter().filter(|c| c.holes > 0) {
         let _ = writeln!(
             out,

@@ -10,18 +10,26 @@
 //! | push | - | drain | retries + drain | - |
 //! | hybrid | - | drain | retries + drain | a full cycle, at start too |
 //!
+//! Replicas (PostgreSQL): every arm that syncs is enabled only while this replica is the
+//! leader ([`Daemon::role`]); a standby waits on the role channel and otherwise idles (its
+//! HTTP listener still stores outbound messages in the shared inbox, whose wake-up permit the
+//! worker takes once it leads). On becoming the leader it marks the old leader's cycles left
+//! running as interrupted and, in push modes, drains the inbox at once; a poll tick that came
+//! due while standby fires at once too. On SQLite the process is always the leader.
+//!
 //! A heartbeat line at info every [`HEARTBEAT_EVERY`] says the daemon is alive and what it did
 //! since the last one, so an idle daemon (whose passes log at debug) is still visibly alive.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TriggerPolicy;
 use crate::daemon::{CycleSummary, Daemon};
 use crate::events::Heartbeat;
+use crate::ha::Role;
 
 /// How often the heartbeat line is logged.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(300);
@@ -75,22 +83,43 @@ pub async fn run(daemon: Arc<Daemon>, wake: Arc<Notify>, cancel: CancellationTok
         wake.notify_one();
     }
     let mut since = SinceHeartbeat::default();
+    let mut role = daemon.role_watch();
+    // A replica leads once the role channel says so (its first value is seen as a change, so
+    // a lease taken before the worker started still counts as taking over: recovery, drain).
+    let mut leader = role.is_none();
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            _ = poll_ticks.tick(), if poll => {
+            now = role_change(&mut role), if role.is_some() => {
+                let Some(now) = now else {
+                    // The keeper stopped (shutting down): nothing more to lead.
+                    role = None;
+                    leader = false;
+                    continue;
+                };
+                if now && !leader {
+                    if let Err(e) = daemon.recover().await {
+                        tracing::error!(error = %format!("{e:#}"), "cannot mark the previous leader's running cycles interrupted");
+                    }
+                    if push {
+                        wake.notify_one();
+                    }
+                }
+                leader = now;
+            }
+            _ = poll_ticks.tick(), if poll && leader => {
                 since.absorb(&daemon.run_once(&cancel).await);
             }
-            _ = safety.tick(), if hybrid => {
+            _ = safety.tick(), if hybrid && leader => {
                 since.absorb(&daemon.run_once(&cancel).await);
             }
-            _ = wake.notified(), if push => {
+            _ = wake.notified(), if push && leader => {
                 if let Some(summary) = daemon.drain(false, &cancel).await {
                     since.absorb(&summary);
                 }
             }
-            _ = retries.tick(), if push => {
+            _ = retries.tick(), if push && leader => {
                 if let Some(summary) = daemon.drain(true, &cancel).await {
                     since.absorb(&summary);
                 }
@@ -113,6 +142,14 @@ pub async fn run(daemon: Arc<Daemon>, wake: Arc<Notify>, cancel: CancellationTok
         }
     }
     tracing::debug!("worker stopped");
+}
+
+/// The next role change: whether this replica now leads; `None` once the keeper has stopped.
+async fn role_change(role: &mut Option<watch::Receiver<Role>>) -> Option<bool> {
+    let rx = role.as_mut()?;
+    rx.changed().await.ok()?;
+    let leads = rx.borrow_and_update().is_leader();
+    Some(leads)
 }
 
 /// A schedule: a tick at once, then every `period`; a late tick is delayed, never bunched (no

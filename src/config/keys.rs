@@ -36,6 +36,7 @@ pub const SECTIONS: &[&str] = &[
     "account",
     "sync",
     "state",
+    "ha",
     "log",
     "orgs",
     "orgs.a",

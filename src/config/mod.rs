@@ -39,9 +39,9 @@ pub use keys::{ENV_PREFIX, KeyKind, SECTIONS, known_key};
 pub use load::{load, load_str};
 pub use settings::{
     AccountPolicy, AccountSettings, AuthMode, BatchSettings, BulkMode, ConflictPolicy, Credentials,
-    DeleteConflictPolicy, DeletePolicy, HttpSettings, LogFormat, LogSettings, OrgSettings,
-    SchedulerSettings, Settings, StateSettings, SyncSettings, TriggerPolicy, TriggerSettings,
-    WatermarkSettings,
+    DeleteConflictPolicy, DeletePolicy, HaSettings, HttpSettings, LogFormat, LogSettings,
+    MAX_LEASE_TTL, MIN_LEASE_TTL, OrgSettings, SchedulerSettings, Settings, StateSettings,
+    SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
 };
 pub use state::{check_state_url, valid_pair_name};
 pub use validate::{DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MAX_PAGE_SIZE, is_api_name};

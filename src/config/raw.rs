@@ -108,6 +108,7 @@ pub(super) struct RawSettings {
     pub(super) account: RawAccount,
     pub(super) sync: RawSync,
     pub(super) state: RawState,
+    pub(super) ha: RawHa,
     pub(super) log: RawLog,
     pub(super) orgs: RawOrgs,
 }
@@ -171,6 +172,9 @@ impl Default for RawSettings {
                 url: "sqlite://orgsync.db".into(),
                 url_file: None,
                 pair_name: "default".into(),
+            },
+            ha: RawHa {
+                lease_ttl: RawDuration(Duration::from_secs(15)),
             },
             log: RawLog {
                 format: Choice::Known(LogFormat::Auto),
@@ -364,6 +368,19 @@ impl Default for RawState {
 
 #[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawHa {
+    #[serde(default = "defaults::lease_ttl")]
+    pub(super) lease_ttl: RawDuration,
+}
+
+impl Default for RawHa {
+    fn default() -> Self {
+        RawSettings::default().ha
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawLog {
     #[serde(default = "defaults::log_format")]
     pub(super) format: Choice<LogFormat>,
@@ -536,6 +553,9 @@ pub(super) mod defaults {
 
     pub fn state_pair_name() -> String {
         RawSettings::default().state.pair_name
+    }
+    pub fn lease_ttl() -> RawDuration {
+        RawSettings::default().ha.lease_ttl
     }
     pub fn log_format() -> Choice<LogFormat> {
         RawSettings::default().log.format

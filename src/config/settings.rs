@@ -399,6 +399,20 @@ pub struct StateSettings {
     pub pair_name: String,
 }
 
+/// `[ha]`: replicas of one pair on a shared PostgreSQL store (README "Replicas").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaSettings {
+    /// `ha.lease_ttl`: how long the sync lease lasts unless renewed (every third of it). A
+    /// standby takes over within about the TTL plus one renew interval after the leader
+    /// stops. Unused on SQLite (one process, the file lock).
+    pub lease_ttl: Duration,
+}
+
+/// The shortest `ha.lease_ttl` (renewals every second).
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
+/// The longest `ha.lease_ttl`.
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(300);
+
 impl StateSettings {
     /// The URL with its password replaced by `***`, for messages and `status`.
     pub fn shown_url(&self) -> String {
@@ -430,6 +444,7 @@ pub struct Settings {
     pub account: AccountSettings,
     pub sync: SyncSettings,
     pub state: StateSettings,
+    pub ha: HaSettings,
     pub log: LogSettings,
     pub a: OrgSettings,
     pub b: OrgSettings,

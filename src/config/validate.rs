@@ -10,8 +10,8 @@ use super::org::validate_org;
 use super::raw::{Choice, RawSettings};
 use super::settings::{
     AccountPolicy, AccountSettings, BatchSettings, BulkMode, ConflictPolicy, DeleteConflictPolicy,
-    DeletePolicy, HttpSettings, LogFormat, LogSettings, SchedulerSettings, Settings, StateSettings,
-    SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
+    DeletePolicy, HaSettings, HttpSettings, LogFormat, LogSettings, SchedulerSettings, Settings,
+    StateSettings, SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
 };
 
 /// Largest page the REST query API returns (`batchSize` caps at 2000).
@@ -334,6 +334,17 @@ pub(super) fn validate(
         );
     }
 
+    let lease_ttl = raw.ha.lease_ttl.0;
+    if !(super::settings::MIN_LEASE_TTL..=super::settings::MAX_LEASE_TTL).contains(&lease_ttl) {
+        c.problem(
+            "ha.lease_ttl",
+            format!(
+                "{} is out of range: from 3s to 5min (the lease is renewed every third of it)",
+                format_args!("{}ms", lease_ttl.as_millis())
+            ),
+        );
+    }
+
     let log_format = match raw.log.format {
         Choice::Known(format) => format,
         Choice::Unknown(other) => {
@@ -427,6 +438,7 @@ pub(super) fn validate(
             url: state_url,
             pair_name,
         },
+        ha: HaSettings { lease_ttl },
         log,
         a,
         b,
@@ -800,5 +812,34 @@ account_id = "001000000000002"
         }
         let bulk = problems.iter().find(|p| p.key == "batch.bulk").unwrap();
         assert!(bulk.message.contains("\"auto\", \"never\" or \"always\""));
+    }
+
+    #[test]
+    fn the_lease_ttl_defaults_to_15s_and_is_bounded() {
+        let vars: HashMap<String, String> = [
+            ("ORGSYNC__ORGS__A__PASSWORD", "pw"),
+            ("ORGSYNC__ORGS__B__PASSWORD", "pw"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let orgs = "[orgs.a]\nusername = \"u@a\"\n[orgs.b]\nusername = \"u@b\"\n";
+        let s = load_str("t", &[("t", orgs)], &vars).unwrap();
+        assert_eq!(s.ha.lease_ttl, Duration::from_secs(15));
+        let with = |ttl: &str| format!("[ha]\nlease_ttl = \"{ttl}\"\n{orgs}");
+        let s = load_str("t", &[("t", &with("3s"))], &vars).unwrap();
+        assert_eq!(s.ha.lease_ttl, Duration::from_secs(3));
+        for bad in ["2s", "6min"] {
+            let err = load_str("t", &[("t", &with(bad))], &vars).unwrap_err();
+            let crate::config::ConfigError::Invalid(problems) = err else {
+                panic!("{err:?}")
+            };
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.key == "ha.lease_ttl" && p.message.contains("from 3s to 5min")),
+                "{bad}: {problems:?}"
+            );
+        }
     }
 }

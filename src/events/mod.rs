@@ -9,6 +9,7 @@
 //!   described by [`PassCounts`], so this module imports nothing of the engine);
 //! - [`outbound`]: an outbound message acked or refused (the HTTP listener);
 //! - [`worker`]: the heartbeat and housekeeping;
+//! - [`ha`]: a replica's role changes (the sync lease taken or lost, a fenced commit refused);
 //! - [`client`]: the Salesforce client's state changes (login refused, accepted again; API
 //!   pause began, still paused, resumed). The client has no daemon handle, so those events
 //!   only log: their metrics (`orgsync_auth_failed`, `orgsync_api_paused`) are gauges the
@@ -30,6 +31,7 @@
 pub mod bulk;
 pub mod client;
 pub mod deletes;
+pub mod ha;
 pub mod outbound;
 pub mod pass;
 pub mod record;
@@ -39,6 +41,7 @@ pub mod worker;
 #[cfg(test)]
 mod tests;
 
+pub use ha::{LeaseLostOnCommit, RoleChanged};
 pub use outbound::{OutboundAcked, OutboundRefused};
 pub use pass::{PassCounts, PassFailed, PassFinished};
 pub use recycle::{DeletedWindowHole, TargetRestored};

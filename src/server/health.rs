@@ -1,5 +1,6 @@
-//! `GET /healthz` (the process answers), `/readyz` (the store and both orgs' logins), `/status`
-//! (the status report as JSON) and `/metrics` (the Prometheus text: the daemon's counters with
+//! `GET /healthz` (the process answers), `/readyz` (the store and both orgs' logins; a standby
+//! replica is ready too: it stores outbound messages and takes over when the leader stops),
+//! `/status` (the status report as JSON, with this process's role under `ha.role`) and `/metrics` (the Prometheus text: the daemon's counters with
 //! the gauges read here, at scrape time, from the clients and the store; a store error is
 //! logged and the rest is served).
 
@@ -51,7 +52,7 @@ pub(super) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 pub(super) async fn status(State(shared): State<Arc<Shared>>) -> Response {
     let daemon = &shared.daemon;
     match crate::status::collect(daemon.store(), daemon.settings()).await {
-        Ok(report) => match serde_json::to_string_pretty(&report) {
+        Ok(mut report) => match encode_with_role(&mut report, daemon) {
             Ok(json) => (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
@@ -76,6 +77,24 @@ pub(super) async fn status(State(shared): State<Arc<Shared>>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// The report as JSON, with this process's role (on SQLite always the leader: one process).
+fn encode_with_role(
+    report: &mut crate::status::StatusReport,
+    daemon: &crate::daemon::Daemon,
+) -> serde_json::Result<String> {
+    let role = if daemon.is_leader() {
+        "leader"
+    } else {
+        "standby"
+    };
+    let ttl = daemon.settings().ha.lease_ttl;
+    report
+        .ha
+        .get_or_insert_with(|| crate::status::ha_status(None, &[], chrono::Utc::now(), ttl))
+        .role = Some(role);
+    serde_json::to_string_pretty(report)
 }
 
 pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
@@ -144,6 +163,8 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the bulk jobs"),
     }
+    gauges.ha_leader = Some(daemon.is_leader());
+    gauges.ha_lease_changes = daemon.lease_changes();
     let text = daemon.metrics().render(&gauges);
     (
         StatusCode::OK,

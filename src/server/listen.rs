@@ -61,10 +61,15 @@ pub async fn serve(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
                 "no HTTP listener (health, readiness, metrics, status): syncing without it; \
                  set http.port (and http.bind) to a free address"
             );
-            crate::worker::run(daemon, Arc::new(Notify::new()), cancel).await;
+            crate::worker::run(daemon.clone(), Arc::new(Notify::new()), cancel).await;
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            daemon.shutdown().await;
+            return Err(e);
+        }
     }
+    // A leader releases the sync lease: a standby takes over at its next try.
+    daemon.shutdown().await;
     tracing::info!("orgsync stopped: the pages in flight were committed");
     Ok(())
 }

@@ -81,6 +81,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("state database error")]
     Db(#[from] sqlx::Error),
+    /// A fenced write refused: this replica no longer holds the sync lease with this epoch
+    /// (another replica took over), so nothing of the write is kept.
+    #[error(
+        "lost the sync lease (epoch {epoch}): another replica took over, so this write is not \
+         committed"
+    )]
+    LeaseLost { epoch: i64 },
 }
 
 /// Which database a [`Store`] is on.
@@ -187,6 +194,13 @@ pub fn pair_schema(pair_name: &str) -> String {
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// The sync lease's holder and epoch this handle's progress writes are fenced with (see
+    /// `lease`): set by [`Store::fenced`] for a leader's passes, none on SQLite.
+    pub(crate) fence: Option<super::Fence>,
+    /// How long a fenced page's transaction may sit idle on PostgreSQL before the server ends
+    /// its session (`idle_in_transaction_session_timeout`): a paused or stalled leader must
+    /// not hold the pair's write lock, which a take of the lease waits for, past the TTL.
+    pub(crate) fence_idle_limit: Option<std::time::Duration>,
 }
 
 impl Store {
@@ -244,8 +258,18 @@ impl Store {
     /// (SQLite `BEGIN IMMEDIATE`; PostgreSQL an advisory transaction lock), so two writers
     /// queue instead of failing mid-transaction.
     pub async fn begin(&self) -> Result<PageTx, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if let (Some(limit), Backend::Postgres) = (self.fence_idle_limit, self.backend) {
+            // A number of milliseconds, spliced in: SET takes no bind parameters.
+            let ms = limit.as_millis().max(1);
+            tx.execute(sqlx::AssertSqlSafe(format!(
+                "SET LOCAL idle_in_transaction_session_timeout = {ms}"
+            )))
+            .await?;
+        }
         Ok(PageTx {
-            tx: self.begin_write().await?,
+            tx,
+            fence: self.fence.clone(),
         })
     }
 
@@ -360,6 +384,8 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
     Ok(Store {
         pool,
         backend: Backend::Sqlite,
+        fence: None,
+        fence_idle_limit: None,
     })
 }
 
@@ -418,6 +444,8 @@ async fn open_postgres(url: &str, pair_name: &str) -> Result<Store, StoreError> 
     Ok(Store {
         pool,
         backend: Backend::Postgres,
+        fence: None,
+        fence_idle_limit: None,
     })
 }
 
@@ -431,11 +459,18 @@ fn is_in_memory(url: &str) -> bool {
 #[derive(Debug)]
 pub struct PageTx {
     pub(crate) tx: Transaction<'static, Any>,
+    /// Checked by [`PageTx::commit`] when set (a fenced store's page).
+    pub(crate) fence: Option<super::Fence>,
 }
 
 impl PageTx {
-    /// Makes the page's writes durable.
-    pub async fn commit(self) -> Result<(), StoreError> {
+    /// Makes the page's writes durable. A page of a fenced store ([`Store::fenced`]) commits
+    /// only while its fence still holds the sync lease: otherwise nothing of it is kept and
+    /// the error is [`StoreError::LeaseLost`].
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        if let Some(fence) = self.fence.take() {
+            return self.commit_fenced(&fence).await.map_err(StoreError::from);
+        }
         self.tx.commit().await?;
         Ok(())
     }

@@ -152,6 +152,13 @@ impl Store {
 
     /// Marks notifications processed (outside a page; e.g. ones for another object).
     pub async fn mark_processed(&self, ids: &[i64]) -> Result<u64, StoreError> {
+        if self.fence.is_some() {
+            // A leader's mark moves progress: fenced like a page.
+            let mut tx = self.begin().await?;
+            let n = tx.mark_processed(ids).await?;
+            tx.commit().await?;
+            return Ok(n);
+        }
         let mut conn = self.pool.acquire().await?;
         mark(&mut conn, ids, Utc::now()).await
     }

@@ -1,5 +1,5 @@
 //! Leadership of a sync pair through a lease row with an epoch (issue 15, part 2; the store
-//! side, not yet wired into the daemon). Replicas share one store; one of them holds the
+//! side: the keeper is `crate::ha`, the wiring `crate::daemon`). Replicas share one store; one of them holds the
 //! `sync` lease and only it syncs. A lease is:
 //!
 //! - **taken** ([`Store::try_acquire_lease`]) with one conditional upsert when there is none or
@@ -12,7 +12,10 @@
 //! - **checked in every page commit** ([`PageTx::commit_fenced`]): the holder and epoch must
 //!   still be current and unexpired in the same transaction that moves watermarks and writes
 //!   links, or nothing of the page is kept. A replica that lost the lease (paused,
-//!   partitioned, slow) can never move a watermark after another took over.
+//!   partitioned, slow) can never move a watermark after another took over. A leader's passes
+//!   write through [`Store::fenced`], whose every page commit (and inbox mark) is checked so;
+//! - **seen** ([`Store::heartbeat_replica`]): every replica's keeper records itself in
+//!   `replicas` at each round, so `status` lists the standbys.
 //!
 //! Why the check cannot race a take: every write transaction of a pair holds the pair's write
 //! lock from its start (SQLite `BEGIN IMMEDIATE`, PostgreSQL the advisory transaction lock, see
@@ -235,6 +238,114 @@ impl Store {
     }
 }
 
+/// A replica as last seen (the `replicas` table).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeenReplica {
+    pub holder: String,
+    pub host: String,
+    pub pid: u32,
+    /// `leader` or `standby`, as it said when last seen.
+    pub role: String,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// How long a replica's row is kept after it was last seen.
+const KEEP_REPLICAS: chrono::Duration = chrono::Duration::days(1);
+
+impl Store {
+    /// Records that `replica` is alive with this role (now, by the database's clock), and
+    /// forgets replicas not seen for a day.
+    pub async fn heartbeat_replica(
+        &self,
+        replica: &Replica,
+        leader: bool,
+    ) -> Result<(), StoreError> {
+        self.in_tx(async |conn| {
+            let now = db_now(conn).await?;
+            sqlx::query(
+                "INSERT INTO replicas (holder, host, pid, role, seen_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (holder) DO UPDATE SET
+                     host = excluded.host, pid = excluded.pid, role = excluded.role,
+                     seen_at = excluded.seen_at",
+            )
+            .bind(&replica.holder)
+            .bind(&replica.host)
+            .bind(i64::from(replica.pid))
+            .bind(if leader { "leader" } else { "standby" })
+            .bind(format_timestamp(now))
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM replicas WHERE seen_at < $1")
+                .bind(format_timestamp(now - KEEP_REPLICAS))
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The replicas seen since `since` ago by the database's clock, the latest first; and
+    /// that clock.
+    pub async fn replicas_seen(
+        &self,
+        since: Duration,
+    ) -> Result<(Vec<SeenReplica>, DateTime<Utc>), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let now = db_now(&mut conn).await?;
+        let from = now - chrono::Duration::from_std(since).unwrap_or(KEEP_REPLICAS);
+        let rows = sqlx::query(
+            "SELECT holder, host, pid, role, seen_at FROM replicas WHERE seen_at >= $1
+             ORDER BY seen_at DESC, holder",
+        )
+        .bind(format_timestamp(from))
+        .fetch_all(&mut *conn)
+        .await?;
+        let seen = rows
+            .iter()
+            .map(|row| {
+                let pid: i64 = row.try_get("pid")?;
+                Ok(SeenReplica {
+                    holder: row.try_get("holder")?,
+                    host: row.try_get("host")?,
+                    pid: u32::try_from(pid).unwrap_or(0),
+                    role: row.try_get("role")?,
+                    seen_at: parse_timestamp(&row.try_get::<String, _>("seen_at")?)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((seen, now))
+    }
+}
+
+impl From<FenceError> for StoreError {
+    fn from(e: FenceError) -> StoreError {
+        match e {
+            FenceError::Lost { epoch } => StoreError::LeaseLost { epoch },
+            FenceError::Store(e) => e,
+        }
+    }
+}
+
+impl Store {
+    /// This store with its progress writes fenced by `fence`: every page ([`Store::begin`])
+    /// commits only while `fence` holds the sync lease, and so does the inbox's set-aside
+    /// mark (`mark_processed`). What a leader's passes write through. On PostgreSQL a page's
+    /// transaction left idle longer than `ttl` (its process paused or stalled mid-page) has its
+    /// session ended by the server: it held the pair's write lock, which a standby's take of
+    /// the lease waits for, so a paused leader would otherwise block the take-over.
+    pub fn fenced(&self, fence: Fence, ttl: Duration) -> Store {
+        let mut store = self.clone();
+        store.fence = Some(fence);
+        store.fence_idle_limit = Some(ttl);
+        store
+    }
+
+    /// The fence this store's progress writes carry, if any.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
+    }
+}
+
 impl PageTx {
     /// Whether `fence` still holds the sync lease, inside this transaction.
     pub async fn holds_lease(&mut self, fence: &Fence) -> Result<bool, StoreError> {
@@ -249,7 +360,7 @@ impl PageTx {
             self.rollback().await?;
             return Err(FenceError::Lost { epoch: fence.epoch });
         }
-        self.commit().await?;
+        self.tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
 }
@@ -367,6 +478,72 @@ mod tests {
             assert_eq!(taken.holder, replica("b").holder);
             assert_eq!(taken.epoch, held.epoch + 1);
             assert!(!store.renew_lease(&held, TTL).await.expect("renew"));
+        }
+    );
+
+    crate::both_backends!(
+        async fn a_fenced_store_keeps_nothing_of_a_deposed_holder(store) {
+            use crate::store::NewNotification;
+            let old = fence(&store.try_acquire_lease(&replica("a"), SHORT).await.expect("take"));
+            store
+                .insert_notifications(&[NewNotification {
+                    org: Org::A,
+                    notification_id: "n1".into(),
+                    object: "Opportunity".into(),
+                    record_id: "006000000000001AAA".into(),
+                }])
+                .await
+                .expect("an unfenced inbox write (the listener's) needs no lease");
+            let deposed = store.fenced(old.clone(), TTL);
+            expire().await;
+            let new = fence(&store.try_acquire_lease(&replica("b"), TTL).await.expect("take"));
+
+            // A page begun on the deposed holder's store: its plain commit is refused.
+            let mut page = deposed.begin().await.expect("begin");
+            page.advance_watermark(Org::A, "Opportunity", Utc::now())
+                .await
+                .expect("write");
+            let err = page.commit().await.expect_err("fenced");
+            assert!(matches!(err, StoreError::LeaseLost { epoch } if epoch == old.epoch), "{err}");
+            assert_eq!(store.watermark(Org::A, "Opportunity").await.expect("read"), None);
+            // So is its inbox mark outside a page.
+            let pending = store.pending_notifications(Org::A, 10).await.expect("read");
+            let ids: Vec<i64> = pending.iter().map(|i| i.id).collect();
+            let err = deposed.mark_processed(&ids).await.expect_err("fenced");
+            assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+            assert_eq!(store.pending_notifications(Org::A, 10).await.expect("read").len(), 1);
+
+            // The new holder's store commits both.
+            let current = store.fenced(new, TTL);
+            let mut page = current.begin().await.expect("begin");
+            page.advance_watermark(Org::A, "Opportunity", Utc::now())
+                .await
+                .expect("write");
+            page.commit().await.expect("commit");
+            assert_eq!(current.mark_processed(&ids).await.expect("mark"), 1);
+            assert!(store.watermark(Org::A, "Opportunity").await.expect("read").is_some());
+            assert!(store.pending_notifications(Org::A, 10).await.expect("read").is_empty());
+        }
+    );
+
+    crate::both_backends!(
+        async fn replicas_seen_recently_are_listed_with_their_role(store) {
+            store.heartbeat_replica(&replica("a"), true).await.expect("beat");
+            store.heartbeat_replica(&replica("b"), false).await.expect("beat");
+            store.heartbeat_replica(&replica("b"), false).await.expect("again");
+            let (seen, _) = store.replicas_seen(TTL).await.expect("read");
+            let mut roles: Vec<(String, String)> =
+                seen.iter().map(|r| (r.host.clone(), r.role.clone())).collect();
+            roles.sort();
+            assert_eq!(
+                roles,
+                [("a".into(), "leader".into()), ("b".into(), "standby".into())]
+            );
+            expire().await;
+            store.heartbeat_replica(&replica("a"), true).await.expect("beat");
+            let (seen, _) = store.replicas_seen(SHORT).await.expect("read");
+            assert_eq!(seen.len(), 1, "{seen:?}");
+            assert_eq!(seen[0].host, "a");
         }
     );
 }

@@ -54,7 +54,7 @@ pub use db::{Backend, DEFAULT_PAIR, PageTx, Store, StoreError, pair_schema, vali
 pub use deleted_checks::{DeletedCheck, DeletedCheckWrite};
 pub use failures::{Failure, FailureBackoff, FailureState, NewFailure, schedule_after_failure};
 pub use inbox::{InboxItem, NewNotification};
-pub use lease::{Fence, FenceError, Lease, Replica, SYNC_LEASE, renew_interval};
+pub use lease::{Fence, FenceError, Lease, Replica, SYNC_LEASE, SeenReplica, renew_interval};
 pub use link_admin::{LinkAdminError, same_record};
 pub use links::{Link, LinkState, LinkWrite, Tombstone};
 pub use lock::{LockError, StateLock};

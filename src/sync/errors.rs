@@ -27,7 +27,20 @@ pub enum PassError {
     #[error("org {org} returned a row orgsync cannot read: {message}")]
     BadRow { org: Org, message: String },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    /// A fenced commit was refused: this replica lost the sync lease (issue 15). Nothing of
+    /// the page is kept; the pass stops at once and the replica becomes a standby.
+    #[error("lost the sync lease (epoch {epoch}): another replica took over; the pass stops")]
+    LeaseLost { epoch: i64 },
+}
+
+impl From<StoreError> for PassError {
+    fn from(e: StoreError) -> PassError {
+        match e {
+            StoreError::LeaseLost { epoch } => PassError::LeaseLost { epoch },
+            e => PassError::Store(e),
+        }
+    }
 }
 
 impl PassError {
@@ -39,6 +52,15 @@ impl PassError {
             PassError::Query { source, .. } => source.kind,
             PassError::BadRow { .. } => ErrorKind::NeedsOperator,
             PassError::Store(e) => store_error_kind(e),
+            PassError::LeaseLost { .. } => ErrorKind::Transient,
+        }
+    }
+
+    /// The epoch of the lease this pass lost, when that is why it stopped.
+    pub fn lease_lost(&self) -> Option<i64> {
+        match self {
+            PassError::LeaseLost { epoch } => Some(*epoch),
+            _ => None,
         }
     }
 }
@@ -48,7 +70,9 @@ impl PassError {
 /// read needs an operator.
 pub fn store_error_kind(e: &StoreError) -> ErrorKind {
     match e {
-        StoreError::Db(_) | StoreError::Open { .. } => ErrorKind::Transient,
+        StoreError::Db(_) | StoreError::Open { .. } | StoreError::LeaseLost { .. } => {
+            ErrorKind::Transient
+        }
         _ => ErrorKind::NeedsOperator,
     }
 }
@@ -86,7 +110,7 @@ impl Stop {
 
 impl From<StoreError> for Stop {
     fn from(e: StoreError) -> Stop {
-        Stop::Failed(PassError::Store(e))
+        Stop::Failed(PassError::from(e))
     }
 }
 
@@ -111,6 +135,19 @@ mod tests {
             code: code.into(),
             message: String::new(),
         }
+    }
+
+    #[test]
+    fn a_refused_fenced_commit_is_a_lease_lost_stop_not_a_store_error() {
+        let stop = Stop::from(StoreError::LeaseLost { epoch: 3 });
+        let Stop::Failed(e) = stop else {
+            panic!("a lost lease fails the pass")
+        };
+        assert!(matches!(e, PassError::LeaseLost { epoch: 3 }), "{e}");
+        assert_eq!(e.lease_lost(), Some(3));
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        let other = PassError::from(StoreError::Corrupt("x".into()));
+        assert_eq!(other.lease_lost(), None);
     }
 
     #[test]
