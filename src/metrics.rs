@@ -52,6 +52,9 @@ pub const DELETED_WINDOW_HOLES: &str = "orgsync_deleted_window_holes_total";
 pub const BULK_JOBS: &str = "orgsync_bulk_jobs_total";
 pub const BULK_ROWS: &str = "orgsync_bulk_rows_total";
 pub const BULK_JOBS_OPEN: &str = "orgsync_bulk_jobs_open";
+// Reconcile (issue 14): gauges read from the last stored report at scrape time.
+pub const RECONCILE_DIFFERENCES: &str = "orgsync_reconcile_differences";
+pub const RECONCILE_LAST_RUN: &str = "orgsync_reconcile_last_run_timestamp_seconds";
 
 // Per-record events (crate::events::record); served once their events are emitted.
 pub const RECORD_WRITES: &str = "orgsync_record_writes_total";
@@ -104,6 +107,16 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         BULK_JOBS_OPEN,
         Kind::Gauge,
         "Bulk API 2.0 jobs orgsync has open (recorded, not ended), by org.",
+    ),
+    (
+        RECONCILE_DIFFERENCES,
+        Kind::Gauge,
+        "Differences the last reconcile found, by class (missing_in_b, missing_in_a, value_drift_explained, value_drift_unexplained, orphan_link, unlinked_match, ambiguous).",
+    ),
+    (
+        RECONCILE_LAST_RUN,
+        Kind::Gauge,
+        "When the last reconcile finished (Unix time).",
     ),
     (
         RECORDS_SYNCED,
@@ -441,6 +454,10 @@ pub struct Gauges {
     pub inbox_oldest_age: Vec<(&'static str, u64)>,
     /// (org, Bulk jobs open).
     pub bulk_open: Vec<(&'static str, u64)>,
+    /// (class, differences) of the last reconcile report; empty before the first.
+    pub reconcile_differences: Vec<(String, u64)>,
+    /// When the last reconcile finished.
+    pub reconcile_last_run: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Gauges {
@@ -487,6 +504,14 @@ impl Gauges {
         for (org, n) in &self.bulk_open {
             m.gauge(BULK_JOBS_OPEN, vec![label("org", *org)])
                 .set(*n as f64);
+        }
+        for (class, n) in &self.reconcile_differences {
+            m.gauge(RECONCILE_DIFFERENCES, vec![label("class", class.clone())])
+                .set(*n as f64);
+        }
+        if let Some(at) = self.reconcile_last_run {
+            m.gauge(RECONCILE_LAST_RUN, vec![])
+                .set(at.timestamp_millis() as f64 / 1000.0);
         }
         for (direction, at) in &self.last_success {
             m.gauge(LAST_SUCCESS, vec![label("direction", *direction)])
@@ -542,6 +567,11 @@ mod tests {
             )],
             inbox_oldest_age: vec![("a", 0), ("b", 75)],
             bulk_open: vec![("a", 1), ("b", 0)],
+            reconcile_differences: vec![
+                ("missing_in_b".to_string(), 0),
+                ("value_drift_unexplained".to_string(), 3),
+            ],
+            reconcile_last_run: chrono::DateTime::from_timestamp(1_700_000_100, 0),
         };
         crate::events::bulk::BulkJobEnded {
             cycle: 1,
@@ -560,6 +590,11 @@ mod tests {
         ));
         assert!(text.contains("orgsync_bulk_rows_total{org=\"a\",operation=\"query\"} 5000\n"));
         assert!(text.contains("orgsync_bulk_jobs_open{org=\"a\"} 1\n"));
+        assert!(
+            text.contains("orgsync_reconcile_differences{class=\"value_drift_unexplained\"} 3\n")
+        );
+        assert!(text.contains("orgsync_reconcile_differences{class=\"missing_in_b\"} 0\n"));
+        assert!(text.contains("orgsync_reconcile_last_run_timestamp_seconds 1700000100\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"a_to_b\"} 3\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"b_to_a\"} 0\n"));
         assert!(text.contains("orgsync_records_failed_total{direction=\"a_to_b\"} 1\n"));

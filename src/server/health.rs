@@ -144,6 +144,16 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the bulk jobs"),
     }
+    match daemon.store().last_reconcile_report().await {
+        Ok(Some(stored)) => {
+            if let Some(r) = crate::status::ReconcileStatus::of(&stored) {
+                gauges.reconcile_differences = r.differences.into_iter().collect();
+            }
+            gauges.reconcile_last_run = Some(stored.finished_at);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the last reconcile report"),
+    }
     let text = daemon.metrics().render(&gauges);
     (
         StatusCode::OK,

