@@ -294,11 +294,15 @@ impl Store {
             "SELECT org, match_key, COUNT(*) AS records, MIN(record_id) AS first_id,
                     MAX(record_id) AS last_id
              FROM (SELECT r.org, r.match_key, r.record_id,
-                     CASE WHEN EXISTS (SELECT 1 FROM links l WHERE l.object = $2
-                          AND l.state = 'live'
-                          AND ((r.org = 'a' AND l.a_id = r.record_id)
-                            OR (r.org = 'b' AND l.b_id = r.record_id)))
-                     THEN 1 ELSE 0 END AS linked
+                     -- One EXISTS per side, each on its own index (an OR of the two
+                     -- would scan links for every row).
+                     CASE WHEN r.org = 'a' THEN
+                         CASE WHEN EXISTS (SELECT 1 FROM links l WHERE l.object = $2
+                              AND l.a_id = r.record_id AND l.state = 'live') THEN 1 ELSE 0 END
+                     ELSE
+                         CASE WHEN EXISTS (SELECT 1 FROM links l WHERE l.object = $2
+                              AND l.b_id = r.record_id AND l.state = 'live') THEN 1 ELSE 0 END
+                     END AS linked
                    FROM reconcile_rows r
                    WHERE r.run_id = $1 AND r.match_key IS NOT NULL) t
              GROUP BY org, match_key

@@ -244,3 +244,110 @@ async fn reconcile_finds_each_induced_drift_and_nothing_else() {
     });
     assert_eq!(code, 2);
 }
+
+/// Each kind's calls of `org` since `before` (a `/__sim/stats` document), and the API calls.
+fn calls_since(org: &sfsim::SimOrg, before: &Value) -> (Map<String, Value>, u64) {
+    let now = org.stats();
+    let mut kinds = Map::new();
+    if let Some(calls) = now["calls"].as_object() {
+        for (kind, n) in calls {
+            let delta = n.as_u64().unwrap_or(0) - before["calls"][kind].as_u64().unwrap_or(0);
+            if delta > 0 {
+                kinds.insert(kind.clone(), json!(delta));
+            }
+        }
+    }
+    let api = now["api_calls_total"].as_u64().unwrap_or(0)
+        - before["api_calls_total"].as_u64().unwrap_or(0);
+    (kinds, api)
+}
+
+/// 20,000 linked pairs read through Bulk query jobs (threshold lowered to 1,000), with an
+/// integration-user edit in B, a lost link and a record deleted in A: exactly those are found,
+/// in a handful of API calls per org.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_of_20000_pairs_through_bulk_finds_the_drifts_in_a_handful_of_calls() {
+    const N: usize = 20_000;
+    let world = World::new().await;
+    seed(&world.a, "Big", N);
+    let bulk = [
+        ("ORGSYNC__BATCH__BULK_READ_THRESHOLD", "1000"),
+        ("ORGSYNC__BATCH__PAGE_SIZE", "2000"),
+    ];
+    tokio::task::block_in_place(|| {
+        for _ in 0..4 {
+            let mut cmd = world.command(&["sync", "--once"]);
+            for (k, v) in bulk {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().expect("sync");
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            if text(&out.stdout)
+                .lines()
+                .all(|l| l.contains("created 0, updated 0, linked 0"))
+            {
+                break;
+            }
+        }
+    });
+    assert_eq!(super::opportunities(&world.b).len(), N);
+
+    // The drifts: an edit as the integration user in B (the sync skips it), a record deleted
+    // in A with deletes ignored, then a link row lost from the state database.
+    let b3 = id_named(&world.b, "Big 00003");
+    let mut fields = Map::new();
+    fields.insert(
+        "Description".into(),
+        json!("changed behind the sync's back"),
+    );
+    client_as(&world.b, "integration")
+        .update("Opportunity", &[(b3.clone(), fields)])
+        .await
+        .expect("update in B");
+    let a7 = id_named(&world.a, "Big 00007");
+    client_as(&world.a, "human")
+        .delete(std::slice::from_ref(&a7))
+        .await
+        .expect("delete in A");
+    let a5 = id_named(&world.a, "Big 00005");
+    let url = format!("sqlite://{}", world.dir.path().join("state.db").display());
+    let store = orgsync::store::Store::open(&url)
+        .await
+        .expect("state store");
+    assert!(store.delete_link("Opportunity", &a5).await.expect("delete"));
+    store.close().await;
+
+    let before = [world.a.stats(), world.b.stats()];
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &bulk));
+    let (kinds_a, api_a) = calls_since(&world.a, &before[0]);
+    let (kinds_b, api_b) = calls_since(&world.b, &before[1]);
+    assert_eq!(
+        counts(&report),
+        exactly(&[
+            ("value_drift_unexplained", 1),
+            ("orphan_link", 1),
+            ("unlinked_match", 1)
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(report["read"]["a"]["records"], N - 1);
+    assert_eq!(report["read"]["b"]["records"], N);
+    assert_eq!(report["read"]["a"]["path"], "bulk");
+    assert_eq!(report["read"]["b"]["path"], "bulk");
+    assert_eq!(report["compared_pairs"], N - 2);
+    let sample = &report["differences"]["value_drift_unexplained"]["samples"][0];
+    assert_eq!(sample["b_id"], json!(b3));
+    assert_eq!(sample["field"], "Description");
+    // Per org: 1 REST query page (its totalSize chooses Bulk), 1 describe (the CSV's field
+    // types), 1 job create, 1 poll (sfsim's job is complete at the first poll, 0.25 s after
+    // the create), ceil(20,000 / 10,000) = 2 results pages, 1 job delete: 7. REST would take
+    // ceil(20,000 / 2,000) = 10 query calls.
+    for (org, kinds, api) in [("a", &kinds_a, api_a), ("b", &kinds_b, api_b)] {
+        assert_eq!(kinds["query"], 1, "org {org}: {kinds:?}");
+        assert_eq!(kinds["bulk_results"], 2, "org {org}: {kinds:?}");
+        assert_eq!(kinds["bulk_query_create"], 1, "org {org}: {kinds:?}");
+        assert_eq!(api, 7, "org {org}: {kinds:?}");
+        assert_eq!(report["read"][org]["api_calls"], 7, "org {org}: {report:#}");
+    }
+}
