@@ -206,9 +206,51 @@ async fn reconcile_finds_each_induced_drift_and_nothing_else() {
     assert_eq!(code, 1);
     assert_eq!(report["total"], 4);
 
+    // 5. A record only in A, made by the integration user (never synced), and a person's edit
+    // in A not synced yet (the next cycle carries it).
+    world
+        .a
+        .seed_records(
+            "Opportunity",
+            Some(&integ_a),
+            vec![super::opportunity("Solo", 7_500)],
+        )
+        .expect("seed A");
+    let a9 = id_named(&world.a, "Pair 00009");
+    let mut fields = Map::new();
+    fields.insert("StageName".into(), json!("Qualification"));
+    client_as(&world.a, "human")
+        .update("Opportunity", &[(a9.clone(), fields)])
+        .await
+        .expect("update in A");
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[
+            ("value_drift_unexplained", 1),
+            ("unlinked_match", 1),
+            ("orphan_link", 1),
+            ("ambiguous", 1),
+            ("missing_in_b", 1),
+            ("value_drift_explained", 1)
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(report["total"], 6);
+    let explained = &report["differences"]["value_drift_explained"]["samples"][0];
+    assert_eq!(explained["a_id"], json!(a9));
+    assert_eq!(explained["field"], "StageName");
+    assert_eq!(explained["a_value"], "Qualification");
+    assert_eq!(explained["b_value"], "Prospecting");
+    assert_eq!(
+        report["differences"]["missing_in_b"]["samples"][0]["a_id"],
+        json!(id_named(&world.a, "Solo"))
+    );
+
     // The last report is kept: status shows it.
     let status = tokio::task::block_in_place(|| world.status());
-    assert_eq!(status["reconcile"]["total"], 4, "{status:#}");
+    assert_eq!(status["reconcile"]["total"], 6, "{status:#}");
     assert_eq!(status["reconcile"]["run_id"], report["run_id"]);
 
     // A daemon serves the stored report from its start: /metrics and /status.
@@ -219,7 +261,8 @@ async fn reconcile_finds_each_induced_drift_and_nothing_else() {
     for (class, n) in [
         ("value_drift_unexplained", 1),
         ("ambiguous", 1),
-        ("missing_in_b", 0),
+        ("missing_in_b", 1),
+        ("missing_in_a", 0),
     ] {
         let line = format!("orgsync_reconcile_differences{{class=\"{class}\"}} {n}\n");
         assert!(metrics.contains(&line), "{line} in:\n{metrics}");
