@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::store::{
     AuthFailed, BulkJob, BulkSummary, Cycle, CycleOutcome, DeletedCheck, Direction, Org, Store,
-    StoreCounts, StoreError, StoredReconcileReport, WatermarkRow, format_timestamp,
+    StoreCounts, StoreError, WatermarkRow, format_timestamp,
 };
 
 /// Everything `status` shows.
@@ -43,40 +43,7 @@ pub struct StatusReport {
     /// Bulk API 2.0 jobs (issue 16): by state, the rows they moved, and the open ones.
     pub bulk: BulkStatus,
     /// The last `orgsync reconcile` (issue 14), `null` before the first.
-    pub reconcile: Option<ReconcileStatus>,
-}
-
-/// The `reconcile` section: the last report's time and counts (the whole report is
-/// `orgsync reconcile --json`'s).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReconcileStatus {
-    pub run_id: String,
-    pub object: String,
-    pub finished_at: String,
-    /// All classes together: 0 when the orgs agreed.
-    pub total: u64,
-    pub compared_pairs: u64,
-    /// Per class (`missing_in_b`, ...).
-    pub differences: BTreeMap<String, u64>,
-}
-
-impl ReconcileStatus {
-    /// The section of a stored report; `None` when it cannot be read as one.
-    pub fn of(stored: &StoredReconcileReport) -> Option<ReconcileStatus> {
-        let report = crate::reconcile::parse_stored(stored)?;
-        Some(ReconcileStatus {
-            run_id: report.run_id,
-            object: report.object,
-            finished_at: report.finished_at,
-            total: report.total,
-            compared_pairs: report.compared_pairs,
-            differences: report
-                .differences
-                .into_iter()
-                .map(|(class, c)| (class, c.count))
-                .collect(),
-        })
-    }
+    pub reconcile: Option<crate::reconcile::ReconcileStatus>,
 }
 
 /// The getDeleted safety net of one org and object: where the next window starts, and the
@@ -405,7 +372,7 @@ pub async fn collect(store: &Store, settings: &Settings) -> Result<StatusReport,
         .last_reconcile_report()
         .await?
         .as_ref()
-        .and_then(ReconcileStatus::of);
+        .and_then(crate::reconcile::ReconcileStatus::of);
     Ok(report)
 }
 
@@ -603,31 +570,7 @@ pub fn render_text(report: &StatusReport) -> String {
             job.job_id, job.direction, job.operation, job.state, job.rows_staged, job.created_at
         );
     }
-    match &report.reconcile {
-        None => {
-            let _ = writeln!(out, "Reconcile never run");
-        }
-        Some(r) => {
-            let classes: Vec<String> = r
-                .differences
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(class, n)| format!("{class} {n}"))
-                .collect();
-            let _ = writeln!(
-                out,
-                "Reconcile {} differences at {} ({} pairs compared){}",
-                r.total,
-                r.finished_at,
-                r.compared_pairs,
-                if classes.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", classes.join(", "))
-                }
-            );
-        }
-    }
+    out.push_str(&crate::reconcile::status_line(report.reconcile.as_ref()));
     out
 }
 
@@ -859,39 +802,10 @@ mod tests {
     }
 
     #[test]
-    fn the_reconcile_section_shows_the_last_report() {
-        let mut report = build_report(&settings(), true, &[], &[], &StoreCounts::default());
+    fn the_reconcile_section_is_null_before_the_first_run() {
+        let report = build_report(&settings(), true, &[], &[], &StoreCounts::default());
         assert!(render_text(&report).contains("Reconcile never run"));
         assert!(serde_json::to_value(&report).unwrap()["reconcile"].is_null());
-        let at = chrono::Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
-        let stored = StoredReconcileReport {
-            run_id: "r1".into(),
-            object: "Opportunity".into(),
-            started_at: at,
-            finished_at: at,
-            differences: 2,
-            report: serde_json::json!({
-                "run_id": "r1", "object": "Opportunity",
-                "started_at": "2025-01-02T03:04:05.000Z", "finished_at": "2025-01-02T03:04:05.000Z",
-                "read": {}, "compared_pairs": 7, "total": 2,
-                "differences": {
-                    "missing_in_b": {"count": 0, "samples": []},
-                    "orphan_link": {"count": 2, "samples": []}
-                }
-            })
-            .to_string(),
-        };
-        report.reconcile = ReconcileStatus::of(&stored);
-        let text = render_text(&report);
-        assert!(
-            text.contains(
-                "Reconcile 2 differences at 2025-01-02T03:04:05.000Z (7 pairs compared): orphan_link 2"
-            ),
-            "{text}"
-        );
-        let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(json["reconcile"]["differences"]["orphan_link"], 2);
-        assert_eq!(json["reconcile"]["total"], 2);
     }
 
     #[test]

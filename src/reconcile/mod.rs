@@ -4,7 +4,8 @@
 //! `reconcile_rows`, compared with `links` in SQL (`store::reconcile`), the linked pairs field
 //! by field in Rust one pair at a time (`compare`), and classified with counts and up to N
 //! samples per class (`report`). The report is printed (text, or `--json`) and kept in the
-//! store as the last one (`reconcile_reports`), which `status`, `/status` and `/metrics` show.
+//! store as the last one (`reconcile_reports`), which `status`, `/status` and `/metrics` show
+//! (`section`).
 //!
 //! Exit codes: 0 when the orgs agree, 1 when differences were found (or a run failed), 2 for
 //! bad configuration. Nothing is written to either org (`--repair` is part 2).
@@ -12,6 +13,9 @@
 pub mod compare;
 pub mod read;
 pub mod report;
+mod section;
+
+pub use section::{ReconcileStatus, status_line};
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};

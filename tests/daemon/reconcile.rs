@@ -276,16 +276,20 @@ async fn reconcile_finds_each_induced_drift_and_nothing_else() {
     assert_eq!(status["reconcile"]["differences"]["orphan_link"], 1);
     super::shell::stop(daemon);
 
-    // Bad configuration: exit 2.
-    let (code, _) = tokio::task::block_in_place(|| {
+    // Bad configuration: exit 2, with a clear error.
+    let (code, stderr) = tokio::task::block_in_place(|| {
         let out = world
             .command(&["reconcile"])
             .env("ORGSYNC__SYNC__MATCH_BY", "Nope")
             .output()
             .expect("runs");
-        (out.status.code().unwrap_or(-1), ())
+        (out.status.code().unwrap_or(-1), text(&out.stderr))
     });
-    assert_eq!(code, 2);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("sync.match_by names \"Nope\", which is not one of sync.fields"),
+        "{stderr}"
+    );
 }
 
 /// Each kind's calls of `org` since `before` (a `/__sim/stats` document), and the API calls.
