@@ -77,6 +77,11 @@ pub enum Command {
     /// The links between records of A and B: list, show, link by hand, unlink.
     #[command(subcommand)]
     Links(LinksCommand),
+    /// Compare both orgs in full through the links and report every difference by class
+    /// (missing_in_b/a, value_drift explained/unexplained, orphan_link, unlinked_match,
+    /// ambiguous). Exit 0 when the orgs agree, 1 when differences were found, 2 for bad
+    /// configuration. Writes nothing to either org.
+    Reconcile(ReconcileArgs),
     /// The state store itself: `state migrate --to postgres://...` copies the SQLite state
     /// into PostgreSQL, verified by a count per table.
     #[command(subcommand)]
@@ -188,6 +193,17 @@ pub enum FailuresCommand {
     },
 }
 
+/// `orgsync reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Print the report as JSON (the shape README "Reconcile" documents) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Samples kept per class (ids, field, both values, both timestamps).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub sample: usize,
+}
+
 /// `orgsync status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -223,6 +239,16 @@ pub async fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<O
         Command::Run => run_command(settings).await,
         Command::Sync(_) => sync_once_command(settings).await,
         Command::Failures(cmd) => failures_command(settings, cmd).await,
+        Command::Reconcile(args) => {
+            let mut out = std::io::stdout();
+            let options = crate::reconcile::Options {
+                json: args.json,
+                sample: args.sample,
+            };
+            let agree = crate::reconcile::run(settings, options, &mut out).await?;
+            out.flush()?;
+            Ok(Outcome::from(agree))
+        }
         Command::Links(cmd) => {
             let mut out = std::io::stdout();
             crate::links_cmd::run(settings, cmd, &mut out).await?;
@@ -572,7 +598,12 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Problems) => ExitCode::from(EXIT_FAILURE),
         Err(err) => {
             print_error(&err);
-            ExitCode::from(EXIT_FAILURE)
+            // A configuration only reconcile finds unusable is bad configuration too.
+            if err.is::<crate::reconcile::ConfigError>() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 //! internals):
 //! 1. the shell: `cli` (commands), `daemon`, `server` (HTTP), `worker`, plus the commands'
 //!    own modules `check`, `status`, `links_cmd`, `state_cmd`, `demo`, `import_properties`,
-//!    `ha` (the lease keeper of replicas), and `telemetry` that the shell sets up;
+//!    `ha` (the lease keeper of replicas), `reconcile` (the full comparison of both orgs), and `telemetry` that the shell sets up;
 //! 2. `sync`: the engine (direction passes, plans, the failure queue's use), over ports that
 //!    it defines and adapts `store` (`sync::adapters`) and `salesforce` (`sync::org_adapter`)
 //!    to;
@@ -33,6 +33,7 @@ pub mod ha;
 pub mod import_properties;
 pub mod links_cmd;
 pub mod metrics;
+pub mod reconcile;
 pub mod salesforce;
 pub mod server;
 pub mod state_cmd;

@@ -52,6 +52,9 @@ pub const DELETED_WINDOW_HOLES: &str = "orgsync_deleted_window_holes_total";
 pub const BULK_JOBS: &str = "orgsync_bulk_jobs_total";
 pub const BULK_ROWS: &str = "orgsync_bulk_rows_total";
 pub const BULK_JOBS_OPEN: &str = "orgsync_bulk_jobs_open";
+// Reconcile (issue 14): gauges read from the last stored report at scrape time.
+pub const RECONCILE_DIFFERENCES: &str = "orgsync_reconcile_differences";
+pub const RECONCILE_LAST_RUN: &str = "orgsync_reconcile_last_run_timestamp_seconds";
 
 /// 1 while this replica holds the sync lease (always on SQLite: one process), else 0.
 pub const HA_LEADER: &str = "orgsync_ha_leader";
@@ -108,6 +111,16 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         BULK_JOBS_OPEN,
         Kind::Gauge,
         "Bulk API 2.0 jobs orgsync has open (recorded, not ended), by org.",
+    ),
+    (
+        RECONCILE_DIFFERENCES,
+        Kind::Gauge,
+        "Differences the last reconcile found, by class (missing_in_b, missing_in_a, value_drift_explained, value_drift_unexplained, orphan_link, unlinked_match, ambiguous).",
+    ),
+    (
+        RECONCILE_LAST_RUN,
+        Kind::Gauge,
+        "When the last reconcile finished (Unix time).",
     ),
     (
         RECORDS_SYNCED,
@@ -461,6 +474,10 @@ pub struct Gauges {
     pub ha_leader: Option<bool>,
     /// This replica's role changes so far.
     pub ha_lease_changes: u64,
+    /// (class, differences) of the last reconcile report; empty before the first.
+    pub reconcile_differences: Vec<(String, u64)>,
+    /// When the last reconcile finished.
+    pub reconcile_last_run: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Gauges {
@@ -507,6 +524,14 @@ impl Gauges {
         for (org, n) in &self.bulk_open {
             m.gauge(BULK_JOBS_OPEN, vec![label("org", *org)])
                 .set(*n as f64);
+        }
+        for (class, n) in &self.reconcile_differences {
+            m.gauge(RECONCILE_DIFFERENCES, vec![label("class", class.clone())])
+                .set(*n as f64);
+        }
+        if let Some(at) = self.reconcile_last_run {
+            m.gauge(RECONCILE_LAST_RUN, vec![])
+                .set(at.timestamp_millis() as f64 / 1000.0);
         }
         for (direction, at) in &self.last_success {
             m.gauge(LAST_SUCCESS, vec![label("direction", *direction)])
@@ -570,6 +595,11 @@ mod tests {
             bulk_open: vec![("a", 1), ("b", 0)],
             ha_leader: Some(true),
             ha_lease_changes: 3,
+            reconcile_differences: vec![
+                ("missing_in_b".to_string(), 0),
+                ("value_drift_unexplained".to_string(), 3),
+            ],
+            reconcile_last_run: chrono::DateTime::from_timestamp(1_700_000_100, 0),
         };
         crate::events::bulk::BulkJobEnded {
             cycle: 1,
@@ -590,6 +620,11 @@ mod tests {
         assert!(text.contains("orgsync_bulk_jobs_open{org=\"a\"} 1\n"));
         assert!(text.contains("orgsync_ha_leader 1\n"), "{text}");
         assert!(text.contains("orgsync_ha_lease_changes_total 3\n"));
+        assert!(
+            text.contains("orgsync_reconcile_differences{class=\"value_drift_unexplained\"} 3\n")
+        );
+        assert!(text.contains("orgsync_reconcile_differences{class=\"missing_in_b\"} 0\n"));
+        assert!(text.contains("orgsync_reconcile_last_run_timestamp_seconds 1700000100\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"a_to_b\"} 3\n"));
         assert!(text.contains("orgsync_records_synced_total{direction=\"b_to_a\"} 0\n"));
         assert!(text.contains("orgsync_records_failed_total{direction=\"a_to_b\"} 1\n"));

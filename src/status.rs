@@ -50,6 +50,8 @@ pub struct StatusReport {
     /// and the standbys seen recently; on `/status`, this process's role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ha: Option<HaStatus>,
+    /// The last `orgsync reconcile` (issue 14), `null` before the first.
+    pub reconcile: Option<crate::reconcile::ReconcileStatus>,
 }
 
 /// The getDeleted safety net of one org and object: where the next window starts, and the
@@ -293,6 +295,7 @@ pub fn build_report(
         deleted_checks: Vec::new(),
         ha: None,
         bulk: BulkStatus::default(),
+        reconcile: None,
     }
 }
 
@@ -380,6 +383,11 @@ pub async fn collect(store: &Store, settings: &Settings) -> Result<StatusReport,
         let (seen, now) = store.replicas_seen(ttl * 3).await?;
         report.ha = Some(ha_status(lease.as_ref(), &seen, now, ttl));
     }
+    report.reconcile = store
+        .last_reconcile_report()
+        .await?
+        .as_ref()
+        .and_then(crate::reconcile::ReconcileStatus::of);
     Ok(report)
 }
 
@@ -580,6 +588,7 @@ pub fn render_text(report: &StatusReport) -> String {
             job.job_id, job.direction, job.operation, job.state, job.rows_staged, job.created_at
         );
     }
+    out.push_str(&crate::reconcile::status_line(report.reconcile.as_ref()));
     out
 }
 
@@ -808,6 +817,13 @@ mod tests {
         assert_eq!(ages["b"], 0);
         let none = inbox_ages(&BTreeMap::new(), now);
         assert_eq!(none, BTreeMap::from([("a".into(), 0), ("b".into(), 0)]));
+    }
+
+    #[test]
+    fn the_reconcile_section_is_null_before_the_first_run() {
+        let report = build_report(&settings(), true, &[], &[], &StoreCounts::default());
+        assert!(render_text(&report).contains("Reconcile never run"));
+        assert!(serde_json::to_value(&report).unwrap()["reconcile"].is_null());
     }
 
     #[test]

@@ -165,6 +165,16 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     }
     gauges.ha_leader = Some(daemon.is_leader());
     gauges.ha_lease_changes = daemon.lease_changes();
+    match daemon.store().last_reconcile_report().await {
+        Ok(Some(stored)) => {
+            if let Some(r) = crate::reconcile::ReconcileStatus::of(&stored) {
+                gauges.reconcile_differences = r.differences.into_iter().collect();
+            }
+            gauges.reconcile_last_run = Some(stored.finished_at);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the last reconcile report"),
+    }
     let text = daemon.metrics().render(&gauges);
     (
         StatusCode::OK,

@@ -18,7 +18,7 @@
 //!
 //! Each file is one table: `watermarks`, `links` (and the operator's `link_admin`), `failures` (with the pure retry schedule),
 //! `inbox`, `cycles`, `deleted_checks` (the getDeleted safety net's progress), `bulk` (Bulk
-//! API jobs and their staged rows), plus `counts` for `status`; `link_revive` makes a
+//! API jobs and their staged rows), plus `counts` for `status` and `reconcile` (`orgsync reconcile`'s staged rows, comparisons and last report); `link_revive` makes a
 //! tombstoned link live again (undelete); `copy` serves `orgsync state migrate`, and
 //! `testing` gives stores of both backends to the tests. Migrations live in `/migrations`
 //! (SQLite) and `/migrations/postgres`, are embedded in the binary and applied by
@@ -38,6 +38,7 @@ mod link_revive;
 mod links;
 mod lock;
 mod org_state;
+mod reconcile;
 #[doc(hidden)]
 pub mod testing;
 mod time;
@@ -59,6 +60,10 @@ pub use link_admin::{LinkAdminError, same_record};
 pub use links::{Link, LinkState, LinkWrite, Tombstone};
 pub use lock::{LockError, StateLock};
 pub use org_state::AuthFailed;
+pub use reconcile::{
+    AmbiguousRow, MissingRow, OrphanRow, PairRow, ReconcileRow, StoredReconcileReport,
+    UnlinkedMatchRow,
+};
 pub use time::{format_timestamp, parse_timestamp};
 pub use watermarks::WatermarkRow;
 

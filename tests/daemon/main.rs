@@ -19,6 +19,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_orgsync");
 mod bulk;
 mod deletes;
 mod links;
+mod reconcile;
 mod shell;
 mod state;
 mod undeletes;

@@ -29,7 +29,7 @@ fn count_messages(log: &Path, needle: &str) -> usize {
 }
 
 /// Waits for the daemon's "listening" line and returns its address.
-async fn listening_addr(log: &Path, child: &mut Child) -> String {
+pub(super) async fn listening_addr(log: &Path, child: &mut Child) -> String {
     let start = Instant::now();
     loop {
         if let Some(addr) = log_lines(log).iter().find_map(|l| {
@@ -55,7 +55,7 @@ async fn listening_addr(log: &Path, child: &mut Child) -> String {
     }
 }
 
-async fn get(addr: &str, path: &str) -> (u16, String) {
+pub(super) async fn get(addr: &str, path: &str) -> (u16, String) {
     let reply = reqwest::get(format!("http://{addr}{path}"))
         .await
         .expect("the listener answers");

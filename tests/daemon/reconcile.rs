@@ -1,0 +1,400 @@
+//! `orgsync reconcile` through the binary (issue 14, part 1): each induced drift is found,
+//! exactly it, with exit code 1; a clean pair of orgs exits 0; the last report is in
+//! `status`; and 20,000 records are read through Bulk query jobs with the API calls counted.
+
+use orgsync::config::{Credentials, OrgSettings};
+use orgsync::salesforce::{Client, ClientOptions};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+
+use super::{World, seed, text};
+
+/// A client of `org` logged in as `user` (`integration` or `human`).
+fn client_as(org: &sfsim::SimOrg, user: &str) -> Client {
+    let name = org.name.to_ascii_lowercase();
+    let settings = OrgSettings {
+        name: name.clone(),
+        login_url: org.base_url.trim_end_matches('/').to_string(),
+        username: format!("{user}@{name}.sim"),
+        credentials: Credentials::Password {
+            password: SecretString::from("password"),
+            security_token: Some(SecretString::from("token")),
+        },
+        integration_user_id: None,
+        account_id: None,
+        api_version: "62.0".to_string(),
+        api_budget_percent: 100,
+        outbound_secret: None,
+    };
+    Client::with_options(&settings, ClientOptions::fast()).expect("client")
+}
+
+/// The id of the live opportunity of `org` named `name`.
+fn id_named(org: &sfsim::SimOrg, name: &str) -> String {
+    let rows = org
+        .db()
+        .query(
+            &format!("SELECT Id FROM Opportunity WHERE Name = '{name}'"),
+            false,
+            "62.0",
+            chrono::Utc::now(),
+        )
+        .expect("query");
+    rows[0]["Id"].as_str().expect("an id").to_string()
+}
+
+/// `reconcile --json` with `env`: its exit code and report.
+fn reconcile(world: &World, env: &[(&str, &str)]) -> (i32, Value) {
+    let mut cmd = world.command(&["reconcile", "--json", "--sample", "5"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("orgsync runs");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "reconcile prints JSON ({e}):\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+/// Every class's count, by name.
+fn counts(report: &Value) -> Map<String, Value> {
+    report["differences"]
+        .as_object()
+        .expect("differences")
+        .iter()
+        .map(|(k, v)| (k.clone(), v["count"].clone()))
+        .collect()
+}
+
+/// `expected` counts, every other class 0.
+fn exactly(pairs: &[(&str, u64)]) -> Map<String, Value> {
+    let mut all = Map::new();
+    for class in [
+        "missing_in_b",
+        "missing_in_a",
+        "value_drift_explained",
+        "value_drift_unexplained",
+        "orphan_link",
+        "unlinked_match",
+        "ambiguous",
+    ] {
+        all.insert(class.to_string(), json!(0));
+    }
+    for (class, n) in pairs {
+        all.insert(class.to_string(), json!(n));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_finds_each_induced_drift_and_nothing_else() {
+    let world = World::new().await;
+    seed(&world.a, "Pair", 20);
+    tokio::task::block_in_place(|| world.sync_until_quiet(3));
+
+    // A clean pair: exit 0.
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(counts(&report), exactly(&[]), "{report:#}");
+    assert_eq!(code, 0);
+    assert_eq!(report["read"]["a"]["records"], 20);
+    assert_eq!(report["read"]["b"]["records"], 20);
+    assert_eq!(report["read"]["a"]["path"], "rest");
+    assert_eq!(report["compared_pairs"], 20);
+
+    // 1. A write as the integration user in B: the sync skips it.
+    let b3 = id_named(&world.b, "Pair 00003");
+    let mut fields = Map::new();
+    fields.insert("Amount".into(), json!(99_999));
+    client_as(&world.b, "integration")
+        .update("Opportunity", &[(b3.clone(), fields)])
+        .await
+        .expect("update in B");
+    tokio::task::block_in_place(|| world.sync_until_quiet(3));
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[("value_drift_unexplained", 1)]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    let sample = &report["differences"]["value_drift_unexplained"]["samples"][0];
+    assert_eq!(sample["b_id"], json!(b3));
+    assert_eq!(sample["field"], "Amount");
+    assert_eq!(sample["a_value"], 6_003);
+    assert_eq!(sample["b_value"], 99_999);
+
+    // 2. A record deleted in A, with deletes ignored by the sync.
+    let a7 = id_named(&world.a, "Pair 00007");
+    client_as(&world.a, "human")
+        .delete(std::slice::from_ref(&a7))
+        .await
+        .expect("delete in A");
+    tokio::task::block_in_place(|| {
+        let out = world
+            .command(&["sync", "--once"])
+            .env("ORGSYNC__SYNC__DELETES", "ignore")
+            .output()
+            .expect("sync");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    });
+    let (_, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[("value_drift_unexplained", 1), ("orphan_link", 1)]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["differences"]["orphan_link"]["samples"][0]["a_id"],
+        json!(a7)
+    );
+
+    // 3. A link row deleted from the state database (no sync after it: the next cycle's
+    // lookback would read the record again and relink it).
+    let a5 = id_named(&world.a, "Pair 00005");
+    let url = format!("sqlite://{}", world.dir.path().join("state.db").display());
+    let store = orgsync::store::Store::open(&url)
+        .await
+        .expect("state store");
+    assert!(store.delete_link("Opportunity", &a5).await.expect("delete"));
+    store.close().await;
+    let (_, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[
+            ("value_drift_unexplained", 1),
+            ("orphan_link", 1),
+            ("unlinked_match", 1)
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["differences"]["unlinked_match"]["samples"][0]["a_id"],
+        json!(a5)
+    );
+
+    // 4. Two namesakes in A (and one in B), made by the integration user: left unlinked.
+    let twin = super::opportunity("Twin", 7_000);
+    let integ_a = world.a.integration_username.clone();
+    let integ_b = world.b.integration_username.clone();
+    world
+        .a
+        .seed_records(
+            "Opportunity",
+            Some(&integ_a),
+            vec![twin.clone(), twin.clone()],
+        )
+        .expect("seed A");
+    world
+        .b
+        .seed_records("Opportunity", Some(&integ_b), vec![twin])
+        .expect("seed B");
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[
+            ("value_drift_unexplained", 1),
+            ("unlinked_match", 1),
+            ("orphan_link", 1),
+            ("ambiguous", 1)
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(report["total"], 4);
+
+    // 5. A record only in A, made by the integration user (never synced), and a person's edit
+    // in A not synced yet (the next cycle carries it).
+    world
+        .a
+        .seed_records(
+            "Opportunity",
+            Some(&integ_a),
+            vec![super::opportunity("Solo", 7_500)],
+        )
+        .expect("seed A");
+    let a9 = id_named(&world.a, "Pair 00009");
+    let mut fields = Map::new();
+    fields.insert("StageName".into(), json!("Qualification"));
+    client_as(&world.a, "human")
+        .update("Opportunity", &[(a9.clone(), fields)])
+        .await
+        .expect("update in A");
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[
+            ("value_drift_unexplained", 1),
+            ("unlinked_match", 1),
+            ("orphan_link", 1),
+            ("ambiguous", 1),
+            ("missing_in_b", 1),
+            ("value_drift_explained", 1)
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(report["total"], 6);
+    let explained = &report["differences"]["value_drift_explained"]["samples"][0];
+    assert_eq!(explained["a_id"], json!(a9));
+    assert_eq!(explained["field"], "StageName");
+    assert_eq!(explained["a_value"], "Qualification");
+    assert_eq!(explained["b_value"], "Prospecting");
+    assert_eq!(
+        report["differences"]["missing_in_b"]["samples"][0]["a_id"],
+        json!(id_named(&world.a, "Solo"))
+    );
+
+    // The last report is kept: status shows it.
+    let status = tokio::task::block_in_place(|| world.status());
+    assert_eq!(status["reconcile"]["total"], 6, "{status:#}");
+    assert_eq!(status["reconcile"]["run_id"], report["run_id"]);
+
+    // A daemon serves the stored report from its start: /metrics and /status.
+    let log = world.dir.path().join("daemon.log");
+    let mut daemon = super::shell::Running(world.spawn_daemon(&log));
+    let addr = super::shell::listening_addr(&log, &mut daemon.0).await;
+    let (_, metrics) = super::shell::get(&addr, "/metrics").await;
+    for (class, n) in [
+        ("value_drift_unexplained", 1),
+        ("ambiguous", 1),
+        ("missing_in_b", 1),
+        ("missing_in_a", 0),
+    ] {
+        let line = format!("orgsync_reconcile_differences{{class=\"{class}\"}} {n}\n");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("orgsync_reconcile_last_run_timestamp_seconds "),
+        "{metrics}"
+    );
+    let (_, status) = super::shell::get(&addr, "/status").await;
+    let status: Value = serde_json::from_str(&status).expect("JSON");
+    assert_eq!(status["reconcile"]["differences"]["orphan_link"], 1);
+    super::shell::stop(daemon);
+
+    // Bad configuration: exit 2, with a clear error.
+    let (code, stderr) = tokio::task::block_in_place(|| {
+        let out = world
+            .command(&["reconcile"])
+            .env("ORGSYNC__SYNC__MATCH_BY", "Nope")
+            .output()
+            .expect("runs");
+        (out.status.code().unwrap_or(-1), text(&out.stderr))
+    });
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("sync.match_by names \"Nope\", which is not one of sync.fields"),
+        "{stderr}"
+    );
+}
+
+/// Each kind's calls of `org` since `before` (a `/__sim/stats` document), and the API calls.
+fn calls_since(org: &sfsim::SimOrg, before: &Value) -> (Map<String, Value>, u64) {
+    let now = org.stats();
+    let mut kinds = Map::new();
+    if let Some(calls) = now["calls"].as_object() {
+        for (kind, n) in calls {
+            let delta = n.as_u64().unwrap_or(0) - before["calls"][kind].as_u64().unwrap_or(0);
+            if delta > 0 {
+                kinds.insert(kind.clone(), json!(delta));
+            }
+        }
+    }
+    let api = now["api_calls_total"].as_u64().unwrap_or(0)
+        - before["api_calls_total"].as_u64().unwrap_or(0);
+    (kinds, api)
+}
+
+/// 20,000 linked pairs read through Bulk query jobs (threshold lowered to 1,000), with an
+/// integration-user edit in B, a lost link and a record deleted in A: exactly those are found,
+/// in a handful of API calls per org.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_of_20000_pairs_through_bulk_finds_the_drifts_in_a_handful_of_calls() {
+    const N: usize = 20_000;
+    let world = World::new().await;
+    seed(&world.a, "Big", N);
+    let bulk = [
+        ("ORGSYNC__BATCH__BULK_READ_THRESHOLD", "1000"),
+        ("ORGSYNC__BATCH__PAGE_SIZE", "2000"),
+    ];
+    tokio::task::block_in_place(|| {
+        for _ in 0..4 {
+            let mut cmd = world.command(&["sync", "--once"]);
+            for (k, v) in bulk {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().expect("sync");
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            if text(&out.stdout)
+                .lines()
+                .all(|l| l.contains("created 0, updated 0, linked 0"))
+            {
+                break;
+            }
+        }
+    });
+    assert_eq!(super::opportunities(&world.b).len(), N);
+
+    // The drifts: an edit as the integration user in B (the sync skips it), a record deleted
+    // in A with deletes ignored, then a link row lost from the state database.
+    let b3 = id_named(&world.b, "Big 00003");
+    let mut fields = Map::new();
+    fields.insert(
+        "Description".into(),
+        json!("changed behind the sync's back"),
+    );
+    client_as(&world.b, "integration")
+        .update("Opportunity", &[(b3.clone(), fields)])
+        .await
+        .expect("update in B");
+    let a7 = id_named(&world.a, "Big 00007");
+    client_as(&world.a, "human")
+        .delete(std::slice::from_ref(&a7))
+        .await
+        .expect("delete in A");
+    let a5 = id_named(&world.a, "Big 00005");
+    let url = format!("sqlite://{}", world.dir.path().join("state.db").display());
+    let store = orgsync::store::Store::open(&url)
+        .await
+        .expect("state store");
+    assert!(store.delete_link("Opportunity", &a5).await.expect("delete"));
+    store.close().await;
+
+    let before = [world.a.stats(), world.b.stats()];
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &bulk));
+    let (kinds_a, api_a) = calls_since(&world.a, &before[0]);
+    let (kinds_b, api_b) = calls_since(&world.b, &before[1]);
+    assert_eq!(
+        counts(&report),
+        exactly(&[
+            ("value_drift_unexplained", 1),
+            ("orphan_link", 1),
+            ("unlinked_match", 1)
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(report["read"]["a"]["records"], N - 1);
+    assert_eq!(report["read"]["b"]["records"], N);
+    assert_eq!(report["read"]["a"]["path"], "bulk");
+    assert_eq!(report["read"]["b"]["path"], "bulk");
+    assert_eq!(report["compared_pairs"], N - 2);
+    let sample = &report["differences"]["value_drift_unexplained"]["samples"][0];
+    assert_eq!(sample["b_id"], json!(b3));
+    assert_eq!(sample["field"], "Description");
+    // Per org: 1 REST query page (its totalSize chooses Bulk), 1 describe (the CSV's field
+    // types), 1 job create, 1 poll (sfsim's job is complete at the first poll, 0.25 s after
+    // the create), ceil(20,000 / 10,000) = 2 results pages, 1 job delete: 7. REST would take
+    // ceil(20,000 / 2,000) = 10 query calls.
+    for (org, kinds, api) in [("a", &kinds_a, api_a), ("b", &kinds_b, api_b)] {
+        assert_eq!(kinds["query"], 1, "org {org}: {kinds:?}");
+        assert_eq!(kinds["bulk_results"], 2, "org {org}: {kinds:?}");
+        assert_eq!(kinds["bulk_query_create"], 1, "org {org}: {kinds:?}");
+        assert_eq!(api, 7, "org {org}: {kinds:?}");
+        assert_eq!(report["read"][org]["api_calls"], 7, "org {org}: {report:#}");
+    }
+}
