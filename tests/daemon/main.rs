@@ -123,8 +123,17 @@ username = "integration@b.sim"
 
     /// `sync --once` until a cycle writes nothing in either direction (at most `max` cycles).
     fn sync_until_quiet(&self, max: usize) {
+        self.sync_until_quiet_with(max, &[]);
+    }
+
+    /// [`World::sync_until_quiet`] with these environment variables set (settings overrides).
+    fn sync_until_quiet_with(&self, max: usize, vars: &[(&str, &str)]) {
         for _ in 0..max {
-            let out = self.run(&["sync", "--once"]);
+            let mut cmd = self.command(&["sync", "--once"]);
+            for (k, v) in vars {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().expect("orgsync runs");
             assert!(
                 out.status.success(),
                 "sync --once failed:\n{}\n{}",
