@@ -5,34 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use orgsync::config::{Credentials, OrgSettings};
-use orgsync::salesforce::{Client, ClientOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use secrecy::SecretString;
 use serde_json::json;
 
-use super::{World, opportunities, seed, set_faults, text};
-
-/// A client of `org` logged in as its human user (the person who deletes).
-pub(super) fn human(org: &sfsim::SimOrg) -> Client {
-    let name = org.name.to_ascii_lowercase();
-    let settings = OrgSettings {
-        name: name.clone(),
-        login_url: org.base_url.trim_end_matches('/').to_string(),
-        username: format!("human@{name}.sim"),
-        credentials: Credentials::Password {
-            password: SecretString::from("password"),
-            security_token: Some(SecretString::from("token")),
-        },
-        integration_user_id: None,
-        account_id: None,
-        api_version: "62.0".to_string(),
-        api_budget_percent: 100,
-        outbound_secret: None,
-    };
-    Client::with_options(&settings, ClientOptions::fast()).expect("client")
-}
+use super::{World, human, opportunities, seed, set_faults, text};
 
 /// The ids of the live opportunities of `org` whose Name starts with `prefix`.
 pub(super) fn ids_named(org: &sfsim::SimOrg, prefix: &str) -> Vec<String> {

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::{World, opportunities, opportunity, text};
+use super::{World, human, opportunities, opportunity, text};
 
 /// Runs `orgsync links|failures ...` and returns its stdout; the command must succeed.
 fn ok(world: &World, args: &[&str]) -> String {
@@ -63,26 +63,6 @@ fn named(org: &sfsim::SimOrg, name: &str) -> Vec<(String, Value)> {
             (id, r["Amount"].clone())
         })
         .collect()
-}
-
-/// A client of `org` logged in as its human user.
-fn human(org: &sfsim::SimOrg) -> orgsync::salesforce::Client {
-    let settings = orgsync::config::OrgSettings {
-        name: org.name.to_ascii_lowercase(),
-        login_url: org.base_url.trim_end_matches('/').to_string(),
-        username: org.human_username.clone(),
-        credentials: orgsync::config::Credentials::Password {
-            password: secrecy::SecretString::from("password"),
-            security_token: Some(secrecy::SecretString::from("token")),
-        },
-        integration_user_id: None,
-        account_id: None,
-        api_version: "62.0".to_string(),
-        api_budget_percent: 100,
-        outbound_secret: None,
-    };
-    orgsync::salesforce::Client::with_options(&settings, orgsync::salesforce::ClientOptions::fast())
-        .expect("client")
 }
 
 /// `org`'s human user edits record `id` (a REST update through orgsync's client).

@@ -153,6 +153,33 @@ username = "integration@b.sim"
     }
 }
 
+/// A client of `org` logged in as `user` (`integration` or `human`: sfsim's test users,
+/// `USER@<org>.sim`, password "password", token "token").
+fn client_as(org: &sfsim::SimOrg, user: &str) -> orgsync::salesforce::Client {
+    let name = org.name.to_ascii_lowercase();
+    let settings = orgsync::config::OrgSettings {
+        name: name.clone(),
+        login_url: org.base_url.trim_end_matches('/').to_string(),
+        username: format!("{user}@{name}.sim"),
+        credentials: orgsync::config::Credentials::Password {
+            password: secrecy::SecretString::from("password"),
+            security_token: Some(secrecy::SecretString::from("token")),
+        },
+        integration_user_id: None,
+        account_id: None,
+        api_version: "62.0".to_string(),
+        api_budget_percent: 100,
+        outbound_secret: None,
+    };
+    orgsync::salesforce::Client::with_options(&settings, orgsync::salesforce::ClientOptions::fast())
+        .expect("client")
+}
+
+/// A client of `org` logged in as its human user (the person who edits and deletes).
+fn human(org: &sfsim::SimOrg) -> orgsync::salesforce::Client {
+    client_as(org, "human")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -2,32 +2,9 @@
 //! exactly it, with exit code 1; a clean pair of orgs exits 0; the last report is in
 //! `status`; and 20,000 records are read through Bulk query jobs with the API calls counted.
 
-use orgsync::config::{Credentials, OrgSettings};
-use orgsync::salesforce::{Client, ClientOptions};
-use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use super::{World, seed, text};
-
-/// A client of `org` logged in as `user` (`integration` or `human`).
-fn client_as(org: &sfsim::SimOrg, user: &str) -> Client {
-    let name = org.name.to_ascii_lowercase();
-    let settings = OrgSettings {
-        name: name.clone(),
-        login_url: org.base_url.trim_end_matches('/').to_string(),
-        username: format!("{user}@{name}.sim"),
-        credentials: Credentials::Password {
-            password: SecretString::from("password"),
-            security_token: Some(SecretString::from("token")),
-        },
-        integration_user_id: None,
-        account_id: None,
-        api_version: "62.0".to_string(),
-        api_budget_percent: 100,
-        outbound_secret: None,
-    };
-    Client::with_options(&settings, ClientOptions::fast()).expect("client")
-}
+use super::{World, client_as, seed, text};
 
 /// The id of the live opportunity of `org` named `name`.
 fn id_named(org: &sfsim::SimOrg, name: &str) -> String {

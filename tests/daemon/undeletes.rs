@@ -12,7 +12,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use super::deletes::{human, ids_named, ok};
+use super::deletes::{ids_named, ok};
+use super::human;
 use super::{World, opportunities, seed, set_faults, text};
 
 async fn control(org: &sfsim::SimOrg, path: &str, body: Value) -> Value {
