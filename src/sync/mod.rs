@@ -37,6 +37,7 @@ mod bulk_read;
 #[cfg(test)]
 mod bulk_sim_tests;
 mod bulk_write;
+mod by_ids;
 mod commit;
 #[cfg(test)]
 mod delete_sim_tests;
