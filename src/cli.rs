@@ -202,6 +202,10 @@ pub struct ReconcileArgs {
     /// Samples kept per class (ids, field, both values, both timestamps).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub sample: usize,
+    /// Repair every difference found (but `ambiguous`) through the sync engine; exit 0 when
+    /// all were repaired, 1 when some remain.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// `orgsync status`.
@@ -244,6 +248,7 @@ pub async fn dispatch(command: Command, settings: &Settings) -> anyhow::Result<O
             let options = crate::reconcile::Options {
                 json: args.json,
                 sample: args.sample,
+                repair: args.repair,
             };
             let agree = crate::reconcile::run(settings, options, &mut out).await?;
             out.flush()?;

@@ -19,6 +19,7 @@
 //!   conflict, failure queued or cleared, carried back, parent account), each with a counter
 //!   of its own, emitted by the engine's stages; [`deletes`]: a target deleted, a delete
 //!   conflict, deletes held by the mass-delete breaker;
+//! - [`reconcile`]: a difference repaired by `orgsync reconcile --repair`;
 //! - [`recycle`]: a getDeleted window with a hole (the safety net, `sync::deleted_check`); a
 //!   tombstoned pair's target undeleted or recreated (`sync::undelete`).
 //!
@@ -34,6 +35,7 @@ pub mod deletes;
 pub mod ha;
 pub mod outbound;
 pub mod pass;
+pub mod reconcile;
 pub mod record;
 pub mod recycle;
 pub mod worker;

@@ -7,11 +7,16 @@
 //! store as the last one (`reconcile_reports`), which `status`, `/status` and `/metrics` show
 //! (`section`).
 //!
-//! Exit codes: 0 when the orgs agree, 1 when differences were found (or a run failed), 2 for
-//! bad configuration. Nothing is written to either org (`--repair` is part 2).
+//! With `--repair` (part 2, `repair`) every difference found but `ambiguous` is then repaired
+//! through the sync engine, and the report counts what was repaired per class.
+//!
+//! Exit codes: 0 when the orgs agree (with `--repair`: when every difference found was
+//! repaired), 1 when differences were found (remain, with `--repair`) or a run failed, 2 for
+//! bad configuration. Without `--repair` nothing is written to either org.
 
 pub mod compare;
 pub mod read;
+pub mod repair;
 pub mod report;
 mod section;
 
@@ -44,6 +49,8 @@ pub struct Options {
     pub json: bool,
     /// Samples kept per class.
     pub sample: usize,
+    /// Repair what was found (`repair`).
+    pub repair: bool,
 }
 
 /// Runs a reconcile, prints the report to `out`; `Ok(true)` when the orgs agree.
@@ -64,12 +71,31 @@ pub async fn run(
     let store = Store::open_state(&settings.state)
         .await
         .context("opening the state store")?;
+    // `--repair` writes to the orgs like a cycle: one syncing process per state database
+    // (refused beside a running daemon, as `sync --once` is).
+    let _lock = if options.repair {
+        crate::store::StateLock::acquire(&settings.state.url).await?
+    } else {
+        None
+    };
     let client_options = ClientOptions::for_settings(settings);
     let a = Client::with_options(&settings.a, client_options.clone())
         .map_err(|e| ConfigError(format!("org a: {e}")))?;
     let b = Client::with_options(&settings.b, client_options)
         .map_err(|e| ConfigError(format!("org b: {e}")))?;
-    let report = reconcile(settings, &mapping, &store, [&a, &b], options.sample).await?;
+    let (mut report, found) = reconcile(
+        settings,
+        &mapping,
+        &store,
+        [&a, &b],
+        options.sample,
+        options.repair,
+    )
+    .await?;
+    if options.repair {
+        let repaired = repair::repair(settings, &mapping, &store, [&a, &b], found).await?;
+        report.set_repaired(repaired);
+    }
     store
         .save_reconcile_report(&StoredReconcileReport {
             run_id: report.run_id.clone(),
@@ -86,7 +112,7 @@ pub async fn run(
     } else {
         write!(out, "{}", report::render_text(&report))?;
     }
-    Ok(report.total == 0)
+    Ok(report.remaining() == 0)
 }
 
 /// The integration user of `client`'s org, when the sync skips its changes.
@@ -106,7 +132,8 @@ pub async fn reconcile(
     store: &Store,
     clients: [&Client; 2],
     sample: usize,
-) -> anyhow::Result<Report> {
+    collect: bool,
+) -> anyhow::Result<(Report, repair::Found)> {
     let started_at = Utc::now();
     let run_id = format!("{}", started_at.format("%Y%m%dT%H%M%S%.3fZ"));
     store.start_reconcile_run().await?;
@@ -119,13 +146,17 @@ pub async fn reconcile(
     };
     let compared = Arc::new(AtomicU64::new(0));
     let ticker = progress_line(ctx.progress.clone(), compared.clone());
-    let result = compare_all(&ctx, clients, &compared, sample, started_at).await;
+    let mut found = repair::Found {
+        enabled: collect,
+        ..repair::Found::default()
+    };
+    let result = compare_all(&ctx, clients, &compared, sample, started_at, &mut found).await;
     if let Some(ticker) = ticker {
         ticker.abort();
         let _ = writeln!(std::io::stderr());
     }
     store.finish_reconcile_run(&run_id).await?;
-    result
+    Ok((result?, found))
 }
 
 async fn compare_all(
@@ -134,7 +165,9 @@ async fn compare_all(
     compared: &AtomicU64,
     sample: usize,
     started_at: chrono::DateTime<Utc>,
+    found: &mut repair::Found,
 ) -> anyhow::Result<Report> {
+    let collect = found.enabled;
     let (store, run_id, object) = (ctx.store, ctx.run_id, ctx.settings.sync.object.as_str());
     let (read_a, read_b) = tokio::try_join!(
         ctx.read_org(Org::A, clients[0]),
@@ -152,6 +185,12 @@ async fn compare_all(
                     class,
                     [Sample::record(org, &r.record_id, stamp(r.system_modstamp))],
                 );
+                if collect {
+                    match org {
+                        Org::A => found.missing_in_b.push(r.record_id.clone()),
+                        Org::B => found.missing_in_a.push(r.record_id.clone()),
+                    }
+                }
             })
             .await?;
     }
@@ -163,6 +202,9 @@ async fn compare_all(
                 (_, false, true) => "live link, the record in A is gone",
                 _ => "live link, the record in B is gone",
             };
+            if collect {
+                found.orphans.push(r.clone());
+            }
             tally.add(
                 Class::OrphanLink,
                 [Sample {
@@ -176,6 +218,9 @@ async fn compare_all(
         .await?;
     store
         .reconcile_unlinked_matches(run_id, object, |r| {
+            if collect {
+                found.unlinked.push((r.a_id.clone(), r.b_id.clone()));
+            }
             tally.add(
                 Class::UnlinkedMatch,
                 [Sample {
@@ -236,6 +281,14 @@ async fn compare_all(
             } else {
                 Class::ValueDriftUnexplained
             };
+            if collect {
+                let pair = (p.a_id.clone(), p.b_id.clone());
+                if explained {
+                    found.drift_explained.push(pair);
+                } else {
+                    found.drift_unexplained.push(pair);
+                }
+            }
             let samples: Vec<Sample> = diffs
                 .into_iter()
                 .map(|(field, a_value, b_value)| Sample {
@@ -271,6 +324,7 @@ async fn compare_all(
         compared_pairs: compared.load(Ordering::Relaxed),
         differences,
         total,
+        repaired: None,
     };
     for class in Class::ALL {
         tracing::info!(

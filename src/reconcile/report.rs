@@ -139,12 +139,34 @@ pub struct Report {
     pub differences: BTreeMap<String, ClassResult>,
     /// All classes' counts together: 0 when the orgs agree.
     pub total: u64,
+    /// With `--repair`: the differences repaired, per class (every class named).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub repaired: Option<BTreeMap<String, u64>>,
 }
 
 impl Report {
     /// The count of `class` (0 when the report does not list it).
     pub fn count(&self, class: Class) -> u64 {
         self.differences.get(class.as_str()).map_or(0, |c| c.count)
+    }
+
+    /// The count of `class` repaired (0 without `--repair`).
+    pub fn repaired(&self, class: Class) -> u64 {
+        self.repaired
+            .as_ref()
+            .and_then(|r| r.get(class.as_str()).copied())
+            .unwrap_or(0)
+    }
+
+    /// Records what `--repair` repaired.
+    pub fn set_repaired(&mut self, repaired: BTreeMap<String, u64>) {
+        self.repaired = Some(repaired);
+    }
+
+    /// The differences found and not repaired: what the exit code is decided by.
+    pub fn remaining(&self) -> u64 {
+        let repaired: u64 = Class::ALL.iter().map(|c| self.repaired(*c)).sum();
+        self.total.saturating_sub(repaired)
     }
 }
 
@@ -165,11 +187,36 @@ pub fn render_text(report: &Report) -> String {
     }
     let _ = writeln!(out, "  linked pairs compared: {}", report.compared_pairs);
     let _ = writeln!(out);
-    let _ = writeln!(out, "{:<26} {:>10}", "class", "count");
-    for class in Class::ALL {
-        let _ = writeln!(out, "{:<26} {:>10}", class.as_str(), report.count(class));
+    match &report.repaired {
+        None => {
+            let _ = writeln!(out, "{:<26} {:>10}", "class", "count");
+            for class in Class::ALL {
+                let _ = writeln!(out, "{:<26} {:>10}", class.as_str(), report.count(class));
+            }
+            let _ = writeln!(out, "{:<26} {:>10}", "total", report.total);
+        }
+        Some(repaired) => {
+            let _ = writeln!(out, "{:<26} {:>10} {:>10}", "class", "count", "repaired");
+            for class in Class::ALL {
+                let _ = writeln!(
+                    out,
+                    "{:<26} {:>10} {:>10}",
+                    class.as_str(),
+                    report.count(class),
+                    report.repaired(class)
+                );
+            }
+            let all: u64 = repaired.values().sum();
+            let _ = writeln!(out, "{:<26} {:>10} {:>10}", "total", report.total, all);
+            if report.count(Class::Ambiguous) > 0 {
+                let _ = writeln!(
+                    out,
+                    "\nambiguous keys are not repaired: link the right pair with \
+                     `orgsync links link <A id> <B id>`"
+                );
+            }
+        }
     }
-    let _ = writeln!(out, "{:<26} {:>10}", "total", report.total);
     if report.total == 0 {
         let _ = writeln!(out, "\nthe orgs agree");
         return out;
@@ -267,6 +314,7 @@ mod tests {
             compared_pairs: 3,
             differences,
             total: count,
+            repaired: None,
         }
     }
 
@@ -298,5 +346,37 @@ mod tests {
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
         assert_eq!(back.count(Class::ValueDriftUnexplained), 2);
+    }
+
+    #[test]
+    fn repaired_counts_decide_what_remains_and_show_in_the_table() {
+        let mut r = report(2);
+        assert_eq!(r.remaining(), 2);
+        assert!(!render_text(&r).contains("repaired"));
+        let mut repaired: BTreeMap<String, u64> = Class::ALL
+            .iter()
+            .map(|c| (c.as_str().to_string(), 0))
+            .collect();
+        repaired.insert("value_drift_unexplained".into(), 2);
+        r.set_repaired(repaired);
+        assert_eq!(r.remaining(), 0);
+        let text = render_text(&r);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("value_drift_unexplained "))
+            .unwrap();
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>(),
+            ["value_drift_unexplained", "2", "2"],
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["repaired"]["value_drift_unexplained"], 2);
+        assert!(
+            serde_json::to_value(report(1))
+                .unwrap()
+                .get("repaired")
+                .is_none()
+        );
     }
 }

@@ -131,6 +131,31 @@ impl Store {
         Ok(())
     }
 
+    /// `reconcile --repair` of an unexplained drift: forgets what live link `(object, a_id,
+    /// b_id)` last synced (its snapshot emptied, both modstamps cleared, as `orgsync links
+    /// link` leaves a new link), so that the next pass over either record sees every differing
+    /// field as changed on both sides and merges the pair by `sync.conflict`. Whether there
+    /// was such a live link.
+    pub async fn forget_link_snapshot(
+        &self,
+        object: &str,
+        a_id: &str,
+        b_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE links SET snapshot = '{}', a_modstamp = NULL, b_modstamp = NULL,
+                 updated_at = $4
+             WHERE object = $1 AND a_id = $2 AND b_id = $3 AND state = 'live'",
+        )
+        .bind(object)
+        .bind(a_id)
+        .bind(b_id)
+        .bind(format_timestamp(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Stages one page of `org`'s records for run `run_id`, in one transaction (a record read
     /// twice, by a retried page, is staged once).
     pub async fn stage_reconcile_rows(
