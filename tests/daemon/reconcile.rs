@@ -590,4 +590,47 @@ async fn reconcile_repair_fixes_every_class_but_ambiguous_then_a_second_run_agre
     assert_eq!(pairs.len(), 1);
     assert_eq!(pairs[0].a_id, id_named(&world.a, "Solo B"));
     store.close().await;
+
+    // One namesake deleted in A: the key is no longer ambiguous but an unlinked match, which
+    // --repair links; everything found repaired: exit 0, and a second run agrees (exit 0).
+    let twin = id_named(&world.a, "Twin");
+    client_as(&world.a, "human")
+        .delete(std::slice::from_ref(&twin))
+        .await
+        .expect("delete in A");
+    let (code, report) = tokio::task::block_in_place(|| reconcile_with(&world, &["--repair"], &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[("unlinked_match", 1)]),
+        "{report:#}"
+    );
+    assert_eq!(report["repaired"]["unlinked_match"], 1, "{report:#}");
+    assert_eq!(code, 0, "everything found was repaired: {report:#}");
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(counts(&report), exactly(&[]), "{report:#}");
+    assert_eq!(code, 0);
+}
+
+/// `reconcile --repair` writes to the orgs like a cycle: beside a running daemon (which holds
+/// the state database's lock) it is refused, while a plain `reconcile` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_repair_is_refused_beside_a_running_daemon() {
+    let world = World::new().await;
+    seed(&world.a, "Pair", 3);
+    tokio::task::block_in_place(|| world.sync_until_quiet(3));
+    let log = world.dir.path().join("daemon.log");
+    let mut daemon = super::shell::Running(world.spawn_daemon(&log));
+    let _ = super::shell::listening_addr(&log, &mut daemon.0).await;
+    let (code, stderr) = tokio::task::block_in_place(|| {
+        let out = world
+            .command(&["reconcile", "--repair"])
+            .output()
+            .expect("runs");
+        (out.status.code().unwrap_or(-1), text(&out.stderr))
+    });
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("lock"), "{stderr}");
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(code, 0, "{report:#}");
+    super::shell::stop(daemon);
 }
