@@ -297,7 +297,7 @@ fn calls_since(org: &sfsim::SimOrg, before: &Value) -> (Map<String, Value>, u64)
 
 /// 20,000 linked pairs read through Bulk query jobs (threshold lowered to 1,000), with an
 /// integration-user edit in B, a lost link and a record deleted in A: exactly those are found,
-/// in a handful of API calls per org.
+/// in a handful of API calls per org; `--repair` repairs them in a handful more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_of_20000_pairs_through_bulk_finds_the_drifts_in_a_handful_of_calls() {
     const N: usize = 20_000;
@@ -383,6 +383,28 @@ async fn reconcile_of_20000_pairs_through_bulk_finds_the_drifts_in_a_handful_of_
         assert_eq!(api, 7, "org {org}: {kinds:?}");
         assert_eq!(report["read"][org]["api_calls"], 7, "org {org}: {report:#}");
     }
+
+    // --repair at 20,000 pairs: the three repaired (exit 0), for the read's 7 calls per org
+    // and a handful more (the repair's by-id fetches, lookups and writes, and the login),
+    // not in proportion to the records; a second run agrees.
+    let before = [world.a.stats(), world.b.stats()];
+    let (code, report) =
+        tokio::task::block_in_place(|| reconcile_with(&world, &["--repair"], &bulk));
+    let (kinds_a, api_a) = calls_since(&world.a, &before[0]);
+    let (kinds_b, api_b) = calls_since(&world.b, &before[1]);
+    assert_eq!(
+        report["repaired"]["value_drift_unexplained"], 1,
+        "{report:#}"
+    );
+    assert_eq!(report["repaired"]["orphan_link"], 1, "{report:#}");
+    assert_eq!(report["repaired"]["unlinked_match"], 1, "{report:#}");
+    assert_eq!(code, 0, "{report:#}");
+    for (org, kinds, api) in [("a", &kinds_a, api_a), ("b", &kinds_b, api_b)] {
+        assert!(api <= 7 + 8, "org {org}: {api} API calls: {kinds:?}");
+    }
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &bulk));
+    assert_eq!(counts(&report), exactly(&[]), "{report:#}");
+    assert_eq!(code, 0);
 }
 
 /// Every repairable class induced at once, then `reconcile --repair`: each is repaired
