@@ -564,4 +564,36 @@ mod tests {
             assert_eq!(n, 1);
         }
     }
+
+    crate::both_backends! {
+        async fn forgetting_a_snapshot_clears_only_that_live_link(store) {
+            let mut snapshot = serde_json::Map::new();
+            snapshot.insert("Name".into(), serde_json::json!("x"));
+            for (a, b) in [("a1", "b1"), ("a2", "b2")] {
+                store
+                    .upsert_link(&LinkWrite {
+                        object: "Opportunity".into(),
+                        a_id: a.into(),
+                        b_id: b.into(),
+                        a_modstamp: Some(at(1)),
+                        b_modstamp: Some(at(2)),
+                        snapshot: snapshot.clone(),
+                    })
+                    .await
+                    .unwrap();
+            }
+            assert!(store.forget_link_snapshot("Opportunity", "a1", "b1").await.unwrap());
+            // Not that pair, not that object: nothing.
+            assert!(!store.forget_link_snapshot("Opportunity", "a1", "b2").await.unwrap());
+            assert!(!store.forget_link_snapshot("Account", "a2", "b2").await.unwrap());
+            let ids = ["a1".to_string(), "a2".to_string()];
+            let links = store.links_by_a_ids("Opportunity", &ids).await.unwrap();
+            let of = |id: &str| links.iter().find(|l| l.a_id == id).unwrap();
+            assert!(of("a1").snapshot.is_empty());
+            assert_eq!((of("a1").a_modstamp, of("a1").b_modstamp), (None, None));
+            assert!(of("a1").is_live());
+            assert_eq!(of("a2").snapshot, snapshot);
+            assert_eq!(of("a2").b_modstamp, Some(at(2)));
+        }
+    }
 }
