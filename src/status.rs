@@ -5,8 +5,12 @@
 //! `Serialize` (the `--json` output, and later `GET /status`) are pure. The JSON shape is a
 //! stable interface: fields may be added, never renamed or removed.
 
+mod bulk;
+mod deletes;
 mod ha;
 
+pub use bulk::{BulkJobStatus, BulkStatus, bulk_status};
+pub use deletes::DeletedCheckStatus;
 pub use ha::{HaStatus, LeaderStatus, StandbyStatus, ha_status};
 
 use std::collections::BTreeMap;
@@ -17,8 +21,8 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::store::{
-    AuthFailed, BulkJob, BulkSummary, Cycle, CycleOutcome, DeletedCheck, Direction, Org, Store,
-    StoreCounts, StoreError, WatermarkRow, format_timestamp,
+    AuthFailed, Cycle, CycleOutcome, Direction, Org, Store, StoreCounts, StoreError, WatermarkRow,
+    format_timestamp,
 };
 
 /// Everything `status` shows.
@@ -52,60 +56,6 @@ pub struct StatusReport {
     pub ha: Option<HaStatus>,
     /// The last `orgsync reconcile` (issue 14), `null` before the first.
     pub reconcile: Option<crate::reconcile::ReconcileStatus>,
-}
-
-/// The getDeleted safety net of one org and object: where the next window starts, and the
-/// holes seen (windows the delete log no longer reached: a reconcile is needed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeletedCheckStatus {
-    pub org: Org,
-    pub object: String,
-    pub next_start: String,
-    pub last_checked_at: String,
-    pub holes: u64,
-    /// The latest hole: when it was seen, the window's start, and where the log started.
-    pub last_hole_at: Option<String>,
-    pub last_hole_start: Option<String>,
-    pub last_hole_earliest: Option<String>,
-}
-
-impl DeletedCheckStatus {
-    pub fn of(check: &DeletedCheck) -> DeletedCheckStatus {
-        DeletedCheckStatus {
-            org: check.org,
-            object: check.object.clone(),
-            next_start: format_timestamp(check.next_start),
-            last_checked_at: format_timestamp(check.last_checked_at),
-            holes: check.holes,
-            last_hole_at: check.last_hole_at.map(format_timestamp),
-            last_hole_start: check.last_hole_start.map(format_timestamp),
-            last_hole_earliest: check.last_hole_earliest.map(format_timestamp),
-        }
-    }
-}
-
-/// The `bulk` section: jobs by state and the rows completed jobs moved, with each open job.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct BulkStatus {
-    pub open: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub aborted: u64,
-    pub rows_moved: u64,
-    pub open_jobs: Vec<BulkJobStatus>,
-}
-
-/// One open Bulk job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BulkJobStatus {
-    pub job_id: String,
-    pub org: Org,
-    pub direction: Direction,
-    pub operation: String,
-    /// running, staging, staged.
-    pub state: &'static str,
-    pub rows_staged: u64,
-    pub created_at: String,
 }
 
 /// Which state database the report comes from.
@@ -296,30 +246,6 @@ pub fn build_report(
         ha: None,
         bulk: BulkStatus::default(),
         reconcile: None,
-    }
-}
-
-/// The `bulk` section from the store's summary and its recent jobs (pure).
-pub fn bulk_status(summary: &BulkSummary, recent: &[BulkJob]) -> BulkStatus {
-    BulkStatus {
-        open: summary.open,
-        completed: summary.completed,
-        failed: summary.failed,
-        aborted: summary.aborted,
-        rows_moved: summary.rows_moved,
-        open_jobs: recent
-            .iter()
-            .filter(|j| j.state.is_open())
-            .map(|j| BulkJobStatus {
-                job_id: j.job_id.clone(),
-                org: j.org,
-                direction: j.direction,
-                operation: j.operation.clone(),
-                state: j.state.as_str(),
-                rows_staged: j.rows_staged,
-                created_at: format_timestamp(j.created_at),
-            })
-            .collect(),
     }
 }
 
@@ -561,33 +487,8 @@ pub fn render_text(report: &StatusReport) -> String {
     if let Some(ha) = &report.ha {
         ha::render_text(&mut out, ha);
     }
-    for c in report.deleted_checks.iter().filter(|c| c.holes > 0) {
-        let _ = writeln!(
-            out,
-            "Deletes   {} {}: {} getDeleted window hole(s), the latest seen {} (the delete log \
-             started {}, after the window's start {}): deletes may have been missed, a \
-             reconcile is needed (orgsync reconcile)",
-            c.org,
-            c.object,
-            c.holes,
-            c.last_hole_at.as_deref().unwrap_or("?"),
-            c.last_hole_earliest.as_deref().unwrap_or("?"),
-            c.last_hole_start.as_deref().unwrap_or("?"),
-        );
-    }
-    let b = &report.bulk;
-    let _ = writeln!(
-        out,
-        "Bulk      {} open, {} completed, {} failed, {} aborted; {} rows moved",
-        b.open, b.completed, b.failed, b.aborted, b.rows_moved
-    );
-    for job in &b.open_jobs {
-        let _ = writeln!(
-            out,
-            "  {} {} {} {} ({} rows staged, created {})",
-            job.job_id, job.direction, job.operation, job.state, job.rows_staged, job.created_at
-        );
-    }
+    deletes::render_text(&mut out, &report.deleted_checks);
+    bulk::render_text(&mut out, &report.bulk);
     out.push_str(&crate::reconcile::status_line(report.reconcile.as_ref()));
     out
 }
@@ -630,7 +531,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{CycleCounts, StoreCounts};
+    use crate::store::{BulkJob, BulkSummary, CycleCounts, DeletedCheck, StoreCounts};
     use chrono::TimeZone;
     use std::collections::HashMap;
 
