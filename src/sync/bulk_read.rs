@@ -49,8 +49,14 @@ use crate::events::bulk::{BulkJobCreated, BulkJobEnded};
 pub use crate::salesforce::bulk::poll_delay;
 use crate::store::{BulkJob, BulkJobState, StagedRow, Store};
 
-/// Rows per Bulk results page (`maxRecords`): the most a pass holds in memory while staging.
-pub const MAX_RECORDS: u32 = 10_000;
+/// Rows per Bulk results page (`maxRecords`). A page is downloaded to a temporary file and
+/// staged [`STAGE_CHUNK`] rows at a time, so its size costs calls, not memory: 1,000,000 rows
+/// are 4 pages. Salesforce documents that a page is "still subject to the size limits": a
+/// smaller page just comes with a locator for the rest.
+pub const MAX_RECORDS: u32 = 250_000;
+
+/// Rows staged per transaction while a results page is read back.
+pub const STAGE_CHUNK: usize = 2_000;
 
 /// The Bulk settings of a pass (`batch.bulk*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,19 +389,33 @@ where
                             .await;
                     }
                 };
-                let mut rows = Vec::with_capacity(page.records.len());
-                for record in page.records {
-                    let parsed = self.parse_source(&record)?;
-                    rows.push(StagedRow {
-                        system_modstamp: parsed.system_modstamp,
-                        record_id: parsed.id,
-                        record,
-                    });
+                // The page stays on disk; its rows are staged a chunk at a time, and a page
+                // read again after a crash first drops what it had staged.
+                let mut page = page;
+                job.rows_staged = store.begin_staged_page(&job.job_id).await?;
+                loop {
+                    let records = match page.records.next_chunk(STAGE_CHUNK) {
+                        Ok(records) => records,
+                        Err(e) => return Err(Stop::port(org, e)),
+                    };
+                    if records.is_empty() {
+                        break;
+                    }
+                    let mut rows = Vec::with_capacity(records.len());
+                    for record in records {
+                        let parsed = self.parse_source(&record)?;
+                        rows.push(StagedRow {
+                            system_modstamp: parsed.system_modstamp,
+                            record_id: parsed.id,
+                            record,
+                        });
+                    }
+                    store.stage_bulk_chunk(&job.job_id, &rows).await?;
+                    job.rows_staged += rows.len() as u64;
                 }
                 store
-                    .stage_bulk_rows(&job.job_id, &rows, page.next_locator.as_deref())
+                    .end_staged_page(&job.job_id, page.next_locator.as_deref())
                     .await?;
-                job.rows_staged += rows.len() as u64;
                 match page.next_locator {
                     Some(next) => locator = Some(next),
                     None => break,

@@ -262,6 +262,7 @@ pub fn build_typed_record_queries(
             None,
         ),
         QueryKind::Lookup { any_of } => lookup_queries(&base, any_of, types),
+        QueryKind::All => Ok(vec![base.build()?]),
         QueryKind::MergedInto(ids) => lookup_queries(
             &base,
             &[vec![FieldIn {
@@ -384,6 +385,18 @@ impl OrgPort for Client {
         // The smallest batch Salesforce accepts: only `totalSize` is read.
         let page = self
             .query_first(&soql, true, Some(200))
+            .await
+            .map_err(|e| port_error(&e))?;
+        Ok(page.total_size)
+    }
+
+    async fn count_records(&self, object: &str) -> Result<u64, PortError> {
+        let soql = Soql::select(["Id"])
+            .from(object.to_string())
+            .build()
+            .map_err(soql_error)?;
+        let page = self
+            .query_first(&soql, false, Some(200))
             .await
             .map_err(|e| port_error(&e))?;
         Ok(page.total_size)
