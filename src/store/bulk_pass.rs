@@ -335,6 +335,61 @@ impl Store {
             .collect()
     }
 
+    /// A job's planned writes of `operation` with no result yet, after `after` (seq order),
+    /// at most `limit`.
+    pub async fn bulk_unwritten(
+        &self,
+        job_id: &str,
+        operation: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<PendingWrite>, StoreError> {
+        let after = after.map_or(-1, to_i64);
+        let rows = sqlx::query(
+            "SELECT p.seq, p.operation, p.write_key, p.pending FROM bulk_pending p
+             LEFT JOIN bulk_results r
+               ON r.job_id = p.job_id AND r.operation = p.operation AND r.write_key = p.write_key
+             WHERE p.job_id = $1 AND p.operation = $2 AND p.seq > $3 AND r.write_key IS NULL
+             ORDER BY p.seq LIMIT $4",
+        )
+        .bind(job_id)
+        .bind(operation)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get("seq")?;
+                Ok(PendingWrite {
+                    seq: u64::try_from(seq).unwrap_or(0),
+                    operation: row.try_get("operation")?,
+                    key: row.try_get("write_key")?,
+                    pending: row.try_get("pending")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many planned writes of `operation` have no result yet.
+    pub async fn bulk_unwritten_count(
+        &self,
+        job_id: &str,
+        operation: &str,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM bulk_pending p
+             LEFT JOIN bulk_results r
+               ON r.job_id = p.job_id AND r.operation = p.operation AND r.write_key = p.write_key
+             WHERE p.job_id = $1 AND p.operation = $2 AND r.write_key IS NULL",
+        )
+        .bind(job_id)
+        .bind(operation)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Records written rows' results of one operation (a key recorded again keeps the last).
     pub async fn stage_bulk_results(
         &self,
@@ -567,12 +622,16 @@ mod tests {
             assert_eq!(ups[0].key, "a9");
             assert_eq!(store.bulk_pending(&job, None, Some(0), 10).await.unwrap().len(), 1);
 
+            assert_eq!(store.bulk_unwritten(&job, "update", None, 10).await.unwrap().len(), 1);
             store.stage_bulk_results(&job, "update", &[
                 ("b1".into(), StoredResult::Written { target_id: "b1".into(), created: false }),
             ]).await.unwrap();
             store.stage_bulk_results(&job, "upsert", &[
                 ("a9".into(), StoredResult::Failed { code: "X".into(), message: "m".into() }),
             ]).await.unwrap();
+            assert_eq!(store.bulk_unwritten_count(&job, "update").await.unwrap(), 0);
+            // A failure is a result too.
+            assert_eq!(store.bulk_unwritten_count(&job, "upsert").await.unwrap(), 0);
             let results = store.bulk_results(&job, "upsert", &["a9".into(), "zz".into()]).await.unwrap();
             assert_eq!(results.len(), 1);
             assert_eq!(results["a9"], StoredResult::Failed { code: "X".into(), message: "m".into() });

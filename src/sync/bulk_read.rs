@@ -82,7 +82,9 @@ impl BulkConfig {
             write_threshold: 2_000,
             timeout: Duration::from_secs(30 * 60),
             poll_initial: Duration::from_millis(250),
-            poll_max: Duration::from_secs(2),
+            // Doubling to 20 s: a job of a million rows that runs two minutes costs about
+            // a dozen polls (capped at 2 s, as simple-salesforce does, it would be 60).
+            poll_max: Duration::from_secs(20),
             max_records: MAX_RECORDS,
         }
     }
@@ -152,7 +154,7 @@ pub enum BulkRead {
 }
 
 /// Why waiting for a job stopped.
-enum Waited {
+pub(super) enum Waited {
     Complete,
     Cancelled,
     Ended(String),
@@ -170,7 +172,7 @@ pub struct StagedIds {
 /// Whether a port error stops the pass (a limit pauses it; a transient or login error ends it
 /// and the next cycle resumes the job); any other means Bulk cannot serve this read: the pass
 /// falls back to REST.
-fn stops(error: &PortError) -> bool {
+pub(super) fn stops(error: &PortError) -> bool {
     matches!(
         error.kind,
         ErrorKind::Limit | ErrorKind::Transient | ErrorKind::Auth
@@ -458,7 +460,8 @@ where
     }
 
     /// Feeds a job's staged rows to the page pipeline in `(SystemModstamp, Id)` order, one
-    /// committed page at a time; then ends the job.
+    /// committed page at a time; then ends the job. A job whose pass writes through Bulk goes
+    /// on as a Bulk pass instead (`bulk_pass`: lookups and writes per pass).
     async fn feed_staged(
         &self,
         store: &Store,
@@ -466,8 +469,32 @@ where
         cancel: &CancellationToken,
         report: &mut PassReport,
     ) -> Result<BulkRead, Stop> {
-        let cfg = self.config;
         self.set_bulk_writes(Some(job.rows_staged));
+        if self.bulk_pass_applies(job) {
+            return self.bulk_pass(store, job.clone(), cancel, report).await;
+        }
+        if !self.feed_pages(store, job, false, cancel, report).await? {
+            // Stopping: the rows left stay staged for the next pass.
+            report.outcome = PassOutcome::Cancelled;
+            return Ok(BulkRead::Done);
+        }
+        self.end_read(store, job).await?;
+        Ok(BulkRead::Done)
+    }
+
+    /// Runs a job's staged rows through the page pipeline, `page_size` rows per page, up to
+    /// `in_flight` pages overlapping and committing in order. Each page deletes its staged
+    /// rows, or (`planning`: a Bulk pass) keeps them and records its deferred writes as
+    /// planned. Whether every staged row was fed (`false`: the pass is stopping).
+    pub(super) async fn feed_pages(
+        &self,
+        store: &Store,
+        job: &BulkJob,
+        planning: bool,
+        cancel: &CancellationToken,
+        report: &mut PassReport,
+    ) -> Result<bool, Stop> {
+        let cfg = self.config;
         let limit = u32::try_from(cfg.page_size.max(1)).unwrap_or(u32::MAX);
         // As the REST path: up to `in_flight` pages overlap (their lookups and writes), take
         // their turns at the gate, and commit in page order.
@@ -512,10 +539,14 @@ where
             };
             let mut page = done?;
             let committed = page.index;
-            page.staged = Some(StagedIds {
-                job_id: job.job_id.clone(),
-                through,
-            });
+            if planning {
+                page.pending_job = Some(job.job_id.clone());
+            } else {
+                page.staged = Some(StagedIds {
+                    job_id: job.job_id.clone(),
+                    through,
+                });
+            }
             self.commit_page(*page, report).await?;
             gate.committed(committed);
         }
@@ -530,11 +561,12 @@ where
                 .await?
                 .is_empty();
         }
-        if !exhausted {
-            // Stopping: the rows left stay staged for the next pass.
-            report.outcome = PassOutcome::Cancelled;
-            return Ok(BulkRead::Done);
-        }
+        Ok(exhausted)
+    }
+
+    /// Ends a read job fed to the end: deleted in the org, recorded `completed`.
+    pub(super) async fn end_read(&self, store: &Store, job: &BulkJob) -> Result<(), Stop> {
+        let cfg = self.config;
         if let Err(e) = self
             .call(self.source.bulk_query_end(&job.job_id, true))
             .await
@@ -563,7 +595,7 @@ where
             reason: None,
         }
         .emit(self.metrics);
-        Ok(BulkRead::Done)
+        Ok(())
     }
 
     /// Ends a job that failed or stalled; the pass reads through REST.

@@ -468,6 +468,31 @@ impl OrgPort for Client {
         super::bulk_port::ingest_upload(self, job_id, header, records).await
     }
 
+    async fn bulk_ingest_upload_file(
+        &self,
+        job_id: &str,
+        file: &std::fs::File,
+    ) -> Result<(), PortError> {
+        Client::bulk_ingest_upload_file(self, job_id, file)
+            .await
+            .map_err(|e| port_error(&e))
+    }
+
+    async fn bulk_ingest_result_rows(
+        &self,
+        job_id: &str,
+        which: BulkResults,
+    ) -> Result<crate::salesforce::bulk::files::CsvRows, PortError> {
+        let which = match which {
+            BulkResults::Successful => crate::salesforce::bulk::IngestResults::Successful,
+            BulkResults::Failed => crate::salesforce::bulk::IngestResults::Failed,
+            BulkResults::Unprocessed => crate::salesforce::bulk::IngestResults::Unprocessed,
+        };
+        Client::bulk_ingest_results_rows(self, job_id, which)
+            .await
+            .map_err(|e| port_error(&e))
+    }
+
     async fn bulk_ingest_close(&self, job_id: &str, abort: bool) -> Result<(), PortError> {
         super::bulk_port::ingest_close(self, job_id, abort).await
     }

@@ -323,6 +323,26 @@ pub trait OrgPort: Send + Sync {
         async { Err(PortError::bulk_unsupported()) }
     }
 
+    /// Uploads an ingest job's CSV from a file written by `salesforce::bulk::files::CsvUpload`
+    /// (streamed, never whole in memory). One call.
+    fn bulk_ingest_upload_file(
+        &self,
+        _job_id: &str,
+        _file: &std::fs::File,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// One result file of an ended ingest job, on disk, read back a chunk of rows at a time.
+    fn bulk_ingest_result_rows(
+        &self,
+        _job_id: &str,
+        _which: BulkResults,
+    ) -> impl Future<Output = Result<crate::salesforce::bulk::files::CsvRows, PortError>> + Send
+    {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
     /// Closes an ingest job's upload (`UploadComplete`), or aborts the job (`abort`).
     fn bulk_ingest_close(
         &self,
@@ -491,6 +511,24 @@ pub trait PageTxPort: Send {
         _through: (&str, &str),
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
+    }
+
+    /// Records planned writes of a Bulk pass (`bulk_pass`).
+    fn insert_pending(
+        &mut self,
+        _job_id: &str,
+        _rows: &[crate::store::PendingWrite],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Err(StoreError::Corrupt("this store keeps no Bulk state".into())) }
+    }
+
+    /// Deletes planned writes of a Bulk pass once their outcomes are recorded.
+    fn delete_pending(
+        &mut self,
+        _job_id: &str,
+        _seqs: &[u64],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Err(StoreError::Corrupt("this store keeps no Bulk state".into())) }
     }
 
     /// Makes every write of the page durable.
