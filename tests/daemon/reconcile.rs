@@ -374,14 +374,14 @@ async fn reconcile_of_20000_pairs_through_bulk_finds_the_drifts_in_a_handful_of_
     assert_eq!(sample["field"], "Description");
     // Per org: 1 REST query page (its totalSize chooses Bulk), 1 describe (the CSV's field
     // types), 1 job create, 1 poll (sfsim's job is complete at the first poll, 0.25 s after
-    // the create), ceil(20,000 / 10,000) = 2 results pages, 1 job delete: 7. REST would take
+    // the create), ceil(20,000 / 250,000) = 1 results page, 1 job delete: 6. REST would take
     // ceil(20,000 / 2,000) = 10 query calls.
     for (org, kinds, api) in [("a", &kinds_a, api_a), ("b", &kinds_b, api_b)] {
         assert_eq!(kinds["query"], 1, "org {org}: {kinds:?}");
-        assert_eq!(kinds["bulk_results"], 2, "org {org}: {kinds:?}");
+        assert_eq!(kinds["bulk_results"], 1, "org {org}: {kinds:?}");
         assert_eq!(kinds["bulk_query_create"], 1, "org {org}: {kinds:?}");
-        assert_eq!(api, 7, "org {org}: {kinds:?}");
-        assert_eq!(report["read"][org]["api_calls"], 7, "org {org}: {report:#}");
+        assert_eq!(api, 6, "org {org}: {kinds:?}");
+        assert_eq!(report["read"][org]["api_calls"], 6, "org {org}: {report:#}");
     }
 
     // --repair at 20,000 pairs: the three repaired (exit 0), for the read's 7 calls per org
