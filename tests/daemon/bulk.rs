@@ -27,15 +27,11 @@ fn spawn_with(world: &World, log: &PathBuf, env: &[(&str, &str)]) -> Child {
         .expect("orgsync run starts")
 }
 
-/// Kills `orgsync run` at random instants for `rounds` rounds; returns the Bulk job states
-/// the kills left open (`status`'s `open_jobs`), round after round.
-fn kill_rounds(world: &World, env: &[(&str, &str)], rounds: usize, seed: u64) -> Vec<String> {
-    kill_rounds_until(world, env, rounds, rounds, seed, |_| true)
-}
-
-/// [`kill_rounds`], at least `min` rounds and then on, up to `max`, until `enough` holds of the
-/// states seen: how long a process takes to reach a stage depends on the machine's load, so
-/// the test keeps killing until a kill has landed where it must (or `max` rounds are spent).
+/// Kills `orgsync run` at random instants, at least `min` rounds and then on, up to `max`,
+/// until `enough` holds of the Bulk job states the kills left open (`status`'s `open_jobs`,
+/// round after round, which it returns): how long a process takes to reach a stage depends
+/// on the machine's load, so the test keeps killing until a kill has landed where it must
+/// (or `max` rounds are spent).
 fn kill_rounds_until(
     world: &World,
     env: &[(&str, &str)],
@@ -128,7 +124,14 @@ async fn kill_9_during_bulk_writes_resumes_with_exactly_the_right_records() {
         ("ORGSYNC__SYNC__EXTERNAL_ID_FIELD", "Ext_Id__c"),
     ];
     tokio::task::block_in_place(|| {
-        let _ = kill_rounds(&world, env, 6, 0xB01C_0002);
+        // Kills keep landing until one has caught the Bulk pass planned (its writes waiting
+        // for the job) or written (results recorded, outcomes being committed).
+        let later = |states: &[String]| states.iter().any(|s| s == "planned" || s == "written");
+        let open = kill_rounds_until(&world, env, 6, 24, 0xB01C_0002, later);
+        assert!(
+            later(&open),
+            "no kill landed while the pass was writing: {open:?}"
+        );
         let status: Value = world.status();
         assert!(
             status["bulk"]["completed"].as_u64().unwrap_or(0)
