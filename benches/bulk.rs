@@ -9,8 +9,9 @@
 //! `BENCH_UPDATES=1`, `updates` (X records already linked, then edited in A).
 //!
 //! Settings (environment): `BENCH_BULK_X` (comma-separated Xs, default `5000`; the issue's
-//! size is `1000000`), `BENCH_RTT_MS` (50), `BENCH_PAGE_SIZE` (2000: Bulk writes pay only on
-//! pages of more than 1,200 writes), `BENCH_UPDATES=1`. Output: printed, and written to
+//! size is `1000000`), `BENCH_RTT_MS` (50), `BENCH_PAGE_SIZE` (2000), `BENCH_UPDATES=1`,
+//! `BENCH_PATHS` (`bulk` or `rest`: one path only), `BENCH_LOG=1` (the Bulk jobs' and the
+//! Bulk pass's stage lines, timed, on stderr). Output: printed, and written to
 //! `target/bench/bulk.md`. Run without `--bench` (`cargo test --benches`), it runs a smoke
 //! check at X = 1,500 (one page of 1,500) and 0 ms instead and writes nothing.
 
@@ -139,10 +140,17 @@ async fn parent_main(bench: bool) -> anyhow::Result<()> {
         (vec![1500], 0, 1500, true)
     };
     let page_size = usize::try_from(page_size).context("BENCH_PAGE_SIZE")?;
+    // `BENCH_PATHS=bulk` (or `rest`): one path only.
+    let paths: Vec<Path> = match std::env::var("BENCH_PATHS").as_deref() {
+        Ok("bulk") => vec![Path::Bulk],
+        Ok("rest") => vec![Path::Rest],
+        Ok(other) if !other.is_empty() => bail!("BENCH_PATHS: {other:?} (bulk or rest)"),
+        _ => vec![Path::Bulk, Path::Rest],
+    };
     let mut rows = Vec::new();
     for &x in &xs {
         // Bulk first: its figures are the ones a long run is for.
-        for path in [Path::Bulk, Path::Rest] {
+        for path in paths.iter().copied() {
             rows.push(run_case(path, "new", x, rtt, page_size).await?);
             if updates {
                 rows.push(run_case(path, "updates", x, rtt, page_size).await?);
@@ -438,6 +446,18 @@ api_version = "{API_VERSION}"
 
 fn child_main(spec: &str) -> anyhow::Result<()> {
     let spec: ChildSpec = serde_json::from_str(spec).context("child spec")?;
+    // `BENCH_LOG=1`: the Bulk jobs' and the Bulk pass's stage lines on stderr, with their
+    // times (where a Bulk pass spends its wall time), not the per-record lines.
+    if std::env::var_os("BENCH_LOG").is_some() {
+        let filter = tracing_subscriber::EnvFilter::new(
+            "warn,orgsync::events::bulk=info,orgsync::sync::bulk_pass=info,\
+             orgsync::sync::bulk_pass_targets=info,orgsync::sync::bulk_pass_write=info",
+        );
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = runtime()?;
     let result = rt.block_on(child_sync(&spec))?;
     println!("{}", serde_json::to_string(&result).context("result")?);

@@ -326,7 +326,10 @@ impl Store {
     /// The first `limit` staged rows of a job in `(SystemModstamp, Id)` order, after `after`
     /// (the last row fed, when the feed has started), each with its SystemModstamp text and Id
     /// (the next call's `after`). Rows committed are deleted anyway; `after` keeps a feed from
-    /// reading a row twice even if a delete were missed.
+    /// reading a row twice even if a delete were missed. The row-value comparison lets both
+    /// SQLite and PostgreSQL seek the `bulk_staging_order` index to the cursor: a Bulk pass
+    /// keeps its rows until its end, and an `OR` of the two conditions would scan every row
+    /// before the cursor on every page.
     pub async fn staged_rows_after(
         &self,
         job_id: &str,
@@ -336,8 +339,7 @@ impl Store {
         let (stamp, id) = after.unwrap_or(("", ""));
         let rows = sqlx::query(
             "SELECT system_modstamp, record_id, record FROM bulk_staging
-             WHERE job_id = $1
-               AND (system_modstamp > $2 OR (system_modstamp = $2 AND record_id > $3))
+             WHERE job_id = $1 AND (system_modstamp, record_id) > ($2, $3)
              ORDER BY system_modstamp, record_id LIMIT $4",
         )
         .bind(job_id)

@@ -274,6 +274,9 @@ where
                 next_seq: AtomicU64::new(0),
             }));
             let fed = self.feed_pages(store, &job, true, cancel, report).await;
+            let planned = self
+                .deferral()
+                .map(|d| d.next_seq.load(Ordering::Relaxed));
             self.set_deferral(None);
             if !fed? {
                 report.outcome = PassOutcome::Cancelled;
@@ -283,6 +286,13 @@ where
                 .set_bulk_job_state(&job.job_id, BulkJobState::Planned)
                 .await?;
             job.state = BulkJobState::Planned;
+            tracing::info!(
+                cycle = self.config.cycle,
+                direction = %self.config.direction,
+                job_id = %job.job_id,
+                planned = planned.unwrap_or_default(),
+                "bulk pass: planned; writing"
+            );
         }
         if job.state == BulkJobState::Planned {
             for operation in ["update", "upsert"] {
@@ -295,8 +305,21 @@ where
                 .set_bulk_job_state(&job.job_id, BulkJobState::Written)
                 .await?;
             job.state = BulkJobState::Written;
+            tracing::info!(
+                cycle = self.config.cycle,
+                direction = %self.config.direction,
+                job_id = %job.job_id,
+                "bulk pass: written; committing"
+            );
         }
         self.commit_planned(store, &job, report).await?;
+        tracing::info!(
+            cycle = self.config.cycle,
+            direction = %self.config.direction,
+            job_id = %job.job_id,
+            rows = job.rows_staged,
+            "bulk pass: committed"
+        );
         self.end_read(store, &job).await?;
         Ok(BulkRead::Done)
     }

@@ -388,16 +388,18 @@ where
         let cfg = self.config;
         let tgt = self.target_org();
         let per_round = u32::try_from(COLLECTION_LIMIT * cfg.in_flight.max(1)).unwrap_or(CHUNK);
+        let mut after: Option<u64> = None;
         loop {
             if cancel.is_cancelled() {
                 return Ok(false);
             }
             let chunk = store
-                .bulk_unwritten(&job.job_id, operation, None, per_round)
+                .bulk_unwritten(&job.job_id, operation, after, per_round)
                 .await?;
             if chunk.is_empty() {
                 return Ok(true);
             }
+            after = chunk.last().map(|p| p.seq);
             let mut planned: Vec<(String, Write)> = Vec::with_capacity(chunk.len());
             for p in &chunk {
                 planned.push((p.key.clone(), pending_row(p)?.write));
