@@ -1,7 +1,10 @@
 //! `orgsync reconcile [--json] [--sample N]` (issue 14, part 1): proves that the two orgs
 //! agree, or says exactly what differs. Both orgs' filtered records are read in full (`read`:
 //! REST, or a Bulk query job above `batch.bulk_read_threshold`) into the staging table
-//! `reconcile_rows`, compared with `links` in SQL (`store::reconcile`), the linked pairs field
+//! `reconcile_rows`; the live links' records a filtered read did not return are looked up by
+//! Id without the filter (`read::ReadContext::look_up_unread`: a live one left the filter, is
+//! staged and counted in `outside_filter`, not an orphan); then everything is compared with
+//! `links` in SQL (`store::reconcile`), the linked pairs field
 //! by field in Rust one pair at a time (`compare`), and classified with counts and up to N
 //! samples per class (`report`). The report is printed (text, or `--json`) and kept in the
 //! store as the last one (`reconcile_reports`), which `status`, `/status` and `/metrics` show
@@ -169,14 +172,24 @@ async fn compare_all(
 ) -> anyhow::Result<Report> {
     let collect = found.enabled;
     let (store, run_id, object) = (ctx.store, ctx.run_id, ctx.settings.sync.object.as_str());
-    let (read_a, read_b) = tokio::try_join!(
+    let (mut read_a, mut read_b) = tokio::try_join!(
         ctx.read_org(Org::A, clients[0]),
         ctx.read_org(Org::B, clients[1])
     )?;
+    // Linked records missing from a filtered read: gone, or only outside the filter.
+    let ((_, calls_a), (_, calls_b)) = tokio::try_join!(
+        ctx.look_up_unread(Org::A, clients[0]),
+        ctx.look_up_unread(Org::B, clients[1])
+    )?;
+    for (read, calls) in [(&mut read_a, calls_a), (&mut read_b, calls_b)] {
+        read.api_calls += calls;
+        read.lookup_calls = calls;
+    }
     let skip_a = skipped_user(ctx.settings, clients[0]).await?;
     let skip_b = skipped_user(ctx.settings, clients[1]).await?;
     let stamp = |t: Option<chrono::DateTime<Utc>>| t.map(format_timestamp);
     let mut tally = Tally::new(sample);
+    let mut outside = ClassResult::default();
 
     for (org, class) in [(Org::A, Class::MissingInB), (Org::B, Class::MissingInA)] {
         store
@@ -257,6 +270,24 @@ async fn compare_all(
     store
         .reconcile_pairs(run_id, object, |p| {
             compared.fetch_add(1, Ordering::Relaxed);
+            if p.a_outside || p.b_outside {
+                outside.count += 1;
+                if outside.samples.len() < sample {
+                    let note = match (p.a_outside, p.b_outside) {
+                        (true, true) => "both records left sync.filter",
+                        (true, false) => "the record in A left sync.filter",
+                        _ => "the record in B left sync.filter",
+                    };
+                    outside.samples.push(Sample {
+                        a_id: Some(p.a_id.clone()),
+                        b_id: Some(p.b_id.clone()),
+                        a_modstamp: stamp(p.a_modstamp),
+                        b_modstamp: stamp(p.b_modstamp),
+                        note: Some(note.to_string()),
+                        ..Sample::default()
+                    });
+                }
+            }
             let diffs = field_diffs(
                 ctx.mapping,
                 &canonical_of(&p.a_vals),
@@ -324,6 +355,7 @@ async fn compare_all(
         compared_pairs: compared.load(Ordering::Relaxed),
         differences,
         total,
+        outside_filter: outside,
         repaired: None,
     };
     for class in Class::ALL {
@@ -336,6 +368,7 @@ async fn compare_all(
     tracing::info!(
         total,
         compared_pairs = report.compared_pairs,
+        outside_filter = report.outside_filter.count,
         "reconcile: done"
     );
     Ok(report)

@@ -375,13 +375,25 @@ async fn reconcile_of_20000_pairs_through_bulk_finds_the_drifts_in_a_handful_of_
     // Per org: 1 REST query page (its totalSize chooses Bulk), 1 describe (the CSV's field
     // types), 1 job create, 1 poll (sfsim's job is complete at the first poll, 0.25 s after
     // the create), ceil(20,000 / 10,000) = 2 results pages, 1 job delete: 7. REST would take
-    // ceil(20,000 / 2,000) = 10 query calls.
-    for (org, kinds, api) in [("a", &kinds_a, api_a), ("b", &kinds_b, api_b)] {
+    // ceil(20,000 / 2,000) = 10 query calls. And in A, where the deleted record's link
+    // has no record read, 1 `queryAll` by Id outside the filter (it finds the record
+    // deleted: the orphan link); none in B.
+    for (org, kinds, api, lookups) in [("a", &kinds_a, api_a, 1), ("b", &kinds_b, api_b, 0)] {
         assert_eq!(kinds["query"], 1, "org {org}: {kinds:?}");
         assert_eq!(kinds["bulk_results"], 2, "org {org}: {kinds:?}");
         assert_eq!(kinds["bulk_query_create"], 1, "org {org}: {kinds:?}");
-        assert_eq!(api, 7, "org {org}: {kinds:?}");
-        assert_eq!(report["read"][org]["api_calls"], 7, "org {org}: {report:#}");
+        let query_all = kinds.get("query_all").cloned().unwrap_or(json!(0));
+        assert_eq!(query_all, lookups, "org {org}: {kinds:?}");
+        assert_eq!(api, 7 + lookups, "org {org}: {kinds:?}");
+        assert_eq!(
+            report["read"][org]["api_calls"],
+            7 + lookups,
+            "org {org}: {report:#}"
+        );
+        assert_eq!(
+            report["read"][org]["lookup_calls"], lookups,
+            "org {org}: {report:#}"
+        );
     }
 
     // --repair at 20,000 pairs: the three repaired (exit 0), for the read's 7 calls per org
@@ -655,4 +667,92 @@ async fn reconcile_repair_is_refused_beside_a_running_daemon() {
     let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
     assert_eq!(code, 0, "{report:#}");
     super::shell::stop(daemon);
+}
+
+/// The `outside_filter` count of a report.
+fn outside_filter(report: &Value) -> &Value {
+    &report["outside_filter"]["count"]
+}
+
+/// A linked record edited in A so that it leaves `sync.filter` (its Amount lowered below
+/// `Amount > 5000`) is no orphan link: nothing was deleted. Reconcile looks it up by Id
+/// outside the filter, counts it in `outside_filter` and compares the pair (the sync does not
+/// read it any more, so B still holds the old Amount: a drift); `--repair` carries the value
+/// and keeps the link live; then the values agree and reconcile exits 0, the pair still
+/// counted outside the filter. A record deleted while linked stays an orphan link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_record_that_left_the_filter_is_compared_not_orphaned() {
+    let world = World::new().await;
+    seed(&world.a, "Pair", 6);
+    tokio::task::block_in_place(|| world.sync_until_quiet(3));
+    let (a2, b2) = (
+        id_named(&world.a, "Pair 00002"),
+        id_named(&world.b, "Pair 00002"),
+    );
+    let mut fields = Map::new();
+    fields.insert("Amount".into(), json!(100));
+    client_as(&world.a, "human")
+        .update("Opportunity", &[(a2.clone(), fields)])
+        .await
+        .expect("update in A");
+    // And a record deleted in A, deletes ignored: that link is an orphan.
+    let a4 = id_named(&world.a, "Pair 00004");
+    client_as(&world.a, "human")
+        .delete(std::slice::from_ref(&a4))
+        .await
+        .expect("delete in A");
+    tokio::task::block_in_place(|| {
+        world.sync_until_quiet_with(3, &[("ORGSYNC__SYNC__DELETES", "ignore")])
+    });
+
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[("value_drift_explained", 1), ("orphan_link", 1)]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(report["read"]["a"]["records"], 4, "{report:#}");
+    assert_eq!(outside_filter(&report), 1, "{report:#}");
+    let sample = &report["outside_filter"]["samples"][0];
+    assert_eq!((&sample["a_id"], &sample["b_id"]), (&json!(a2), &json!(b2)));
+    let drift = &report["differences"]["value_drift_explained"]["samples"][0];
+    assert_eq!(
+        (&drift["a_value"], &drift["b_value"]),
+        (&json!(100), &json!(6_002))
+    );
+    assert_eq!(
+        report["differences"]["orphan_link"]["samples"][0]["a_id"],
+        json!(a4)
+    );
+    // One lookup statement in A (a2 and a4 in one `Id IN`), none in B.
+    assert_eq!(report["read"]["a"]["lookup_calls"], 1, "{report:#}");
+    assert_eq!(report["read"]["b"]["lookup_calls"], 0, "{report:#}");
+
+    // --repair carries A's value and tombstones only the orphan.
+    let (_, report) = tokio::task::block_in_place(|| reconcile_with(&world, &["--repair"], &[]));
+    assert_eq!(report["repaired"]["value_drift_explained"], 1, "{report:#}");
+    let url = format!("sqlite://{}", world.dir.path().join("state.db").display());
+    let store = orgsync::store::Store::open(&url)
+        .await
+        .expect("state store");
+    let links = store
+        .links_by_a_ids("Opportunity", &[a2.clone(), a4.clone()])
+        .await
+        .expect("links");
+    store.close().await;
+    let of = |id: &str| links.iter().find(|l| l.a_id == id).expect("a link");
+    assert!(of(&a2).is_live(), "{links:?}");
+    assert_eq!(of(&a2).b_id, b2);
+    assert!(!of(&a4).is_live(), "{links:?}");
+
+    // The values agree now: exit 0, the pair still outside the filter.
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(counts(&report), exactly(&[]), "{report:#}");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(outside_filter(&report), 1, "{report:#}");
+    assert_eq!(report["total"], 0);
+    let status = world.status();
+    assert_eq!(status["reconcile"]["outside_filter"], 1, "{status:#}");
+    assert_eq!(status["reconcile"]["total"], 0, "{status:#}");
 }
