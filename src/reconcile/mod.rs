@@ -13,6 +13,9 @@
 //! With `--repair` (part 2, `repair`) every difference found but `ambiguous` is then repaired
 //! through the sync engine, and the report counts what was repaired per class.
 //!
+//! The daemon runs the same [`reconcile`] then [`repair_and_keep`] in the background with
+//! `reconcile.frequency` (`daemon::reconcile_tick`).
+//!
 //! Exit codes: 0 when the orgs agree (with `--repair`: when every difference found was
 //! repaired), 1 when differences were found (remain, with `--repair`) or a run failed, 2 for
 //! bad configuration. Without `--repair` nothing is written to either org.
@@ -45,6 +48,9 @@ use report::{Class, ClassResult, Report, Sample};
 #[derive(Debug, thiserror::Error)]
 #[error("bad configuration for reconcile: {0}")]
 pub struct ConfigError(pub String);
+
+/// Samples kept per class by the daemon's background run (the command's `--sample` default).
+pub const DEFAULT_SAMPLE: usize = 10;
 
 /// `orgsync reconcile`'s options.
 #[derive(Debug, Clone, Copy)]
@@ -86,17 +92,38 @@ pub async fn run(
         .map_err(|e| ConfigError(format!("org a: {e}")))?;
     let b = Client::with_options(&settings.b, client_options)
         .map_err(|e| ConfigError(format!("org b: {e}")))?;
-    let (mut report, found) = reconcile(
+    let (report, found) = reconcile(
         settings,
         &mapping,
         &store,
         [&a, &b],
         options.sample,
         options.repair,
+        true,
     )
     .await?;
-    if options.repair {
-        let repaired = repair::repair(settings, &mapping, &store, [&a, &b], found).await?;
+    let report = repair_and_keep(settings, &mapping, &store, [&a, &b], report, found).await?;
+    if options.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", report::render_text(&report))?;
+    }
+    Ok(report.remaining() == 0)
+}
+
+/// After [`reconcile`]: repairs what it found when it collected it (`--repair`,
+/// `reconcile.repair`), then keeps the report as the last one in `store`.
+pub async fn repair_and_keep(
+    settings: &Settings,
+    mapping: &Mapping,
+    store: &Store,
+    clients: [&Client; 2],
+    mut report: Report,
+    found: repair::Found,
+) -> anyhow::Result<Report> {
+    if found.enabled {
+        let repaired = repair::repair(settings, mapping, store, clients, found).await?;
         report.set_repaired(repaired);
     }
     store
@@ -109,13 +136,7 @@ pub async fn run(
             report: serde_json::to_string(&report)?,
         })
         .await?;
-    if options.json {
-        serde_json::to_writer_pretty(&mut *out, &report)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", report::render_text(&report))?;
-    }
-    Ok(report.remaining() == 0)
+    Ok(report)
 }
 
 /// The integration user of `client`'s org, when the sync skips its changes.
@@ -128,7 +149,9 @@ async fn skipped_user(settings: &Settings, client: &Client) -> anyhow::Result<Op
     })?))
 }
 
-/// Reads, compares and classifies; the staged rows are dropped at the end.
+/// Reads, compares and classifies; the staged rows are dropped at the end. `collect`: keep
+/// the differences' ids for a repair; `progress`: the progress line on a terminal (the
+/// command's, not the daemon's).
 pub async fn reconcile(
     settings: &Settings,
     mapping: &Mapping,
@@ -136,6 +159,7 @@ pub async fn reconcile(
     clients: [&Client; 2],
     sample: usize,
     collect: bool,
+    progress: bool,
 ) -> anyhow::Result<(Report, repair::Found)> {
     let started_at = Utc::now();
     let run_id = format!("{}", started_at.format("%Y%m%dT%H%M%S%.3fZ"));
@@ -148,7 +172,11 @@ pub async fn reconcile(
         progress: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
     };
     let compared = Arc::new(AtomicU64::new(0));
-    let ticker = progress_line(ctx.progress.clone(), compared.clone());
+    let ticker = if progress {
+        progress_line(ctx.progress.clone(), compared.clone())
+    } else {
+        None
+    };
     let mut found = repair::Found {
         enabled: collect,
         ..repair::Found::default()
@@ -358,17 +386,19 @@ async fn compare_all(
         outside_filter: outside,
         repaired: None,
     };
-    for class in Class::ALL {
-        tracing::info!(
-            class = class.as_str(),
-            count = report.count(class),
-            "reconcile: class"
-        );
-    }
     tracing::info!(
         total,
         compared_pairs = report.compared_pairs,
+        missing_in_b = report.count(Class::MissingInB),
+        missing_in_a = report.count(Class::MissingInA),
+        value_drift_explained = report.count(Class::ValueDriftExplained),
+        value_drift_unexplained = report.count(Class::ValueDriftUnexplained),
+        orphan_link = report.count(Class::OrphanLink),
+        unlinked_match = report.count(Class::UnlinkedMatch),
+        ambiguous = report.count(Class::Ambiguous),
         outside_filter = report.outside_filter.count,
+        api_calls_a = report.read.get("a").map_or(0, |r| r.api_calls),
+        api_calls_b = report.read.get("b").map_or(0, |r| r.api_calls),
         "reconcile: done"
     );
     Ok(report)
