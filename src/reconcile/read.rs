@@ -209,8 +209,10 @@ impl ReadContext<'_> {
             }
         }
         let calls = client.calls().since(&before).api_calls();
-        tracing::info!(org = %org, outside_filter = found, api_calls = calls,
-            "reconcile: linked records looked up outside the filter");
+        if calls > 0 {
+            tracing::info!(org = %org, outside_filter = found, api_calls = calls,
+                "reconcile: linked records looked up outside the filter");
+        }
         Ok((found, calls))
     }
 
