@@ -4,10 +4,11 @@
 //!
 //! The first REST page is read anyway; its `totalSize` chooses the path: above
 //! `batch.bulk_read_threshold` (`batch.bulk = "auto"`; `"always"`: whatever the size) the rest
-//! is read through a Bulk API 2.0 query job instead (create, polls, results pages of
-//! `sync::MAX_RECORDS` rows, delete); a job that fails falls back to the REST pages. API
-//! calls: REST `ceil(n / 2000)`; Bulk 1 query + 1 describe (the CSV's types) + 1 create + the
-//! polls + `ceil(n / 10000)` results pages + 1 delete.
+//! is read through a Bulk API 2.0 query job instead (create, polls doubling to 20 s, results
+//! pages of `sync::MAX_RECORDS` rows each streamed to a temporary file and staged
+//! 2,000 rows at a time, delete); a job that fails falls back to the REST
+//! pages. API calls: REST `ceil(n / 2000)`; Bulk 1 query + 1 describe (the CSV's types) + 1
+//! create + the polls + `ceil(n / 250000)` results pages + 1 delete.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,13 +18,17 @@ use serde_json::{Map, Value};
 
 use super::compare::staged_row;
 use crate::config::{BulkMode, Settings};
-use crate::salesforce::bulk::{JobKind, JobState, csv, poll_delay};
+use crate::salesforce::bulk::files::CsvRecords;
+use crate::salesforce::bulk::{JobKind, JobState, poll_delay};
 use crate::salesforce::soql::{MAX_ENCODED_SOQL_BYTES, chunk_literals, encoded_len};
 use crate::salesforce::{Client, Cond, Literal, Soql};
 use crate::store::{Org, ReconcileRow, Store};
-use crate::sync::{MAX_RECORDS, Mapping};
+use crate::sync::{BulkConfig, Mapping};
 
 use super::report::OrgRead;
+
+/// Rows of a Bulk results page staged per transaction (as the sync's Bulk read does).
+const STAGE_CHUNK: usize = 2_000;
 
 /// Ids looked up per page out of the store (several statements when they do not fit a URL).
 const LOOKUP_PAGE: u32 = 2_000;
@@ -222,38 +227,44 @@ impl ReadContext<'_> {
         let job = client.bulk_query_create(soql, false).await?;
         tracing::info!(org = %org, job_id = %job.id, "reconcile: bulk query job created");
         let started = std::time::Instant::now();
-        let timeout = self.settings.batch.bulk_timeout;
+        // The sync's Bulk read's timing: the configured time-out, polls doubling to 20 s.
+        let bulk = BulkConfig::from_settings(self.settings);
         let mut state = job.state;
         let mut attempt = 0;
         while !state.is_terminal() {
-            if started.elapsed() > timeout {
+            if started.elapsed() > bulk.timeout {
                 client.bulk_abort(JobKind::Query, &job.id).await.ok();
-                anyhow::bail!("bulk query job {} still open after {timeout:?}", job.id);
+                anyhow::bail!(
+                    "bulk query job {} still open after {:?}",
+                    job.id,
+                    bulk.timeout
+                );
             }
-            tokio::time::sleep(poll_delay(
-                attempt,
-                std::time::Duration::from_millis(250),
-                std::time::Duration::from_secs(2),
-            ))
-            .await;
             attempt += 1;
+            tokio::time::sleep(poll_delay(attempt, bulk.poll_initial, bulk.poll_max)).await;
             state = client.bulk_job(JobKind::Query, &job.id).await?.state;
         }
         if state != JobState::JobComplete {
             anyhow::bail!("bulk query job {} ended {state:?}", job.id);
         }
+        // Each results page (up to `maxRecords` rows) is streamed to a temporary file and
+        // read back `STAGE_CHUNK` rows at a time: one chunk in memory, not the page.
         let mut locator: Option<String> = None;
         loop {
-            let page = client
-                .bulk_query_results(&job.id, locator.as_deref(), MAX_RECORDS)
+            let (rows, next) = client
+                .bulk_query_results_rows(&job.id, locator.as_deref(), Some(bulk.max_records))
                 .await?;
-            let (header, cells) = csv::parse_table(&page.csv).map_err(anyhow::Error::msg)?;
-            let records: Vec<Map<String, Value>> = cells
-                .iter()
-                .map(|row| csv::record_of(&header, row, &types))
-                .collect();
-            self.stage(org, &records).await?;
-            match page.next_locator {
+            let mut records = CsvRecords::new(rows, types.clone());
+            loop {
+                let chunk = records
+                    .next_records(STAGE_CHUNK)
+                    .map_err(anyhow::Error::msg)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                self.stage(org, &chunk).await?;
+            }
+            match next {
                 Some(next) => locator = Some(next),
                 None => break,
             }

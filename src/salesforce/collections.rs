@@ -379,6 +379,8 @@ impl Client {
                     idempotent: op != Op::Create,
                     text_body: None,
                     accept: "application/json",
+                    file_body: None,
+                    download: None,
                 }
             }
             Op::Delete => {

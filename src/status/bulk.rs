@@ -26,7 +26,7 @@ pub struct BulkJobStatus {
     pub org: Org,
     pub direction: Direction,
     pub operation: String,
-    /// running, staging, staged.
+    /// running, staging, staged; a Bulk pass: planned, written.
     pub state: &'static str,
     pub rows_staged: u64,
     pub created_at: String,

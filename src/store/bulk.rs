@@ -21,8 +21,14 @@ pub enum BulkJobState {
     Running,
     /// Complete; results being staged.
     Staging,
-    /// Every result row staged; being fed to the pipeline.
+    /// Every result row staged; being fed to the pipeline (a Bulk pass: being planned).
     Staged,
+    /// A Bulk pass (`sync::bulk_pass`): every row planned, its writes waiting in
+    /// `bulk_pending` for the pass's ingest jobs.
+    Planned,
+    /// A Bulk pass: the ingest jobs ended, every written row's result in `bulk_results`;
+    /// being committed.
+    Written,
     Completed,
     Failed,
     Aborted,
@@ -34,6 +40,8 @@ impl BulkJobState {
             BulkJobState::Running => "running",
             BulkJobState::Staging => "staging",
             BulkJobState::Staged => "staged",
+            BulkJobState::Planned => "planned",
+            BulkJobState::Written => "written",
             BulkJobState::Completed => "completed",
             BulkJobState::Failed => "failed",
             BulkJobState::Aborted => "aborted",
@@ -45,6 +53,8 @@ impl BulkJobState {
             "running" => BulkJobState::Running,
             "staging" => BulkJobState::Staging,
             "staged" => BulkJobState::Staged,
+            "planned" => BulkJobState::Planned,
+            "written" => BulkJobState::Written,
             "completed" => BulkJobState::Completed,
             "failed" => BulkJobState::Failed,
             "aborted" => BulkJobState::Aborted,
@@ -56,7 +66,11 @@ impl BulkJobState {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            BulkJobState::Running | BulkJobState::Staging | BulkJobState::Staged
+            BulkJobState::Running
+                | BulkJobState::Staging
+                | BulkJobState::Staged
+                | BulkJobState::Planned
+                | BulkJobState::Written
         )
     }
 }
@@ -178,7 +192,7 @@ impl Store {
             columns!(),
             " FROM bulk_jobs
              WHERE direction = $1 AND object = $2 AND operation = 'query'
-               AND state IN ('running', 'staging', 'staged')
+               AND state IN ('running', 'staging', 'staged', 'planned', 'written')
              ORDER BY created_at, job_id LIMIT 1"
         ))
         .bind(direction.as_str())
@@ -361,7 +375,7 @@ impl Store {
     }
 
     /// Ends a job: `completed` (with the rows it moved), `failed` or `aborted` (with why);
-    /// its staged rows are dropped.
+    /// its staged rows are dropped, and so is what a Bulk pass kept for it (`bulk_pass`).
     pub async fn finish_bulk_job(
         &self,
         job_id: &str,
@@ -373,13 +387,17 @@ impl Store {
         let job_id = job_id.to_string();
         let error = error.map(str::to_string);
         self.in_tx(async move |conn: &mut AnyConnection| {
-            sqlx::query("DELETE FROM bulk_staging WHERE job_id = $1")
-                .bind(&job_id)
-                .execute(&mut *conn)
-                .await?;
+            for table in [
+                "DELETE FROM bulk_staging WHERE job_id = $1",
+                "DELETE FROM bulk_targets WHERE job_id = $1",
+                "DELETE FROM bulk_pending WHERE job_id = $1",
+                "DELETE FROM bulk_results WHERE job_id = $1",
+            ] {
+                sqlx::query(table).bind(&job_id).execute(&mut *conn).await?;
+            }
             sqlx::query(
                 "UPDATE bulk_jobs SET state = $2, rows_moved = $3, error = $4, finished_at = $5,
-                        locator = NULL
+                        locator = NULL, page_start = NULL
                  WHERE job_id = $1",
             )
             .bind(&job_id)

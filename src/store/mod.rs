@@ -25,6 +25,7 @@
 //! [`Store::open`]; `migrations/README.md` says how to write one for both.
 
 mod bulk;
+mod bulk_pass;
 mod copy;
 mod counts;
 mod cycles;
@@ -48,6 +49,7 @@ mod watermarks;
 /// working.
 pub use crate::domain::{Direction, FailureClass, Org};
 pub use bulk::{BulkJob, BulkJobState, BulkSummary, StagedRow};
+pub use bulk_pass::{PendingWrite, StagedTarget, StoredResult};
 pub use copy::{CopyError, TableCount, count_mismatches};
 pub use counts::StoreCounts;
 pub use cycles::{Cycle, CycleCounts, CycleOutcome};

@@ -145,6 +145,18 @@ impl PageTxPort for PageTx {
         PageTx::delete_staged(self, job_id, through).await
     }
 
+    async fn insert_pending(
+        &mut self,
+        job_id: &str,
+        rows: &[crate::store::PendingWrite],
+    ) -> Result<(), StoreError> {
+        PageTx::insert_pending(self, job_id, rows).await
+    }
+
+    async fn delete_pending(&mut self, job_id: &str, seqs: &[u64]) -> Result<(), StoreError> {
+        PageTx::delete_pending(self, job_id, seqs).await
+    }
+
     async fn commit(self) -> Result<(), StoreError> {
         PageTx::commit(self).await
     }

@@ -10,8 +10,10 @@ use super::org_adapter::{build_typed_record_queries, port_error, soql_error};
 use serde_json::{Map, Value};
 
 use super::ports::{
-    BulkPage, BulkResultRow, BulkResults, BulkStatus, ErrorKind, PortError, RecordQuery,
+    BulkPage, BulkRecords, BulkResultRow, BulkResults, BulkStatus, ErrorKind, PortError,
+    RecordQuery,
 };
+use crate::salesforce::bulk::files::CsvRecords;
 use crate::salesforce::bulk::{IngestResults, JobInfo, JobKind, JobState, csv};
 use crate::salesforce::{Client, SalesforceError};
 
@@ -70,22 +72,13 @@ pub(super) async fn query_page(
         .field_types(object)
         .await
         .map_err(|e| client_error(&e))?;
-    let page = client
-        .bulk_query_results(job_id, locator, max_records)
+    let (rows, next_locator) = client
+        .bulk_query_results_rows(job_id, locator, Some(max_records))
         .await
         .map_err(|e| client_error(&e))?;
-    let records = if page.csv.trim().is_empty() {
-        Vec::new()
-    } else {
-        let (header, rows) =
-            csv::parse_table(&page.csv).map_err(|m| client_error(&client.bad_csv(&m)))?;
-        rows.iter()
-            .map(|cells| csv::record_of(&header, cells, &types))
-            .collect()
-    };
     Ok(BulkPage {
-        records,
-        next_locator: page.next_locator,
+        records: BulkRecords::Csv(CsvRecords::new(rows, types)),
+        next_locator,
     })
 }
 

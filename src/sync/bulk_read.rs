@@ -49,8 +49,14 @@ use crate::events::bulk::{BulkJobCreated, BulkJobEnded};
 pub use crate::salesforce::bulk::poll_delay;
 use crate::store::{BulkJob, BulkJobState, StagedRow, Store};
 
-/// Rows per Bulk results page (`maxRecords`): the most a pass holds in memory while staging.
-pub const MAX_RECORDS: u32 = 10_000;
+/// Rows per Bulk results page (`maxRecords`). A page is downloaded to a temporary file and
+/// staged [`STAGE_CHUNK`] rows at a time, so its size costs calls, not memory: 1,000,000 rows
+/// are 4 pages. Salesforce documents that a page is "still subject to the size limits": a
+/// smaller page just comes with a locator for the rest.
+pub const MAX_RECORDS: u32 = 250_000;
+
+/// Rows staged per transaction while a results page is read back.
+pub const STAGE_CHUNK: usize = 2_000;
 
 /// The Bulk settings of a pass (`batch.bulk*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +82,9 @@ impl BulkConfig {
             write_threshold: 2_000,
             timeout: Duration::from_secs(30 * 60),
             poll_initial: Duration::from_millis(250),
-            poll_max: Duration::from_secs(2),
+            // Doubling to 20 s: a job of a million rows that runs two minutes costs about
+            // a dozen polls (capped at 2 s, as simple-salesforce does, it would be 60).
+            poll_max: Duration::from_secs(20),
             max_records: MAX_RECORDS,
         }
     }
@@ -146,7 +154,7 @@ pub enum BulkRead {
 }
 
 /// Why waiting for a job stopped.
-enum Waited {
+pub(super) enum Waited {
     Complete,
     Cancelled,
     Ended(String),
@@ -164,7 +172,7 @@ pub struct StagedIds {
 /// Whether a port error stops the pass (a limit pauses it; a transient or login error ends it
 /// and the next cycle resumes the job); any other means Bulk cannot serve this read: the pass
 /// falls back to REST.
-fn stops(error: &PortError) -> bool {
+pub(super) fn stops(error: &PortError) -> bool {
     matches!(
         error.kind,
         ErrorKind::Limit | ErrorKind::Transient | ErrorKind::Auth
@@ -383,19 +391,33 @@ where
                             .await;
                     }
                 };
-                let mut rows = Vec::with_capacity(page.records.len());
-                for record in page.records {
-                    let parsed = self.parse_source(&record)?;
-                    rows.push(StagedRow {
-                        system_modstamp: parsed.system_modstamp,
-                        record_id: parsed.id,
-                        record,
-                    });
+                // The page stays on disk; its rows are staged a chunk at a time, and a page
+                // read again after a crash first drops what it had staged.
+                let mut page = page;
+                job.rows_staged = store.begin_staged_page(&job.job_id).await?;
+                loop {
+                    let records = match page.records.next_chunk(STAGE_CHUNK) {
+                        Ok(records) => records,
+                        Err(e) => return Err(Stop::port(org, e)),
+                    };
+                    if records.is_empty() {
+                        break;
+                    }
+                    let mut rows = Vec::with_capacity(records.len());
+                    for record in records {
+                        let parsed = self.parse_source(&record)?;
+                        rows.push(StagedRow {
+                            system_modstamp: parsed.system_modstamp,
+                            record_id: parsed.id,
+                            record,
+                        });
+                    }
+                    store.stage_bulk_chunk(&job.job_id, &rows).await?;
+                    job.rows_staged += rows.len() as u64;
                 }
                 store
-                    .stage_bulk_rows(&job.job_id, &rows, page.next_locator.as_deref())
+                    .end_staged_page(&job.job_id, page.next_locator.as_deref())
                     .await?;
-                job.rows_staged += rows.len() as u64;
                 match page.next_locator {
                     Some(next) => locator = Some(next),
                     None => break,
@@ -438,7 +460,8 @@ where
     }
 
     /// Feeds a job's staged rows to the page pipeline in `(SystemModstamp, Id)` order, one
-    /// committed page at a time; then ends the job.
+    /// committed page at a time; then ends the job. A job whose pass writes through Bulk goes
+    /// on as a Bulk pass instead (`bulk_pass`: lookups and writes per pass).
     async fn feed_staged(
         &self,
         store: &Store,
@@ -446,8 +469,32 @@ where
         cancel: &CancellationToken,
         report: &mut PassReport,
     ) -> Result<BulkRead, Stop> {
-        let cfg = self.config;
         self.set_bulk_writes(Some(job.rows_staged));
+        if self.bulk_pass_applies(job) {
+            return self.bulk_pass(store, job.clone(), cancel, report).await;
+        }
+        if !self.feed_pages(store, job, false, cancel, report).await? {
+            // Stopping: the rows left stay staged for the next pass.
+            report.outcome = PassOutcome::Cancelled;
+            return Ok(BulkRead::Done);
+        }
+        self.end_read(store, job).await?;
+        Ok(BulkRead::Done)
+    }
+
+    /// Runs a job's staged rows through the page pipeline, `page_size` rows per page, up to
+    /// `in_flight` pages overlapping and committing in order. Each page deletes its staged
+    /// rows, or (`planning`: a Bulk pass) keeps them and records its deferred writes as
+    /// planned. Whether every staged row was fed (`false`: the pass is stopping).
+    pub(super) async fn feed_pages(
+        &self,
+        store: &Store,
+        job: &BulkJob,
+        planning: bool,
+        cancel: &CancellationToken,
+        report: &mut PassReport,
+    ) -> Result<bool, Stop> {
+        let cfg = self.config;
         let limit = u32::try_from(cfg.page_size.max(1)).unwrap_or(u32::MAX);
         // As the REST path: up to `in_flight` pages overlap (their lookups and writes), take
         // their turns at the gate, and commit in page order.
@@ -492,10 +539,14 @@ where
             };
             let mut page = done?;
             let committed = page.index;
-            page.staged = Some(StagedIds {
-                job_id: job.job_id.clone(),
-                through,
-            });
+            if planning {
+                page.pending_job = Some(job.job_id.clone());
+            } else {
+                page.staged = Some(StagedIds {
+                    job_id: job.job_id.clone(),
+                    through,
+                });
+            }
             self.commit_page(*page, report).await?;
             gate.committed(committed);
         }
@@ -510,11 +561,12 @@ where
                 .await?
                 .is_empty();
         }
-        if !exhausted {
-            // Stopping: the rows left stay staged for the next pass.
-            report.outcome = PassOutcome::Cancelled;
-            return Ok(BulkRead::Done);
-        }
+        Ok(exhausted)
+    }
+
+    /// Ends a read job fed to the end: deleted in the org, recorded `completed`.
+    pub(super) async fn end_read(&self, store: &Store, job: &BulkJob) -> Result<(), Stop> {
+        let cfg = self.config;
         if let Err(e) = self
             .call(self.source.bulk_query_end(&job.job_id, true))
             .await
@@ -543,7 +595,7 @@ where
             reason: None,
         }
         .emit(self.metrics);
-        Ok(BulkRead::Done)
+        Ok(())
     }
 
     /// Ends a job that failed or stalled; the pass reads through REST.

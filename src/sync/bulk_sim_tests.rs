@@ -369,8 +369,9 @@ async fn updates_go_through_ingest_jobs_and_results_match_by_key() {
     assert_eq!((report.updated, report.failed), (590, 10), "{report:?}");
     let b = stats(&p.sim_b).await;
     let delta = |kind: &str| calls(&b, kind) - calls(&before, kind);
-    // Three pages of 200 updates: three jobs, no collections update.
-    assert_eq!(delta("bulk_ingest_create"), 3, "{b}");
+    // Three pages of 200 updates, planned, then one job for the pass (`bulk_pass`), no
+    // collections update.
+    assert_eq!(delta("bulk_ingest_create"), 1, "{b}");
     assert_eq!(delta("collections_update"), 0, "{b}");
     for r in &rows {
         let id = r["Id"].as_str().expect("id");
@@ -418,7 +419,8 @@ async fn creates_go_through_upsert_jobs_on_the_external_id() {
     let report = run(1).await;
     assert_eq!(report.created, 300, "{report:?}");
     let b = stats(&p.sim_b).await;
-    assert_eq!(calls(&b, "bulk_ingest_create"), 2, "{b}");
+    // Two pages planned, one upsert job for the pass (`bulk_pass`).
+    assert_eq!(calls(&b, "bulk_ingest_create"), 1, "{b}");
     assert_eq!(calls(&b, "collections_upsert"), 0, "{b}");
     assert_eq!(names(&p.human_b).await, expected(300));
     let with_ext = p
@@ -462,10 +464,11 @@ async fn a_stalled_ingest_job_is_aborted_and_its_rows_replayed_through_rest() {
     assert_eq!((summary.aborted, summary.open), (1, 0));
 }
 
-/// A pass stopped (SIGTERM) while its page's ingest job runs does not wait for the job: it
-/// aborts it, writes the page through collections and commits it.
+/// A pass stopped (SIGTERM) while its ingest job runs does not wait for the job: it aborts
+/// it and stops, its planned writes durable (`bulk_pass`); the next pass writes them and
+/// commits, with no duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_pass_aborts_its_ingest_job_and_commits_the_page_through_rest() {
+async fn a_stopped_pass_aborts_its_ingest_job_and_the_next_pass_finishes_it() {
     let p = Pair::new().await;
     seed(&p.sim_a, 0, 150);
     set_faults(&p.sim_b, json!({"bulk_stall": true})).await;
@@ -499,12 +502,37 @@ async fn a_stopped_pass_aborts_its_ingest_job_and_commits_the_page_through_rest(
         .run(&cancel)
         .await
         .expect("A -> B");
-    assert_eq!(report.created, 150, "{report:?}");
-    let b = stats(&p.sim_b).await;
-    assert_eq!(calls(&b, "collections_upsert"), 1, "{b}");
+    assert_eq!(report.outcome, PassOutcome::Cancelled, "{report:?}");
+    assert_eq!(report.created, 0, "{report:?}");
+    assert!(
+        names(&p.human_b).await.is_empty(),
+        "the stalled job wrote nothing"
+    );
+    let open = p
+        .store
+        .open_bulk_read(Direction::AToB, "Opportunity")
+        .await
+        .expect("open read")
+        .expect("the read is still open");
+    assert_eq!(open.state, crate::store::BulkJobState::Planned);
+
+    set_faults(&p.sim_b, json!({"bulk_stall": false})).await;
+    cfg.cycle = 2;
+    let again = Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store, &Metrics::default())
+        .with_bulk(bulk(BulkMode::Always))
+        .run(&CancellationToken::new())
+        .await
+        .expect("A -> B again");
+    assert_eq!(again.created, 150, "{again:?}");
+    assert_eq!(names(&p.human_b).await, expected(150));
     let summary = p.store.bulk_summary().await.expect("summary");
     assert_eq!((summary.aborted, summary.open), (1, 0));
-    assert_eq!(names(&p.human_b).await, expected(150));
+    let third = Pass::new(&cfg, &mapping(), &p.a, &p.b, &p.store, &Metrics::default())
+        .with_bulk(bulk(BulkMode::Always))
+        .run(&CancellationToken::new())
+        .await
+        .expect("A -> B a third time");
+    assert_eq!((third.created, third.updated), (0, 0), "{third:?}");
 }
 
 /// REST reads with Bulk writes (a backlog between the two thresholds): pages of 1,500 overlap

@@ -454,7 +454,7 @@ where
         }
     }
 
-    async fn end_ingest(
+    pub(super) async fn end_ingest(
         &self,
         job_id: &str,
         operation: &str,

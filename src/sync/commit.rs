@@ -38,6 +38,8 @@ where
             account_links,
             stale_account_links,
             staged,
+            pending_job,
+            pending_done,
             ..
         } = page;
         let counts_ref = &mut counts;
@@ -67,7 +69,14 @@ where
             }
         }
         let mut reverse: Vec<NewNotification> = Vec::new();
-        for state in rows {
+        let mut planned: Vec<crate::store::PendingWrite> = Vec::new();
+        for mut state in rows {
+            // A Bulk pass: a deferred write is recorded as planned; its outcome comes with
+            // the pass's ingest jobs (`bulk_pass`).
+            if let Some(write) = state.deferred.take() {
+                planned.push(self.planned_write(&state, write)?);
+                continue;
+            }
             let row = &state.row;
             let had_failure = state.queued.is_some();
             // A delete settled (tombstone) or a delete conflict kept the edit (restored): the
@@ -205,7 +214,17 @@ where
             counts_ref.reversed += reverse.len() as u64;
             tx.insert_notifications(&reverse).await?;
         }
+        if let Some(job_id) = &pending_job {
+            if !planned.is_empty() {
+                tx.insert_pending(job_id, &planned).await?;
+            }
+            if !pending_done.is_empty() {
+                tx.delete_pending(job_id, &pending_done).await?;
+            }
+        }
         match &mode {
+            // A Bulk pass moves the watermark at its end, once every row has its outcome.
+            PipelineMode::Changes if pending_job.is_some() => {}
             PipelineMode::Changes => {
                 if let Some(max) = page_max {
                     tx.advance_watermark(src, &cfg.object, max).await?;

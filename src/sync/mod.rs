@@ -32,6 +32,7 @@
 mod account_tests;
 mod accounts;
 mod adapters;
+mod bulk_pass;
 mod bulk_port;
 mod bulk_read;
 #[cfg(test)]

@@ -262,6 +262,7 @@ pub fn build_typed_record_queries(
             None,
         ),
         QueryKind::Lookup { any_of } => lookup_queries(&base, any_of, types),
+        QueryKind::All => Ok(vec![base.build()?]),
         QueryKind::MergedInto(ids) => lookup_queries(
             &base,
             &[vec![FieldIn {
@@ -389,6 +390,18 @@ impl OrgPort for Client {
         Ok(page.total_size)
     }
 
+    async fn count_records(&self, object: &str) -> Result<u64, PortError> {
+        let soql = Soql::select(["Id"])
+            .from(object.to_string())
+            .build()
+            .map_err(soql_error)?;
+        let page = self
+            .query_first(&soql, false, Some(200))
+            .await
+            .map_err(|e| port_error(&e))?;
+        Ok(page.total_size)
+    }
+
     async fn delete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, PortError> {
         let results = Client::delete(self, ids)
             .await
@@ -453,6 +466,31 @@ impl OrgPort for Client {
         records: &[Map<String, Value>],
     ) -> Result<(), PortError> {
         super::bulk_port::ingest_upload(self, job_id, header, records).await
+    }
+
+    async fn bulk_ingest_upload_file(
+        &self,
+        job_id: &str,
+        file: &std::fs::File,
+    ) -> Result<(), PortError> {
+        Client::bulk_ingest_upload_file(self, job_id, file)
+            .await
+            .map_err(|e| port_error(&e))
+    }
+
+    async fn bulk_ingest_result_rows(
+        &self,
+        job_id: &str,
+        which: BulkResults,
+    ) -> Result<crate::salesforce::bulk::files::CsvRows, PortError> {
+        let which = match which {
+            BulkResults::Successful => crate::salesforce::bulk::IngestResults::Successful,
+            BulkResults::Failed => crate::salesforce::bulk::IngestResults::Failed,
+            BulkResults::Unprocessed => crate::salesforce::bulk::IngestResults::Unprocessed,
+        };
+        Client::bulk_ingest_results_rows(self, job_id, which)
+            .await
+            .map_err(|e| port_error(&e))
     }
 
     async fn bulk_ingest_close(&self, job_id: &str, abort: bool) -> Result<(), PortError> {

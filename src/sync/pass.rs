@@ -102,6 +102,12 @@ pub(super) struct Page {
     pub stale_account_links: Vec<(String, String)>,
     /// Bulk read: the staged rows this page's transaction deletes (`bulk_read`).
     pub staged: Option<super::bulk_read::StagedIds>,
+    /// A Bulk pass (`bulk_pass`): the read job whose planned writes this page records (its
+    /// rows' deferred writes) or settles (`pending_done`); the watermark then moves only at
+    /// the pass's end.
+    pub pending_job: Option<String>,
+    /// The planned writes whose outcomes this page records (deleted with its commit).
+    pub pending_done: Vec<u64>,
 }
 
 /// One direction pass over its ports.
@@ -123,6 +129,8 @@ pub struct Pass<'p, S, T, St> {
     bulk_writes: std::sync::atomic::AtomicBool,
     /// The pass's cancellation, for the waits of Bulk ingest jobs (set by the watermark read).
     pub(super) bulk_cancel: std::sync::OnceLock<CancellationToken>,
+    /// A Bulk pass planning (`bulk_pass`): its pages defer their writes.
+    pub(super) deferral: std::sync::Mutex<Option<std::sync::Arc<super::bulk_pass::Deferral>>>,
     /// The mass-delete breaker of the part of the pass running now (the watermark query, or
     /// a batch of known deletes): whether its deletes are held, or still to be counted.
     pub(super) breaker: tokio::sync::Mutex<Breaker>,
@@ -167,6 +175,7 @@ where
             bulk: super::bulk_read::BulkConfig::never(),
             bulk_writes: std::sync::atomic::AtomicBool::new(false),
             bulk_cancel: std::sync::OnceLock::new(),
+            deferral: std::sync::Mutex::new(None),
         }
     }
 
@@ -376,6 +385,8 @@ where
             account_links,
             stale_account_links,
             staged: None,
+            pending_job: None,
+            pending_done: Vec::new(),
         }))
     }
 
@@ -512,14 +523,20 @@ where
         let cfg = self.config;
         let tgt = self.target_org();
         let keys = self.keys();
-        let query = matching::lookup_query(
-            keys,
-            self.mapping,
-            tgt,
-            self.target_fields(),
-            rows.iter().filter(|s| s.looked_up()),
-        );
-        let records = self.query_all(self.target, tgt, &query).await?;
+        let records = match self.deferral().filter(|d| d.targets) {
+            // A Bulk pass: from the target's records staged for the pass (`bulk_pass`).
+            Some(deferral) => self.staged_lookup(&deferral, rows).await?,
+            None => {
+                let query = matching::lookup_query(
+                    keys,
+                    self.mapping,
+                    tgt,
+                    self.target_fields(),
+                    rows.iter().filter(|s| s.looked_up()),
+                );
+                self.query_all(self.target, tgt, &query).await?
+            }
+        };
         let mut parsed = Vec::with_capacity(records.len());
         for record in &records {
             let row = parse_target_row(tgt, self.mapping, cfg.external_id_field.as_deref(), record)

@@ -300,6 +300,7 @@ impl OrgPort for FakeOrg {
                 }
                 // The fake has no merges.
                 QueryKind::MergedInto(_) => false,
+                QueryKind::All => true,
                 QueryKind::Lookup { any_of } => any_of
                     .iter()
                     .any(|conj| conj.iter().all(|c| field_matches(r, c))),

@@ -44,7 +44,7 @@ use crate::config::{ConflictPolicy, DeleteConflictPolicy};
 use crate::store::{Direction, Org};
 
 /// A row read from the source org, in canonical form.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourceRow {
     pub id: String,
     pub system_modstamp: DateTime<Utc>,

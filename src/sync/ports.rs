@@ -59,6 +59,9 @@ pub enum QueryKind {
     /// One target lookup for a page: rows matching ANY of the conjunctions, each conjunction
     /// being ALL of its `field IN (values)` conditions.
     Lookup { any_of: Vec<Vec<FieldIn>> },
+    /// Every live record of the object (a Bulk pass stages the target's records for the
+    /// lookups of all its pages: `bulk_pass`).
+    All,
 }
 
 /// A query: object, the fields to select besides the system fields, and which rows.
@@ -94,12 +97,37 @@ pub enum BulkStatus {
     Ended { state: String, message: String },
 }
 
-/// One page of a Bulk query job's results, as REST-shaped records, and the next locator.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One page of a Bulk query job's results, as REST-shaped records read a chunk at a time
+/// (the page itself stays on disk), and the next locator.
+#[derive(Debug)]
 pub struct BulkPage {
-    pub records: Vec<Map<String, Value>>,
+    pub records: BulkRecords,
     /// `None` after the last page.
     pub next_locator: Option<String>,
+}
+
+/// A results page's records, read a chunk at a time.
+#[derive(Debug)]
+pub enum BulkRecords {
+    /// Already in memory (test ports).
+    Memory(std::vec::IntoIter<Map<String, Value>>),
+    /// A results file on disk (`salesforce::bulk::files`).
+    Csv(crate::salesforce::bulk::files::CsvRecords),
+}
+
+impl BulkRecords {
+    /// The next at most `n` records; empty at the end. An unreadable file is a transient
+    /// error (the page is read again).
+    pub fn next_chunk(&mut self, n: usize) -> Result<Vec<Map<String, Value>>, PortError> {
+        match self {
+            BulkRecords::Memory(rows) => Ok(rows.by_ref().take(n).collect()),
+            BulkRecords::Csv(records) => records.next_records(n).map_err(|message| PortError {
+                kind: ErrorKind::Transient,
+                code: "BAD_RESPONSE".into(),
+                message: format!("unexpected Bulk CSV: {message}"),
+            }),
+        }
+    }
 }
 
 impl PortError {
@@ -230,6 +258,12 @@ pub trait OrgPort: Send + Sync {
         &self,
         query: &RecordQuery,
     ) -> impl Future<Output = Result<u64, PortError>> + Send;
+    /// How many live records `object` has (one query, only its `totalSize` read): whether a
+    /// Bulk pass stages the target's records (`bulk_pass`).
+    fn count_records(&self, _object: &str) -> impl Future<Output = Result<u64, PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
     /// Bulk API 2.0: creates a query job for a record query; returns the job id. Ports without
     /// Bulk answer [`PortError::bulk_unsupported`] (the default).
     fn bulk_query_start(
@@ -286,6 +320,26 @@ pub trait OrgPort: Send + Sync {
         _header: &[String],
         _records: &[Map<String, Value>],
     ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// Uploads an ingest job's CSV from a file written by `salesforce::bulk::files::CsvUpload`
+    /// (streamed, never whole in memory). One call.
+    fn bulk_ingest_upload_file(
+        &self,
+        _job_id: &str,
+        _file: &std::fs::File,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async { Err(PortError::bulk_unsupported()) }
+    }
+
+    /// One result file of an ended ingest job, on disk, read back a chunk of rows at a time.
+    fn bulk_ingest_result_rows(
+        &self,
+        _job_id: &str,
+        _which: BulkResults,
+    ) -> impl Future<Output = Result<crate::salesforce::bulk::files::CsvRows, PortError>> + Send
+    {
         async { Err(PortError::bulk_unsupported()) }
     }
 
@@ -457,6 +511,24 @@ pub trait PageTxPort: Send {
         _through: (&str, &str),
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
+    }
+
+    /// Records planned writes of a Bulk pass (`bulk_pass`).
+    fn insert_pending(
+        &mut self,
+        _job_id: &str,
+        _rows: &[crate::store::PendingWrite],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Err(StoreError::Corrupt("this store keeps no Bulk state".into())) }
+    }
+
+    /// Deletes planned writes of a Bulk pass once their outcomes are recorded.
+    fn delete_pending(
+        &mut self,
+        _job_id: &str,
+        _seqs: &[u64],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Err(StoreError::Corrupt("this store keeps no Bulk state".into())) }
     }
 
     /// Makes every write of the page durable.

@@ -33,6 +33,9 @@ pub(super) struct RowState {
     pub decision: Option<Decision>,
     /// The write the decision asks for, until the write stage makes it.
     pub write: Option<Write>,
+    /// A Bulk pass (`bulk_pass`): the write, deferred to the pass's ingest jobs; the page's
+    /// commit records it as planned instead of an outcome.
+    pub deferred: Option<Write>,
     /// The delete-side call the decision asks for (`deletes`), until that stage makes it.
     pub delete: Option<DeleteStep>,
     /// The target record to carry back to the source, when the decision says so.
@@ -79,6 +82,7 @@ impl RowState {
             target: Found::Nothing,
             decision: None,
             write: None,
+            deferred: None,
             delete: None,
             reverse: None,
             account_id: None,
@@ -164,7 +168,7 @@ pub(super) enum Found {
 }
 
 /// A write to the target, in the target org's field names.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) enum Write {
     /// A create (an upsert on the external id field when one is configured).
     Create(Map<String, Value>),

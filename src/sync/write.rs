@@ -27,6 +27,8 @@ where
         rows: &mut [RowState],
         report: &mut PassReport,
     ) -> Result<(), Stop> {
+        // A Bulk pass (`bulk_pass`) defers its updates and upserts to the pass's jobs.
+        self.defer_writes(rows);
         // Bulk API 2.0 (`bulk_write`): a large pass's updates and upserts go through an
         // ingest job; the rows it settles have no write left for the calls below.
         self.bulk_write_page(rows, report).await?;

@@ -1,7 +1,8 @@
 //! Bulk API 2.0 through the binary (issue 16), at a read threshold of 500: `kill -9` while a
 //! Bulk read is at any stage (job running, results being staged, staged rows being fed) and
 //! while Bulk writes run, then a restart, ends with every record once in both orgs (DESIGN
-//! §2.4 on the Bulk path).
+//! §2.4 on the Bulk path). And the Bulk pass's API calls at 20,000 records each way
+//! (`sync::bulk_pass`): one job per operation per pass, not per page.
 
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -11,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use super::{World, assert_converged, seed, set_faults};
+use super::{World, assert_converged, human, seed, set_faults};
 
 /// `orgsync run` with the Bulk settings `env` (`ORGSYNC__BATCH__...`).
 fn spawn_with(world: &World, log: &PathBuf, env: &[(&str, &str)]) -> Child {
@@ -26,15 +27,11 @@ fn spawn_with(world: &World, log: &PathBuf, env: &[(&str, &str)]) -> Child {
         .expect("orgsync run starts")
 }
 
-/// Kills `orgsync run` at random instants for `rounds` rounds; returns the Bulk job states
-/// the kills left open (`status`'s `open_jobs`), round after round.
-fn kill_rounds(world: &World, env: &[(&str, &str)], rounds: usize, seed: u64) -> Vec<String> {
-    kill_rounds_until(world, env, rounds, rounds, seed, |_| true)
-}
-
-/// [`kill_rounds`], at least `min` rounds and then on, up to `max`, until `enough` holds of the
-/// states seen: how long a process takes to reach a stage depends on the machine's load, so
-/// the test keeps killing until a kill has landed where it must (or `max` rounds are spent).
+/// Kills `orgsync run` at random instants, at least `min` rounds and then on, up to `max`,
+/// until `enough` holds of the Bulk job states the kills left open (`status`'s `open_jobs`,
+/// round after round, which it returns): how long a process takes to reach a stage depends
+/// on the machine's load, so the test keeps killing until a kill has landed where it must
+/// (or `max` rounds are spent).
 fn kill_rounds_until(
     world: &World,
     env: &[(&str, &str)],
@@ -127,7 +124,14 @@ async fn kill_9_during_bulk_writes_resumes_with_exactly_the_right_records() {
         ("ORGSYNC__SYNC__EXTERNAL_ID_FIELD", "Ext_Id__c"),
     ];
     tokio::task::block_in_place(|| {
-        let _ = kill_rounds(&world, env, 6, 0xB01C_0002);
+        // Kills keep landing until one has caught the Bulk pass planned (its writes waiting
+        // for the job) or written (results recorded, outcomes being committed).
+        let later = |states: &[String]| states.iter().any(|s| s == "planned" || s == "written");
+        let open = kill_rounds_until(&world, env, 6, 24, 0xB01C_0002, later);
+        assert!(
+            later(&open),
+            "no kill landed while the pass was writing: {open:?}"
+        );
         let status: Value = world.status();
         assert!(
             status["bulk"]["completed"].as_u64().unwrap_or(0)
@@ -154,4 +158,129 @@ async fn kill_9_during_bulk_writes_resumes_with_exactly_the_right_records() {
         }
         assert_converged(&world, 2_000);
     });
+}
+
+/// Every API call of `org` since `before`, by kind, and their total (logins left out: one
+/// per process).
+fn calls_since(org: &sfsim::SimOrg, before: &Value) -> (serde_json::Map<String, Value>, u64) {
+    let now = org.stats();
+    let mut kinds = serde_json::Map::new();
+    let mut total = 0;
+    if let Some(calls) = now["calls"].as_object() {
+        for (kind, n) in calls {
+            let n = n.as_u64().unwrap_or(0) - before["calls"][kind].as_u64().unwrap_or(0);
+            if n > 0 && kind != "login" {
+                total += n;
+                kinds.insert(kind.clone(), json!(n));
+            }
+        }
+    }
+    (kinds, total)
+}
+
+fn sync_once(world: &World, env: &[(&str, &str)]) {
+    let mut cmd = world.command(&["sync", "--once"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("sync runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// 20,000 new records A -> B, then the same 20,000 edited in A, at the default thresholds
+/// lowered to 1,000 (`"auto"`): each is one Bulk pass, its read one query job, its lookups
+/// one staging of B's records, its writes one ingest job: a handful of calls per org where
+/// REST takes ceil(20,000 / 2,000) + ceil(20,000 / 200) = 110.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_pass_moves_20000_records_in_a_handful_of_calls() {
+    const N: usize = 20_000;
+    let world = World::new().await;
+    let field = json!({"object": "Opportunity", "name": "Ext_Id__c", "type": "string",
+                       "length": 64, "externalId": true, "unique": true});
+    world.a.add_field(&field).expect("field A");
+    world.b.add_field(&field).expect("field B");
+    seed(&world.a, "Pass", N);
+    let env: &[(&str, &str)] = &[
+        ("ORGSYNC__BATCH__BULK_READ_THRESHOLD", "1000"),
+        ("ORGSYNC__BATCH__BULK_WRITE_THRESHOLD", "1000"),
+        ("ORGSYNC__SYNC__EXTERNAL_ID_FIELD", "Ext_Id__c"),
+    ];
+    let before = [world.a.stats(), world.b.stats()];
+    tokio::task::block_in_place(|| sync_once(&world, env));
+    let (kinds_a, api_a) = calls_since(&world.a, &before[0]);
+    let (kinds_b, api_b) = calls_since(&world.b, &before[1]);
+    tokio::task::block_in_place(|| assert_converged(&world, N));
+    // A: the estimate's query page, the describe, the job's create, polls, one results page
+    // (250,000 rows a page), its delete; and B -> A's quiet watermark query.
+    assert_eq!(kinds_a["bulk_query_create"], json!(1), "A: {kinds_a:?}");
+    assert!(api_a <= 12, "A: {api_a} calls: {kinds_a:?}");
+    // B: the count of its records and their staging (none yet: one REST page), one upsert
+    // job (create, upload, close, polls, three result files); B -> A's query.
+    assert_eq!(kinds_b["bulk_ingest_create"], json!(1), "B: {kinds_b:?}");
+    assert!(
+        !kinds_b.contains_key("collections_upsert"),
+        "B: {kinds_b:?}"
+    );
+    assert!(api_b <= 16, "B: {api_b} calls: {kinds_b:?}");
+    eprintln!("new: A {api_a} calls {kinds_a:?}; B {api_b} calls {kinds_b:?}");
+
+    // Every record edited in A by a person.
+    let edits: Vec<(String, serde_json::Map<String, Value>)> = world
+        .a
+        .db()
+        .query(
+            "SELECT Id FROM Opportunity",
+            false,
+            "62.0",
+            chrono::Utc::now(),
+        )
+        .expect("ids")
+        .iter()
+        .filter_map(|r| r["Id"].as_str().map(str::to_string))
+        .map(|id| {
+            let mut body = serde_json::Map::new();
+            body.insert("Description".into(), json!("edited in A"));
+            (id, body)
+        })
+        .collect();
+    assert_eq!(edits.len(), N);
+    let person = human(&world.a);
+    person
+        .update("Opportunity", &edits)
+        .await
+        .expect("edits in A");
+    let before = [world.a.stats(), world.b.stats()];
+    tokio::task::block_in_place(|| sync_once(&world, env));
+    let (kinds_a, api_a) = calls_since(&world.a, &before[0]);
+    let (kinds_b, api_b) = calls_since(&world.b, &before[1]);
+    tokio::task::block_in_place(|| assert_converged(&world, N));
+    assert!(api_a <= 12, "A: {api_a} calls: {kinds_a:?}");
+    // B: the count, a query job staging its 20,000 records (create, polls, a page, delete),
+    // one update job.
+    assert_eq!(kinds_b["bulk_query_create"], json!(1), "B: {kinds_b:?}");
+    assert_eq!(kinds_b["bulk_ingest_create"], json!(1), "B: {kinds_b:?}");
+    assert!(
+        !kinds_b.contains_key("collections_update"),
+        "B: {kinds_b:?}"
+    );
+    assert!(api_b <= 20, "B: {api_b} calls: {kinds_b:?}");
+    let edited = world
+        .b
+        .db()
+        .query(
+            "SELECT Description FROM Opportunity",
+            false,
+            "62.0",
+            chrono::Utc::now(),
+        )
+        .expect("descriptions")
+        .iter()
+        .filter(|r| r["Description"] == json!("edited in A"))
+        .count();
+    assert_eq!(edited, N);
+    eprintln!("updates: A {api_a} calls {kinds_a:?}; B {api_b} calls {kinds_b:?}");
 }

@@ -12,6 +12,7 @@
 //! pipeline's JSON values by the fields' describe types.
 
 pub mod csv;
+pub mod files;
 
 use std::time::Duration;
 
@@ -213,6 +214,69 @@ impl Client {
             csv: reply.body,
             next_locator,
         })
+    }
+
+    /// One page of a completed query job's results streamed to a temporary file and read
+    /// back a chunk at a time (never the page in memory), with the next page's locator. The
+    /// page holds at most `max_records` rows (`None`: the org chooses).
+    pub async fn bulk_query_results_rows(
+        &self,
+        id: &str,
+        locator: Option<&str>,
+        max_records: Option<u32>,
+    ) -> Result<(files::CsvRows, Option<String>), SalesforceError> {
+        let path = format!("{}/results", Self::job_path(JobKind::Query, id));
+        let file = files::temp_file().map_err(|m| self.bad_csv(&m))?;
+        let mut req = ApiRequest::get(CallKind::Bulk, Target::Data(&path));
+        req.accept = "text/csv";
+        req.download = Some(&file);
+        if let Some(locator) = locator {
+            req.query.push(("locator", locator.to_string()));
+        }
+        if let Some(max) = max_records {
+            req.query.push(("maxRecords", max.to_string()));
+        }
+        let reply = self.send_reply(&req).await?;
+        let next_locator = reply
+            .locator
+            .filter(|l| !l.is_empty() && !l.eq_ignore_ascii_case("null"));
+        let rows = files::CsvRows::open(file).map_err(|m| self.bad_csv(&m))?;
+        Ok((rows, next_locator))
+    }
+
+    /// Uploads a job's CSV streamed from a file (one upload per job; 201 Created).
+    pub async fn bulk_ingest_upload_file(
+        &self,
+        id: &str,
+        file: &std::fs::File,
+    ) -> Result<(), SalesforceError> {
+        let path = format!("{}/batches", Self::job_path(JobKind::Ingest, id));
+        let mut req = ApiRequest::get(CallKind::Bulk, Target::Data(&path));
+        req.method = reqwest::Method::PUT;
+        req.file_body = Some(("text/csv", file));
+        // A repeated upload is refused (one per job), never applied twice.
+        req.idempotent = true;
+        self.send(&req).await.map(|_| ())
+    }
+
+    /// One of an ended ingest job's result files, streamed to a temporary file and read back
+    /// a chunk at a time.
+    pub async fn bulk_ingest_results_rows(
+        &self,
+        id: &str,
+        which: IngestResults,
+    ) -> Result<files::CsvRows, SalesforceError> {
+        let path = format!(
+            "{}/{}",
+            Self::job_path(JobKind::Ingest, id),
+            which.segment()
+        );
+        let file = files::temp_file().map_err(|m| self.bad_csv(&m))?;
+        let mut req = ApiRequest::get(CallKind::Bulk, Target::Data(&path));
+        req.accept = "text/csv";
+        req.download = Some(&file);
+        self.send(&req).await?;
+        files::CsvRows::open(file).map_err(|m| self.bad_csv(&m))
     }
 
     /// Aborts a job (`PATCH {"state":"Aborted"}`).
