@@ -249,8 +249,18 @@ mod tests {
         assert_eq!(estimated_calls(None, 0, BulkMode::Auto, 10_000), 1);
         assert_eq!(estimated_calls(None, 4_001, BulkMode::Auto, 10_000), 3);
         assert_eq!(estimated_calls(None, 4_001, BulkMode::Never, 1_000), 3);
-        // Bulk: 1 page, 1 describe, 1 create, 1 poll, 1 delete and the results pages.
-        assert_eq!(estimated_calls(None, 20_000, BulkMode::Auto, 10_000), 7);
+        // Bulk: 1 page, 1 describe, 1 create, 1 poll, 1 delete and the results pages of
+        // `sync::MAX_RECORDS` rows.
+        let pages = |n: u64| n.div_ceil(u64::from(crate::sync::MAX_RECORDS));
+        assert_eq!(
+            estimated_calls(None, 20_000, BulkMode::Auto, 10_000),
+            5 + pages(20_000)
+        );
+        assert_eq!(
+            estimated_calls(None, 1_000_000, BulkMode::Auto, 10_000),
+            5 + pages(1_000_000)
+        );
+        assert!(estimated_calls(None, 1_000_000, BulkMode::Auto, 10_000) < 20);
     }
 
     #[test]
