@@ -124,7 +124,7 @@ impl Daemon {
         match self.reconcile_now(cancel).await {
             Ok(Some(report)) => {
                 turns.retry_at = None;
-                tracing::info!(
+                tracing::debug!(
                     run_id = %report.run_id,
                     total = report.total,
                     remaining = report.remaining(),

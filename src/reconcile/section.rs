@@ -127,6 +127,11 @@ mod tests {
         let json = serde_json::to_value(&section).unwrap();
         assert_eq!(json["differences"]["orphan_link"], 2);
         assert_eq!(json["total"], 2);
+        let mut outside = section.clone();
+        outside.outside_filter = 3;
+        assert!(
+            status_line(Some(&outside)).ends_with("orphan_link 2; 3 linked outside sync.filter\n")
+        );
         let unreadable = StoredReconcileReport {
             report: "not json".into(),
             ..stored

@@ -316,10 +316,14 @@ impl Store {
         let mut rows = sqlx::query(
             "SELECT a_id, b_id, state, a_present, b_present FROM (
                  SELECT l.a_id, l.b_id, l.state,
+                   -- A record found outside the filter is there for its live link; a
+                   -- tombstone is judged by the filtered read alone.
                    CASE WHEN EXISTS (SELECT 1 FROM reconcile_rows ra WHERE ra.run_id = $1
-                        AND ra.org = 'a' AND ra.record_id = l.a_id) THEN 1 ELSE 0 END AS a_present,
+                        AND ra.org = 'a' AND ra.record_id = l.a_id
+                        AND (l.state = 'live' OR ra.outside_filter = 0)) THEN 1 ELSE 0 END AS a_present,
                    CASE WHEN EXISTS (SELECT 1 FROM reconcile_rows rb WHERE rb.run_id = $1
-                        AND rb.org = 'b' AND rb.record_id = l.b_id) THEN 1 ELSE 0 END AS b_present
+                        AND rb.org = 'b' AND rb.record_id = l.b_id
+                        AND (l.state = 'live' OR rb.outside_filter = 0)) THEN 1 ELSE 0 END AS b_present
                  FROM links l WHERE l.object = $2 AND l.state IN ('live', 'tombstone')) t
              WHERE (state = 'live' AND (a_present = 0 OR b_present = 0))
                 OR (state = 'tombstone' AND a_present = 1 AND b_present = 1)
@@ -647,6 +651,14 @@ mod tests {
                 ("a2".to_string(), true, false),
                 ("a3".to_string(), true, false),
             ]);
+            // A tombstone of a2 (found outside the filter) with b1 (read): not both read.
+            sqlx::query("INSERT INTO links (object, a_id, b_id, snapshot, state, deleted_at,
+                             deleted_by, created_at, updated_at)
+                         VALUES ('Opportunity', 'a2', 'b1', '{}', 'tombstone', $1, 'a', $1, $1)")
+                .bind(format_timestamp(at(3)))
+                .execute(&store.pool)
+                .await
+                .unwrap();
             let mut orphans = Vec::new();
             store.reconcile_orphans(run, "Opportunity", |r| orphans.push(r.a_id)).await.unwrap();
             assert_eq!(orphans, vec!["a4"]);
