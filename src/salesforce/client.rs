@@ -692,7 +692,7 @@ impl Client {
             builder = builder.header(*name, value);
         }
         if let Some((content_type, file)) = req.file_body {
-            let (file, len) = rewound(file).map_err(|e| {
+            let (file, len) = super::transfer::rewound(file).map_err(|e| {
                 SalesforceError::client(org, "UPLOAD_FAILED", e, ErrorClass::Permanent)
             })?;
             let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
@@ -727,7 +727,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         if let (Some(file), true) = (req.download, (200..300).contains(&status)) {
-            download(org, reply, file).await?;
+            super::transfer::download(org, reply, file).await?;
             debug!(org, kind = req.kind.as_str(), status, "salesforce call");
             return Ok(Reply {
                 body: String::new(),
@@ -768,51 +768,6 @@ impl Client {
 /// The error code of a login not attempted because an earlier one was refused (the message
 /// carries Salesforce's code and message of that refusal).
 pub const AUTH_FAILED: &str = "AUTH_FAILED";
-
-/// A handle on `file` at its start, and its length.
-fn rewound(file: &std::fs::File) -> Result<(std::fs::File, u64), String> {
-    use std::io::Seek as _;
-    let mut file = file
-        .try_clone()
-        .map_err(|e| format!("cannot read the upload file: {e}"))?;
-    file.seek(std::io::SeekFrom::Start(0))
-        .map_err(|e| format!("cannot read the upload file: {e}"))?;
-    let len = file
-        .metadata()
-        .map_err(|e| format!("cannot read the upload file: {e}"))?
-        .len();
-    Ok((file, len))
-}
-
-/// Streams a reply's body into `file` (emptied first: a retried download starts over).
-async fn download(
-    org: &str,
-    mut reply: reqwest::Response,
-    file: &std::fs::File,
-) -> Result<(), SalesforceError> {
-    use std::io::{Seek as _, Write as _};
-    let failed = |e: std::io::Error| {
-        SalesforceError::client(
-            org,
-            "DOWNLOAD_FAILED",
-            format!("cannot write the downloaded results to a temporary file: {e}"),
-            ErrorClass::Transient,
-        )
-    };
-    let mut out = file.try_clone().map_err(failed)?;
-    out.set_len(0).map_err(failed)?;
-    out.seek(std::io::SeekFrom::Start(0)).map_err(failed)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-    while let Some(chunk) = reply
-        .chunk()
-        .await
-        .map_err(|e| SalesforceError::from_transport(org, &e))?
-    {
-        out.write_all(&chunk).map_err(failed)?;
-    }
-    out.flush().map_err(failed)?;
-    Ok(())
-}
 
 /// Locks a mutex, taking the value over from a task that panicked while holding it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

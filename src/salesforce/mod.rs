@@ -26,6 +26,7 @@ mod replication;
 mod retry;
 mod soap_calls;
 pub mod soql;
+mod transfer;
 mod usage;
 
 pub use auth::{

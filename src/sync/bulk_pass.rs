@@ -33,36 +33,24 @@
 //! conflict being seen (as any Bulk write is unconditional); the REST path's window is a
 //! page's lookup and write.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::Utc;
-use futures::future::join_all;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::bulk_read::{BulkRead, Waited, overdue, stops};
-use super::bulk_write::page_through_bulk;
+use super::bulk_read::BulkRead;
 use super::errors::{PassError, Stop};
 use super::mapping::Canonical;
-use super::pass::{COLLECTION_LIMIT, Page, Pass, PipelineMode};
+use super::pass::{Page, Pass, PipelineMode};
 use super::plan::{Action, QueuedFailure, SourceRow};
-use super::ports::{
-    BulkResults, BulkStatus, OrgPort, PageTxPort, QueryKind, RecordQuery, StorePort,
-};
+use super::ports::{OrgPort, PageTxPort, StorePort};
 use super::report::{PassOutcome, PassReport};
-use super::rows::{RowOutcome, RowState, Write, parse_target_row};
-use super::write::per_record;
+use super::rows::{RowOutcome, RowState, Write};
 use crate::domain::FailureClass;
-use crate::events::bulk::{BulkJobCreated, BulkJobEnded};
 use crate::events::record::{RecordUpdated, RecordWritten};
-use crate::salesforce::bulk::files::{CsvRows, CsvUpload};
-use crate::salesforce::bulk::{poll_delay, split_row_error};
-use crate::store::{
-    BulkJob, BulkJobState, PendingWrite, StagedTarget, Store, StoreError, StoredResult,
-};
-
+use crate::store::{BulkJob, BulkJobState, PendingWrite, Store, StoreError, StoredResult};
 /// Largest upload of one ingest job, in bytes of CSV (Salesforce takes 150 MB base64
 /// encoded, about 100 MB of CSV; sfsim's default limit is 100,000,000 bytes).
 pub const MAX_JOB_BYTES: u64 = 90_000_000;
@@ -72,7 +60,7 @@ pub const MAX_JOB_BYTES: u64 = 90_000_000;
 pub const TARGETS_THROUGH_REST: u64 = 10_000;
 
 /// Planned rows read from the store at a time.
-const CHUNK: u32 = 2_000;
+pub(super) const CHUNK: u32 = 2_000;
 
 /// Whether staging the target's records for a pass of `backlog` rows pays: the target holds
 /// at most four times the backlog, or 100,000 records (staging costs a few calls, but time
@@ -116,33 +104,21 @@ pub(super) fn match_key_text(match_by: &[String], values: &Canonical) -> Option<
     serde_json::to_string(&key?).ok()
 }
 
-/// The record an upload sends for a planned write: the body, with the `Id` of an update.
-fn upload_record(write: &Write) -> Map<String, Value> {
-    match write {
-        Write::Update { target_id, body } => {
-            let mut record = body.clone();
-            record.insert("Id".into(), Value::String(target_id.clone()));
-            record
-        }
-        Write::Create(body) => body.clone(),
-    }
-}
-
 /// What a planned row's commit needs (`bulk_pending.pending`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct PendingRow {
-    row: SourceRow,
+pub(super) struct PendingRow {
+    pub row: SourceRow,
     /// It had a failure-queue entry (cleared when it succeeds).
-    queued: bool,
+    pub queued: bool,
     /// Its linked target, for a failure's record.
-    linked_target: Option<String>,
-    write: Write,
-    snapshot: Canonical,
+    pub linked_target: Option<String>,
+    pub write: Write,
+    pub snapshot: Canonical,
     /// The target record to carry back to the source once written.
-    reverse: Option<String>,
+    pub reverse: Option<String>,
 }
 
-fn pending_row(p: &PendingWrite) -> Result<PendingRow, StoreError> {
+pub(super) fn pending_row(p: &PendingWrite) -> Result<PendingRow, StoreError> {
     serde_json::from_str(&p.pending)
         .map_err(|e| StoreError::Corrupt(format!("planned write {}: {e}", p.seq)))
 }
@@ -154,42 +130,6 @@ pub(super) struct Deferral {
     pub job_id: String,
     pub targets: bool,
     next_seq: AtomicU64,
-}
-
-/// The results of one result file, by key.
-fn results_of(
-    rows: Vec<Vec<String>>,
-    header: &[String],
-    key: &str,
-    which: BulkResults,
-) -> Vec<(String, StoredResult)> {
-    let col = |name: &str| header.iter().position(|h| h == name);
-    let (Some(k), id, created, error) = (
-        col(key),
-        col("sf__Id"),
-        col("sf__Created"),
-        col("sf__Error"),
-    ) else {
-        return Vec::new();
-    };
-    rows.into_iter()
-        .filter_map(|cells| {
-            let key = cells.get(k)?.clone();
-            let cell = |i: Option<usize>| i.and_then(|i| cells.get(i)).cloned().unwrap_or_default();
-            let result = match which {
-                BulkResults::Successful => StoredResult::Written {
-                    target_id: cell(id),
-                    created: cell(created).eq_ignore_ascii_case("true"),
-                },
-                BulkResults::Failed => {
-                    let (code, message) = split_row_error(&cell(error));
-                    StoredResult::Failed { code, message }
-                }
-                BulkResults::Unprocessed => StoredResult::Unprocessed,
-            };
-            Some((key, result))
-        })
-        .collect()
 }
 
 impl<S, T, St> Pass<'_, S, T, St>
@@ -361,586 +301,6 @@ where
         Ok(BulkRead::Done)
     }
 
-    /// Stages the target's records for the lookups, when it pays; whether it did.
-    async fn stage_targets(
-        &self,
-        store: &Store,
-        job: &BulkJob,
-        cancel: &CancellationToken,
-    ) -> Result<bool, Stop> {
-        let cfg = self.config;
-        let tgt = self.target_org();
-        let count = match self.call(self.target.count_records(&cfg.object)).await {
-            Ok(n) => n,
-            Err(e) if stops(&e) => return Err(Stop::port(tgt, e)),
-            Err(_) => return Ok(false),
-        };
-        if !stage_targets_pays(job.rows_staged, count) {
-            tracing::info!(
-                cycle = cfg.cycle,
-                direction = %cfg.direction,
-                target_records = count,
-                rows = job.rows_staged,
-                "bulk pass: the target is too large to stage; pages look up as on REST"
-            );
-            return Ok(false);
-        }
-        let query = RecordQuery {
-            object: cfg.object.clone(),
-            fields: self.target_fields(),
-            kind: QueryKind::All,
-        };
-        if count <= TARGETS_THROUGH_REST {
-            let records = self.query_all(self.target, tgt, &query).await?;
-            for chunk in records.chunks(CHUNK as usize) {
-                self.stage_target_chunk(store, &job.job_id, chunk.to_vec())
-                    .await?;
-            }
-            return Ok(true);
-        }
-        let job_id = match self.call(self.target.bulk_query_start(&query)).await {
-            Ok(id) => id,
-            Err(e) if stops(&e) => return Err(Stop::port(tgt, e)),
-            Err(_) => return Ok(false),
-        };
-        let created_at = Utc::now();
-        store
-            .insert_bulk_job(
-                &job_id,
-                tgt,
-                &cfg.object,
-                "lookup",
-                cfg.direction,
-                cfg.cycle,
-                created_at,
-            )
-            .await?;
-        BulkJobCreated {
-            cycle: cfg.cycle,
-            direction: cfg.direction,
-            org: tgt,
-            job_id: &job_id,
-            operation: "lookup",
-            backlog: Some(count),
-        }
-        .emit();
-        let waited = self
-            .wait_query(self.target, tgt, &job_id, created_at, cancel)
-            .await?;
-        if !matches!(waited, Waited::Complete) {
-            let _ = self.call(self.target.bulk_query_end(&job_id, false)).await;
-            let reason = match waited {
-                Waited::Ended(reason) => reason,
-                Waited::Cancelled => "the pass was stopped".to_string(),
-                _ => "still open after batch.bulk_timeout: aborted".to_string(),
-            };
-            self.end_lookup(store, &job_id, BulkJobState::Aborted, 0, Some(&reason))
-                .await?;
-            return Ok(false);
-        }
-        let mut locator: Option<String> = None;
-        let mut staged = 0u64;
-        loop {
-            let page = match self
-                .call(self.target.bulk_query_page(
-                    &job_id,
-                    &cfg.object,
-                    locator.as_deref(),
-                    self.bulk.max_records,
-                ))
-                .await
-            {
-                Ok(page) => page,
-                Err(e) if stops(&e) => return Err(Stop::port(tgt, e)),
-                Err(e) => {
-                    self.end_lookup(
-                        store,
-                        &job_id,
-                        BulkJobState::Failed,
-                        staged,
-                        Some(&e.to_string()),
-                    )
-                    .await?;
-                    store.clear_bulk_targets(&job.job_id).await?;
-                    return Ok(false);
-                }
-            };
-            let mut records = page.records;
-            loop {
-                let chunk = records
-                    .next_chunk(CHUNK as usize)
-                    .map_err(|e| Stop::port(tgt, e))?;
-                if chunk.is_empty() {
-                    break;
-                }
-                staged += chunk.len() as u64;
-                self.stage_target_chunk(store, &job.job_id, chunk).await?;
-            }
-            match page.next_locator {
-                Some(next) => locator = Some(next),
-                None => break,
-            }
-        }
-        if let Err(e) = self.call(self.target.bulk_query_end(&job_id, true)).await {
-            tracing::debug!(job_id = %job_id, error = %e, "delete of a finished bulk job failed");
-        }
-        self.end_lookup(store, &job_id, BulkJobState::Completed, staged, None)
-            .await?;
-        Ok(true)
-    }
-
-    async fn stage_target_chunk(
-        &self,
-        store: &Store,
-        job_id: &str,
-        records: Vec<Map<String, Value>>,
-    ) -> Result<(), Stop> {
-        let cfg = self.config;
-        let tgt = self.target_org();
-        let mut rows = Vec::with_capacity(records.len());
-        for record in records {
-            let parsed =
-                parse_target_row(tgt, self.mapping, cfg.external_id_field.as_deref(), &record)
-                    .map_err(|message| PassError::BadRow { org: tgt, message })?;
-            rows.push(StagedTarget {
-                record_id: parsed.id.clone(),
-                external_id: parsed.external_id.clone(),
-                match_key: match_key_text(&cfg.match_by, &parsed.values),
-                record,
-            });
-        }
-        store.stage_bulk_targets(job_id, &rows).await?;
-        Ok(())
-    }
-
-    async fn end_lookup(
-        &self,
-        store: &Store,
-        job_id: &str,
-        state: BulkJobState,
-        rows: u64,
-        reason: Option<&str>,
-    ) -> Result<(), Stop> {
-        store
-            .finish_bulk_job(job_id, state, rows, reason, Utc::now())
-            .await?;
-        BulkJobEnded {
-            cycle: self.config.cycle,
-            direction: self.config.direction,
-            org: self.target_org(),
-            job_id,
-            operation: "lookup",
-            outcome: state.as_str(),
-            rows,
-            reason,
-        }
-        .emit(self.metrics);
-        Ok(())
-    }
-
-    /// Polls a query job of `port` until it completes, ends, stalls or the pass stops.
-    async fn wait_query<O: OrgPort>(
-        &self,
-        port: &O,
-        org: crate::store::Org,
-        job_id: &str,
-        created_at: chrono::DateTime<Utc>,
-        cancel: &CancellationToken,
-    ) -> Result<Waited, Stop> {
-        let mut attempt = 0u32;
-        loop {
-            match self.call(port.bulk_query_status(job_id)).await {
-                Ok(BulkStatus::Complete) => return Ok(Waited::Complete),
-                Ok(BulkStatus::Ended { state, message }) => {
-                    return Ok(Waited::Ended(format!("job {state}: {message}")));
-                }
-                Ok(BulkStatus::Running) => {}
-                Err(e) if stops(&e) => return Err(Stop::port(org, e)),
-                Err(e) => return Ok(Waited::Ended(e.to_string())),
-            }
-            if overdue(created_at, Utc::now(), self.bulk.timeout) {
-                return Ok(Waited::Overdue);
-            }
-            attempt += 1;
-            let delay = poll_delay(attempt, self.bulk.poll_initial, self.bulk.poll_max);
-            tokio::select! {
-                () = cancel.cancelled() => return Ok(Waited::Cancelled),
-                () = tokio::time::sleep(delay) => {}
-            }
-        }
-    }
-
-    /// The write stage of one operation: ingest jobs when they pay, then collections for
-    /// whatever has no result yet. `false`: the pass was stopped.
-    async fn write_planned(
-        &self,
-        store: &Store,
-        job: &BulkJob,
-        operation: &'static str,
-        cancel: &CancellationToken,
-    ) -> Result<bool, Stop> {
-        let unwritten = store.bulk_unwritten_count(&job.job_id, operation).await?;
-        if unwritten == 0 {
-            return Ok(true);
-        }
-        let many = usize::try_from(unwritten).unwrap_or(usize::MAX);
-        if page_through_bulk(self.bulk.mode, many) {
-            let mut after: Option<u64> = None;
-            loop {
-                match self
-                    .ingest_planned(store, job, operation, after, cancel)
-                    .await?
-                {
-                    Ingested::Through(last) => after = Some(last),
-                    Ingested::Nothing => break,
-                    Ingested::Stopped => break,
-                }
-            }
-            if cancel.is_cancelled() {
-                return Ok(false);
-            }
-        }
-        self.collections_planned(store, job, operation).await?;
-        Ok(true)
-    }
-
-    /// One ingest job for the unwritten rows of `operation` after `after`, up to
-    /// [`MAX_JOB_BYTES`]: their results recorded.
-    async fn ingest_planned(
-        &self,
-        store: &Store,
-        job: &BulkJob,
-        operation: &'static str,
-        after: Option<u64>,
-        cancel: &CancellationToken,
-    ) -> Result<Ingested, Stop> {
-        let cfg = self.config;
-        let tgt = self.target_org();
-        let key = match operation {
-            "update" => "Id".to_string(),
-            _ => cfg.external_id_field.clone().unwrap_or_default(),
-        };
-        // First the rows' extent and columns, then the upload, both streamed from the store.
-        let mut fields: BTreeSet<String> = BTreeSet::new();
-        let mut bytes = 0u64;
-        let mut first: Option<u64> = None;
-        let mut last: Option<u64> = None;
-        let mut cursor = after;
-        'extent: loop {
-            let chunk = store
-                .bulk_unwritten(&job.job_id, operation, cursor, CHUNK)
-                .await?;
-            if chunk.is_empty() {
-                break;
-            }
-            for p in &chunk {
-                let row = pending_row(p)?;
-                let record = upload_record(&row.write);
-                bytes += serde_json::to_string(&record).map_or(0, |t| t.len() as u64);
-                fields.extend(record.keys().filter(|k| **k != key).cloned());
-                first.get_or_insert(p.seq);
-                last = Some(p.seq);
-                cursor = Some(p.seq);
-                if bytes > MAX_JOB_BYTES {
-                    break 'extent;
-                }
-            }
-        }
-        let (Some(first), Some(last)) = (first, last) else {
-            return Ok(Ingested::Nothing);
-        };
-        let header: Vec<String> = std::iter::once(key.clone()).chain(fields).collect();
-        let mut upload = CsvUpload::new(header).map_err(|m| Stop::port(tgt, upload_error(&m)))?;
-        let mut cursor = first.checked_sub(1);
-        'upload: loop {
-            let chunk = store
-                .bulk_unwritten(&job.job_id, operation, cursor, CHUNK)
-                .await?;
-            if chunk.is_empty() {
-                break;
-            }
-            for p in &chunk {
-                if p.seq > last {
-                    break 'upload;
-                }
-                let row = pending_row(p)?;
-                upload
-                    .push(&upload_record(&row.write))
-                    .map_err(|m| Stop::port(tgt, upload_error(&m)))?;
-                cursor = Some(p.seq);
-            }
-        }
-        let rows = upload.rows();
-        let file = upload
-            .finish()
-            .map_err(|m| Stop::port(tgt, upload_error(&m)))?;
-        let ext = (operation == "upsert").then_some(key.as_str());
-        let job_id = match self
-            .call(self.target.bulk_ingest_start(&cfg.object, operation, ext))
-            .await
-        {
-            Ok(id) => id,
-            Err(e) => {
-                if let Some(stop) = Stop::pause(tgt, &e) {
-                    return Err(stop);
-                }
-                tracing::warn!(
-                    cycle = cfg.cycle,
-                    direction = %cfg.direction,
-                    org = %tgt,
-                    code = %e.code,
-                    error = %e.message,
-                    "bulk ingest job refused: the planned writes go through collections"
-                );
-                return Ok(Ingested::Stopped);
-            }
-        };
-        let created_at = Utc::now();
-        store
-            .insert_bulk_job(
-                &job_id,
-                tgt,
-                &cfg.object,
-                operation,
-                cfg.direction,
-                cfg.cycle,
-                created_at,
-            )
-            .await?;
-        BulkJobCreated {
-            cycle: cfg.cycle,
-            direction: cfg.direction,
-            org: tgt,
-            job_id: &job_id,
-            operation,
-            backlog: Some(rows),
-        }
-        .emit();
-        let uploaded = match self
-            .call(self.target.bulk_ingest_upload_file(&job_id, &file))
-            .await
-        {
-            Ok(()) => {
-                self.call(self.target.bulk_ingest_close(&job_id, false))
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        drop(file);
-        if let Err(e) = uploaded {
-            let _ = self
-                .call(self.target.bulk_ingest_close(&job_id, true))
-                .await;
-            if let Some(stop) = Stop::pause(tgt, &e) {
-                self.end_ingest(
-                    &job_id,
-                    operation,
-                    BulkJobState::Aborted,
-                    0,
-                    Some(&e.to_string()),
-                )
-                .await?;
-                return Err(stop);
-            }
-            self.end_ingest(
-                &job_id,
-                operation,
-                BulkJobState::Failed,
-                0,
-                Some(&e.to_string()),
-            )
-            .await?;
-            return Ok(Ingested::Stopped);
-        }
-        let mut attempt = 0u32;
-        let ended = loop {
-            match self.call(self.target.bulk_ingest_status(&job_id)).await {
-                Ok(BulkStatus::Complete) => break BulkJobState::Completed,
-                Ok(BulkStatus::Ended { .. }) => break BulkJobState::Failed,
-                Ok(BulkStatus::Running) => {}
-                Err(e) => {
-                    if let Some(stop) = Stop::pause(tgt, &e) {
-                        return Err(stop);
-                    }
-                }
-            }
-            if cancel.is_cancelled() || overdue(created_at, Utc::now(), self.bulk.timeout) {
-                let _ = self
-                    .call(self.target.bulk_ingest_close(&job_id, true))
-                    .await;
-                break BulkJobState::Aborted;
-            }
-            attempt += 1;
-            let delay = poll_delay(attempt, self.bulk.poll_initial, self.bulk.poll_max);
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = tokio::time::sleep(delay) => {}
-            }
-        };
-        // Every result file (a failed or aborted job's too: the rows it did write; its
-        // unprocessed rows are left without a result, for collections).
-        let mut moved = 0u64;
-        let files: &[BulkResults] = if ended == BulkJobState::Completed {
-            &[
-                BulkResults::Successful,
-                BulkResults::Failed,
-                BulkResults::Unprocessed,
-            ]
-        } else {
-            &[BulkResults::Successful, BulkResults::Failed]
-        };
-        for &which in files {
-            let mut file: CsvRows = match self
-                .call(self.target.bulk_ingest_result_rows(&job_id, which))
-                .await
-            {
-                Ok(rows) => rows,
-                Err(e) => {
-                    if let Some(stop) = Stop::pause(tgt, &e) {
-                        return Err(stop);
-                    }
-                    // Results unknown: the rows go through collections.
-                    let reason = format!("results unreadable: {e}");
-                    self.end_ingest(
-                        &job_id,
-                        operation,
-                        BulkJobState::Failed,
-                        moved,
-                        Some(&reason),
-                    )
-                    .await?;
-                    return Ok(Ingested::Stopped);
-                }
-            };
-            let header = file.header().to_vec();
-            loop {
-                let rows = file
-                    .next_rows(CHUNK as usize)
-                    .map_err(|m| Stop::port(tgt, upload_error(&m)))?;
-                if rows.is_empty() {
-                    break;
-                }
-                let results = results_of(rows, &header, &key, which);
-                if which == BulkResults::Successful {
-                    moved += results.len() as u64;
-                }
-                store
-                    .stage_bulk_results(&job.job_id, operation, &results)
-                    .await?;
-            }
-        }
-        if ended == BulkJobState::Completed {
-            // A row in no result file of a completed job was not processed.
-            let mut cursor = first.checked_sub(1);
-            loop {
-                let chunk = store
-                    .bulk_unwritten(&job.job_id, operation, cursor, CHUNK)
-                    .await?;
-                let unprocessed: Vec<(String, StoredResult)> = chunk
-                    .iter()
-                    .take_while(|p| p.seq <= last)
-                    .map(|p| (p.key.clone(), StoredResult::Unprocessed))
-                    .collect();
-                if unprocessed.is_empty() {
-                    break;
-                }
-                cursor = chunk
-                    .iter()
-                    .take_while(|p| p.seq <= last)
-                    .last()
-                    .map(|p| p.seq);
-                store
-                    .stage_bulk_results(&job.job_id, operation, &unprocessed)
-                    .await?;
-            }
-        }
-        let reason = match ended {
-            BulkJobState::Completed => None,
-            BulkJobState::Aborted => Some(
-                "aborted (batch.bulk_timeout, or the pass stopping); rows without a result go through collections",
-            ),
-            _ => Some("the job failed; rows without a result go through collections"),
-        };
-        self.end_ingest(&job_id, operation, ended, moved, reason)
-            .await?;
-        Ok(match ended {
-            BulkJobState::Completed => Ingested::Through(last),
-            _ => Ingested::Stopped,
-        })
-    }
-
-    /// Writes the unwritten rows of `operation` through sObject Collections (200 per call,
-    /// `batch.in_flight` calls at a time), recording each row's result.
-    async fn collections_planned(
-        &self,
-        store: &Store,
-        job: &BulkJob,
-        operation: &'static str,
-    ) -> Result<(), Stop> {
-        let cfg = self.config;
-        let tgt = self.target_org();
-        let per_round = u32::try_from(COLLECTION_LIMIT * cfg.in_flight.max(1)).unwrap_or(CHUNK);
-        loop {
-            let chunk = store
-                .bulk_unwritten(&job.job_id, operation, None, per_round)
-                .await?;
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            let mut planned: Vec<(String, Write)> = Vec::with_capacity(chunk.len());
-            for p in &chunk {
-                planned.push((p.key.clone(), pending_row(p)?.write));
-            }
-            let calls = planned.chunks(COLLECTION_LIMIT).map(|part| async move {
-                let result = match operation {
-                    "update" => {
-                        let bodies: Vec<(String, Map<String, Value>)> = part
-                            .iter()
-                            .map(|(key, w)| (key.clone(), w.body().clone()))
-                            .collect();
-                        self.call(self.target.update(&cfg.object, &bodies)).await
-                    }
-                    _ => {
-                        let ext = cfg.external_id_field.as_deref().unwrap_or_default();
-                        let bodies: Vec<Map<String, Value>> =
-                            part.iter().map(|(_, w)| w.body().clone()).collect();
-                        self.call(self.target.upsert(&cfg.object, ext, &bodies))
-                            .await
-                    }
-                };
-                (result, part)
-            });
-            let done = join_all(calls).await;
-            if let Some(stop) = done
-                .iter()
-                .find_map(|(result, _)| result.as_ref().err().and_then(|e| Stop::pause(tgt, e)))
-            {
-                return Err(stop);
-            }
-            let mut results = Vec::with_capacity(planned.len());
-            for (result, part) in done {
-                for ((key, _), outcome) in part.iter().zip(per_record(result, part.len())) {
-                    results.push((
-                        key.clone(),
-                        match outcome {
-                            Ok(ok) => StoredResult::Written {
-                                target_id: ok.id,
-                                created: ok.created,
-                            },
-                            Err(e) => StoredResult::Failed {
-                                code: e.code,
-                                message: e.message,
-                            },
-                        },
-                    ));
-                }
-            }
-            store
-                .stage_bulk_results(&job.job_id, operation, &results)
-                .await?;
-        }
-    }
-
     /// The commit stage: every planned row's outcome, page by page; then the watermark.
     async fn commit_planned(
         &self,
@@ -1074,24 +434,6 @@ where
     }
 }
 
-/// What one ingest job of planned rows did.
-enum Ingested {
-    /// It completed through this planned row.
-    Through(u64),
-    /// No unwritten rows were left.
-    Nothing,
-    /// It failed, was refused or aborted: the rest goes through collections.
-    Stopped,
-}
-
-fn upload_error(message: &str) -> super::ports::PortError {
-    super::ports::PortError {
-        kind: super::ports::ErrorKind::Transient,
-        code: "BULK_FILE".into(),
-        message: message.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1124,7 +466,6 @@ mod tests {
         assert_eq!(planned_key(&create, None), None);
         let unkeyed = Write::Create(map(json!({"Name": "x"})));
         assert_eq!(planned_key(&unkeyed, Some("Ext__c")), None);
-        assert_eq!(upload_record(&update)["Id"], json!("006B"));
     }
 
     #[test]
@@ -1144,66 +485,5 @@ mod tests {
         partial.insert("CloseDate".into(), Value::Null);
         assert_eq!(match_key_text(&by, &partial), None);
         assert_eq!(match_key_text(&[], &values), None);
-    }
-
-    #[test]
-    fn result_files_are_read_by_key_column() {
-        let header: Vec<String> = ["sf__Id", "sf__Created", "Ext__c", "Name"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let rows = vec![
-            vec!["006B".into(), "true".into(), "a2".into(), "x".into()],
-            vec!["006C".into(), "false".into(), "a1".into(), "y".into()],
-        ];
-        let got = results_of(rows, &header, "Ext__c", BulkResults::Successful);
-        assert_eq!(
-            got,
-            [
-                (
-                    "a2".to_string(),
-                    StoredResult::Written {
-                        target_id: "006B".into(),
-                        created: true
-                    }
-                ),
-                (
-                    "a1".to_string(),
-                    StoredResult::Written {
-                        target_id: "006C".into(),
-                        created: false
-                    }
-                ),
-            ]
-        );
-        let header: Vec<String> = ["sf__Id", "sf__Error", "Id"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let rows = vec![vec![
-            "".into(),
-            "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access:--".into(),
-            "006D".into(),
-        ]];
-        assert_eq!(
-            results_of(rows, &header, "Id", BulkResults::Failed),
-            [(
-                "006D".to_string(),
-                StoredResult::Failed {
-                    code: "UNABLE_TO_LOCK_ROW".into(),
-                    message: "unable to obtain exclusive access:--".into()
-                }
-            )]
-        );
-        // A file without the key column says nothing.
-        assert!(
-            results_of(
-                vec![vec!["x".into()]],
-                &["sf__Id".to_string()],
-                "Id",
-                BulkResults::Successful
-            )
-            .is_empty()
-        );
     }
 }

@@ -630,3 +630,26 @@ async fn deletes_read_through_a_bulk_job_are_propagated() {
     let counts = p.store.counts().await.expect("counts");
     assert_eq!(counts.links_by_state["tombstone"], 600, "{counts:?}");
 }
+
+/// A Bulk pass matches unlinked rows from the target's staged records (`bulk_pass`): B's
+/// 300 namesakes of A's first 300 records are linked by Name, not duplicated, without a
+/// lookup query per page (B is queried twice: its count and its one staging page); the 300
+/// others are created through collections (no external id: inserts stay off Bulk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_pass_matches_namesakes_from_the_staged_target() {
+    let p = Pair::new().await;
+    seed(&p.sim_a, 0, 600);
+    seed(&p.sim_b, 0, 300);
+    let cancel = CancellationToken::new();
+    let report = p.a_to_b(1, bulk(BulkMode::Always), &cancel).await;
+    assert_eq!(report.outcome, PassOutcome::Completed, "{report:?}");
+    assert_eq!((report.created, report.linked), (300, 300), "{report:?}");
+    let b = stats(&p.sim_b).await;
+    // Three pages of 200, one count and one staging page: no per-page lookup.
+    assert_eq!(calls(&b, "query") + calls(&b, "query_all"), 2, "{b}");
+    assert_eq!(calls(&b, "collections_create"), 2, "{b}");
+    assert_eq!(names(&p.human_b).await, expected(600), "no duplicates");
+    assert_eq!(p.store.bulk_summary().await.expect("summary").open, 0);
+    let again = p.a_to_b(2, bulk(BulkMode::Always), &cancel).await;
+    assert_eq!((again.created, again.updated), (0, 0), "{again:?}");
+}

@@ -33,6 +33,8 @@ mod account_tests;
 mod accounts;
 mod adapters;
 mod bulk_pass;
+mod bulk_pass_targets;
+mod bulk_pass_write;
 mod bulk_port;
 mod bulk_read;
 #[cfg(test)]
