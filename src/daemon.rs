@@ -45,8 +45,11 @@ use crate::salesforce::{AuthFailureView, Client, ClientOptions, SalesforceError}
 use crate::store::{AuthFailed, Backend, Direction, Org, StateLock, Store, StoreError};
 use crate::sync::deleted_check::DeletedCheckRun;
 
+mod reconcile_tick;
 mod replicas;
 mod safety_net;
+
+pub use reconcile_tick::{ReconcileTurns, check_period as reconcile_check_period};
 
 use safety_net::checks_deletes;
 

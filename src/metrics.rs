@@ -115,7 +115,7 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
     (
         RECONCILE_DIFFERENCES,
         Kind::Gauge,
-        "Differences the last reconcile found, by class (missing_in_b, missing_in_a, value_drift_explained, value_drift_unexplained, orphan_link, unlinked_match, ambiguous).",
+        "Differences the last reconcile found, by class (missing_in_b, missing_in_a, value_drift_explained, value_drift_unexplained, orphan_link, unlinked_match, ambiguous), and outside_filter: linked pairs whose record left sync.filter (compared, not a difference).",
     ),
     (
         RECONCILE_LAST_RUN,

@@ -17,6 +17,10 @@
 //! running as interrupted and, in push modes, drains the inbox at once; a poll tick that came
 //! due while standby fires at once too. On SQLite the process is always the leader.
 //!
+//! With `reconcile.frequency`, a reconcile arm looks (at most a minute apart) whether the
+//! background reconcile is due and runs it in its turn, on the leader only, so it never
+//! overlaps a cycle ([`Daemon::reconcile_turn`]).
+//!
 //! A heartbeat line at info every [`HEARTBEAT_EVERY`] says the daemon is alive and what it did
 //! since the last one, so an idle daemon (whose passes log at debug) is still visibly alive.
 
@@ -27,7 +31,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TriggerPolicy;
-use crate::daemon::{CycleSummary, Daemon};
+use crate::daemon::{CycleSummary, Daemon, ReconcileTurns};
 use crate::events::Heartbeat;
 use crate::ha::Role;
 
@@ -74,6 +78,13 @@ pub async fn run(daemon: Arc<Daemon>, wake: Arc<Notify>, cancel: CancellationTok
     let mut retries = schedule(settings.scheduler.frequency);
     let mut safety = schedule(settings.scheduler.safety_frequency);
     let mut heartbeat = schedule(HEARTBEAT_EVERY);
+    // The background reconcile (`reconcile.frequency`): a look every check period whether a
+    // run is due, its turn between the other arms' passes.
+    let reconcile_every = settings.reconcile.frequency;
+    let mut reconcile_ticks = schedule(crate::daemon::reconcile_check_period(
+        reconcile_every.unwrap_or(Duration::MAX),
+    ));
+    let mut reconcile_turns = ReconcileTurns::default();
     // The first tick of an interval fires at once: the retry sweep's is not needed (a wake
     // permit set at start covers a leftover inbox), the heartbeat's says nothing yet.
     retries.tick().await;
@@ -124,6 +135,9 @@ pub async fn run(daemon: Arc<Daemon>, wake: Arc<Notify>, cancel: CancellationTok
                     since.absorb(&summary);
                 }
                 daemon.housekeeping().await;
+            }
+            _ = reconcile_ticks.tick(), if reconcile_every.is_some() && leader => {
+                daemon.reconcile_turn(&mut reconcile_turns, &cancel).await;
             }
             _ = heartbeat.tick() => {
                 Heartbeat {

@@ -37,6 +37,7 @@ pub const SECTIONS: &[&str] = &[
     "sync",
     "state",
     "ha",
+    "reconcile",
     "log",
     "orgs",
     "orgs.a",

@@ -40,8 +40,8 @@ pub use load::{load, load_str};
 pub use settings::{
     AccountPolicy, AccountSettings, AuthMode, BatchSettings, BulkMode, ConflictPolicy, Credentials,
     DeleteConflictPolicy, DeletePolicy, HaSettings, HttpSettings, LogFormat, LogSettings,
-    MAX_LEASE_TTL, MIN_LEASE_TTL, OrgSettings, SchedulerSettings, Settings, StateSettings,
-    SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
+    MAX_LEASE_TTL, MIN_LEASE_TTL, OrgSettings, ReconcileSettings, SchedulerSettings, Settings,
+    StateSettings, SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
 };
 pub use state::{check_state_url, valid_pair_name};
 pub use validate::{DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MAX_PAGE_SIZE, is_api_name};

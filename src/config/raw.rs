@@ -109,6 +109,7 @@ pub(super) struct RawSettings {
     pub(super) sync: RawSync,
     pub(super) state: RawState,
     pub(super) ha: RawHa,
+    pub(super) reconcile: RawReconcile,
     pub(super) log: RawLog,
     pub(super) orgs: RawOrgs,
 }
@@ -175,6 +176,10 @@ impl Default for RawSettings {
             },
             ha: RawHa {
                 lease_ttl: RawDuration(Duration::from_secs(15)),
+            },
+            reconcile: RawReconcile {
+                frequency: "off".into(),
+                repair: false,
             },
             log: RawLog {
                 format: Choice::Known(LogFormat::Auto),
@@ -379,6 +384,23 @@ impl Default for RawHa {
     }
 }
 
+/// `[reconcile]`: the daemon's background reconcile. `frequency` is text (`"off"` or a
+/// duration), parsed by validation, which names the key when it is neither.
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReconcile {
+    #[serde(default = "defaults::reconcile_frequency")]
+    pub(super) frequency: String,
+    #[serde(default)]
+    pub(super) repair: bool,
+}
+
+impl Default for RawReconcile {
+    fn default() -> Self {
+        RawSettings::default().reconcile
+    }
+}
+
 #[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLog {
@@ -556,6 +578,9 @@ pub(super) mod defaults {
     }
     pub fn lease_ttl() -> RawDuration {
         RawSettings::default().ha.lease_ttl
+    }
+    pub fn reconcile_frequency() -> String {
+        RawSettings::default().reconcile.frequency
     }
     pub fn log_format() -> Choice<LogFormat> {
         RawSettings::default().log.format

@@ -408,6 +408,16 @@ pub struct HaSettings {
     pub lease_ttl: Duration,
 }
 
+/// `[reconcile]`: the daemon's background reconcile (README "Reconcile").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileSettings {
+    /// `reconcile.frequency`: how often `orgsync run` reconciles the orgs between cycles,
+    /// counted from the last stored report; `None` (`"off"`, the default): never.
+    pub frequency: Option<Duration>,
+    /// `reconcile.repair`: the background run repairs what it finds, as `--repair` does.
+    pub repair: bool,
+}
+
 /// The shortest `ha.lease_ttl` (renewals every second).
 pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
 /// The longest `ha.lease_ttl`.
@@ -445,6 +455,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub state: StateSettings,
     pub ha: HaSettings,
+    pub reconcile: ReconcileSettings,
     pub log: LogSettings,
     pub a: OrgSettings,
     pub b: OrgSettings,

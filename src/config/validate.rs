@@ -10,8 +10,9 @@ use super::org::validate_org;
 use super::raw::{Choice, RawSettings};
 use super::settings::{
     AccountPolicy, AccountSettings, BatchSettings, BulkMode, ConflictPolicy, DeleteConflictPolicy,
-    DeletePolicy, HaSettings, HttpSettings, LogFormat, LogSettings, SchedulerSettings, Settings,
-    StateSettings, SyncSettings, TriggerPolicy, TriggerSettings, WatermarkSettings,
+    DeletePolicy, HaSettings, HttpSettings, LogFormat, LogSettings, ReconcileSettings,
+    SchedulerSettings, Settings, StateSettings, SyncSettings, TriggerPolicy, TriggerSettings,
+    WatermarkSettings,
 };
 
 /// Largest page the REST query API returns (`batchSize` caps at 2000).
@@ -345,6 +346,11 @@ pub(super) fn validate(
         );
     }
 
+    let reconcile = ReconcileSettings {
+        frequency: reconcile_frequency(&mut c, &raw.reconcile.frequency),
+        repair: raw.reconcile.repair,
+    };
+
     let log_format = match raw.log.format {
         Choice::Known(format) => format,
         Choice::Unknown(other) => {
@@ -439,11 +445,37 @@ pub(super) fn validate(
             pair_name,
         },
         ha: HaSettings { lease_ttl },
+        reconcile,
         log,
         a,
         b,
         warnings: Vec::new(),
     })
+}
+
+/// `reconcile.frequency`: `"off"` (or empty) is never, otherwise a duration above zero.
+fn reconcile_frequency(c: &mut Checker<'_>, text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("off") {
+        return None;
+    }
+    match super::duration::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Some(d),
+        Ok(_) => {
+            c.problem(
+                "reconcile.frequency",
+                "0 is not a frequency: use a duration such as \"24h\", or \"off\"".to_string(),
+            );
+            None
+        }
+        Err(e) => {
+            c.problem(
+                "reconcile.frequency",
+                format!("{text:?} is not \"off\" or a duration such as \"24h\": {e}"),
+            );
+            None
+        }
+    }
 }
 
 /// `http.bind`: an IPv4 or IPv6 address, the latter with or without brackets (`::1`, `[::1]`).

@@ -253,3 +253,47 @@ fn the_lease_ttl_defaults_to_15s_and_is_bounded() {
         );
     }
 }
+
+#[test]
+fn the_background_reconcile_is_off_by_default_and_takes_a_duration() {
+    let vars: HashMap<String, String> = [
+        ("ORGSYNC__ORGS__A__PASSWORD", "pw"),
+        ("ORGSYNC__ORGS__B__PASSWORD", "pw"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let orgs = "[orgs.a]\nusername = \"u@a\"\n[orgs.b]\nusername = \"u@b\"\n";
+    let s = load_str("t", &[("t", orgs)], &vars).unwrap();
+    assert_eq!(s.reconcile.frequency, None);
+    assert!(!s.reconcile.repair);
+    let with = |f: &str| format!("[reconcile]\nfrequency = \"{f}\"\nrepair = true\n{orgs}");
+    let s = load_str("t", &[("t", &with("24h"))], &vars).unwrap();
+    assert_eq!(s.reconcile.frequency, Some(Duration::from_secs(24 * 3600)));
+    assert!(s.reconcile.repair);
+    let s = load_str("t", &[("t", &with("1s"))], &vars).unwrap();
+    assert_eq!(s.reconcile.frequency, Some(Duration::from_secs(1)));
+    for off in ["off", "OFF", ""] {
+        let s = load_str("t", &[("t", &with(off))], &vars).unwrap();
+        assert_eq!(s.reconcile.frequency, None, "{off:?}");
+    }
+    for bad in ["daily", "0s", "-1h"] {
+        let err = load_str("t", &[("t", &with(bad))], &vars).unwrap_err();
+        let crate::config::ConfigError::Invalid(problems) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            problems.iter().any(|p| p.key == "reconcile.frequency"
+                && (p.message.contains("\"off\"") || p.message.contains("not a frequency"))),
+            "{bad}: {problems:?}"
+        );
+    }
+    // An unknown key of the section is named too.
+    let err = load_str(
+        "t",
+        &[("t", &format!("[reconcile]\nfrequncy = \"1h\"\n{orgs}"))],
+        &vars,
+    )
+    .unwrap_err();
+    assert!(format!("{err}").contains("reconcile.frequncy"), "{err}");
+}

@@ -1,7 +1,10 @@
 //! `orgsync reconcile [--json] [--sample N]` (issue 14, part 1): proves that the two orgs
 //! agree, or says exactly what differs. Both orgs' filtered records are read in full (`read`:
 //! REST, or a Bulk query job above `batch.bulk_read_threshold`) into the staging table
-//! `reconcile_rows`, compared with `links` in SQL (`store::reconcile`), the linked pairs field
+//! `reconcile_rows`; the live links' records a filtered read did not return are looked up by
+//! Id without the filter (`read::ReadContext::look_up_unread`: a live one left the filter, is
+//! staged and counted in `outside_filter`, not an orphan); then everything is compared with
+//! `links` in SQL (`store::reconcile`), the linked pairs field
 //! by field in Rust one pair at a time (`compare`), and classified with counts and up to N
 //! samples per class (`report`). The report is printed (text, or `--json`) and kept in the
 //! store as the last one (`reconcile_reports`), which `status`, `/status` and `/metrics` show
@@ -9,6 +12,9 @@
 //!
 //! With `--repair` (part 2, `repair`) every difference found but `ambiguous` is then repaired
 //! through the sync engine, and the report counts what was repaired per class.
+//!
+//! The daemon runs the same [`reconcile`] then [`repair_and_keep`] in the background with
+//! `reconcile.frequency` (`daemon::reconcile_tick`).
 //!
 //! Exit codes: 0 when the orgs agree (with `--repair`: when every difference found was
 //! repaired), 1 when differences were found (remain, with `--repair`) or a run failed, 2 for
@@ -42,6 +48,9 @@ use report::{Class, ClassResult, Report, Sample};
 #[derive(Debug, thiserror::Error)]
 #[error("bad configuration for reconcile: {0}")]
 pub struct ConfigError(pub String);
+
+/// Samples kept per class by the daemon's background run (the command's `--sample` default).
+pub const DEFAULT_SAMPLE: usize = 10;
 
 /// `orgsync reconcile`'s options.
 #[derive(Debug, Clone, Copy)]
@@ -83,17 +92,38 @@ pub async fn run(
         .map_err(|e| ConfigError(format!("org a: {e}")))?;
     let b = Client::with_options(&settings.b, client_options)
         .map_err(|e| ConfigError(format!("org b: {e}")))?;
-    let (mut report, found) = reconcile(
+    let (report, found) = reconcile(
         settings,
         &mapping,
         &store,
         [&a, &b],
         options.sample,
         options.repair,
+        true,
     )
     .await?;
-    if options.repair {
-        let repaired = repair::repair(settings, &mapping, &store, [&a, &b], found).await?;
+    let report = repair_and_keep(settings, &mapping, &store, [&a, &b], report, found).await?;
+    if options.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", report::render_text(&report))?;
+    }
+    Ok(report.remaining() == 0)
+}
+
+/// After [`reconcile`]: repairs what it found when it collected it (`--repair`,
+/// `reconcile.repair`), then keeps the report as the last one in `store`.
+pub async fn repair_and_keep(
+    settings: &Settings,
+    mapping: &Mapping,
+    store: &Store,
+    clients: [&Client; 2],
+    mut report: Report,
+    found: repair::Found,
+) -> anyhow::Result<Report> {
+    if found.enabled {
+        let repaired = repair::repair(settings, mapping, store, clients, found).await?;
         report.set_repaired(repaired);
     }
     store
@@ -106,13 +136,7 @@ pub async fn run(
             report: serde_json::to_string(&report)?,
         })
         .await?;
-    if options.json {
-        serde_json::to_writer_pretty(&mut *out, &report)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", report::render_text(&report))?;
-    }
-    Ok(report.remaining() == 0)
+    Ok(report)
 }
 
 /// The integration user of `client`'s org, when the sync skips its changes.
@@ -125,7 +149,9 @@ async fn skipped_user(settings: &Settings, client: &Client) -> anyhow::Result<Op
     })?))
 }
 
-/// Reads, compares and classifies; the staged rows are dropped at the end.
+/// Reads, compares and classifies; the staged rows are dropped at the end. `collect`: keep
+/// the differences' ids for a repair; `progress`: the progress line on a terminal (the
+/// command's, not the daemon's).
 pub async fn reconcile(
     settings: &Settings,
     mapping: &Mapping,
@@ -133,6 +159,7 @@ pub async fn reconcile(
     clients: [&Client; 2],
     sample: usize,
     collect: bool,
+    progress: bool,
 ) -> anyhow::Result<(Report, repair::Found)> {
     let started_at = Utc::now();
     let run_id = format!("{}", started_at.format("%Y%m%dT%H%M%S%.3fZ"));
@@ -145,7 +172,11 @@ pub async fn reconcile(
         progress: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
     };
     let compared = Arc::new(AtomicU64::new(0));
-    let ticker = progress_line(ctx.progress.clone(), compared.clone());
+    let ticker = if progress {
+        progress_line(ctx.progress.clone(), compared.clone())
+    } else {
+        None
+    };
     let mut found = repair::Found {
         enabled: collect,
         ..repair::Found::default()
@@ -169,14 +200,24 @@ async fn compare_all(
 ) -> anyhow::Result<Report> {
     let collect = found.enabled;
     let (store, run_id, object) = (ctx.store, ctx.run_id, ctx.settings.sync.object.as_str());
-    let (read_a, read_b) = tokio::try_join!(
+    let (mut read_a, mut read_b) = tokio::try_join!(
         ctx.read_org(Org::A, clients[0]),
         ctx.read_org(Org::B, clients[1])
     )?;
+    // Linked records missing from a filtered read: gone, or only outside the filter.
+    let ((_, calls_a), (_, calls_b)) = tokio::try_join!(
+        ctx.look_up_unread(Org::A, clients[0]),
+        ctx.look_up_unread(Org::B, clients[1])
+    )?;
+    for (read, calls) in [(&mut read_a, calls_a), (&mut read_b, calls_b)] {
+        read.api_calls += calls;
+        read.lookup_calls = calls;
+    }
     let skip_a = skipped_user(ctx.settings, clients[0]).await?;
     let skip_b = skipped_user(ctx.settings, clients[1]).await?;
     let stamp = |t: Option<chrono::DateTime<Utc>>| t.map(format_timestamp);
     let mut tally = Tally::new(sample);
+    let mut outside = ClassResult::default();
 
     for (org, class) in [(Org::A, Class::MissingInB), (Org::B, Class::MissingInA)] {
         store
@@ -257,6 +298,24 @@ async fn compare_all(
     store
         .reconcile_pairs(run_id, object, |p| {
             compared.fetch_add(1, Ordering::Relaxed);
+            if p.a_outside || p.b_outside {
+                outside.count += 1;
+                if outside.samples.len() < sample {
+                    let note = match (p.a_outside, p.b_outside) {
+                        (true, true) => "both records left sync.filter",
+                        (true, false) => "the record in A left sync.filter",
+                        _ => "the record in B left sync.filter",
+                    };
+                    outside.samples.push(Sample {
+                        a_id: Some(p.a_id.clone()),
+                        b_id: Some(p.b_id.clone()),
+                        a_modstamp: stamp(p.a_modstamp),
+                        b_modstamp: stamp(p.b_modstamp),
+                        note: Some(note.to_string()),
+                        ..Sample::default()
+                    });
+                }
+            }
             let diffs = field_diffs(
                 ctx.mapping,
                 &canonical_of(&p.a_vals),
@@ -324,18 +383,22 @@ async fn compare_all(
         compared_pairs: compared.load(Ordering::Relaxed),
         differences,
         total,
+        outside_filter: outside,
         repaired: None,
     };
-    for class in Class::ALL {
-        tracing::info!(
-            class = class.as_str(),
-            count = report.count(class),
-            "reconcile: class"
-        );
-    }
     tracing::info!(
         total,
         compared_pairs = report.compared_pairs,
+        missing_in_b = report.count(Class::MissingInB),
+        missing_in_a = report.count(Class::MissingInA),
+        value_drift_explained = report.count(Class::ValueDriftExplained),
+        value_drift_unexplained = report.count(Class::ValueDriftUnexplained),
+        orphan_link = report.count(Class::OrphanLink),
+        unlinked_match = report.count(Class::UnlinkedMatch),
+        ambiguous = report.count(Class::Ambiguous),
+        outside_filter = report.outside_filter.count,
+        api_calls_a = report.read.get("a").map_or(0, |r| r.api_calls),
+        api_calls_b = report.read.get("b").map_or(0, |r| r.api_calls),
         "reconcile: done"
     );
     Ok(report)

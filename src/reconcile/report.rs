@@ -60,6 +60,9 @@ impl Class {
     }
 }
 
+/// The name of the outside-the-filter count: its JSON key and its metric's `class` label.
+pub const OUTSIDE_FILTER: &str = "outside_filter";
+
 /// One sample of a difference: the records' ids, and what is known of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Sample {
@@ -113,12 +116,15 @@ pub struct OrgRead {
     pub records: u64,
     /// `rest` or `bulk`.
     pub path: String,
-    /// API calls the read made in that org (the login not counted).
+    /// API calls the read made in that org (the login not counted), the lookups included.
     pub api_calls: u64,
+    /// Of those, the calls that looked linked records up by Id outside `sync.filter`.
+    #[serde(default)]
+    pub lookup_calls: u64,
 }
 
 /// One class's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ClassResult {
     pub count: u64,
     pub samples: Vec<Sample>,
@@ -139,6 +145,11 @@ pub struct Report {
     pub differences: BTreeMap<String, ClassResult>,
     /// All classes' counts together: 0 when the orgs agree.
     pub total: u64,
+    /// Linked pairs with a record that the filtered read did not return but that lives: it
+    /// left `sync.filter`. Not a difference (not in `total`): the pair is compared as any
+    /// other, and is never an orphan link.
+    #[serde(default)]
+    pub outside_filter: ClassResult,
     /// With `--repair`: the differences repaired, per class (every class named).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub repaired: Option<BTreeMap<String, u64>>,
@@ -215,6 +226,17 @@ pub fn render_text(report: &Report) -> String {
                      `orgsync links link <A id> <B id>`"
                 );
             }
+        }
+    }
+    if report.outside_filter.count > 0 {
+        let _ = writeln!(
+            out,
+            "\n{:<26} {:>10}  (linked pairs whose record left sync.filter; compared, not a \
+             difference)",
+            OUTSIDE_FILTER, report.outside_filter.count
+        );
+        for s in &report.outside_filter.samples {
+            let _ = writeln!(out, "  {}", sample_line(s));
         }
     }
     if report.total == 0 {
@@ -314,6 +336,7 @@ mod tests {
             compared_pairs: 3,
             differences,
             total: count,
+            outside_filter: ClassResult::default(),
             repaired: None,
         }
     }
@@ -330,6 +353,41 @@ mod tests {
         let sample = text.find("A 006A, B 006B, Amount: A 5 / B 7").unwrap();
         assert!(table < sample, "{text}");
         assert!(render_text(&report(0)).contains("the orgs agree"));
+    }
+
+    #[test]
+    fn outside_the_filter_is_its_own_count_and_not_a_difference() {
+        let mut r = report(0);
+        assert!(!render_text(&r).contains(OUTSIDE_FILTER));
+        r.outside_filter = ClassResult {
+            count: 1,
+            samples: vec![Sample {
+                a_id: Some("006A".into()),
+                b_id: Some("006B".into()),
+                note: Some("the record in A left sync.filter".into()),
+                ..Sample::default()
+            }],
+        };
+        assert_eq!(r.remaining(), 0);
+        let text = render_text(&r);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("outside_filter "))
+            .unwrap();
+        assert_eq!(line.split_whitespace().nth(1), Some("1"), "{text}");
+        assert!(
+            text.contains("A 006A, B 006B, the record in A left sync.filter"),
+            "{text}"
+        );
+        assert!(text.contains("the orgs agree"), "{text}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["outside_filter"]["count"], 1);
+        assert!(json["differences"].get(OUTSIDE_FILTER).is_none());
+        // A report stored before the count existed still reads.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("outside_filter");
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert_eq!(back.outside_filter.count, 0);
     }
 
     #[test]

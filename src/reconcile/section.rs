@@ -20,6 +20,8 @@ pub struct ReconcileStatus {
     pub compared_pairs: u64,
     /// Per class (`missing_in_b`, ...).
     pub differences: BTreeMap<String, u64>,
+    /// Linked pairs whose record left `sync.filter` (not a difference).
+    pub outside_filter: u64,
 }
 
 impl ReconcileStatus {
@@ -37,7 +39,22 @@ impl ReconcileStatus {
                 .into_iter()
                 .map(|(class, c)| (class, c.count))
                 .collect(),
+            outside_filter: report.outside_filter.count,
         })
+    }
+
+    /// The metric's `class` labels and values: every class, and `outside_filter`.
+    pub fn metric_classes(&self) -> Vec<(String, u64)> {
+        let mut classes: Vec<(String, u64)> = self
+            .differences
+            .iter()
+            .map(|(class, n)| (class.clone(), *n))
+            .collect();
+        classes.push((
+            super::report::OUTSIDE_FILTER.to_string(),
+            self.outside_filter,
+        ));
+        classes
     }
 }
 
@@ -53,7 +70,7 @@ pub fn status_line(section: Option<&ReconcileStatus>) -> String {
         .map(|(class, n)| format!("{class} {n}"))
         .collect();
     format!(
-        "Reconcile {} differences at {} ({} pairs compared){}\n",
+        "Reconcile {} differences at {} ({} pairs compared){}{}\n",
         r.total,
         r.finished_at,
         r.compared_pairs,
@@ -61,6 +78,11 @@ pub fn status_line(section: Option<&ReconcileStatus>) -> String {
             String::new()
         } else {
             format!(": {}", classes.join(", "))
+        },
+        if r.outside_filter > 0 {
+            format!("; {} linked outside sync.filter", r.outside_filter)
+        } else {
+            String::new()
         }
     )
 }
@@ -97,9 +119,19 @@ mod tests {
             status_line(Some(&section)),
             "Reconcile 2 differences at 2025-01-02T03:04:05.000Z (7 pairs compared): orphan_link 2\n"
         );
+        assert!(
+            section
+                .metric_classes()
+                .contains(&("outside_filter".to_string(), 0))
+        );
         let json = serde_json::to_value(&section).unwrap();
         assert_eq!(json["differences"]["orphan_link"], 2);
         assert_eq!(json["total"], 2);
+        let mut outside = section.clone();
+        outside.outside_filter = 3;
+        assert!(
+            status_line(Some(&outside)).ends_with("orphan_link 2; 3 linked outside sync.filter\n")
+        );
         let unreadable = StoredReconcileReport {
             report: "not json".into(),
             ..stored

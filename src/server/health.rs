@@ -168,7 +168,7 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     match daemon.store().last_reconcile_report().await {
         Ok(Some(stored)) => {
             if let Some(r) = crate::reconcile::ReconcileStatus::of(&stored) {
-                gauges.reconcile_differences = r.differences.into_iter().collect();
+                gauges.reconcile_differences = r.metric_classes();
             }
             gauges.reconcile_last_run = Some(stored.finished_at);
         }

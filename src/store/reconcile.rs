@@ -78,6 +78,10 @@ pub struct PairRow {
     pub b_last_modified_by: Option<String>,
     pub a_vals: String,
     pub b_vals: String,
+    /// Whether A's (B's) record was not in the filtered read but found live by its Id: it
+    /// left `sync.filter` ([`Store::stage_reconcile_outside_rows`]).
+    pub a_outside: bool,
+    pub b_outside: bool,
 }
 
 /// The last reconcile report, as stored.
@@ -109,6 +113,25 @@ macro_rules! missing_sql {
             $other,
             " = o.record_id AND l2.state = 'live')))
              ORDER BY r.record_id"
+        )
+    };
+}
+
+/// The query of [`Store::reconcile_unread_linked`] for the side `$side` of live links.
+macro_rules! unread_sql {
+    ($side:literal) => {
+        concat!(
+            "SELECT DISTINCT l.",
+            $side,
+            " AS id FROM links l
+             WHERE l.object = $2 AND l.state = 'live' AND l.",
+            $side,
+            " > $4
+               AND NOT EXISTS (SELECT 1 FROM reconcile_rows r WHERE r.run_id = $1
+                               AND r.org = $3 AND r.record_id = l.",
+            $side,
+            ")
+             ORDER BY id LIMIT $5"
         )
     };
 }
@@ -164,14 +187,37 @@ impl Store {
         org: Org,
         rows: &[ReconcileRow],
     ) -> Result<(), StoreError> {
+        self.stage_rows(run_id, org, rows, false).await
+    }
+
+    /// Stages records of `org` that a live link holds, which the filtered read did not return
+    /// and a lookup by Id found live: they left `sync.filter`. They are compared as linked
+    /// pairs ([`Store::reconcile_pairs`] flags them), are not orphans, and are left out of the
+    /// records read and of the ambiguous keys.
+    pub async fn stage_reconcile_outside_rows(
+        &self,
+        run_id: &str,
+        org: Org,
+        rows: &[ReconcileRow],
+    ) -> Result<(), StoreError> {
+        self.stage_rows(run_id, org, rows, true).await
+    }
+
+    async fn stage_rows(
+        &self,
+        run_id: &str,
+        org: Org,
+        rows: &[ReconcileRow],
+        outside_filter: bool,
+    ) -> Result<(), StoreError> {
         let rows = rows.to_vec();
         let run_id = run_id.to_string();
         self.in_tx(async move |conn: &mut AnyConnection| {
             for row in &rows {
                 sqlx::query(
                     "INSERT INTO reconcile_rows (run_id, org, record_id, system_modstamp,
-                         last_modified, last_modified_by, match_key, vals)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         last_modified, last_modified_by, match_key, vals, outside_filter)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      ON CONFLICT (run_id, org, record_id) DO NOTHING",
                 )
                 .bind(&run_id)
@@ -182,6 +228,7 @@ impl Store {
                 .bind(&row.last_modified_by)
                 .bind(&row.match_key)
                 .bind(&row.vals)
+                .bind(i64::from(outside_filter))
                 .execute(&mut *conn)
                 .await?;
             }
@@ -190,16 +237,43 @@ impl Store {
         .await
     }
 
-    /// Rows staged for `org` in run `run_id`.
+    /// Rows of `org`'s filtered read staged in run `run_id` (not those found outside it).
     pub async fn reconcile_row_count(&self, run_id: &str, org: Org) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM reconcile_rows WHERE run_id = $1 AND org = $2",
+            "SELECT COUNT(*) FROM reconcile_rows
+             WHERE run_id = $1 AND org = $2 AND outside_filter = 0",
         )
         .bind(run_id)
         .bind(org.as_str())
         .fetch_one(&self.pool)
         .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Up to `limit` ids of `org`'s side of live links of `object` that run `run_id` has not
+    /// staged, after `after` (`""` for the first page), in id order: the records to look up
+    /// outside the filter, paged out of the store so that memory stays bounded.
+    pub async fn reconcile_unread_linked(
+        &self,
+        run_id: &str,
+        object: &str,
+        org: Org,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let sql = match org {
+            Org::A => unread_sql!("a_id"),
+            Org::B => unread_sql!("b_id"),
+        };
+        let ids: Vec<String> = sqlx::query_scalar(sql)
+            .bind(run_id)
+            .bind(object)
+            .bind(org.as_str())
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids)
     }
 
     /// Every record of `org` with no live or tombstoned link and no record of the same match
@@ -242,10 +316,14 @@ impl Store {
         let mut rows = sqlx::query(
             "SELECT a_id, b_id, state, a_present, b_present FROM (
                  SELECT l.a_id, l.b_id, l.state,
+                   -- A record found outside the filter is there for its live link; a
+                   -- tombstone is judged by the filtered read alone.
                    CASE WHEN EXISTS (SELECT 1 FROM reconcile_rows ra WHERE ra.run_id = $1
-                        AND ra.org = 'a' AND ra.record_id = l.a_id) THEN 1 ELSE 0 END AS a_present,
+                        AND ra.org = 'a' AND ra.record_id = l.a_id
+                        AND (l.state = 'live' OR ra.outside_filter = 0)) THEN 1 ELSE 0 END AS a_present,
                    CASE WHEN EXISTS (SELECT 1 FROM reconcile_rows rb WHERE rb.run_id = $1
-                        AND rb.org = 'b' AND rb.record_id = l.b_id) THEN 1 ELSE 0 END AS b_present
+                        AND rb.org = 'b' AND rb.record_id = l.b_id
+                        AND (l.state = 'live' OR rb.outside_filter = 0)) THEN 1 ELSE 0 END AS b_present
                  FROM links l WHERE l.object = $2 AND l.state IN ('live', 'tombstone')) t
              WHERE (state = 'live' AND (a_present = 0 OR b_present = 0))
                 OR (state = 'tombstone' AND a_present = 1 AND b_present = 1)
@@ -329,7 +407,8 @@ impl Store {
                               AND l.b_id = r.record_id AND l.state = 'live') THEN 1 ELSE 0 END
                      END AS linked
                    FROM reconcile_rows r
-                   WHERE r.run_id = $1 AND r.match_key IS NOT NULL) t
+                   WHERE r.run_id = $1 AND r.match_key IS NOT NULL
+                     AND r.outside_filter = 0) t
              GROUP BY org, match_key
              HAVING COUNT(*) > 1 AND MIN(linked) = 0
              ORDER BY org, match_key",
@@ -364,7 +443,8 @@ impl Store {
             "SELECT l.a_id, l.b_id, l.a_modstamp AS link_a, l.b_modstamp AS link_b,
                     ra.system_modstamp AS a_stamp, rb.system_modstamp AS b_stamp,
                     ra.last_modified_by AS a_by, rb.last_modified_by AS b_by,
-                    ra.vals AS a_vals, rb.vals AS b_vals
+                    ra.vals AS a_vals, rb.vals AS b_vals,
+                    ra.outside_filter AS a_out, rb.outside_filter AS b_out
              FROM links l
              JOIN reconcile_rows ra ON ra.run_id = $1 AND ra.org = 'a' AND ra.record_id = l.a_id
              JOIN reconcile_rows rb ON rb.run_id = $1 AND rb.org = 'b' AND rb.record_id = l.b_id
@@ -386,6 +466,8 @@ impl Store {
                 b_last_modified_by: row.try_get("b_by")?,
                 a_vals: row.try_get("a_vals")?,
                 b_vals: row.try_get("b_vals")?,
+                a_outside: row.try_get::<i64, _>("a_out")? == 1,
+                b_outside: row.try_get::<i64, _>("b_out")? == 1,
             });
         }
         Ok(())
@@ -534,6 +616,56 @@ mod tests {
 
             store.finish_reconcile_run(run).await.unwrap();
             assert_eq!(store.reconcile_row_count(run, Org::A).await.unwrap(), 0);
+        }
+    }
+
+    crate::both_backends! {
+        async fn records_found_outside_the_filter_pair_up_and_are_not_read_rows(store) {
+            let run = "run1";
+            store.start_reconcile_run().await.unwrap();
+            for (a, b) in [("a1", "b1"), ("a2", "b2"), ("a3", "b3"), ("a4", "b4")] {
+                link(&store, a, b).await;
+            }
+            // A read a1 and an unlinked a5 of a2's key; B read all four.
+            let a = [row("a1", Some("k1"), "{}", 1), row("a5", Some("k2"), "{}", 1)];
+            store.stage_reconcile_rows(run, Org::A, &a).await.unwrap();
+            let b: Vec<ReconcileRow> = (1..=4)
+                .map(|i| row(&format!("b{i}"), Some(&format!("k{i}")), "{}", 1))
+                .collect();
+            store.stage_reconcile_rows(run, Org::B, &b).await.unwrap();
+            // The unread ids of A's side, paged two at a time.
+            let first = store.reconcile_unread_linked(run, "Opportunity", Org::A, "", 2).await.unwrap();
+            assert_eq!(first, vec!["a2", "a3"]);
+            let next = store.reconcile_unread_linked(run, "Opportunity", Org::A, "a3", 2).await.unwrap();
+            assert_eq!(next, vec!["a4"]);
+            assert!(store.reconcile_unread_linked(run, "Opportunity", Org::B, "", 2).await.unwrap().is_empty());
+            // a2 and a3 are found live outside the filter (a4 was deleted: not staged).
+            let outside = [row("a2", Some("k2"), "{}", 1), row("a3", Some("k3"), "{}", 1)];
+            store.stage_reconcile_outside_rows(run, Org::A, &outside).await.unwrap();
+            assert_eq!(store.reconcile_unread_linked(run, "Opportunity", Org::A, "", 9).await.unwrap(), vec!["a4"]);
+            assert_eq!(store.reconcile_row_count(run, Org::A).await.unwrap(), 2);
+            let mut pairs = Vec::new();
+            store.reconcile_pairs(run, "Opportunity", |p| pairs.push((p.a_id, p.a_outside, p.b_outside))).await.unwrap();
+            assert_eq!(pairs, vec![
+                ("a1".to_string(), false, false),
+                ("a2".to_string(), true, false),
+                ("a3".to_string(), true, false),
+            ]);
+            // A tombstone of a2 (found outside the filter) with b1 (read): not both read.
+            sqlx::query("INSERT INTO links (object, a_id, b_id, snapshot, state, deleted_at,
+                             deleted_by, created_at, updated_at)
+                         VALUES ('Opportunity', 'a2', 'b1', '{}', 'tombstone', $1, 'a', $1, $1)")
+                .bind(format_timestamp(at(3)))
+                .execute(&store.pool)
+                .await
+                .unwrap();
+            let mut orphans = Vec::new();
+            store.reconcile_orphans(run, "Opportunity", |r| orphans.push(r.a_id)).await.unwrap();
+            assert_eq!(orphans, vec!["a4"]);
+            // a2 shares the unlinked a5's key, but only the filtered read makes keys ambiguous.
+            let mut ambiguous = 0;
+            store.reconcile_ambiguous(run, "Opportunity", |_| ambiguous += 1).await.unwrap();
+            assert_eq!(ambiguous, 0);
         }
     }
 

@@ -2,7 +2,9 @@
 //! exactly it, with exit code 1; a clean pair of orgs exits 0; the last report is in
 //! `status`; and 20,000 records are read through Bulk query jobs with the API calls counted.
 //! `reconcile --repair` repairs every class but `ambiguous`, after which a second run finds
-//! only the ambiguous key.
+//! only the ambiguous key. A linked record that left `sync.filter` is compared, not an orphan
+//! (`outside_filter`). `reconcile.frequency`: the daemon's background run, its report in
+//! `status`, not run again before it is due after a restart, skipped outside the API budget.
 
 use serde_json::{Map, Value, json};
 
@@ -375,17 +377,29 @@ async fn reconcile_of_20000_pairs_through_bulk_finds_the_drifts_in_a_handful_of_
     // Per org: 1 REST query page (its totalSize chooses Bulk), 1 describe (the CSV's field
     // types), 1 job create, 1 poll (sfsim's job is complete at the first poll, 0.25 s after
     // the create), ceil(20,000 / 250,000) = 1 results page, 1 job delete: 6. REST would take
-    // ceil(20,000 / 2,000) = 10 query calls.
-    for (org, kinds, api) in [("a", &kinds_a, api_a), ("b", &kinds_b, api_b)] {
+    // ceil(20,000 / 2,000) = 10 query calls. And in A, where the deleted record's link
+    // has no record read, 1 `queryAll` by Id outside the filter (it finds the record
+    // deleted: the orphan link); none in B.
+    for (org, kinds, api, lookups) in [("a", &kinds_a, api_a, 1), ("b", &kinds_b, api_b, 0)] {
         assert_eq!(kinds["query"], 1, "org {org}: {kinds:?}");
         assert_eq!(kinds["bulk_results"], 1, "org {org}: {kinds:?}");
         assert_eq!(kinds["bulk_query_create"], 1, "org {org}: {kinds:?}");
-        assert_eq!(api, 6, "org {org}: {kinds:?}");
-        assert_eq!(report["read"][org]["api_calls"], 6, "org {org}: {report:#}");
+        let query_all = kinds.get("query_all").cloned().unwrap_or(json!(0));
+        assert_eq!(query_all, lookups, "org {org}: {kinds:?}");
+        assert_eq!(api, 6 + lookups, "org {org}: {kinds:?}");
+        assert_eq!(
+            report["read"][org]["api_calls"],
+            6 + lookups,
+            "org {org}: {report:#}"
+        );
+        assert_eq!(
+            report["read"][org]["lookup_calls"], lookups,
+            "org {org}: {report:#}"
+        );
     }
 
-    // --repair at 20,000 pairs: the three repaired (exit 0), for the read's 7 calls per org
-    // and a handful more (the repair's by-id fetches, lookups and writes, and the login),
+    // --repair at 20,000 pairs: the three repaired (exit 0), for the read's 6 calls per org
+    // (7 in A with its lookup) and a handful more (the repair's by-id fetches, lookups and writes, and the login),
     // not in proportion to the records; a second run agrees.
     let before = [world.a.stats(), world.b.stats()];
     let (code, report) =
@@ -654,5 +668,214 @@ async fn reconcile_repair_is_refused_beside_a_running_daemon() {
     assert!(stderr.contains("lock"), "{stderr}");
     let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
     assert_eq!(code, 0, "{report:#}");
+    super::shell::stop(daemon);
+}
+
+/// The `outside_filter` count of a report.
+fn outside_filter(report: &Value) -> &Value {
+    &report["outside_filter"]["count"]
+}
+
+/// A linked record edited in A so that it leaves `sync.filter` (its Amount lowered below
+/// `Amount > 5000`) is no orphan link: nothing was deleted. Reconcile looks it up by Id
+/// outside the filter, counts it in `outside_filter` and compares the pair (the sync does not
+/// read it any more, so B still holds the old Amount: a drift); `--repair` carries the value
+/// and keeps the link live; then the values agree and reconcile exits 0, the pair still
+/// counted outside the filter. A record deleted while linked stays an orphan link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_record_that_left_the_filter_is_compared_not_orphaned() {
+    let world = World::new().await;
+    seed(&world.a, "Pair", 6);
+    tokio::task::block_in_place(|| world.sync_until_quiet(3));
+    let (a2, b2) = (
+        id_named(&world.a, "Pair 00002"),
+        id_named(&world.b, "Pair 00002"),
+    );
+    let mut fields = Map::new();
+    fields.insert("Amount".into(), json!(100));
+    client_as(&world.a, "human")
+        .update("Opportunity", &[(a2.clone(), fields)])
+        .await
+        .expect("update in A");
+    // And a record deleted in A, deletes ignored: that link is an orphan.
+    let a4 = id_named(&world.a, "Pair 00004");
+    client_as(&world.a, "human")
+        .delete(std::slice::from_ref(&a4))
+        .await
+        .expect("delete in A");
+    tokio::task::block_in_place(|| {
+        world.sync_until_quiet_with(3, &[("ORGSYNC__SYNC__DELETES", "ignore")])
+    });
+
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(
+        counts(&report),
+        exactly(&[("value_drift_explained", 1), ("orphan_link", 1)]),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(report["read"]["a"]["records"], 4, "{report:#}");
+    assert_eq!(outside_filter(&report), 1, "{report:#}");
+    let sample = &report["outside_filter"]["samples"][0];
+    assert_eq!((&sample["a_id"], &sample["b_id"]), (&json!(a2), &json!(b2)));
+    let drift = &report["differences"]["value_drift_explained"]["samples"][0];
+    assert_eq!(
+        (&drift["a_value"], &drift["b_value"]),
+        (&json!(100), &json!(6_002))
+    );
+    assert_eq!(
+        report["differences"]["orphan_link"]["samples"][0]["a_id"],
+        json!(a4)
+    );
+    // One lookup statement in A (a2 and a4 in one `Id IN`), none in B.
+    assert_eq!(report["read"]["a"]["lookup_calls"], 1, "{report:#}");
+    assert_eq!(report["read"]["b"]["lookup_calls"], 0, "{report:#}");
+
+    // --repair carries A's value and tombstones only the orphan.
+    let (_, report) = tokio::task::block_in_place(|| reconcile_with(&world, &["--repair"], &[]));
+    assert_eq!(report["repaired"]["value_drift_explained"], 1, "{report:#}");
+    let url = format!("sqlite://{}", world.dir.path().join("state.db").display());
+    let store = orgsync::store::Store::open(&url)
+        .await
+        .expect("state store");
+    let links = store
+        .links_by_a_ids("Opportunity", &[a2.clone(), a4.clone()])
+        .await
+        .expect("links");
+    store.close().await;
+    let of = |id: &str| links.iter().find(|l| l.a_id == id).expect("a link");
+    assert!(of(&a2).is_live(), "{links:?}");
+    assert_eq!(of(&a2).b_id, b2);
+    assert!(!of(&a4).is_live(), "{links:?}");
+
+    // The values agree now: exit 0, the pair still outside the filter.
+    let (code, report) = tokio::task::block_in_place(|| reconcile(&world, &[]));
+    assert_eq!(counts(&report), exactly(&[]), "{report:#}");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(outside_filter(&report), 1, "{report:#}");
+    assert_eq!(report["total"], 0);
+    let status = world.status();
+    assert_eq!(status["reconcile"]["outside_filter"], 1, "{status:#}");
+    assert_eq!(status["reconcile"]["total"], 0, "{status:#}");
+}
+
+/// Waits until `done` holds (at most 60 s), checking every 100 ms.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The number of the last finished B -> A pass's cycle in `status` (0 before the first).
+fn last_cycle(status: &Value) -> u64 {
+    status["last_cycles"]["b_to_a"]["cycle"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// `reconcile.frequency`: the daemon reconciles between its cycles and keeps the report as
+/// the command does (`status` shows it), so a drift induced in B (a write as the integration
+/// user, which the sync skips) shows up in a later background report, with one INFO line per
+/// run; a restart right after does not run it again before it is due (the schedule counts
+/// from the last stored report, not from the process's start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_reconciles_in_the_background_and_not_again_before_it_is_due() {
+    let world = World::new().await;
+    seed(&world.a, "Pair", 8);
+    let log = world.dir.path().join("daemon.log");
+    let daemon = super::shell::Running(
+        world.spawn_daemon_with(&log, &[("ORGSYNC__RECONCILE__FREQUENCY", "1s")]),
+    );
+    tokio::task::block_in_place(|| {
+        wait_for("a background report of 8 agreeing pairs", || {
+            let status = world.status();
+            status["reconcile"]["compared_pairs"] == 8 && status["reconcile"]["total"] == 0
+        })
+    });
+    let b3 = id_named(&world.b, "Pair 00003");
+    let mut fields = Map::new();
+    fields.insert("Amount".into(), json!(99_999));
+    client_as(&world.b, "integration")
+        .update("Opportunity", &[(b3.clone(), fields)])
+        .await
+        .expect("update in B");
+    let status = tokio::task::block_in_place(|| {
+        wait_for("the drift in a background report", || {
+            world.status()["reconcile"]["differences"]["value_drift_unexplained"] == 1
+        });
+        world.status()
+    });
+    assert_eq!(status["reconcile"]["total"], 1, "{status:#}");
+    let logged = std::fs::read_to_string(&log).expect("the daemon's log");
+    let done: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("\"reconcile: done\""))
+        .collect();
+    assert!(done.len() >= 2, "{logged}");
+    assert!(
+        done.iter()
+            .any(|l| l.contains("\"value_drift_unexplained\":1") && l.contains("\"INFO\"")),
+        "{logged}"
+    );
+    super::shell::stop(daemon);
+
+    // Restarted with a frequency of an hour: the last report is seconds old, so none runs.
+    let kept = world.status()["reconcile"]["run_id"].clone();
+    let cycle = last_cycle(&world.status());
+    let log = world.dir.path().join("daemon2.log");
+    let daemon = super::shell::Running(
+        world.spawn_daemon_with(&log, &[("ORGSYNC__RECONCILE__FREQUENCY", "1h")]),
+    );
+    tokio::task::block_in_place(|| {
+        wait_for("two cycles of the restarted daemon", || {
+            last_cycle(&world.status()) >= cycle + 2
+        })
+    });
+    let status = world.status();
+    assert_eq!(status["reconcile"]["run_id"], kept, "{status:#}");
+    let logged = std::fs::read_to_string(&log).expect("the daemon's log");
+    assert!(!logged.contains("\"reconcile: done\""), "{logged}");
+    super::shell::stop(daemon);
+}
+
+/// A background reconcile that org B's API budget would not cover (`api_budget_percent` 80
+/// of a daily limit of 1,000, 850 used) is skipped with an INFO line naming the org, and
+/// makes no report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_reconcile_is_skipped_outside_the_api_budget() {
+    let world = World::new().await;
+    seed(&world.a, "Pair", 3);
+    reqwest::Client::new()
+        .post(format!("{}/__sim/faults", world.b.base_url))
+        .json(&json!({"api_daily_limit": 1000, "api_usage": 850}))
+        .send()
+        .await
+        .expect("sfsim answers")
+        .error_for_status()
+        .expect("faults set");
+    let log = world.dir.path().join("daemon.log");
+    let daemon = super::shell::Running(
+        world.spawn_daemon_with(&log, &[("ORGSYNC__RECONCILE__FREQUENCY", "1s")]),
+    );
+    tokio::task::block_in_place(|| {
+        wait_for("the skip's line", || {
+            std::fs::read_to_string(&log).is_ok_and(|t| {
+                t.lines().any(|l| {
+                    l.contains("reconcile: skipped, the API budget")
+                        && l.contains("\"INFO\"")
+                        && l.contains("\"org\":\"b\"")
+                })
+            })
+        })
+    });
+    let status = world.status();
+    assert!(status["reconcile"].is_null(), "{status:#}");
+    let logged = std::fs::read_to_string(&log).expect("the daemon's log");
+    assert!(!logged.contains("\"reconcile: done\""), "{logged}");
     super::shell::stop(daemon);
 }
