@@ -256,9 +256,9 @@ impl Store {
                 }
                 for row in query.fetch_all(&self.pool).await? {
                     let id: String = row.try_get("record_id")?;
-                    if !found.contains_key(&id) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = found.entry(id) {
                         let text: String = row.try_get("record")?;
-                        found.insert(id, json_of(&text, "staged target")?);
+                        slot.insert(json_of(&text, "staged target")?);
                     }
                 }
             }

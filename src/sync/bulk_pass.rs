@@ -274,9 +274,7 @@ where
                 next_seq: AtomicU64::new(0),
             }));
             let fed = self.feed_pages(store, &job, true, cancel, report).await;
-            let planned = self
-                .deferral()
-                .map(|d| d.next_seq.load(Ordering::Relaxed));
+            let planned = self.deferral().map(|d| d.next_seq.load(Ordering::Relaxed));
             self.set_deferral(None);
             if !fed? {
                 report.outcome = PassOutcome::Cancelled;

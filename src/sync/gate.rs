@@ -11,7 +11,7 @@
 //! time from their start ([`pages_one_at_a_time`]): a page reads the parent-account links
 //! that earlier pages store.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use tokio::sync::watch;
@@ -72,14 +72,18 @@ impl GateState {
 /// the store does not show until that page commits.
 pub(super) struct PageGate {
     state: watch::Sender<GateState>,
-    claims: Mutex<HashSet<String>>,
+    /// Each claimed target and the page that claimed it. A page's claims go when it commits:
+    /// from then on the store shows its links, which every later page reads after the gate
+    /// (a claim is in this map or durable in the store, never neither); so the map holds the
+    /// pages in flight, not the whole pass (a pass of 1,000,000 updates would hold every id).
+    claims: Mutex<HashMap<String, usize>>,
 }
 
 impl PageGate {
     pub(super) fn new() -> PageGate {
         PageGate {
             state: watch::Sender::new(GateState::default()),
-            claims: Mutex::new(HashSet::new()),
+            claims: Mutex::new(HashMap::new()),
         }
     }
 
@@ -111,18 +115,32 @@ impl PageGate {
         });
     }
 
+    /// Page `index` has committed: its claims are in the store now, and leave the gate.
     pub(super) fn committed(&self, index: usize) {
+        {
+            let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+            claims.retain(|_, page| *page > index);
+        }
         self.state
             .send_modify(|s| s.committed = s.committed.max(index + 1));
     }
 
-    pub(super) fn claim<'i>(&self, ids: impl IntoIterator<Item = &'i str>) {
+    /// Page `index` claims these targets.
+    pub(super) fn claim<'i>(&self, index: usize, ids: impl IntoIterator<Item = &'i str>) {
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        claims.extend(ids.into_iter().map(str::to_string));
+        for id in ids {
+            claims.insert(id.to_string(), index);
+        }
     }
 
     pub(super) fn is_claimed(&self, id: &str) -> bool {
         let claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        claims.contains(id)
+        claims.contains_key(id)
+    }
+
+    /// How many targets are claimed now.
+    #[cfg(test)]
+    pub(super) fn claimed(&self) -> usize {
+        self.claims.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }

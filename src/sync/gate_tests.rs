@@ -189,3 +189,19 @@ async fn a_parent_account_named_in_several_pages_in_flight_is_created_once() {
     let accounts = w.b.accounts();
     assert_eq!(accounts.len(), 2, "each parent created once: {accounts:?}");
 }
+
+/// A page's claims leave the gate when it commits (the store shows its links from then on),
+/// so a pass of a million updates does not hold a million ids; a later page's claims stay.
+#[test]
+fn claims_leave_the_gate_with_their_page_s_commit() {
+    let gate = crate::sync::gate::PageGate::new();
+    gate.claim(0, ["b1", "b2"]);
+    gate.claim(1, ["b3"]);
+    assert!(gate.is_claimed("b1") && gate.is_claimed("b3"));
+    gate.committed(0);
+    assert!(!gate.is_claimed("b1"));
+    assert!(gate.is_claimed("b3"));
+    assert_eq!(gate.claimed(), 1);
+    gate.committed(1);
+    assert_eq!(gate.claimed(), 0);
+}

@@ -354,6 +354,7 @@ where
         // Undeletes: restore the targets, then each row's write as decided anew.
         self.undelete_page(&mut rows, &policy, &mut counts).await?;
         gate.claim(
+            index,
             rows.iter()
                 .filter_map(|s| s.decision.as_ref().and_then(Decision::target_id)),
         );
@@ -365,10 +366,13 @@ where
         // Writes, then the delete stage (target deletes, restored sources).
         self.write_page(&mut rows, &mut counts).await?;
         self.delete_page(&mut rows, &mode, &mut counts).await?;
-        gate.claim(rows.iter().filter_map(|s| match &s.outcome {
-            RowOutcome::Linked { target_id, .. } => Some(target_id.as_str()),
-            _ => None,
-        }));
+        gate.claim(
+            index,
+            rows.iter().filter_map(|s| match &s.outcome {
+                RowOutcome::Linked { target_id, .. } => Some(target_id.as_str()),
+                _ => None,
+            }),
+        );
         gate.written(index);
 
         let mut stale_account_links = self.stale_account_links(&mut rows);
