@@ -65,6 +65,18 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Rows per multi-row `INSERT` (a statement per row would be a round trip to the database
+/// per row: 1,000,000 of them in a Bulk pass).
+const ROWS_PER_INSERT: usize = 100;
+
+/// `($1, $2, ...), (...)`: `rows` tuples of `cols` placeholders.
+fn values_list(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(1 + r * cols, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn json_of(text: &str, what: &str) -> Result<Map<String, Value>, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
@@ -115,21 +127,24 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("bulk job {job_id} is not staging")))?;
-            for (i, row) in rows.iter().enumerate() {
-                let record = serde_json::to_string(&row.record)
-                    .map_err(|e| StoreError::Corrupt(format!("staged row: {e}")))?;
-                sqlx::query(
+            for (c, chunk) in rows.chunks(ROWS_PER_INSERT).enumerate() {
+                let sql = format!(
                     "INSERT INTO bulk_staging (job_id, seq, system_modstamp, record_id, record)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (job_id, seq) DO NOTHING",
-                )
-                .bind(&job_id)
-                .bind(staged + to_i64(i as u64))
-                .bind(format_timestamp(row.system_modstamp))
-                .bind(&row.record_id)
-                .bind(record)
-                .execute(&mut *conn)
-                .await?;
+                     VALUES {} ON CONFLICT (job_id, seq) DO NOTHING",
+                    values_list(chunk.len(), 5)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (i, row) in chunk.iter().enumerate() {
+                    let record = serde_json::to_string(&row.record)
+                        .map_err(|e| StoreError::Corrupt(format!("staged row: {e}")))?;
+                    query = query
+                        .bind(job_id.clone())
+                        .bind(staged + to_i64((c * ROWS_PER_INSERT + i) as u64))
+                        .bind(format_timestamp(row.system_modstamp))
+                        .bind(row.record_id.clone())
+                        .bind(record);
+                }
+                query.execute(&mut *conn).await?;
             }
             sqlx::query("UPDATE bulk_jobs SET rows_staged = rows_staged + $2 WHERE job_id = $1")
                 .bind(&job_id)
@@ -206,23 +221,34 @@ impl Store {
         let job_id = job_id.to_string();
         let rows = rows.to_vec();
         self.in_tx(async move |conn: &mut AnyConnection| {
+            // A record twice in one statement would be refused by PostgreSQL's ON CONFLICT:
+            // the last copy of each.
+            let mut last: std::collections::HashMap<&str, &StagedTarget> = Default::default();
             for row in &rows {
-                let record = serde_json::to_string(&row.record)
-                    .map_err(|e| StoreError::Corrupt(format!("staged target: {e}")))?;
-                sqlx::query(
+                last.insert(row.record_id.as_str(), row);
+            }
+            let mut unique: Vec<&StagedTarget> = last.into_values().collect();
+            unique.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+            for chunk in unique.chunks(ROWS_PER_INSERT) {
+                let sql = format!(
                     "INSERT INTO bulk_targets (job_id, record_id, external_id, match_key, record)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (job_id, record_id) DO UPDATE SET
+                     VALUES {} ON CONFLICT (job_id, record_id) DO UPDATE SET
                         external_id = excluded.external_id, match_key = excluded.match_key,
                         record = excluded.record",
-                )
-                .bind(&job_id)
-                .bind(&row.record_id)
-                .bind(&row.external_id)
-                .bind(&row.match_key)
-                .bind(record)
-                .execute(&mut *conn)
-                .await?;
+                    values_list(chunk.len(), 5)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    let record = serde_json::to_string(&row.record)
+                        .map_err(|e| StoreError::Corrupt(format!("staged target: {e}")))?;
+                    query = query
+                        .bind(job_id.clone())
+                        .bind(row.record_id.clone())
+                        .bind(row.external_id.clone())
+                        .bind(row.match_key.clone())
+                        .bind(record);
+                }
+                query.execute(&mut *conn).await?;
             }
             Ok(())
         })
@@ -401,39 +427,50 @@ impl Store {
         let operation = operation.to_string();
         let results = results.to_vec();
         self.in_tx(async move |conn: &mut AnyConnection| {
+            // A key twice in one statement would be refused by PostgreSQL's ON CONFLICT: the
+            // last result of each.
+            let mut last: std::collections::HashMap<&str, &StoredResult> = Default::default();
             for (key, result) in &results {
-                let (outcome, target_id, created, code, message) = match result {
-                    StoredResult::Written { target_id, created } => {
-                        ("written", Some(target_id.as_str()), *created, None, None)
-                    }
-                    StoredResult::Failed { code, message } => (
-                        "failed",
-                        None,
-                        false,
-                        Some(code.as_str()),
-                        Some(message.as_str()),
-                    ),
-                    StoredResult::Unprocessed => ("unprocessed", None, false, None, None),
-                };
-                sqlx::query(
+                last.insert(key.as_str(), result);
+            }
+            let mut unique: Vec<(&str, &StoredResult)> = last.into_iter().collect();
+            unique.sort_by(|a, b| a.0.cmp(b.0));
+            for chunk in unique.chunks(ROWS_PER_INSERT) {
+                let sql = format!(
                     "INSERT INTO bulk_results (job_id, operation, write_key, outcome, target_id,
                                                created, error_code, error_message)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (job_id, operation, write_key) DO UPDATE SET
+                     VALUES {} ON CONFLICT (job_id, operation, write_key) DO UPDATE SET
                         outcome = excluded.outcome, target_id = excluded.target_id,
                         created = excluded.created, error_code = excluded.error_code,
                         error_message = excluded.error_message",
-                )
-                .bind(&job_id)
-                .bind(&operation)
-                .bind(key)
-                .bind(outcome)
-                .bind(target_id)
-                .bind(i64::from(created))
-                .bind(code)
-                .bind(message)
-                .execute(&mut *conn)
-                .await?;
+                    values_list(chunk.len(), 8)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (key, result) in chunk {
+                    let (outcome, target_id, created, code, message) = match result {
+                        StoredResult::Written { target_id, created } => {
+                            ("written", Some(target_id.clone()), *created, None, None)
+                        }
+                        StoredResult::Failed { code, message } => (
+                            "failed",
+                            None,
+                            false,
+                            Some(code.clone()),
+                            Some(message.clone()),
+                        ),
+                        StoredResult::Unprocessed => ("unprocessed", None, false, None, None),
+                    };
+                    query = query
+                        .bind(job_id.clone())
+                        .bind(operation.clone())
+                        .bind(key.to_string())
+                        .bind(outcome)
+                        .bind(target_id)
+                        .bind(i64::from(created))
+                        .bind(code)
+                        .bind(message);
+                }
+                query.execute(&mut *conn).await?;
             }
             Ok(())
         })
@@ -500,20 +537,23 @@ impl PageTx {
         job_id: &str,
         rows: &[PendingWrite],
     ) -> Result<(), StoreError> {
-        for row in rows {
-            sqlx::query(
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
                 "INSERT INTO bulk_pending (job_id, seq, operation, write_key, pending)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (job_id, seq) DO UPDATE SET operation = excluded.operation,
+                 VALUES {} ON CONFLICT (job_id, seq) DO UPDATE SET operation = excluded.operation,
                     write_key = excluded.write_key, pending = excluded.pending",
-            )
-            .bind(job_id)
-            .bind(to_i64(row.seq))
-            .bind(&row.operation)
-            .bind(&row.key)
-            .bind(&row.pending)
-            .execute(self.conn())
-            .await?;
+                values_list(chunk.len(), 5)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query
+                    .bind(job_id.to_string())
+                    .bind(to_i64(row.seq))
+                    .bind(row.operation.clone())
+                    .bind(row.key.clone())
+                    .bind(row.pending.clone());
+            }
+            query.execute(self.conn()).await?;
         }
         Ok(())
     }
@@ -645,6 +685,63 @@ mod tests {
             assert_eq!(store.bulk_target_count(&job).await.unwrap(), 0);
             assert!(store.bulk_pending(&job, None, None, 10).await.unwrap().is_empty());
             assert!(store.bulk_results(&job, "update", &["b1".into()]).await.unwrap().is_empty());
+        }
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::store::{Direction, Org};
+
+    crate::both_backends! {
+        async fn chunks_past_one_statement_stage_every_row_once(store) {
+            use chrono::TimeZone;
+            store
+                .insert_bulk_job("750K", Org::A, "Opportunity", "query", Direction::AToB, 1, Utc::now())
+                .await
+                .unwrap();
+            store.bulk_job_staging("750K").await.unwrap();
+            store.begin_staged_page("750K").await.unwrap();
+            let rows: Vec<StagedRow> = (0..250)
+                .map(|i| StagedRow {
+                    system_modstamp: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+                    record_id: format!("a{i:03}"),
+                    record: serde_json::json!({"Id": format!("a{i:03}")}).as_object().cloned().unwrap_or_default(),
+                })
+                .collect();
+            store.stage_bulk_chunk("750K", &rows).await.unwrap();
+            store.end_staged_page("750K", None).await.unwrap();
+            assert_eq!(store.staged_rows("750K", 1000).await.unwrap().len(), 250);
+
+            let targets: Vec<StagedTarget> = (0..250)
+                .map(|i| StagedTarget {
+                    record_id: format!("b{:03}", i % 240),
+                    external_id: None,
+                    match_key: None,
+                    record: serde_json::json!({"Id": format!("b{i:03}")}).as_object().cloned().unwrap_or_default(),
+                })
+                .collect();
+            store.stage_bulk_targets("750K", &targets).await.unwrap();
+            assert_eq!(store.bulk_target_count("750K").await.unwrap(), 240);
+
+            let results: Vec<(String, StoredResult)> = (0..250)
+                .map(|i| (format!("k{:03}", i % 200), StoredResult::Unprocessed))
+                .chain([("k000".to_string(), StoredResult::Written { target_id: "b1".into(), created: true })])
+                .collect();
+            store.stage_bulk_results("750K", "update", &results).await.unwrap();
+            let keys: Vec<String> = (0..200).map(|i| format!("k{i:03}")).collect();
+            let found = store.bulk_results("750K", "update", &keys).await.unwrap();
+            assert_eq!(found.len(), 200);
+            assert_eq!(found["k000"], StoredResult::Written { target_id: "b1".into(), created: true });
+
+            let pending: Vec<PendingWrite> = (0..250)
+                .map(|i| PendingWrite { seq: i, operation: "update".into(), key: format!("k{i}"), pending: "{}".into() })
+                .collect();
+            let mut tx = store.begin().await.unwrap();
+            tx.insert_pending("750K", &pending).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(store.bulk_pending("750K", None, None, 1000).await.unwrap().len(), 250);
         }
     }
 }
