@@ -20,6 +20,7 @@ mod bulk;
 mod deletes;
 mod links;
 mod reconcile;
+mod reconcile_background;
 mod shell;
 mod state;
 mod undeletes;
