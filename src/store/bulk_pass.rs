@@ -77,6 +77,18 @@ fn values_list(rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
+/// A `bulk_pending` row.
+fn pending_of(row: &sqlx::any::AnyRow) -> Result<PendingWrite, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    Ok(PendingWrite {
+        seq: u64::try_from(seq)
+            .map_err(|_| StoreError::Corrupt(format!("planned write seq {seq}")))?,
+        operation: row.try_get("operation")?,
+        key: row.try_get("write_key")?,
+        pending: row.try_get("pending")?,
+    })
+}
+
 fn json_of(text: &str, what: &str) -> Result<Map<String, Value>, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
@@ -348,17 +360,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let seq: i64 = row.try_get("seq")?;
-                Ok(PendingWrite {
-                    seq: u64::try_from(seq).unwrap_or(0),
-                    operation: row.try_get("operation")?,
-                    key: row.try_get("write_key")?,
-                    pending: row.try_get("pending")?,
-                })
-            })
-            .collect()
+        rows.iter().map(pending_of).collect()
     }
 
     /// A job's planned writes of `operation` with no result yet, after `after` (seq order),
@@ -384,17 +386,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let seq: i64 = row.try_get("seq")?;
-                Ok(PendingWrite {
-                    seq: u64::try_from(seq).unwrap_or(0),
-                    operation: row.try_get("operation")?,
-                    key: row.try_get("write_key")?,
-                    pending: row.try_get("pending")?,
-                })
-            })
-            .collect()
+        rows.iter().map(pending_of).collect()
     }
 
     /// How many planned writes of `operation` have no result yet.
